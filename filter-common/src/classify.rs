@@ -1,0 +1,656 @@
+//! The packet classifier: parse a frame, find the rule that decides it, name the counter slot.
+//!
+//! Rules are compiled to lookups (see DESIGN.md): a port map gives, per (protocol, remote port),
+//! the mask of rules naming that port; a longest-prefix-match table per address family gives, per
+//! remote address, the mask of rules whose networks contain it; [`Config::any_mask`] holds the
+//! rules that take any address. The first set bit of `ports & (nets | any)` is the deciding rule.
+//! The cost per packet does not grow with the number of rules or networks, and a packet whose
+//! remote port no rule names is decided by one array lookup.
+//!
+//! Everything here is written for the BPF verifier as much as for the host: no panics, no
+//! unbounded loops, every read through [`Packet`].
+
+use crate::{
+    ACTION_DROP, ACTION_PASS, Config, Direction, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
+    MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, PROTO_IDX_TCP,
+    PROTO_IDX_UDP, allow, ethertype, ipproto, packet::Packet, port_index, rule_slot, slot,
+};
+
+/// The lookups the classifier needs; implemented over BPF maps in the kernel and over in-memory
+/// tables on the host.
+pub trait Tables {
+    /// Rule mask stored at `index` of the port map (see [`port_index`]); zero when none.
+    fn port_mask(&self, index: u32) -> u64;
+    /// The rule set's configuration.
+    fn config(&self) -> Config;
+    /// Mask of the rules whose networks contain this IPv4 address (longest prefix match).
+    fn net_mask_v4(&self, addr: Ipv4Key) -> u64;
+    /// Mask of the rules whose networks contain this IPv6 address (longest prefix match).
+    fn net_mask_v6(&self, addr: Ipv6Key) -> u64;
+    /// The verdict remembered for the first fragment of this datagram, if any.
+    fn fragment(&self, key: &FragKey) -> Option<FragVerdict>;
+}
+
+/// What to do with a packet, and where to count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// [`ACTION_PASS`] or [`ACTION_DROP`].
+    pub action: u32,
+    /// Counter slot within the packet's direction: one of [`slot`] or a [`rule_slot`].
+    pub slot: u32,
+}
+
+impl Decision {
+    const fn drop(slot: u32) -> Self {
+        Self {
+            action: ACTION_DROP,
+            slot,
+        }
+    }
+
+    const fn pass(slot: u32) -> Self {
+        Self {
+            action: ACTION_PASS,
+            slot,
+        }
+    }
+
+    const DEFAULT_BLOCK: Self = Self::drop(slot::DEFAULT_BLOCK);
+    const MALFORMED: Self = Self::drop(slot::MALFORMED);
+    const UNSUPPORTED: Self = Self::drop(slot::UNSUPPORTED);
+
+    /// Whether the packet passes.
+    pub const fn passes(&self) -> bool {
+        self.action == ACTION_PASS
+    }
+}
+
+/// The classifier's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The verdict and counter slot.
+    pub decision: Decision,
+    /// The packet is the first fragment of a datagram: the caller stores `decision` in the
+    /// fragment map under the key the classifier wrote, so that later fragments take it.
+    pub remember: bool,
+}
+
+impl Outcome {
+    const fn only(decision: Decision) -> Self {
+        Self {
+            decision,
+            remember: false,
+        }
+    }
+}
+
+/// Index of the lowest set bit of a non-zero mask (64 for zero). Written without `trailing_zeros`
+/// so that the BPF backend needs no count-trailing-zeros instruction.
+#[inline(always)]
+pub const fn lowest_bit(mask: u64) -> u32 {
+    if mask == 0 {
+        return 64;
+    }
+    let mut x = mask;
+    let mut n = 0;
+    if x & 0xffff_ffff == 0 {
+        n += 32;
+        x >>= 32;
+    }
+    if x & 0xffff == 0 {
+        n += 16;
+        x >>= 16;
+    }
+    if x & 0xff == 0 {
+        n += 8;
+        x >>= 8;
+    }
+    if x & 0xf == 0 {
+        n += 4;
+        x >>= 4;
+    }
+    if x & 0x3 == 0 {
+        n += 2;
+        x >>= 2;
+    }
+    if x & 0x1 == 0 {
+        n += 1;
+    }
+    n
+}
+
+/// The remote end's address as the lookups want it.
+#[derive(Clone, Copy)]
+enum Remote {
+    V4(Ipv4Key),
+    V6(Ipv6Key),
+}
+
+/// Source and destination of an IP header.
+#[derive(Clone, Copy)]
+enum Addrs {
+    V4 { src: Ipv4Key, dst: Ipv4Key },
+    V6 { src: Ipv6Key, dst: Ipv6Key },
+}
+
+impl Addrs {
+    /// The remote address of a packet travelling in `direction`.
+    #[inline(always)]
+    fn remote(&self, direction: Direction) -> Remote {
+        match (self, direction) {
+            (Self::V4 { src, .. }, Direction::Ingress) => Remote::V4(*src),
+            (Self::V4 { dst, .. }, Direction::Egress) => Remote::V4(*dst),
+            (Self::V6 { src, .. }, Direction::Ingress) => Remote::V6(*src),
+            (Self::V6 { dst, .. }, Direction::Egress) => Remote::V6(*dst),
+        }
+    }
+}
+
+/// Classifies one frame travelling in `direction`. When the frame is an IP fragment, `frag` is
+/// overwritten with its datagram's key (read it when [`Outcome::remember`] is set).
+#[inline(always)]
+pub fn classify<P: Packet + ?Sized, T: Tables>(
+    pkt: &P,
+    tables: &T,
+    direction: Direction,
+    frag: &mut FragKey,
+) -> Outcome {
+    let Some(eth) = pkt.bytes::<14>(0) else {
+        return Outcome::only(Decision::MALFORMED);
+    };
+    let mut ether = be16(&eth, 12);
+    let mut off = 14;
+    for _ in 0..MAX_VLAN_TAGS {
+        if ether != ethertype::VLAN && ether != ethertype::QINQ {
+            break;
+        }
+        let Some(tag) = pkt.bytes::<4>(off) else {
+            return Outcome::only(Decision::MALFORMED);
+        };
+        ether = be16(&tag, 2);
+        off += 4;
+    }
+    match ether {
+        ethertype::IPV4 => ipv4(pkt, tables, direction, off, frag),
+        ethertype::IPV6 => ipv6(pkt, tables, direction, off, frag),
+        ethertype::VLAN | ethertype::QINQ | ethertype::PPPOE_SESSION => {
+            Outcome::only(Decision::UNSUPPORTED)
+        }
+        _ => {
+            let decision = if tables.config().allowances & allow::NON_IP != 0 {
+                Decision::pass(slot::NON_IP)
+            } else {
+                Decision::DEFAULT_BLOCK
+            };
+            Outcome::only(decision)
+        }
+    }
+}
+
+#[inline(always)]
+fn ipv4<P: Packet + ?Sized, T: Tables>(
+    pkt: &P,
+    tables: &T,
+    direction: Direction,
+    off: usize,
+    frag: &mut FragKey,
+) -> Outcome {
+    let Some(h) = pkt.bytes::<20>(off) else {
+        return Outcome::only(Decision::MALFORMED);
+    };
+    let vihl = h[0];
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4 || ihl < 20 {
+        return Outcome::only(Decision::MALFORMED);
+    }
+    let (total, id, flags_frag, proto) = (be16(&h, 2), be16(&h, 4), be16(&h, 6), h[9]);
+    let src = [h[12], h[13], h[14], h[15]];
+    let dst = [h[16], h[17], h[18], h[19]];
+    let total = usize::from(total);
+    let end = off + total;
+    if total < ihl || end > pkt.len() {
+        return Outcome::only(Decision::MALFORMED);
+    }
+    let frag_offset = usize::from(flags_frag & 0x1fff) * 8;
+    let more = flags_frag & 0x2000 != 0;
+    if frag_offset != 0 || more {
+        *frag = FragKey {
+            src: widen(src),
+            dst: widen(dst),
+            id: u32::from(id),
+            proto,
+            family: 4,
+            direction: direction as u8,
+            _pad: 0,
+        };
+    }
+    if frag_offset != 0 {
+        return Outcome::only(later_fragment(tables, frag, proto, frag_offset));
+    }
+    let addrs = Addrs::V4 { src, dst };
+    Outcome {
+        decision: transport(pkt, tables, direction, proto, off + ihl, end, &addrs, 0),
+        remember: more,
+    }
+}
+
+/// The big-endian `u16` at `i` of a header already read.
+#[inline(always)]
+fn be16<const N: usize>(h: &[u8; N], i: usize) -> u16 {
+    match (h.get(i), h.get(i + 1)) {
+        (Some(a), Some(b)) => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    }
+}
+
+/// The 16-byte address at `i` of a header already read.
+#[inline(always)]
+fn addr16<const N: usize>(h: &[u8; N], i: usize) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (k, b) in out.iter_mut().enumerate() {
+        *b = h.get(i + k).copied().unwrap_or(0);
+    }
+    out
+}
+
+#[inline(always)]
+fn widen(addr: Ipv4Key) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[0] = addr[0];
+    out[1] = addr[1];
+    out[2] = addr[2];
+    out[3] = addr[3];
+    out
+}
+
+/// A fragment with a non-zero offset: it takes the verdict of its first fragment.
+#[inline(always)]
+fn later_fragment<T: Tables>(tables: &T, key: &FragKey, proto: u8, offset: usize) -> Decision {
+    // A later fragment that overlaps the transport header could rewrite the ports or flags the
+    // first fragment was judged on (RFC 1858, RFC 3128).
+    let min = match proto {
+        ipproto::TCP => 20,
+        ipproto::UDP | ipproto::ICMP | ipproto::ICMPV6 => 8,
+        _ => 0,
+    };
+    if offset < min {
+        return Decision::MALFORMED;
+    }
+    match tables.fragment(key) {
+        Some(v) => Decision {
+            action: v.action,
+            slot: v.slot,
+        },
+        None => Decision::drop(slot::FRAGMENT_UNKNOWN),
+    }
+}
+
+/// One step of an IPv6 extension-header walk.
+enum Ext {
+    /// `nh` is not an extension header: the transport header starts here.
+    Upper,
+    /// An extension header of `len` bytes followed by `next`.
+    Skip { next: u8, len: usize },
+    /// A fragment header.
+    Fragment {
+        next: u8,
+        offset: usize,
+        more: bool,
+        id: u32,
+    },
+    /// The header does not fit before `end`.
+    Truncated,
+}
+
+/// Whether `nh` names an IPv6 extension header the parser walks.
+#[inline(always)]
+const fn is_ipv6_ext(nh: u8) -> bool {
+    matches!(nh, 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140)
+}
+
+#[inline(always)]
+fn ipv6_ext<P: Packet + ?Sized>(pkt: &P, nh: u8, cur: usize, end: usize) -> Ext {
+    if !is_ipv6_ext(nh) {
+        return Ext::Upper;
+    }
+    // Every extension header is a multiple of eight bytes; the fragment header is exactly eight.
+    let Some(h) = pkt.bytes::<8>(cur) else {
+        return Ext::Truncated;
+    };
+    let (next, len_field) = (h[0], h[1]);
+    let len = match nh {
+        44 => 8,
+        51 => (usize::from(len_field) + 2) * 4,
+        _ => (usize::from(len_field) + 1) * 8,
+    };
+    if cur + len > end {
+        return Ext::Truncated;
+    }
+    if nh == 44 {
+        let offset_flags = be16(&h, 2);
+        let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        return Ext::Fragment {
+            next,
+            offset: usize::from(offset_flags & 0xfff8),
+            more: offset_flags & 1 != 0,
+            id,
+        };
+    }
+    Ext::Skip { next, len }
+}
+
+#[inline(always)]
+fn ipv6<P: Packet + ?Sized, T: Tables>(
+    pkt: &P,
+    tables: &T,
+    direction: Direction,
+    off: usize,
+    frag: &mut FragKey,
+) -> Outcome {
+    let Some(h) = pkt.bytes::<40>(off) else {
+        return Outcome::only(Decision::MALFORMED);
+    };
+    let (vtc, payload, mut nh, hop_limit) = (h[0], be16(&h, 4), h[6], h[7]);
+    let src = addr16(&h, 8);
+    let dst = addr16(&h, 24);
+    if vtc >> 4 != 6 {
+        return Outcome::only(Decision::MALFORMED);
+    }
+    if payload == 0 {
+        // Jumbogram (hop-by-hop jumbo option) or an empty packet: neither belongs on a WAN.
+        return Outcome::only(Decision::UNSUPPORTED);
+    }
+    let end = off + 40 + usize::from(payload);
+    if end > pkt.len() {
+        return Outcome::only(Decision::MALFORMED);
+    }
+    let mut cur = off + 40;
+    let mut seen_fragment = false;
+    let mut first_fragment = false;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        match ipv6_ext(pkt, nh, cur, end) {
+            Ext::Upper => break,
+            Ext::Truncated => return Outcome::only(Decision::MALFORMED),
+            Ext::Skip { next, len } => {
+                nh = next;
+                cur += len;
+            }
+            Ext::Fragment {
+                next,
+                offset,
+                more,
+                id,
+            } => {
+                if seen_fragment {
+                    return Outcome::only(Decision::MALFORMED);
+                }
+                seen_fragment = true;
+                nh = next;
+                cur += 8;
+                if offset != 0 || more {
+                    *frag = FragKey {
+                        src,
+                        dst,
+                        id,
+                        proto: next,
+                        family: 6,
+                        direction: direction as u8,
+                        _pad: 0,
+                    };
+                }
+                if offset != 0 {
+                    return Outcome::only(later_fragment(tables, frag, next, offset));
+                }
+                first_fragment = more;
+            }
+        }
+    }
+    if is_ipv6_ext(nh) {
+        return Outcome::only(Decision::UNSUPPORTED);
+    }
+    let addrs = Addrs::V6 { src, dst };
+    Outcome {
+        decision: transport(pkt, tables, direction, nh, cur, end, &addrs, hop_limit),
+        remember: first_fragment,
+    }
+}
+
+/// Decides on the transport header at `l4`, which must end by `end` (the end of the IP payload).
+#[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "kept flat so the BPF program stays one function"
+)]
+fn transport<P: Packet + ?Sized, T: Tables>(
+    pkt: &P,
+    tables: &T,
+    direction: Direction,
+    proto: u8,
+    l4: usize,
+    end: usize,
+    addrs: &Addrs,
+    hop_limit: u8,
+) -> Decision {
+    let v6 = matches!(addrs, Addrs::V6 { .. });
+    match proto {
+        ipproto::TCP => {
+            let Some(h) = pkt.bytes::<20>(l4) else {
+                return Decision::MALFORMED;
+            };
+            let (sport, dport) = (be16(&h, 0), be16(&h, 2));
+            let doff = usize::from(h[12] >> 4) * 4;
+            if doff < 20 || l4 + doff > end {
+                return Decision::MALFORMED;
+            }
+            ports(tables, direction, PROTO_IDX_TCP, sport, dport, addrs)
+        }
+        ipproto::UDP => {
+            let Some(h) = pkt.bytes::<8>(l4) else {
+                return Decision::MALFORMED;
+            };
+            let (sport, dport, len) = (be16(&h, 0), be16(&h, 2), be16(&h, 4));
+            if len < 8 || l4 + usize::from(len) > end {
+                return Decision::MALFORMED;
+            }
+            ports(tables, direction, PROTO_IDX_UDP, sport, dport, addrs)
+        }
+        ipproto::ICMP if !v6 => {
+            let Some([kind, ..]) = pkt.bytes::<8>(l4) else {
+                return Decision::MALFORMED;
+            };
+            if l4 + 8 > end {
+                return Decision::MALFORMED;
+            }
+            match kind {
+                // Destination unreachable (PMTU discovery), time exceeded, parameter problem.
+                3 | 11 | 12 => icmp_error(pkt, tables, direction, l4 + 8, end, false),
+                _ => Decision::DEFAULT_BLOCK,
+            }
+        }
+        ipproto::ICMPV6 if v6 => {
+            let Some([kind, ..]) = pkt.bytes::<8>(l4) else {
+                return Decision::MALFORMED;
+            };
+            if l4 + 8 > end {
+                return Decision::MALFORMED;
+            }
+            match kind {
+                // Destination unreachable, packet too big, time exceeded, parameter problem.
+                1..=4 => icmp_error(pkt, tables, direction, l4 + 8, end, true),
+                // Router solicitation/advertisement, neighbour solicitation/advertisement,
+                // redirect. RFC 4861 makes receivers discard them unless the hop limit is 255,
+                // which proves they were not forwarded.
+                133..=137 => {
+                    if hop_limit == 255 && tables.config().allowances & allow::ICMPV6_ND != 0 {
+                        Decision::pass(slot::ICMPV6_ND)
+                    } else {
+                        Decision::DEFAULT_BLOCK
+                    }
+                }
+                _ => Decision::DEFAULT_BLOCK,
+            }
+        }
+        _ => Decision::DEFAULT_BLOCK,
+    }
+}
+
+/// TCP or UDP with these ports: the rule that decides, or the default block.
+#[inline(always)]
+fn ports<T: Tables>(
+    tables: &T,
+    direction: Direction,
+    proto_idx: u32,
+    sport: u16,
+    dport: u16,
+    addrs: &Addrs,
+) -> Decision {
+    let (remote_port, local_port) = match direction {
+        Direction::Ingress => (sport, dport),
+        Direction::Egress => (dport, sport),
+    };
+    match match_rules(
+        tables,
+        proto_idx,
+        remote_port,
+        local_port,
+        addrs.remote(direction),
+    ) {
+        Some(decision) => decision,
+        None => Decision::DEFAULT_BLOCK,
+    }
+}
+
+/// The first rule that holds for this remote port, local port and remote address.
+#[inline(always)]
+fn match_rules<T: Tables>(
+    tables: &T,
+    proto_idx: u32,
+    remote_port: u16,
+    local_port: u16,
+    remote: Remote,
+) -> Option<Decision> {
+    let mut mask = tables.port_mask(port_index(PORT_TABLE_REMOTE, proto_idx, remote_port));
+    if mask == 0 {
+        return None;
+    }
+    let cfg = tables.config();
+    let nets = match remote {
+        Remote::V4(addr) => tables.net_mask_v4(addr),
+        Remote::V6(addr) => tables.net_mask_v6(addr),
+    };
+    mask &= nets | cfg.any_mask;
+    if mask & cfg.local_port_mask != 0 {
+        let local = tables.port_mask(port_index(PORT_TABLE_LOCAL, proto_idx, local_port));
+        mask &= !cfg.local_port_mask | local;
+    }
+    if mask == 0 {
+        return None;
+    }
+    let lowest = mask & mask.wrapping_neg();
+    Some(Decision {
+        action: if cfg.allow_mask & lowest != 0 {
+            ACTION_PASS
+        } else {
+            ACTION_DROP
+        },
+        slot: rule_slot(lowest_bit(lowest)),
+    })
+}
+
+/// An ICMP error whose quoted packet starts at `quoted`: it passes when the allowance is on and
+/// the quoted packet, seen in the opposite direction, is one a rule allows.
+#[inline(always)]
+fn icmp_error<P: Packet + ?Sized, T: Tables>(
+    pkt: &P,
+    tables: &T,
+    direction: Direction,
+    quoted: usize,
+    end: usize,
+    v6: bool,
+) -> Decision {
+    if tables.config().allowances & allow::ICMP_ERRORS == 0 {
+        return Decision::DEFAULT_BLOCK;
+    }
+    // The quoted packet travelled the other way: for an error arriving from the WAN it is one we
+    // sent, so its destination is the remote end.
+    let (remote_is_dst, quoted_direction) = match direction {
+        Direction::Ingress => (true, Direction::Egress),
+        Direction::Egress => (false, Direction::Ingress),
+    };
+    let (proto, l4, addrs) = if v6 {
+        let Some(h) = pkt.bytes::<40>(quoted) else {
+            return Decision::MALFORMED;
+        };
+        if h[0] >> 4 != 6 {
+            return Decision::MALFORMED;
+        }
+        // Quoted packets are judged by the transport header right after the fixed header; one
+        // with extension headers (rare on a reply path) is not matched.
+        (
+            h[6],
+            quoted + 40,
+            Addrs::V6 {
+                src: addr16(&h, 8),
+                dst: addr16(&h, 24),
+            },
+        )
+    } else {
+        let Some(h) = pkt.bytes::<20>(quoted) else {
+            return Decision::MALFORMED;
+        };
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        if h[0] >> 4 != 4 || ihl < 20 {
+            return Decision::MALFORMED;
+        }
+        if be16(&h, 6) & 0x1fff != 0 {
+            return Decision::DEFAULT_BLOCK;
+        }
+        let src = [h[12], h[13], h[14], h[15]];
+        let dst = [h[16], h[17], h[18], h[19]];
+        (h[9], quoted + ihl, Addrs::V4 { src, dst })
+    };
+    let proto_idx = match proto {
+        ipproto::TCP => PROTO_IDX_TCP,
+        ipproto::UDP => PROTO_IDX_UDP,
+        _ => return Decision::DEFAULT_BLOCK,
+    };
+    // An error quotes at least the first eight bytes of the transport header: the ports.
+    let Some(ports) = pkt.bytes::<4>(l4) else {
+        return Decision::MALFORMED;
+    };
+    let (sport, dport) = (be16(&ports, 0), be16(&ports, 2));
+    if l4 + 4 > end {
+        return Decision::MALFORMED;
+    }
+    let (remote_port, local_port) = if remote_is_dst {
+        (dport, sport)
+    } else {
+        (sport, dport)
+    };
+    match match_rules(
+        tables,
+        proto_idx,
+        remote_port,
+        local_port,
+        addrs.remote(quoted_direction),
+    ) {
+        Some(d) if d.passes() => Decision::pass(slot::ICMP_ERRORS),
+        _ => Decision::DEFAULT_BLOCK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowest_bit_matches_trailing_zeros() {
+        for i in 0..64 {
+            let m = 1u64 << i;
+            assert_eq!(lowest_bit(m), m.trailing_zeros());
+            assert_eq!(lowest_bit(m | (1 << 63)), i);
+            assert_eq!(lowest_bit(u64::MAX << i), i);
+        }
+        assert_eq!(lowest_bit(0), 64);
+    }
+}

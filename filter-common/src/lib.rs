@@ -1,0 +1,223 @@
+//! What the gotofw kernel program and its loader share: map layouts, counter slots, and the packet
+//! classifier itself.
+//!
+//! The classifier ([`classify::classify`]) is generic over how it reads the packet ([`Packet`]) and
+//! how it looks rules up ([`Tables`]). The XDP program instantiates it over the packet buffer and
+//! its BPF maps; the `gotofw` binary over a byte slice and an in-memory copy of the same map
+//! contents. Both therefore give the same verdict by construction, and the tests check that the
+//! kernel agrees with the host on every crafted packet.
+#![no_std]
+
+pub mod classify;
+pub mod packet;
+
+pub use classify::{Decision, Outcome, Tables, classify, lowest_bit};
+pub use packet::{MAX_PACKET_OFFSET, Packet};
+
+/// Most rules one rule set may hold: a rule is one bit of a `u64` mask.
+pub const MAX_RULES: usize = 64;
+
+/// Number of IPv6 extension headers the parser walks before it gives up on a packet.
+pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+
+/// Number of VLAN tags (802.1Q or 802.1ad) the parser accepts in front of the payload.
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// Ports per (table, protocol) block of the port map.
+pub const PORTS_PER_PROTO: u32 = 65_536;
+
+/// Port-map table of remote ports: the source port of an inbound packet, the destination port of
+/// an outbound one. Every rule names its remote ports here.
+pub const PORT_TABLE_REMOTE: u32 = 0;
+/// Port-map table of local ports, for the few rules that also constrain them (DHCP replies go to
+/// the client port 68 or 546). Only rules in [`Config::local_port_mask`] are checked against it.
+pub const PORT_TABLE_LOCAL: u32 = 1;
+
+/// Protocol index of TCP in the port map.
+pub const PROTO_IDX_TCP: u32 = 0;
+/// Protocol index of UDP in the port map.
+pub const PROTO_IDX_UDP: u32 = 1;
+
+/// Entries of the port map: two tables, two protocols, all ports.
+pub const PORT_MAP_ENTRIES: u32 = 4 * PORTS_PER_PROTO;
+
+/// Index of `(table, protocol index, port)` in the port map.
+#[inline(always)]
+pub const fn port_index(table: u32, proto_idx: u32, port: u16) -> u32 {
+    (table * 2 + proto_idx) * PORTS_PER_PROTO + port as u32
+}
+
+/// IP protocol numbers the classifier knows.
+pub mod ipproto {
+    /// ICMP for IPv4.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMP for IPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
+/// Ethertypes the parser knows.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+    /// 802.1Q customer VLAN tag.
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service VLAN tag (QinQ outer tag).
+    pub const QINQ: u16 = 0x88a8;
+    /// PPPoE session stage: carries IP that the filter cannot see, so it is never "non-IP".
+    pub const PPPOE_SESSION: u16 = 0x8864;
+}
+
+/// Switch bits of the allowances that are not port rules (see [`Config::allowances`]).
+pub mod allow {
+    /// Frames whose ethertype is not IP (ARP, LLDP, ...).
+    pub const NON_IP: u32 = 1 << 0;
+    /// ICMPv6 neighbour and router discovery (types 133-137) with hop limit 255.
+    pub const ICMPV6_ND: u32 = 1 << 1;
+    /// ICMP and ICMPv6 errors whose quoted packet is one the rules allow.
+    pub const ICMP_ERRORS: u32 = 1 << 2;
+}
+
+/// Direction of a packet through the WAN interface.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Arriving from the WAN (XDP): the remote end is the source.
+    Ingress = 0,
+    /// Leaving to the WAN (TC egress): the remote end is the destination.
+    Egress = 1,
+}
+
+/// Per-direction counter slots that do not belong to a rule. Rule `i` counts in
+/// [`FIXED_SLOTS`]` + i`. Every packet counts in exactly one slot, so the slots of a direction add
+/// up to the packets the program saw.
+pub mod slot {
+    /// No rule and no allowance matched: dropped by the default action.
+    pub const DEFAULT_BLOCK: u32 = 0;
+    /// Truncated or inconsistent headers: dropped.
+    pub const MALFORMED: u32 = 1;
+    /// Well formed but beyond what the parser walks (a third VLAN tag, an IPv6 extension chain
+    /// longer than its bound, PPPoE session frames, IPv6 jumbograms): dropped.
+    pub const UNSUPPORTED: u32 = 2;
+    /// A non-first fragment whose first fragment was not seen: dropped.
+    pub const FRAGMENT_UNKNOWN: u32 = 3;
+    /// Allowance `non-ip`: passed.
+    pub const NON_IP: u32 = 4;
+    /// Allowance `icmpv6-nd`: passed.
+    pub const ICMPV6_ND: u32 = 5;
+    /// Allowance `icmp-errors`: passed.
+    pub const ICMP_ERRORS: u32 = 6;
+}
+
+/// Counter slots per direction that are not rules; slot 7 is reserved.
+pub const FIXED_SLOTS: u32 = 8;
+/// Counter slots per direction.
+pub const SLOTS_PER_DIRECTION: u32 = FIXED_SLOTS + MAX_RULES as u32;
+/// Entries of the counter map: both directions.
+pub const COUNTER_ENTRIES: u32 = 2 * SLOTS_PER_DIRECTION;
+
+/// Counter slot of rule `index`.
+#[inline(always)]
+pub const fn rule_slot(index: u32) -> u32 {
+    FIXED_SLOTS + index
+}
+
+/// Index in the counter map of `slot` for `direction`.
+#[inline(always)]
+pub const fn counter_index(direction: Direction, slot: u32) -> u32 {
+    direction as u32 * SLOTS_PER_DIRECTION + slot
+}
+
+/// Value of the single entry of the config map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Rules that hold for any remote address (no network set).
+    pub any_mask: u64,
+    /// Rules whose action is allow; the others block.
+    pub allow_mask: u64,
+    /// Rules that also constrain the local port through [`PORT_TABLE_LOCAL`].
+    pub local_port_mask: u64,
+    /// [`allow`] bits of the enabled fixed allowances.
+    pub allowances: u32,
+    /// One of the `MODE_*` values.
+    pub mode: u32,
+}
+const _: () = assert!(size_of::<Config>() == 32);
+
+/// Stateless mode: inbound packets are matched against the mirrored outbound rules.
+pub const MODE_STATELESS: u32 = 0;
+/// Stateful mode: inbound packets must belong to a flow an allowed outbound packet opened.
+pub const MODE_STATEFUL: u32 = 1;
+
+/// One per-CPU counter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted: whole frames, link-layer header included.
+    pub bytes: u64,
+}
+const _: () = assert!(size_of::<Counter>() == 16);
+
+/// Data of an IPv4 LPM-trie key: the address in network byte order.
+pub type Ipv4Key = [u8; 4];
+/// Data of an IPv6 LPM-trie key: the address in network byte order.
+pub type Ipv6Key = [u8; 16];
+
+/// Key of the fragment map: what identifies the fragments of one datagram.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// Source address; IPv4 in the first four bytes.
+    pub src: [u8; 16],
+    /// Destination address; IPv4 in the first four bytes.
+    pub dst: [u8; 16],
+    /// IPv4 identification (zero-extended) or IPv6 fragment identification.
+    pub id: u32,
+    /// IPv4 protocol, or the Next Header of the IPv6 fragment header.
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// Direction the fragments travel, as a [`Direction`] value.
+    pub direction: u8,
+    /// Always zero.
+    pub _pad: u8,
+}
+const _: () = assert!(size_of::<FragKey>() == 40);
+
+/// Value of the fragment map: the verdict of the first fragment, which later fragments take.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragVerdict {
+    /// Counter slot the first fragment counted in.
+    pub slot: u32,
+    /// [`ACTION_PASS`] or [`ACTION_DROP`].
+    pub action: u32,
+}
+const _: () = assert!(size_of::<FragVerdict>() == 8);
+
+/// Verdict value: let the packet through.
+pub const ACTION_PASS: u32 = 1;
+/// Verdict value: drop the packet.
+pub const ACTION_DROP: u32 = 0;
+
+/// Size of the metadata blob the loader stores next to the maps (a JSON description of what is
+/// attached), so that `status` can name rules after the CLI that attached them has exited.
+pub const META_SIZE: usize = 16 * 1024;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are `#[repr(C)]`, made of integers only, with no implicit padding (see the size
+    // assertions next to each type).
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::FragKey {}
+    unsafe impl aya::Pod for super::FragVerdict {}
+}

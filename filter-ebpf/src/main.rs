@@ -1,0 +1,164 @@
+//! The gotofw XDP program: WAN ingress, stateless mode.
+//!
+//! A thin shell around [`filter_common::classify`]: it gives the classifier bounds-checked access
+//! to the frame and the BPF maps as lookup tables, then counts the packet in the slot the
+//! classifier named and remembers first-fragment verdicts. All decisions live in `filter-common`,
+//! where the host runs the same code.
+#![no_std]
+#![no_main]
+// `asm!` on BPF, for the optimisation barrier in `Frame::bytes`; the crate builds with nightly.
+#![feature(asm_experimental_arch)]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
+    programs::XdpContext,
+};
+use filter_common::{
+    ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FragKey, FragVerdict, Ipv4Key,
+    Ipv6Key, MAX_PACKET_OFFSET, META_SIZE, PORT_MAP_ENTRIES, Packet, Tables, classify,
+    counter_index,
+};
+
+/// Rule masks by (table, protocol, port); see `filter_common::port_index`.
+#[map]
+static PORTS: Array<u64> = Array::with_max_entries(PORT_MAP_ENTRIES, 0);
+
+/// The rule set's configuration, one entry.
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Rule masks by IPv4 prefix; the loader resizes it to the rule set.
+#[map]
+static NETS_V4: LpmTrie<Ipv4Key, u64> = LpmTrie::with_max_entries(1024, 0);
+
+/// Rule masks by IPv6 prefix; the loader resizes it to the rule set.
+#[map]
+static NETS_V6: LpmTrie<Ipv6Key, u64> = LpmTrie::with_max_entries(1024, 0);
+
+/// Packets and bytes per (direction, slot).
+#[map]
+static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
+
+/// Verdicts of first fragments, for the fragments that follow.
+#[map]
+static FRAGS: LruHashMap<FragKey, FragVerdict> = LruHashMap::with_max_entries(8192, 0);
+
+/// What the loader attached (JSON), for `gotofw status`; never read here.
+#[map]
+static META: Array<[u8; META_SIZE]> = Array::with_max_entries(1, 0);
+
+/// The frame between `data` and `data_end`.
+struct Frame {
+    start: usize,
+    end: usize,
+}
+
+impl Packet for Frame {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    #[inline(always)]
+    fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        // The bound gives the verifier a maximum for the variable offset; the comparison with
+        // `end` proves the read is inside the packet.
+        if offset > MAX_PACKET_OFFSET {
+            return None;
+        }
+        let at = opaque(self.start + offset);
+        if opaque(at + N) > self.end {
+            return None;
+        }
+        // SAFETY: `at..at + N` lies inside the packet, checked just above.
+        Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+    }
+}
+
+/// Returns `x` unchanged, hiding from LLVM where it came from. Without it LLVM rewrites
+/// `at + 1 > end` as `at >= end`, a form from which the verifier learns no packet range.
+#[inline(always)]
+fn opaque(mut x: usize) -> usize {
+    // SAFETY: a register move to itself.
+    unsafe {
+        core::arch::asm!("{0} = {0}", inout(reg) x, options(nomem, nostack, preserves_flags));
+    }
+    x
+}
+
+/// The maps as the classifier's lookup tables.
+struct Maps;
+
+impl Tables for Maps {
+    #[inline(always)]
+    fn port_mask(&self, index: u32) -> u64 {
+        PORTS.get(index).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn config(&self) -> Config {
+        CONFIG.get(0).copied().unwrap_or_default()
+    }
+
+    #[inline(always)]
+    fn net_mask_v4(&self, addr: Ipv4Key) -> u64 {
+        NETS_V4.get(Key::new(32, addr)).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn net_mask_v6(&self, addr: Ipv6Key) -> u64 {
+        NETS_V6.get(Key::new(128, addr)).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn fragment(&self, key: &FragKey) -> Option<FragVerdict> {
+        // SAFETY: the value is copied out at once; a concurrent update can at worst give a
+        // verdict of the same datagram's first fragment.
+        unsafe { FRAGS.get(key).copied() }
+    }
+}
+
+/// WAN ingress.
+#[xdp]
+pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
+    let frame = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let mut key = FragKey::default();
+    let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
+    let decision = outcome.decision;
+    if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(Direction::Ingress, decision.slot)) {
+        // SAFETY: per-CPU slot of this CPU; XDP programs do not nest on one CPU.
+        unsafe {
+            (*counter).packets += 1;
+            (*counter).bytes += (frame.end - frame.start) as u64;
+        }
+    }
+    if outcome.remember {
+        let verdict = FragVerdict {
+            slot: decision.slot,
+            action: decision.action,
+        };
+        // A full map evicts its oldest entry; a failed insert only means later fragments of this
+        // datagram are dropped as unknown.
+        let _ = FRAGS.insert(&key, &verdict, 0);
+    }
+    if decision.action == ACTION_PASS {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_DROP
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,91 @@
+//! `gotofw attach`: check everything, then load, fill, attach and pin in one step.
+
+use crate::{
+    cli::AttachArgs,
+    cmd::print,
+    compile::Compiled,
+    error::UsageError,
+    kernel::{self, AttachPlan, Meta, RuleInfo},
+    scenario::{Allowance, Options},
+    system,
+};
+
+/// Turns the arguments into a plan, or the first thing wrong with them. Touches nothing.
+pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
+    let options = Options::from_raw(&args.networks, args.scenario)?;
+    if !args.stateless {
+        return Err(UsageError::StatefulUnavailable.into());
+    }
+    let ifindex = system::ifindex(&args.iface)?;
+    let rules = options.rules();
+    let compiled = Compiled::new(&rules, options.allowance_bits())?;
+    let meta = Meta {
+        version: 1,
+        interface: args.iface.clone(),
+        ifindex,
+        scenario: options.scenario.name().to_owned(),
+        mode: "stateless".to_owned(),
+        xdp_mode: args.xdp_mode,
+        attached_at: system::unix_now(),
+        rules: rules.iter().map(RuleInfo::from).collect(),
+        allowances: Allowance::ALL
+            .iter()
+            .filter(|a| a.switch_bit().is_some() && !options.disabled.contains(a))
+            .map(|a| a.name().to_owned())
+            .collect(),
+    };
+    Ok(AttachPlan {
+        iface: args.iface.clone(),
+        ifindex,
+        compiled,
+        meta,
+        xdp_mode: args.xdp_mode,
+        replace: args.replace,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: &AttachArgs) -> anyhow::Result<()> {
+    let plan = plan(args)?;
+    system::require_capabilities()?;
+    kernel::attach(&plan)?;
+    let meta = &plan.meta;
+    let rules: Vec<String> = meta
+        .rules
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({} {} from {})",
+                r.name,
+                r.protocol,
+                r.ports,
+                r.networks_text()
+            )
+        })
+        .collect();
+    let verb = if plan.replace {
+        "replaced the rule set on"
+    } else {
+        "attached gotofw to"
+    };
+    print(&format!(
+        "{verb} {} (ifindex {}): scenario {}, {} mode, xdp {}\n  rules, first match first: {}\n  allowances: {}\n  then: block\n  pinned at {}; watch with `gotofw status {}`, remove with `gotofw detach {}`\n",
+        plan.iface,
+        plan.ifindex,
+        meta.scenario,
+        meta.mode,
+        serde_json::to_value(meta.xdp_mode)?
+            .as_str()
+            .unwrap_or("auto"),
+        rules.join(", "),
+        if meta.allowances.is_empty() {
+            "none".to_owned()
+        } else {
+            meta.allowances.join(", ")
+        },
+        system::pin_dir(&plan.iface).display(),
+        plan.iface,
+        plan.iface,
+    ))?;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `gotofw status`: what is attached where, and the counters.
+
+use filter_common::{Direction, rule_slot};
+use serde::Serialize;
+
+use crate::{
+    cli::StatusArgs,
+    cmd::{json, print, table},
+    error::UsageError,
+    kernel::{self, Attached, XdpModeArg},
+    slots::FIXED,
+    system,
+};
+
+/// `status --json`, documented in the README.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Format version.
+    pub version: u32,
+    /// One entry per interface with a filter.
+    pub interfaces: Vec<InterfaceStatus>,
+}
+
+/// One attached filter.
+#[derive(Debug, Serialize)]
+pub struct InterfaceStatus {
+    /// Interface name.
+    pub interface: String,
+    /// Index at attach time.
+    pub ifindex: u32,
+    /// Whether the interface still exists.
+    pub present: bool,
+    /// Scenario name.
+    pub scenario: String,
+    /// `stateless` or `stateful`.
+    pub mode: String,
+    /// Requested XDP mode.
+    pub xdp_mode: XdpModeArg,
+    /// Unix time of the attach.
+    pub attached_at: u64,
+    /// Where the pins are.
+    pub pin_dir: String,
+    /// Every counter: rules in match order, then the fixed slots.
+    pub counters: Vec<CounterStatus>,
+}
+
+/// One counter.
+#[derive(Debug, Serialize)]
+pub struct CounterStatus {
+    /// Rule or slot name.
+    pub name: String,
+    /// `scenario`, `allowance` or `fixed`.
+    pub kind: String,
+    /// `allow` or `block`.
+    pub action: String,
+    /// `ingress` (WAN to LAN) or `egress`.
+    pub direction: &'static str,
+    /// Packets, summed over CPUs.
+    pub packets: u64,
+    /// Bytes (whole frames), summed over CPUs.
+    pub bytes: u64,
+    /// Protocol of a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Remote ports of a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<String>,
+    /// Networks of a rule: `"any"` or a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks: Option<serde_json::Value>,
+}
+
+fn interface_status(iface: &str, a: &Attached) -> InterfaceStatus {
+    let direction = Direction::Ingress;
+    let mut counters = Vec::new();
+    for (i, rule) in a.meta.rules.iter().enumerate() {
+        let c = a.counter(direction, rule_slot(i as u32));
+        counters.push(CounterStatus {
+            name: rule.name.clone(),
+            kind: rule.kind.clone(),
+            action: rule.action.clone(),
+            direction: "ingress",
+            packets: c.packets,
+            bytes: c.bytes,
+            protocol: Some(rule.protocol.clone()),
+            ports: Some(rule.ports.clone()),
+            networks: Some(rule.networks.clone()),
+        });
+    }
+    for f in &FIXED {
+        if let Some(allowance) = f.allowance
+            && !a.meta.allowances.iter().any(|n| n == allowance.name())
+        {
+            continue;
+        }
+        let c = a.counter(direction, f.slot);
+        counters.push(CounterStatus {
+            name: f.name.to_owned(),
+            kind: if f.allowance.is_some() {
+                "allowance"
+            } else {
+                "fixed"
+            }
+            .to_owned(),
+            action: f.action.to_string(),
+            direction: "ingress",
+            packets: c.packets,
+            bytes: c.bytes,
+            protocol: None,
+            ports: None,
+            networks: None,
+        });
+    }
+    InterfaceStatus {
+        interface: iface.to_owned(),
+        ifindex: a.meta.ifindex,
+        present: system::ifindex(iface).is_ok_and(|i| i == a.meta.ifindex),
+        scenario: a.meta.scenario.clone(),
+        mode: a.meta.mode.clone(),
+        xdp_mode: a.meta.xdp_mode,
+        attached_at: a.meta.attached_at,
+        pin_dir: a.dir.display().to_string(),
+        counters,
+    }
+}
+
+/// Reads the status of `iface`, or of every attached interface.
+pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
+    let names = match iface {
+        Some(name) => {
+            system::check_interface_name(name)?;
+            if !system::pin_dir(name).exists() {
+                return Err(UsageError::NotAttached(name.to_owned()).into());
+            }
+            vec![name.to_owned()]
+        }
+        None => kernel::attached_interfaces()?,
+    };
+    let mut interfaces = Vec::new();
+    for name in names {
+        let attached = kernel::read_attached(&name)?;
+        interfaces.push(interface_status(&name, &attached));
+    }
+    Ok(Status {
+        version: 1,
+        interfaces,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
+    system::require_capabilities()?;
+    let status = collect(args.iface.as_deref())?;
+    if args.json {
+        return Ok(print(&json(&status)?)?);
+    }
+    if status.interfaces.is_empty() {
+        return Ok(print(
+            "no interface has a gotofw filter; attach one with `gotofw attach IFACE --scenario NAME --stateless`\n",
+        )?);
+    }
+    let mut out = String::new();
+    for s in &status.interfaces {
+        out.push_str(&format!(
+            "{}: scenario {}, {} mode, xdp {}, attached {}{}\n",
+            s.interface,
+            s.scenario,
+            s.mode,
+            serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
+            system::format_utc(s.attached_at),
+            if s.present {
+                ""
+            } else {
+                " (interface gone: run `gotofw detach` to clean up)"
+            },
+        ));
+        let mut rows = vec![
+            [
+                "RULE", "KIND", "ACTION", "PROTO", "PORT", "NETWORKS", "PACKETS", "BYTES",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for c in &s.counters {
+            let networks = c
+                .networks
+                .as_ref()
+                .map_or_else(|| "-".into(), kernel::networks_text);
+            rows.push(vec![
+                c.name.clone(),
+                c.kind.clone(),
+                c.action.clone(),
+                c.protocol.clone().unwrap_or_else(|| "-".into()),
+                c.ports.clone().unwrap_or_else(|| "-".into()),
+                networks,
+                c.packets.to_string(),
+                c.bytes.to_string(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    Ok(print(&out)?)
+}

@@ -1,0 +1,123 @@
+//! Errors in what the operator asked for. They exit with code 2 and change nothing; every message
+//! names the bad value and what to do instead.
+
+use ipnet::IpNet;
+
+use crate::scenario::Scenario;
+
+/// Exit code for bad input (as clap uses for bad arguments).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code for a failure of the system (kernel, bpffs, ...).
+pub const EXIT_FAILURE: i32 = 1;
+
+/// A request that cannot be carried out as given.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// The scenario name is not one of the four.
+    #[error(
+        "unknown scenario '{0}': use one of no-restrictions, udp-turn, tcp-turn, tcp-443 (see `gotofw scenarios`)"
+    )]
+    UnknownScenario(String),
+
+    /// A network is not a CIDR or an address.
+    #[error(
+        "{flag} '{value}' is not a network: give a CIDR such as 68.64.0.0/19 or 2001:db8::/32, or a single address"
+    )]
+    BadNetwork {
+        /// The option that carried it.
+        flag: &'static str,
+        /// What was typed.
+        value: String,
+    },
+
+    /// A CIDR has bits set past its prefix length.
+    #[error("{flag} '{value}' has host bits set past the prefix: did you mean {network}?")]
+    HostBits {
+        /// The option that carried it.
+        flag: &'static str,
+        /// What was typed.
+        value: String,
+        /// The network it lies in.
+        network: IpNet,
+    },
+
+    /// `--network` with a scenario that has no network-restricted rule.
+    #[error(
+        "--network '{network}' has no effect with scenario {scenario}: only udp-turn and tcp-turn restrict traffic to the TURN networks; drop the option or pick one of those"
+    )]
+    NetworksUnused {
+        /// The scenario chosen.
+        scenario: Scenario,
+        /// The first network given.
+        network: String,
+    },
+
+    /// `--turn-dst any` with a scenario other than udp-turn.
+    #[error(
+        "--turn-dst any applies only to scenario udp-turn (the seed offers the choice there alone), not to {0}; drop the option"
+    )]
+    TurnDstUnused(Scenario),
+
+    /// `--replace-networks` without a network to replace the list with.
+    #[error(
+        "--replace-networks leaves the TURN network set empty: add at least one --network CIDR"
+    )]
+    EmptyNetworks,
+
+    /// Stateful mode was asked for (the default) but is not built yet.
+    #[error(
+        "stateful mode (the future default) is not available in this version: pass --stateless to match replies by their source port and network"
+    )]
+    StatefulUnavailable,
+
+    /// The interface does not exist in this network namespace.
+    #[error(
+        "no interface named '{0}' in this network namespace: check `ip link show` (inside a namespace, run gotofw under `nsenter --net=...`)"
+    )]
+    UnknownInterface(String),
+
+    /// The interface name cannot be one.
+    #[error("'{0}' is not a valid interface name: names are 1-15 characters without '/' or spaces")]
+    BadInterfaceName(String),
+
+    /// A gotofw filter is already attached.
+    #[error(
+        "interface {0} already has a gotofw filter: run `gotofw detach {0}` first, or pass --replace to swap the rule set atomically"
+    )]
+    AlreadyAttached(String),
+
+    /// Some other XDP program holds the interface.
+    #[error(
+        "interface {iface} already has an XDP program that gotofw did not attach ({detail}): remove it first (e.g. `ip link set dev {iface} xdp off`)"
+    )]
+    ForeignXdp {
+        /// The interface.
+        iface: String,
+        /// What the kernel said.
+        detail: String,
+    },
+
+    /// No gotofw filter on the interface.
+    #[error(
+        "interface {0} has no gotofw filter: attach one with `gotofw attach {0} --scenario <NAME> --stateless`"
+    )]
+    NotAttached(String),
+
+    /// Not privileged enough.
+    #[error(
+        "gotofw needs {0} to load and attach XDP programs: run it as root (or grant the binary cap_bpf,cap_net_admin)"
+    )]
+    MissingCapability(&'static str),
+
+    /// `--replace` asked of an interface with nothing to replace.
+    #[error(
+        "--replace: interface {0} has no gotofw filter to replace; drop --replace to attach a new one"
+    )]
+    NothingToReplace(String),
+
+    /// A destination that is not ADDR:PORT.
+    #[error(
+        "'{0}' is not a destination: write ADDR:PORT, e.g. 68.64.0.10:3478 or [2001:db8::1]:443 (port 1-65535)"
+    )]
+    BadDestination(String),
+}

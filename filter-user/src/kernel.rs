@@ -1,0 +1,449 @@
+//! Loading the XDP program, filling its maps, attaching and pinning it; and reading it back.
+//!
+//! Attach is all or nothing: the program is loaded and its maps filled before it touches the
+//! interface; link and maps are pinned in a private temporary directory that is renamed into place
+//! last, so a failure at any step leaves no program, link or pin behind (dropping the `Ebpf` object
+//! detaches what was attached and unloads what was loaded).
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, LpmTrie, MapData, PerCpuArray, lpm_trie::Key},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        xdp::XdpLink,
+    },
+};
+use filter_common::{COUNTER_ENTRIES, Counter, Direction, META_SIZE, counter_index};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    EBPF_OBJECT,
+    compile::Compiled,
+    error::UsageError,
+    system::{self, InterfaceLock, PIN_ROOT, PIN_STAGING},
+};
+
+/// Name of the XDP program in the object.
+const PROGRAM: &str = "gotofw_ingress";
+/// The object's maps, pinned under these file names (lower case).
+const MAPS: [&str; 7] = [
+    "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "META",
+];
+/// File name of the link pin.
+const LINK_PIN: &str = "link";
+
+/// How to attach the XDP program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeArg {
+    /// Native if the driver supports it, generic otherwise.
+    #[default]
+    Auto,
+    /// In the driver (fastest); fails if the driver lacks XDP support.
+    Native,
+    /// In the kernel's generic path (any interface, slower).
+    Generic,
+}
+
+impl XdpModeArg {
+    const fn aya(self) -> XdpMode {
+        match self {
+            Self::Auto => XdpMode::Default,
+            Self::Native => XdpMode::Driver,
+            Self::Generic => XdpMode::Skb,
+        }
+    }
+}
+
+/// A rule as stored with the filter and shown by `status` and `scenarios`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    /// Rule name.
+    pub name: String,
+    /// `scenario` or `allowance`.
+    pub kind: String,
+    /// `allow` or `block`.
+    pub action: String,
+    /// `tcp`, `udp` or `tcp+udp`.
+    pub protocol: String,
+    /// Remote ports, e.g. `3478` or `45000-49999`.
+    pub ports: String,
+    /// `"any"` or a list of CIDRs.
+    pub networks: serde_json::Value,
+    /// What it is for.
+    pub description: String,
+}
+
+/// What gotofw stores next to the maps about an attached filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Format version of this record.
+    pub version: u32,
+    /// Interface name at attach time.
+    pub interface: String,
+    /// Interface index at attach time.
+    pub ifindex: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// `stateless` (or, later, `stateful`).
+    pub mode: String,
+    /// Requested XDP attach mode.
+    pub xdp_mode: XdpModeArg,
+    /// Unix time of the attach.
+    pub attached_at: u64,
+    /// The compiled rules, in match order (rule `i` counts in slot `FIXED_SLOTS + i`).
+    pub rules: Vec<RuleInfo>,
+    /// Enabled allowances that are not port rules.
+    pub allowances: Vec<String>,
+}
+
+/// What `attach` needs.
+#[derive(Debug)]
+pub struct AttachPlan {
+    /// Interface name.
+    pub iface: String,
+    /// Its index.
+    pub ifindex: u32,
+    /// Map contents.
+    pub compiled: Compiled,
+    /// Record to store.
+    pub meta: Meta,
+    /// Attach mode.
+    pub xdp_mode: XdpModeArg,
+    /// Swap the rule set of an attached filter instead of attaching a new one.
+    pub replace: bool,
+}
+
+/// Loads the program with its maps filled from `compiled`, not attached.
+pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
+    if meta.len() > META_SIZE {
+        return Err(anyhow!(
+            "the rule set's description takes {} bytes, more than the {META_SIZE} the filter stores: use fewer networks",
+            meta.len()
+        ));
+    }
+    let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
+    let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries("NETS_V4", v4)
+        .map_max_entries("NETS_V6", v6)
+        .load(EBPF_OBJECT)
+        .context("loading the gotofw eBPF object (maps)")?;
+    fill(&mut ebpf, compiled, meta)?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {PROGRAM}"))?
+        .try_into()?;
+    program
+        .load()
+        .context("the kernel refused the gotofw XDP program (verifier)")?;
+    Ok(ebpf)
+}
+
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
+}
+
+fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow::Result<()> {
+    let mut ports: Array<_, u64> = Array::try_from(map_mut(ebpf, "PORTS")?)?;
+    for (index, mask) in &compiled.ports {
+        ports.set(*index, mask, 0).context("filling the port map")?;
+    }
+    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, "CONFIG")?)?;
+    config
+        .set(0, compiled.config, 0)
+        .context("filling the config map")?;
+    let mut v4: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(map_mut(ebpf, "NETS_V4")?)?;
+    for (net, mask) in &compiled.nets_v4 {
+        v4.insert(
+            &Key::new(u32::from(net.prefix_len()), net.network().octets()),
+            mask,
+            0,
+        )
+        .with_context(|| format!("adding {net} to the IPv4 network map"))?;
+    }
+    let mut v6: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(map_mut(ebpf, "NETS_V6")?)?;
+    for (net, mask) in &compiled.nets_v6 {
+        v6.insert(
+            &Key::new(u32::from(net.prefix_len()), net.network().octets()),
+            mask,
+            0,
+        )
+        .with_context(|| format!("adding {net} to the IPv6 network map"))?;
+    }
+    let mut blob = [0u8; META_SIZE];
+    blob[..meta.len()].copy_from_slice(meta);
+    let mut meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(map_mut(ebpf, "META")?)?;
+    meta_map
+        .set(0, blob, 0)
+        .context("storing the rule set's description")?;
+    Ok(())
+}
+
+/// The XDP program of a loaded object.
+pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
+    Ok(ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {PROGRAM}"))?
+        .try_into()?)
+}
+
+/// Removes staging pin directories of `iface` that a killed gotofw left behind (called with the
+/// interface lock held, so none is in use). Unpinning a staged link detaches it.
+fn remove_stale(iface: &str) {
+    let Ok(entries) = fs::read_dir(PIN_STAGING) else {
+        return;
+    };
+    let prefix = format!("{iface}@");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Attaches (or, with `replace`, swaps in) a filter as planned. Holds the interface lock.
+pub fn attach(plan: &AttachPlan) -> anyhow::Result<()> {
+    system::ensure_bpffs()?;
+    for dir in [PIN_ROOT, PIN_STAGING] {
+        system::create_private_dir(Path::new(dir)).with_context(|| format!("creating {dir}"))?;
+    }
+    let _lock = InterfaceLock::acquire(&plan.iface)?;
+    remove_stale(&plan.iface);
+    let final_dir = system::pin_dir(&plan.iface);
+    let exists = final_dir.exists();
+    if exists && !plan.replace {
+        return Err(UsageError::AlreadyAttached(plan.iface.clone()).into());
+    }
+    if !exists && plan.replace {
+        return Err(UsageError::NothingToReplace(plan.iface.clone()).into());
+    }
+    let meta = serde_json::to_vec(&plan.meta)?;
+    let mut ebpf = load(&plan.compiled, &meta)?;
+    let pid = std::process::id();
+    let tmp = Path::new(PIN_STAGING).join(format!("{}@new-{pid}", plan.iface));
+    let result = attach_and_pin(&mut ebpf, plan, &tmp, &final_dir, exists);
+    if result.is_err() {
+        // Unpinning is what detaches: the link pin goes with the directory, and the program and
+        // link go when `ebpf` drops.
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn attach_and_pin(
+    ebpf: &mut Ebpf,
+    plan: &AttachPlan,
+    tmp: &Path,
+    final_dir: &Path,
+    replace: bool,
+) -> anyhow::Result<()> {
+    system::create_private_dir(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    for name in MAPS {
+        let map = ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))?;
+        map.pin(tmp.join(name.to_lowercase()))
+            .with_context(|| format!("pinning map {name} in {}", tmp.display()))?;
+    }
+    let program = program(ebpf)?;
+    let link_id = if replace {
+        let old = PinnedLink::from_pin(final_dir.join(LINK_PIN))
+            .context("opening the attached filter's link")?;
+        let old: XdpLink = FdLink::from(old)
+            .try_into()
+            .context("the pinned link is not an XDP link")?;
+        program
+            .attach_to_link(old)
+            .context("swapping the new rule set into the attached link")?
+    } else {
+        program
+            .attach_to_if_index(plan.ifindex, plan.xdp_mode.aya())
+            .map_err(|e| attach_error(&plan.iface, plan.xdp_mode, e))?
+    };
+    let link: FdLink = program
+        .take_link(link_id)?
+        .try_into()
+        .map_err(|e: LinkError| {
+            anyhow!("the kernel gave no bpf_link for XDP ({e}); gotofw needs Linux 5.9 or later")
+        })?;
+    link.pin(tmp.join(LINK_PIN))
+        .with_context(|| format!("pinning the link in {}", tmp.display()))?;
+    if replace {
+        let old = Path::new(PIN_STAGING).join(format!("{}@old-{}", plan.iface, std::process::id()));
+        fs::rename(final_dir, &old).context("moving the old pins aside")?;
+        if let Err(e) = fs::rename(tmp, final_dir) {
+            let _ = fs::rename(&old, final_dir);
+            return Err(e).context("moving the new pins into place");
+        }
+        // The link stays: it is pinned in the new directory too.
+        fs::remove_dir_all(&old).context("removing the old pins")?;
+    } else {
+        fs::rename(tmp, final_dir)
+            .with_context(|| format!("moving the pins into {}", final_dir.display()))?;
+    }
+    Ok(())
+}
+
+fn attach_error(iface: &str, mode: XdpModeArg, err: ProgramError) -> anyhow::Error {
+    let os = match &err {
+        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
+        _ => None,
+    };
+    match os {
+        Some(libc::EBUSY | libc::EEXIST) => UsageError::ForeignXdp {
+            iface: iface.to_owned(),
+            detail: err.to_string(),
+        }
+        .into(),
+        Some(libc::EOPNOTSUPP) if mode == XdpModeArg::Native => anyhow!(
+            "the driver of {iface} does not support native XDP: use --xdp-mode generic (or auto)"
+        ),
+        _ => anyhow::Error::new(err).context(format!("attaching XDP to {iface}")),
+    }
+}
+
+/// Removes the filter of `iface`: link first (the interface stops filtering), then the maps.
+pub fn detach(iface: &str) -> anyhow::Result<()> {
+    system::check_interface_name(iface)?;
+    let dir = system::pin_dir(iface);
+    if !system::bpffs_mounted() || !dir.exists() {
+        return Err(UsageError::NotAttached(iface.to_owned()).into());
+    }
+    let _lock = InterfaceLock::acquire(iface)?;
+    remove_stale(iface);
+    if !dir.exists() {
+        return Err(UsageError::NotAttached(iface.to_owned()).into());
+    }
+    let link_path = dir.join(LINK_PIN);
+    if link_path.exists() {
+        let link = PinnedLink::from_pin(&link_path).context("opening the pinned link")?;
+        // Dropping the last reference detaches the program from the interface.
+        drop(link.unpin().context("unpinning the link")?);
+    }
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(())
+}
+
+/// Interfaces with a gotofw filter, sorted.
+pub fn attached_interfaces() -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    match fs::read_dir(PIN_ROOT) {
+        Ok(entries) => {
+            for entry in entries {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    out.push(name);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An attached filter, read back from its pins.
+#[derive(Debug)]
+pub struct Attached {
+    /// Pin directory.
+    pub dir: PathBuf,
+    /// The stored record.
+    pub meta: Meta,
+    /// Per-CPU sums by counter index.
+    pub counters: Vec<Counter>,
+}
+
+/// Reads the filter of `iface` from its pins.
+pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
+    system::check_interface_name(iface)?;
+    let dir = system::pin_dir(iface);
+    if !dir.exists() {
+        return Err(UsageError::NotAttached(iface.to_owned()).into());
+    }
+    let meta_data = MapData::from_pin(dir.join("meta"))
+        .with_context(|| format!("opening {}/meta", dir.display()))?;
+    let meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
+    let blob = meta_map.get(&0, 0)?;
+    let end = blob.iter().position(|b| *b == 0).unwrap_or(META_SIZE);
+    let meta: Meta = serde_json::from_slice(&blob[..end])
+        .with_context(|| format!("reading the filter description in {}/meta", dir.display()))?;
+    let counter_data = MapData::from_pin(dir.join("counters"))
+        .with_context(|| format!("opening {}/counters", dir.display()))?;
+    let counter_map: PerCpuArray<_, Counter> =
+        PerCpuArray::try_from(aya::maps::Map::PerCpuArray(counter_data))?;
+    let mut counters = Vec::with_capacity(COUNTER_ENTRIES as usize);
+    for index in 0..COUNTER_ENTRIES {
+        let values = counter_map.get(&index, 0)?;
+        let sum = values.iter().fold(Counter::default(), |acc, c| Counter {
+            packets: acc.packets + c.packets,
+            bytes: acc.bytes + c.bytes,
+        });
+        counters.push(sum);
+    }
+    Ok(Attached {
+        dir,
+        meta,
+        counters,
+    })
+}
+
+impl Attached {
+    /// The counter of `slot` in `direction`.
+    pub fn counter(&self, direction: Direction, slot: u32) -> Counter {
+        self.counters
+            .get(counter_index(direction, slot) as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+impl From<&crate::scenario::Rule> for RuleInfo {
+    fn from(rule: &crate::scenario::Rule) -> Self {
+        Self {
+            name: rule.name.clone(),
+            kind: serde_json::to_value(rule.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            action: rule.action.to_string(),
+            protocol: rule.protocols_text(),
+            ports: rule.ports_text(),
+            networks: serde_json::to_value(&rule.networks).unwrap_or_default(),
+            description: rule.description.clone(),
+        }
+    }
+}
+
+impl RuleInfo {
+    /// Networks as operators read them: `any`, one or two CIDRs, or a count.
+    pub fn networks_text(&self) -> String {
+        networks_text(&self.networks)
+    }
+}
+
+/// Stored networks (`"any"` or a list of CIDRs) as operators read them.
+pub fn networks_text(networks: &serde_json::Value) -> String {
+    {
+        match networks {
+            serde_json::Value::Array(list) if list.len() <= 2 => list
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            serde_json::Value::Array(list) => format!("{} networks", list.len()),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}

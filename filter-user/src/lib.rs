@@ -1,0 +1,16 @@
+//! The gotofw loader and operator CLI, as a library: scenarios and rule compilation, the host run
+//! of the kernel's classifier, and attach/detach/status over bpffs pins.
+
+pub mod cli;
+pub mod cmd;
+pub mod compile;
+pub mod error;
+pub mod frame;
+pub mod kernel;
+pub mod scenario;
+pub mod slots;
+pub mod system;
+
+/// The compiled XDP object, built by `build.rs` from `filter-ebpf`.
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));

@@ -1,0 +1,33 @@
+//! `gotofw`: parses the command line and dispatches; errors become one line and an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use filter_user::{
+    cli::{Cli, Command},
+    cmd,
+    error::{EXIT_FAILURE, EXIT_USAGE, UsageError},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Scenarios(args) => cmd::scenarios::run(args),
+        Command::Attach(args) => cmd::attach::run(args),
+        Command::Status(args) => cmd::status::run(args),
+        Command::Detach(args) => cmd::detach::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = if err.downcast_ref::<UsageError>().is_some() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            };
+            eprintln!("gotofw: error: {err:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

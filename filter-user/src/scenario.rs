@@ -1,0 +1,745 @@
+//! The GoTo firewall scenarios, the infrastructure allowances, and the rule set an operator's
+//! choices make of them.
+
+use std::{fmt, str::FromStr};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::error::UsageError;
+
+/// The networks GoTo runs its TURN servers on.
+pub const TURN_NETWORKS: [&str; 5] = [
+    "68.64.0.0/19",
+    "173.199.0.0/18",
+    "78.108.124.0/23",
+    "202.173.24.0/21",
+    "23.239.224.0/19",
+];
+
+/// Ports of the open scenario's UDP media range.
+pub const MEDIA_PORTS: PortRange = PortRange {
+    first: 45_000,
+    last: 49_999,
+};
+
+/// One of the four documented configurations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// UDP to ports 45000-49999 and TCP 443, to any address.
+    NoRestrictions,
+    /// UDP 3478 to the TURN networks (or any address) and TCP 443.
+    UdpTurn,
+    /// TCP 3478 to the TURN networks and TCP 443.
+    TcpTurn,
+    /// TCP 443 only.
+    #[value(name = "tcp-443")]
+    #[serde(rename = "tcp-443")]
+    Tcp443,
+}
+
+impl Scenario {
+    /// All scenarios, most open first.
+    pub const ALL: [Self; 4] = [
+        Self::NoRestrictions,
+        Self::UdpTurn,
+        Self::TcpTurn,
+        Self::Tcp443,
+    ];
+
+    /// The name operators type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoRestrictions => "no-restrictions",
+            Self::UdpTurn => "udp-turn",
+            Self::TcpTurn => "tcp-turn",
+            Self::Tcp443 => "tcp-443",
+        }
+    }
+
+    /// One line on what the scenario is for.
+    pub const fn summary(self) -> &'static str {
+        match self {
+            Self::NoRestrictions => {
+                "media over UDP 45000-49999 straight to GoTo's servers, signalling over TCP 443; \
+                 shortest delays, needs return traffic for any address"
+            }
+            Self::UdpTurn => {
+                "all media through GoTo's TURN servers over UDP 3478, signalling over TCP 443"
+            }
+            Self::TcpTurn => {
+                "media over TCP 3478 to the TURN servers, signalling over TCP 443; more delay \
+                 and audio loss than UDP"
+            }
+            Self::Tcp443 => "everything over TCP 443; the most restricted call quality",
+        }
+    }
+
+    /// Whether a rule of the scenario is restricted to the TURN networks (by default).
+    pub const fn uses_turn_networks(self) -> bool {
+        matches!(self, Self::UdpTurn | Self::TcpTurn)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = UsageError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| UsageError::UnknownScenario(s.to_owned()))
+    }
+}
+
+/// Where `udp-turn` lets UDP 3478 go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TurnDst {
+    /// Only the TURN networks.
+    #[default]
+    TurnNetworks,
+    /// Any address.
+    Any,
+}
+
+/// A transport protocol a rule names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// Index of the protocol in the port map.
+    pub const fn index(self) -> u32 {
+        match self {
+            Self::Tcp => filter_common::PROTO_IDX_TCP,
+            Self::Udp => filter_common::PROTO_IDX_UDP,
+        }
+    }
+
+    /// IP protocol number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::Tcp => filter_common::ipproto::TCP,
+            Self::Udp => filter_common::ipproto::UDP,
+        }
+    }
+
+    /// Lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An inclusive range of ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port, at least `first`.
+    pub last: u16,
+}
+
+impl PortRange {
+    /// A single port.
+    pub const fn one(port: u16) -> Self {
+        Self {
+            first: port,
+            last: port,
+        }
+    }
+
+    /// Whether `port` lies in the range.
+    pub const fn contains(self, port: u16) -> bool {
+        self.first <= port && port <= self.last
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Remote addresses a rule holds for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Networks {
+    /// Any address, IPv4 or IPv6.
+    Any,
+    /// Only these networks.
+    List(Vec<IpNet>),
+}
+
+impl Serialize for Networks {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Any => s.serialize_str("any"),
+            Self::List(nets) => s.collect_seq(nets.iter().map(ToString::to_string)),
+        }
+    }
+}
+
+impl fmt::Display for Networks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::List(nets) if nets.len() <= 2 => {
+                let names: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                f.write_str(&names.join(","))
+            }
+            Self::List(nets) => write!(f, "{} networks", nets.len()),
+        }
+    }
+}
+
+/// What a rule does to the traffic it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Let it through.
+    Allow,
+    /// Drop it.
+    Block,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Allow => "allow",
+            Self::Block => "block",
+        })
+    }
+}
+
+/// Where a rule comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// A rule of the scenario.
+    Scenario,
+    /// An infrastructure allowance.
+    Allowance,
+}
+
+/// The infrastructure allowances: traffic a default-block gateway must still let in to keep
+/// working. Each has a counter and can be switched off with `--no-allow NAME`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allowance {
+    /// Frames that are not IP (ARP, LLDP, ...).
+    NonIp,
+    /// ICMPv6 router and neighbour discovery (types 133-137, hop limit 255).
+    #[value(name = "icmpv6-nd")]
+    #[serde(rename = "icmpv6-nd")]
+    Icmpv6Nd,
+    /// ICMP and ICMPv6 errors (unreachable, packet too big, time exceeded, parameter problem)
+    /// that quote a packet the rules allow.
+    IcmpErrors,
+    /// DHCPv4 and DHCPv6 server replies to the client ports (UDP 67 to 68, 547 to 546).
+    Dhcp,
+    /// DNS replies (UDP and TCP from port 53) from the configured resolvers.
+    Dns,
+    /// NTP replies (UDP from port 123) from the configured servers.
+    Ntp,
+}
+
+impl Allowance {
+    /// All allowances, in counter order.
+    pub const ALL: [Self; 6] = [
+        Self::NonIp,
+        Self::Icmpv6Nd,
+        Self::IcmpErrors,
+        Self::Dhcp,
+        Self::Dns,
+        Self::Ntp,
+    ];
+
+    /// The name operators type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NonIp => "non-ip",
+            Self::Icmpv6Nd => "icmpv6-nd",
+            Self::IcmpErrors => "icmp-errors",
+            Self::Dhcp => "dhcp",
+            Self::Dns => "dns",
+            Self::Ntp => "ntp",
+        }
+    }
+
+    /// One line on what it lets in.
+    pub const fn summary(self) -> &'static str {
+        match self {
+            Self::NonIp => "frames that are not IP: ARP, LLDP, ...",
+            Self::Icmpv6Nd => "ICMPv6 router/neighbour discovery (types 133-137, hop limit 255)",
+            Self::IcmpErrors => {
+                "ICMP/ICMPv6 errors (unreachable, too big, time exceeded, parameter problem) \
+                 quoting a packet the rules allow"
+            }
+            Self::Dhcp => "DHCP replies: UDP 67 to client port 68, UDP 547 to client port 546",
+            Self::Dns => "DNS replies: UDP and TCP from port 53 of the DNS servers",
+            Self::Ntp => "NTP replies: UDP from port 123 of the NTP servers",
+        }
+    }
+
+    /// The fixed-logic switch bit, for the allowances that are not port rules.
+    pub const fn switch_bit(self) -> Option<u32> {
+        match self {
+            Self::NonIp => Some(filter_common::allow::NON_IP),
+            Self::Icmpv6Nd => Some(filter_common::allow::ICMPV6_ND),
+            Self::IcmpErrors => Some(filter_common::allow::ICMP_ERRORS),
+            Self::Dhcp | Self::Dns | Self::Ntp => None,
+        }
+    }
+
+    /// The counter slot of the fixed-logic allowances.
+    pub const fn fixed_slot(self) -> Option<u32> {
+        match self {
+            Self::NonIp => Some(filter_common::slot::NON_IP),
+            Self::Icmpv6Nd => Some(filter_common::slot::ICMPV6_ND),
+            Self::IcmpErrors => Some(filter_common::slot::ICMP_ERRORS),
+            Self::Dhcp | Self::Dns | Self::Ntp => None,
+        }
+    }
+}
+
+impl fmt::Display for Allowance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One compiled rule: outbound traffic of `protocols` to `remote_ports` of `networks` gets
+/// `action`. In stateless mode the kernel applies its mirror to inbound traffic (from those ports
+/// of those networks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    /// Stable name, used in counters and `--no-allow`.
+    pub name: String,
+    /// Scenario rule or allowance.
+    pub kind: RuleKind,
+    /// Allow or block.
+    pub action: Action,
+    /// Transport protocols.
+    pub protocols: Vec<Protocol>,
+    /// Remote (server) ports.
+    pub remote_ports: Vec<PortRange>,
+    /// Local (client) ports the rule is limited to; empty for any.
+    pub local_ports: Vec<PortRange>,
+    /// Remote addresses.
+    pub networks: Networks,
+    /// What the rule is for.
+    pub description: String,
+}
+
+impl Rule {
+    /// Ports as operators read them: `3478`, `45000-49999`, `67,547`.
+    pub fn ports_text(&self) -> String {
+        let ports: Vec<String> = self.remote_ports.iter().map(ToString::to_string).collect();
+        ports.join(",")
+    }
+
+    /// Protocols as operators read them: `tcp`, `udp`, `tcp+udp`.
+    pub fn protocols_text(&self) -> String {
+        let protos: Vec<&str> = self.protocols.iter().map(|p| p.name()).collect();
+        protos.join("+")
+    }
+}
+
+/// The operator's choices, checked: what `attach` and `explain` build a rule set from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Destination of `udp-turn`'s UDP 3478.
+    pub turn_dst: TurnDst,
+    /// The TURN network set after the operator's additions or replacement.
+    pub turn_networks: Vec<IpNet>,
+    /// Allowances switched off.
+    pub disabled: Vec<Allowance>,
+    /// Resolvers DNS replies may come from; empty for any.
+    pub dns_servers: Vec<IpNet>,
+    /// Servers NTP replies may come from; empty for any.
+    pub ntp_servers: Vec<IpNet>,
+}
+
+impl Options {
+    /// The seed's defaults for `scenario`.
+    pub fn new(scenario: Scenario) -> Self {
+        Self {
+            scenario,
+            turn_dst: TurnDst::TurnNetworks,
+            turn_networks: default_turn_networks(),
+            disabled: Vec::new(),
+            dns_servers: Vec::new(),
+            ntp_servers: Vec::new(),
+        }
+    }
+
+    /// Checks the raw choices of the command line and makes options of them.
+    pub fn from_raw(raw: &RawNetworkArgs, scenario: Scenario) -> Result<Self, UsageError> {
+        let mut networks = Vec::new();
+        for text in &raw.network {
+            networks.push(parse_network(text, "--network")?);
+        }
+        if !scenario.uses_turn_networks() && !networks.is_empty() {
+            return Err(UsageError::NetworksUnused {
+                scenario,
+                network: raw.network[0].clone(),
+            });
+        }
+        if raw.turn_dst == Some(TurnDst::Any) && scenario != Scenario::UdpTurn {
+            return Err(UsageError::TurnDstUnused(scenario));
+        }
+        let turn_networks = if raw.replace_networks {
+            if networks.is_empty() {
+                return Err(UsageError::EmptyNetworks);
+            }
+            networks
+        } else {
+            let mut all = default_turn_networks();
+            all.extend(networks);
+            all
+        };
+        let mut dns_servers = Vec::new();
+        for text in &raw.dns_server {
+            dns_servers.push(parse_network(text, "--dns-server")?);
+        }
+        let mut ntp_servers = Vec::new();
+        for text in &raw.ntp_server {
+            ntp_servers.push(parse_network(text, "--ntp-server")?);
+        }
+        let mut disabled = raw.no_allow.clone();
+        disabled.sort_by_key(|a| Allowance::ALL.iter().position(|b| b == a));
+        disabled.dedup();
+        Ok(Self {
+            scenario,
+            turn_dst: raw.turn_dst.unwrap_or_default(),
+            turn_networks: dedup_networks(turn_networks),
+            disabled,
+            dns_servers: dedup_networks(dns_servers),
+            ntp_servers: dedup_networks(ntp_servers),
+        })
+    }
+
+    /// The rules, first match first: the scenario's, then the port-based allowances.
+    pub fn rules(&self) -> Vec<Rule> {
+        let turn = Networks::List(self.turn_networks.clone());
+        let https = Rule {
+            name: "https".into(),
+            kind: RuleKind::Scenario,
+            action: Action::Allow,
+            protocols: vec![Protocol::Tcp],
+            remote_ports: vec![PortRange::one(443)],
+            local_ports: Vec::new(),
+            networks: Networks::Any,
+            description: "signalling (and in tcp-443 all media) over TCP 443".into(),
+        };
+        let mut rules = match self.scenario {
+            Scenario::NoRestrictions => vec![
+                Rule {
+                    name: "media-udp".into(),
+                    kind: RuleKind::Scenario,
+                    action: Action::Allow,
+                    protocols: vec![Protocol::Udp],
+                    remote_ports: vec![MEDIA_PORTS],
+                    local_ports: Vec::new(),
+                    networks: Networks::Any,
+                    description: "media over UDP straight to GoTo's servers".into(),
+                },
+                https,
+            ],
+            Scenario::UdpTurn => vec![
+                Rule {
+                    name: "turn-udp".into(),
+                    kind: RuleKind::Scenario,
+                    action: Action::Allow,
+                    protocols: vec![Protocol::Udp],
+                    remote_ports: vec![PortRange::one(3478)],
+                    local_ports: Vec::new(),
+                    networks: match self.turn_dst {
+                        TurnDst::TurnNetworks => turn,
+                        TurnDst::Any => Networks::Any,
+                    },
+                    description: "media over UDP to the TURN servers".into(),
+                },
+                https,
+            ],
+            Scenario::TcpTurn => vec![
+                Rule {
+                    name: "turn-tcp".into(),
+                    kind: RuleKind::Scenario,
+                    action: Action::Allow,
+                    protocols: vec![Protocol::Tcp],
+                    remote_ports: vec![PortRange::one(3478)],
+                    local_ports: Vec::new(),
+                    networks: turn,
+                    description: "media over TCP to the TURN servers".into(),
+                },
+                https,
+            ],
+            Scenario::Tcp443 => vec![https],
+        };
+        let servers = |list: &[IpNet]| {
+            if list.is_empty() {
+                Networks::Any
+            } else {
+                Networks::List(list.to_vec())
+            }
+        };
+        for allowance in [Allowance::Dhcp, Allowance::Dns, Allowance::Ntp] {
+            if self.disabled.contains(&allowance) {
+                continue;
+            }
+            let (protocols, remote_ports, local_ports, networks) = match allowance {
+                Allowance::Dhcp => (
+                    vec![Protocol::Udp],
+                    vec![PortRange::one(67), PortRange::one(547)],
+                    vec![PortRange::one(68), PortRange::one(546)],
+                    Networks::Any,
+                ),
+                Allowance::Dns => (
+                    vec![Protocol::Tcp, Protocol::Udp],
+                    vec![PortRange::one(53)],
+                    Vec::new(),
+                    servers(&self.dns_servers),
+                ),
+                _ => (
+                    vec![Protocol::Udp],
+                    vec![PortRange::one(123)],
+                    Vec::new(),
+                    servers(&self.ntp_servers),
+                ),
+            };
+            rules.push(Rule {
+                name: allowance.name().into(),
+                kind: RuleKind::Allowance,
+                action: Action::Allow,
+                protocols,
+                remote_ports,
+                local_ports,
+                networks,
+                description: allowance.summary().into(),
+            });
+        }
+        rules
+    }
+
+    /// Switch bits of the enabled fixed-logic allowances.
+    pub fn allowance_bits(&self) -> u32 {
+        Allowance::ALL
+            .iter()
+            .filter(|a| !self.disabled.contains(a))
+            .filter_map(|a| a.switch_bit())
+            .fold(0, |acc, bit| acc | bit)
+    }
+}
+
+/// Network options as typed, shared by `attach` and `explain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct RawNetworkArgs {
+    /// Where udp-turn sends UDP 3478: only the TURN networks (the default) or any address.
+    #[arg(long, value_enum, value_name = "DST")]
+    pub turn_dst: Option<TurnDst>,
+
+    /// Add a network (CIDR, IPv4 or IPv6) to the TURN network set. Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub network: Vec<String>,
+
+    /// Use only the --network CIDRs as the TURN network set, instead of adding them to GoTo's
+    /// five published networks.
+    #[arg(long)]
+    pub replace_networks: bool,
+
+    /// Switch an infrastructure allowance off. Repeatable.
+    #[arg(long, value_enum, value_name = "ALLOWANCE")]
+    pub no_allow: Vec<Allowance>,
+
+    /// Accept DNS replies only from this resolver (address or CIDR). Repeatable; default any.
+    #[arg(long, value_name = "ADDR")]
+    pub dns_server: Vec<String>,
+
+    /// Accept NTP replies only from this server (address or CIDR). Repeatable; default any.
+    #[arg(long, value_name = "ADDR")]
+    pub ntp_server: Vec<String>,
+}
+
+/// GoTo's published TURN networks.
+pub fn default_turn_networks() -> Vec<IpNet> {
+    TURN_NETWORKS
+        .iter()
+        .map(|n| {
+            n.parse()
+                .expect("the built-in TURN networks are valid CIDRs")
+        })
+        .collect()
+}
+
+/// Parses a CIDR or a bare address (a host network) given to `flag`.
+pub fn parse_network(text: &str, flag: &'static str) -> Result<IpNet, UsageError> {
+    let net: IpNet = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => match text.parse::<std::net::IpAddr>() {
+            Ok(addr) => IpNet::from(addr),
+            Err(_) => {
+                return Err(UsageError::BadNetwork {
+                    flag,
+                    value: text.to_owned(),
+                });
+            }
+        },
+    };
+    if net.trunc() != net {
+        return Err(UsageError::HostBits {
+            flag,
+            value: text.to_owned(),
+            network: net.trunc(),
+        });
+    }
+    Ok(net)
+}
+
+fn dedup_networks(mut nets: Vec<IpNet>) -> Vec<IpNet> {
+    let mut seen = std::collections::HashSet::new();
+    nets.retain(|n| seen.insert(*n));
+    nets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for sc in Scenario::ALL {
+            assert_eq!(sc.name().parse::<Scenario>().unwrap(), sc);
+        }
+        let err = "udp_turn".parse::<Scenario>().unwrap_err().to_string();
+        assert!(err.contains("udp_turn") && err.contains("tcp-443"), "{err}");
+    }
+
+    #[test]
+    fn networks_extend_or_replace() {
+        let raw = RawNetworkArgs {
+            network: vec!["2001:db8::/32".into(), "198.51.100.7".into()],
+            ..Default::default()
+        };
+        let opts = Options::from_raw(&raw, Scenario::UdpTurn).unwrap();
+        assert_eq!(opts.turn_networks.len(), 7);
+        let raw = RawNetworkArgs {
+            replace_networks: true,
+            ..raw
+        };
+        let opts = Options::from_raw(&raw, Scenario::UdpTurn).unwrap();
+        let want: Vec<IpNet> = vec![
+            "2001:db8::/32".parse().unwrap(),
+            "198.51.100.7/32".parse().unwrap(),
+        ];
+        assert_eq!(opts.turn_networks, want);
+    }
+
+    #[test]
+    fn bad_networks_name_the_value() {
+        for (value, needle) in [
+            ("68.64.0.0/33", "68.64.0.0/33"),
+            ("68.64.0.1/19", "68.64.0.0/19"),
+            ("turn", "turn"),
+            ("2001:db8::/129", "2001:db8::/129"),
+        ] {
+            let raw = RawNetworkArgs {
+                network: vec![value.into()],
+                ..Default::default()
+            };
+            let err = Options::from_raw(&raw, Scenario::TcpTurn)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn options_that_do_nothing_are_refused() {
+        let raw = RawNetworkArgs {
+            network: vec!["198.51.100.0/24".into()],
+            ..Default::default()
+        };
+        assert!(Options::from_raw(&raw, Scenario::Tcp443).is_err());
+        let raw = RawNetworkArgs {
+            turn_dst: Some(TurnDst::Any),
+            ..Default::default()
+        };
+        assert!(Options::from_raw(&raw, Scenario::TcpTurn).is_err());
+        assert!(Options::from_raw(&raw, Scenario::UdpTurn).is_ok());
+        let raw = RawNetworkArgs {
+            replace_networks: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Options::from_raw(&raw, Scenario::UdpTurn),
+            Err(UsageError::EmptyNetworks)
+        ));
+    }
+
+    #[test]
+    fn scenario_rules_follow_the_seed() {
+        let names = |sc| {
+            Options::new(sc)
+                .rules()
+                .iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Scenario::NoRestrictions),
+            ["media-udp", "https", "dhcp", "dns", "ntp"]
+        );
+        assert_eq!(
+            names(Scenario::UdpTurn),
+            ["turn-udp", "https", "dhcp", "dns", "ntp"]
+        );
+        assert_eq!(
+            names(Scenario::TcpTurn),
+            ["turn-tcp", "https", "dhcp", "dns", "ntp"]
+        );
+        assert_eq!(names(Scenario::Tcp443), ["https", "dhcp", "dns", "ntp"]);
+        let mut opts = Options::new(Scenario::UdpTurn);
+        opts.turn_dst = TurnDst::Any;
+        assert_eq!(opts.rules()[0].networks, Networks::Any);
+        opts.disabled = vec![Allowance::Dns, Allowance::NonIp];
+        assert_eq!(opts.rules().len(), 4);
+        assert_eq!(
+            opts.allowance_bits(),
+            filter_common::allow::ICMPV6_ND | filter_common::allow::ICMP_ERRORS
+        );
+    }
+}

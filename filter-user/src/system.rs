@@ -1,0 +1,224 @@
+//! The machine around the filter: privileges, bpffs, interface names, and the per-interface lock.
+
+use std::{
+    ffi::CString,
+    fs::{self, File, OpenOptions},
+    io,
+    os::{fd::AsRawFd, unix::fs::DirBuilderExt},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::error::UsageError;
+
+/// Where bpffs is mounted.
+pub const BPFFS: &str = "/sys/fs/bpf";
+/// Directory of gotofw's pins; one subdirectory per interface.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/gotofw";
+/// Directory of half-made and half-removed pin directories (bpffs refuses names that start with
+/// a dot, so they cannot hide inside [`PIN_ROOT`]).
+pub const PIN_STAGING: &str = "/sys/fs/bpf/gotofw-staging";
+/// Directory of the per-interface lock files.
+pub const LOCK_DIR: &str = "/run/gotofw";
+/// How long a command waits for another one on the same interface.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+/// Fails unless the process may load BPF programs and attach them to interfaces.
+pub fn require_capabilities() -> Result<(), UsageError> {
+    let caps = effective_capabilities().unwrap_or(0);
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+        return Err(UsageError::MissingCapability("CAP_BPF"));
+    }
+    if !has(CAP_NET_ADMIN) {
+        return Err(UsageError::MissingCapability("CAP_NET_ADMIN"));
+    }
+    Ok(())
+}
+
+fn effective_capabilities() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Whether bpffs is mounted at [`BPFFS`].
+pub fn bpffs_mounted() -> bool {
+    fs::read_to_string("/proc/self/mounts").is_ok_and(|mounts| {
+        mounts.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next(), f.next(), f.next());
+            point == Some(BPFFS) && kind == Some("bpf")
+        })
+    })
+}
+
+/// Mounts bpffs at [`BPFFS`] when it is not there.
+pub fn ensure_bpffs() -> anyhow::Result<()> {
+    if bpffs_mounted() {
+        return Ok(());
+    }
+    fs::create_dir_all(BPFFS).with_context(|| format!("creating {BPFFS}"))?;
+    let src = CString::new("bpf").expect("no NUL");
+    let target = CString::new(BPFFS).expect("no NUL");
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "bpffs is not mounted at {BPFFS} and mounting it failed ({}): run `mount -t bpf bpf {BPFFS}`",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// Checks an interface name as the kernel would (1-15 bytes, no '/', no whitespace).
+pub fn check_interface_name(name: &str) -> Result<(), UsageError> {
+    let ok = !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', ':'])
+        && !name.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(UsageError::BadInterfaceName(name.to_owned()))
+    }
+}
+
+/// The index of interface `name` in this network namespace.
+pub fn ifindex(name: &str) -> Result<u32, UsageError> {
+    check_interface_name(name)?;
+    let c = CString::new(name).map_err(|_| UsageError::BadInterfaceName(name.to_owned()))?;
+    // SAFETY: valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        Err(UsageError::UnknownInterface(name.to_owned()))
+    } else {
+        Ok(index)
+    }
+}
+
+/// The pin directory of interface `name`.
+pub fn pin_dir(name: &str) -> PathBuf {
+    Path::new(PIN_ROOT).join(name)
+}
+
+/// Creates `path` (and its parents) readable by root only.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// An exclusive lock on one interface's gotofw state, held until dropped. Two gotofw commands on
+/// the same interface run one after the other.
+#[derive(Debug)]
+pub struct InterfaceLock {
+    _file: File,
+}
+
+impl InterfaceLock {
+    /// Waits (up to ten seconds) for the lock of interface `name`.
+    pub fn acquire(name: &str) -> anyhow::Result<Self> {
+        create_private_dir(Path::new(LOCK_DIR)).with_context(|| format!("creating {LOCK_DIR}"))?;
+        let path = Path::new(LOCK_DIR).join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        let start = Instant::now();
+        loop {
+            // SAFETY: a valid open descriptor.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Self { _file: file });
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(err).with_context(|| format!("locking {}", path.display()));
+            }
+            if start.elapsed() > LOCK_WAIT {
+                bail!(
+                    "another gotofw command has held {} for {}s: wait for it to finish, or find it with `fuser {}`",
+                    path.display(),
+                    LOCK_WAIT.as_secs(),
+                    path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days.cast_signed() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_are_checked_like_the_kernel() {
+        assert!(check_interface_name("eth0").is_ok());
+        assert!(check_interface_name("a23456789012345").is_ok());
+        for bad in ["", "a234567890123456", "a/b", "a b", ".."] {
+            assert!(check_interface_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_795_000_000), "2026-11-18 11:06:40 UTC");
+    }
+
+    #[test]
+    fn unknown_interface_is_a_usage_error() {
+        let err = ifindex("gfw-nosuch0").unwrap_err();
+        assert!(err.to_string().contains("gfw-nosuch0"));
+    }
+}

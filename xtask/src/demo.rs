@@ -1,0 +1,33 @@
+//! `cargo xtask demo`: set-up, then the namespace demo lab (`gotofw-tests`'s
+//! `demo` binary) for one scenario.
+
+use anyhow::{Context, Result};
+
+use crate::{exec, setup};
+
+/// Options of `cargo xtask demo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The scenario to demonstrate: no-restrictions, udp-turn, tcp-turn or tcp-443.
+    #[arg(long, default_value = "udp-turn", value_name = "NAME")]
+    scenario: String,
+}
+
+/// Runs set-up, then `cargo run --release -p gotofw-tests --bin demo`.
+pub fn run(args: &Args) -> Result<()> {
+    setup::run()?;
+    exec::run(
+        exec::cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "gotofw-tests",
+                "--bin",
+                "demo",
+                "--",
+            ])
+            .args(["--scenario", &args.scenario]),
+    )
+    .context("the demo failed; see its output above (it needs root: it builds network namespaces)")
+}
