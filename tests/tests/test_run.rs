@@ -1,0 +1,797 @@
+//! The loaded XDP program against the host classifier, on crafted frames (BPF_PROG_TEST_RUN).
+//!
+//! Every case runs through the kernel program and through `filter_common::classify` on the host
+//! over the same compiled tables. Both must give the verdict and the counter slot the case
+//! expects, and the kernel must have counted the frame (one packet, its length in bytes) in that
+//! slot and in no other.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use aya::{
+    Ebpf,
+    maps::PerCpuArray,
+    programs::{TestRun, TestRunOptions},
+};
+use filter_common::{
+    ACTION_PASS, COUNTER_ENTRIES, Counter, Direction, FragKey, FragVerdict, classify,
+    counter_index, ethertype, ipproto,
+};
+use filter_user::{
+    compile::{Compiled, SoftTables},
+    frame::{self, Ipv4, Ipv6, ethernet, icmp, ipv6_ext, ipv6_fragment, tcp, udp},
+    kernel,
+    scenario::{Allowance, Options, Scenario, TurnDst},
+    slots::slot_name,
+};
+use gotofw_tests::require_root_or_skip;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// A rule set under test with its loaded program and its host twin.
+struct Harness {
+    label: String,
+    names: Vec<String>,
+    ebpf: Ebpf,
+    compiled: Compiled,
+    fragments: std::collections::HashMap<FragKey, FragVerdict>,
+}
+
+impl Harness {
+    fn new(label: &str, options: &Options) -> Self {
+        let rules = options.rules();
+        let compiled = Compiled::new(&rules, options.allowance_bits()).unwrap();
+        let ebpf = kernel::load(&compiled, b"{}").unwrap_or_else(|e| panic!("{label}: {e:#}"));
+        Self {
+            label: label.to_owned(),
+            names: rules.iter().map(|r| r.name.clone()).collect(),
+            ebpf,
+            compiled,
+            fragments: std::collections::HashMap::new(),
+        }
+    }
+
+    fn counters(&self) -> Vec<Counter> {
+        let map: PerCpuArray<_, Counter> =
+            PerCpuArray::try_from(self.ebpf.map("COUNTERS").unwrap()).unwrap();
+        (0..COUNTER_ENTRIES)
+            .map(|i| {
+                map.get(&i, 0)
+                    .unwrap()
+                    .iter()
+                    .fold(Counter::default(), |a, c| Counter {
+                        packets: a.packets + c.packets,
+                        bytes: a.bytes + c.bytes,
+                    })
+            })
+            .collect()
+    }
+
+    /// Runs `frame` through both classifiers; checks they agree with `want` and the counters.
+    fn check(&mut self, case: &str, frame: &[u8], want: (&str, &str)) {
+        let ctx = format!("[{}] {case}", self.label);
+        // Host.
+        let mut tables: SoftTables<'_> = self.compiled.tables();
+        tables.fragments = self.fragments.clone();
+        let mut key = FragKey::default();
+        let outcome = classify(frame, &tables, Direction::Ingress, &mut key);
+        if outcome.remember {
+            self.fragments.insert(
+                key,
+                FragVerdict {
+                    slot: outcome.decision.slot,
+                    action: outcome.decision.action,
+                },
+            );
+        }
+        let host = (
+            if outcome.decision.action == ACTION_PASS {
+                "allow"
+            } else {
+                "block"
+            },
+            slot_name(&self.names, outcome.decision.slot),
+        );
+        // Kernel.
+        let before = self.counters();
+        let program = kernel::program(&mut self.ebpf).unwrap();
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })
+            .unwrap_or_else(|e| panic!("{ctx}: test_run: {e}"));
+        let after = self.counters();
+        let verdict = match result.return_value {
+            XDP_PASS => "allow",
+            XDP_DROP => "block",
+            other => panic!("{ctx}: XDP action {other}"),
+        };
+        let moved: Vec<usize> = (0..after.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        assert_eq!(moved.len(), 1, "{ctx}: counters that moved: {moved:?}");
+        let index = moved[0];
+        let slot = index as u32 - counter_index(Direction::Ingress, 0);
+        assert_eq!(after[index].packets - before[index].packets, 1, "{ctx}");
+        assert_eq!(
+            after[index].bytes - before[index].bytes,
+            frame.len() as u64,
+            "{ctx}"
+        );
+        let kernel = (verdict, slot_name(&self.names, slot));
+        assert_eq!(
+            (kernel.0, kernel.1.as_str()),
+            (host.0, host.1.as_str()),
+            "{ctx}: kernel and host disagree"
+        );
+        assert_eq!(
+            (kernel.0, kernel.1.as_str()),
+            want,
+            "{ctx}: unexpected verdict"
+        );
+    }
+}
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const CLIENT4: &str = "192.0.2.1:50000";
+const CLIENT6: &str = "[2001:db8::1]:50000";
+
+/// A reply from `from` to the client.
+fn reply_udp(from: &str) -> Vec<u8> {
+    let from = sock(from);
+    let to = if from.is_ipv4() {
+        sock(CLIENT4)
+    } else {
+        sock(CLIENT6)
+    };
+    frame::packet(filter_user::scenario::Protocol::Udp, from, to)
+}
+
+fn reply_tcp(from: &str) -> Vec<u8> {
+    let from = sock(from);
+    let to = if from.is_ipv4() {
+        sock(CLIENT4)
+    } else {
+        sock(CLIENT6)
+    };
+    frame::packet(filter_user::scenario::Protocol::Tcp, from, to)
+}
+
+const ALLOW: &str = "allow";
+const BLOCK: &str = "block";
+const DEFAULT: (&str, &str) = (BLOCK, "default-block");
+const MALFORMED: (&str, &str) = (BLOCK, "malformed");
+
+/// The TURN networks: first address, last address, first address past the end, last before.
+const TURN_EDGES: [(&str, &str, &str, &str); 5] = [
+    ("68.64.0.0", "68.64.31.255", "68.64.32.0", "68.63.255.255"),
+    (
+        "173.199.0.0",
+        "173.199.63.255",
+        "173.199.64.0",
+        "173.198.255.255",
+    ),
+    (
+        "78.108.124.0",
+        "78.108.125.255",
+        "78.108.126.0",
+        "78.108.123.255",
+    ),
+    (
+        "202.173.24.0",
+        "202.173.31.255",
+        "202.173.32.0",
+        "202.173.23.255",
+    ),
+    (
+        "23.239.224.0",
+        "23.239.255.255",
+        "23.240.0.0",
+        "23.239.223.255",
+    ),
+];
+
+fn scenario_cases(h: &mut Harness, sc: Scenario, turn_any: bool) {
+    // TURN networks: edges, UDP and TCP 3478.
+    for (first, last, past, before) in TURN_EDGES {
+        for (addr, inside) in [(first, true), (last, true), (past, false), (before, false)] {
+            let udp_want = match sc {
+                Scenario::UdpTurn if inside || turn_any => (ALLOW, "turn-udp"),
+                _ => DEFAULT,
+            };
+            h.check(
+                &format!("udp from {addr}:3478"),
+                &reply_udp(&format!("{addr}:3478")),
+                udp_want,
+            );
+            let tcp_want = match sc {
+                Scenario::TcpTurn if inside => (ALLOW, "turn-tcp"),
+                _ => DEFAULT,
+            };
+            h.check(
+                &format!("tcp from {addr}:3478"),
+                &reply_tcp(&format!("{addr}:3478")),
+                tcp_want,
+            );
+        }
+    }
+    // The media port range and its edges.
+    for (port, inside) in [
+        (44_999, false),
+        (45_000, true),
+        (47_500, true),
+        (49_999, true),
+        (50_000, false),
+    ] {
+        let want = if sc == Scenario::NoRestrictions && inside {
+            (ALLOW, "media-udp")
+        } else {
+            DEFAULT
+        };
+        h.check(
+            &format!("udp from media port {port}"),
+            &reply_udp(&format!("203.0.113.10:{port}")),
+            want,
+        );
+        h.check(
+            &format!("udp from media port {port}, IPv6"),
+            &reply_udp(&format!("[2001:db8:5::10]:{port}")),
+            want,
+        );
+    }
+    // TCP 443: every scenario, any address, both families; UDP 443 never.
+    for from in ["203.0.113.10:443", "68.64.0.10:443", "[2001:db8:5::10]:443"] {
+        h.check(
+            &format!("tcp from {from}"),
+            &reply_tcp(from),
+            (ALLOW, "https"),
+        );
+        h.check(&format!("udp from {from}"), &reply_udp(from), DEFAULT);
+    }
+    // A port no rule names.
+    h.check("tcp from port 80", &reply_tcp("68.64.0.10:80"), DEFAULT);
+    // IPv6 from TURN port: the seed's networks are IPv4 only.
+    let v6_turn = match sc {
+        Scenario::UdpTurn if turn_any => (ALLOW, "turn-udp"),
+        _ => DEFAULT,
+    };
+    h.check(
+        "udp from [2001:db8:5::10]:3478",
+        &reply_udp("[2001:db8:5::10]:3478"),
+        v6_turn,
+    );
+}
+
+/// Parsing cases: the same expectations in every scenario (they use TCP 443 and the allowances).
+fn parsing_cases(h: &mut Harness) {
+    let https = (ALLOW, "https");
+    let src = v4("203.0.113.10");
+    let dst = v4("192.0.2.1");
+    let tcp443 = tcp(443, 50_000, b"");
+    let ip4 = Ipv4::new(src, dst, ipproto::TCP);
+
+    // VLAN tags.
+    let inner = ip4.build(&tcp443);
+    h.check(
+        "802.1Q",
+        &ethernet(&[(ethertype::VLAN, 7)], ethertype::IPV4, &inner),
+        https,
+    );
+    h.check(
+        "802.1ad + 802.1Q",
+        &ethernet(
+            &[(ethertype::QINQ, 7), (ethertype::VLAN, 8)],
+            ethertype::IPV4,
+            &inner,
+        ),
+        https,
+    );
+    h.check(
+        "three tags",
+        &ethernet(
+            &[
+                (ethertype::QINQ, 7),
+                (ethertype::VLAN, 8),
+                (ethertype::VLAN, 9),
+            ],
+            ethertype::IPV4,
+            &inner,
+        ),
+        (BLOCK, "unsupported"),
+    );
+    let ip6 = Ipv6::new(v6("2001:db8:5::10"), v6("2001:db8::1"), ipproto::TCP);
+    h.check(
+        "802.1Q IPv6",
+        &ethernet(
+            &[(ethertype::VLAN, 7)],
+            ethertype::IPV6,
+            &ip6.build(&tcp443),
+        ),
+        https,
+    );
+    // VLAN tag cut short.
+    let mut cut = ethernet(&[(ethertype::VLAN, 7)], ethertype::IPV4, &[]);
+    cut.truncate(16);
+    h.check("truncated VLAN tag", &cut, MALFORMED);
+
+    // IPv4 options.
+    let mut with_opts = ip4.clone();
+    with_opts.options = vec![1, 1, 1, 0];
+    h.check(
+        "IPv4 options (IHL 6)",
+        &ethernet(&[], ethertype::IPV4, &with_opts.build(&tcp443)),
+        https,
+    );
+    with_opts.options = vec![1; 40];
+    h.check(
+        "IPv4 options (IHL 15)",
+        &ethernet(&[], ethertype::IPV4, &with_opts.build(&tcp443)),
+        https,
+    );
+
+    // Truncated and inconsistent IPv4.
+    let good = ethernet(&[], ethertype::IPV4, &inner);
+    h.check("IPv4 header cut at 10 bytes", &good[..24], MALFORMED);
+    h.check(
+        "TCP header cut at 10 bytes",
+        &good[..14 + 20 + 10],
+        MALFORMED,
+    );
+    let mut bad = good.clone();
+    bad[14] = 0x44; // IHL 4
+    h.check("IPv4 IHL 4", &bad, MALFORMED);
+    let mut bad = good.clone();
+    bad[14] = 0x4f; // IHL 15, past the packet
+    h.check("IPv4 IHL past the packet", &bad, MALFORMED);
+    let mut bad = good.clone();
+    bad[14] = 0x65; // version 6 in an IPv4 ethertype
+    h.check("IPv4 version 6", &bad, MALFORMED);
+    let mut bad = good.clone();
+    bad[16..18].copy_from_slice(&500u16.to_be_bytes());
+    h.check("IPv4 total length past the frame", &bad, MALFORMED);
+    let mut bad = good.clone();
+    bad[16..18].copy_from_slice(&19u16.to_be_bytes());
+    h.check("IPv4 total length under the header", &bad, MALFORMED);
+    let mut bad = good.clone();
+    bad[14 + 20 + 12] = 4 << 4;
+    h.check("TCP data offset 4", &bad, MALFORMED);
+    let mut bad = good.clone();
+    bad[14 + 20 + 12] = 15 << 4;
+    h.check("TCP data offset past the packet", &bad, MALFORMED);
+    // Ethernet padding after a short IPv4 packet is fine.
+    let mut padded = good.clone();
+    padded.extend_from_slice(&[0; 6]);
+    h.check("Ethernet padding", &padded, https);
+
+    // UDP lengths.
+    let dns = udp(53, 50_000, b"answer");
+    let dns_frame = ethernet(
+        &[],
+        ethertype::IPV4,
+        &Ipv4::new(src, dst, ipproto::UDP).build(&dns),
+    );
+    h.check("DNS reply", &dns_frame, (ALLOW, "dns"));
+    let mut bad = dns_frame.clone();
+    bad[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&0u16.to_be_bytes());
+    h.check("UDP length 0", &bad, MALFORMED);
+    let mut bad = dns_frame.clone();
+    bad[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&200u16.to_be_bytes());
+    h.check("UDP length past the packet", &bad, MALFORMED);
+
+    // Other protocols.
+    let gre = ethernet(
+        &[],
+        ethertype::IPV4,
+        &Ipv4::new(src, dst, 47).build(&[0; 8]),
+    );
+    h.check("GRE", &gre, DEFAULT);
+
+    // Fragments (IPv4): the first is judged, later ones follow it.
+    let frag_udp = udp(443, 50_000, &[0; 32]);
+    let first = Ipv4 {
+        id: 0x4242,
+        flags_frag: 0x2000,
+        ..Ipv4::new(src, dst, ipproto::TCP)
+    };
+    h.check(
+        "first fragment",
+        &ethernet(
+            &[],
+            ethertype::IPV4,
+            &first.build(&tcp(443, 50_000, &[0; 16])),
+        ),
+        https,
+    );
+    let second = Ipv4 {
+        flags_frag: 0x2000 | 5,
+        ..first.clone()
+    };
+    h.check(
+        "second fragment",
+        &ethernet(&[], ethertype::IPV4, &second.build(&[0; 40])),
+        https,
+    );
+    let last = Ipv4 {
+        flags_frag: 10,
+        ..first.clone()
+    };
+    h.check(
+        "last fragment",
+        &ethernet(&[], ethertype::IPV4, &last.build(&[0; 8])),
+        https,
+    );
+    let orphan = Ipv4 {
+        id: 0x4343,
+        flags_frag: 5,
+        ..first.clone()
+    };
+    h.check(
+        "fragment without a first",
+        &ethernet(&[], ethertype::IPV4, &orphan.build(&[0; 8])),
+        (BLOCK, "fragment-unknown"),
+    );
+    let overlap = Ipv4 {
+        flags_frag: 1,
+        ..first.clone()
+    };
+    h.check(
+        "fragment overlapping the TCP header",
+        &ethernet(&[], ethertype::IPV4, &overlap.build(&[0; 8])),
+        MALFORMED,
+    );
+    let blocked_first = Ipv4 {
+        id: 0x4444,
+        flags_frag: 0x2000,
+        ..Ipv4::new(src, dst, ipproto::UDP)
+    };
+    h.check(
+        "blocked first fragment",
+        &ethernet(
+            &[],
+            ethertype::IPV4,
+            &blocked_first.build(&udp(9, 50_000, &[0; 16])),
+        ),
+        DEFAULT,
+    );
+    let blocked_second = Ipv4 {
+        flags_frag: 3,
+        ..blocked_first
+    };
+    h.check(
+        "fragment after a blocked first",
+        &ethernet(&[], ethertype::IPV4, &blocked_second.build(&frag_udp)),
+        DEFAULT,
+    );
+    let tiny = Ipv4 {
+        id: 0x4545,
+        flags_frag: 0x2000,
+        ..Ipv4::new(src, dst, ipproto::TCP)
+    };
+    h.check(
+        "tiny first fragment (ports in the next)",
+        &ethernet(&[], ethertype::IPV4, &tiny.build(&tcp443[..8])),
+        MALFORMED,
+    );
+
+    // IPv6 extension headers and fragments.
+    let mut chain = ip6.clone();
+    chain.next = 0;
+    chain.ext = [ipv6_ext(60, 0), ipv6_ext(ipproto::TCP, 1)].concat();
+    h.check(
+        "IPv6 hop-by-hop + destination options",
+        &ethernet(&[], ethertype::IPV6, &chain.build(&tcp443)),
+        https,
+    );
+    let mut long = ip6.clone();
+    long.next = 60;
+    long.ext = (0..9)
+        .flat_map(|i| ipv6_ext(if i == 8 { ipproto::TCP } else { 60 }, 0))
+        .collect();
+    h.check(
+        "IPv6 chain of nine extension headers",
+        &ethernet(&[], ethertype::IPV6, &long.build(&tcp443)),
+        (BLOCK, "unsupported"),
+    );
+    let mut eight = ip6.clone();
+    eight.next = 60;
+    eight.ext = (0..7)
+        .flat_map(|i| ipv6_ext(if i == 6 { ipproto::TCP } else { 60 }, 0))
+        .collect();
+    h.check(
+        "IPv6 chain of seven extension headers",
+        &ethernet(&[], ethertype::IPV6, &eight.build(&tcp443)),
+        https,
+    );
+    let mut cut_ext = ip6.clone();
+    cut_ext.next = 60;
+    cut_ext.ext = ipv6_ext(ipproto::TCP, 4);
+    let mut bytes = ethernet(&[], ethertype::IPV6, &cut_ext.build(&[]));
+    bytes.truncate(14 + 40 + 16);
+    let plen = (bytes.len() - 54) as u16;
+    bytes[18..20].copy_from_slice(&plen.to_be_bytes());
+    h.check("IPv6 extension header past the payload", &bytes, MALFORMED);
+    let mut f1 = ip6.clone();
+    f1.next = 44;
+    f1.ext = ipv6_fragment(ipproto::TCP, 0, true, 0xabcd);
+    h.check(
+        "IPv6 first fragment",
+        &ethernet(&[], ethertype::IPV6, &f1.build(&tcp443)),
+        https,
+    );
+    let mut f2 = ip6.clone();
+    f2.next = 44;
+    f2.ext = ipv6_fragment(ipproto::TCP, 24, false, 0xabcd);
+    h.check(
+        "IPv6 later fragment",
+        &ethernet(&[], ethertype::IPV6, &f2.build(&[0; 16])),
+        https,
+    );
+    f2.ext = ipv6_fragment(ipproto::TCP, 24, false, 0xabce);
+    h.check(
+        "IPv6 fragment without a first",
+        &ethernet(&[], ethertype::IPV6, &f2.build(&[0; 16])),
+        (BLOCK, "fragment-unknown"),
+    );
+    let mut f3 = ip6.clone();
+    f3.next = 44;
+    f3.ext = [
+        ipv6_fragment(60, 0, true, 0xabcf),
+        ipv6_ext(ipproto::TCP, 0),
+    ]
+    .concat();
+    h.check(
+        "IPv6 fragment header then more extension headers",
+        &ethernet(&[], ethertype::IPV6, &f3.build(&tcp443)),
+        https,
+    );
+    let mut two = ip6.clone();
+    two.next = 44;
+    two.ext = [
+        ipv6_fragment(44, 0, true, 1),
+        ipv6_fragment(ipproto::TCP, 0, true, 2),
+    ]
+    .concat();
+    h.check(
+        "two IPv6 fragment headers",
+        &ethernet(&[], ethertype::IPV6, &two.build(&tcp443)),
+        MALFORMED,
+    );
+    let good6 = ethernet(&[], ethertype::IPV6, &ip6.build(&tcp443));
+    h.check("IPv6 header cut", &good6[..14 + 30], MALFORMED);
+    let mut bad6 = good6.clone();
+    bad6[18..20].copy_from_slice(&400u16.to_be_bytes());
+    h.check("IPv6 payload length past the frame", &bad6, MALFORMED);
+    let mut jumbo = good6.clone();
+    jumbo[18..20].copy_from_slice(&0u16.to_be_bytes());
+    h.check("IPv6 payload length 0", &jumbo, (BLOCK, "unsupported"));
+}
+
+/// The allowances, switched on (`on` = true) or all off.
+fn allowance_cases(h: &mut Harness, on: bool) {
+    let pass = |name: &'static str| if on { (ALLOW, name) } else { DEFAULT };
+    // ARP.
+    let arp = ethernet(&[], 0x0806, &[0; 28]);
+    h.check("ARP", &arp, pass("non-ip"));
+    h.check(
+        "ARP, 802.1Q",
+        &ethernet(&[(ethertype::VLAN, 3)], 0x0806, &[0; 28]),
+        pass("non-ip"),
+    );
+    h.check(
+        "PPPoE session",
+        &ethernet(&[], ethertype::PPPOE_SESSION, &[0; 28]),
+        (BLOCK, "unsupported"),
+    );
+
+    // Neighbour discovery needs hop limit 255.
+    let router = v6("fe80::1");
+    let me = v6("fe80::2");
+    let mut nd = Ipv6::new(router, me, ipproto::ICMPV6);
+    nd.hop_limit = 255;
+    let ns_msg = icmp(135, 0, &[0; 16]);
+    h.check(
+        "neighbour solicitation",
+        &ethernet(&[], ethertype::IPV6, &nd.build(&ns_msg)),
+        pass("icmpv6-nd"),
+    );
+    h.check(
+        "router advertisement",
+        &ethernet(&[], ethertype::IPV6, &nd.build(&icmp(134, 0, &[0; 8]))),
+        pass("icmpv6-nd"),
+    );
+    nd.hop_limit = 64;
+    h.check(
+        "neighbour solicitation, hop limit 64",
+        &ethernet(&[], ethertype::IPV6, &nd.build(&ns_msg)),
+        DEFAULT,
+    );
+    let echo6 = Ipv6::new(v6("2001:db8:5::10"), v6("2001:db8::1"), ipproto::ICMPV6);
+    h.check(
+        "ICMPv6 echo reply",
+        &ethernet(&[], ethertype::IPV6, &echo6.build(&icmp(129, 0, &[]))),
+        DEFAULT,
+    );
+    h.check(
+        "ICMPv6 cut",
+        &ethernet(&[], ethertype::IPV6, &echo6.build(&[1, 0, 0])),
+        MALFORMED,
+    );
+
+    // ICMP errors quoting an allowed and a blocked packet.
+    let us = v4("192.0.2.1");
+    let quoted_ok = Ipv4::new(us, v4("203.0.113.10"), ipproto::TCP).build(&tcp(50_000, 443, b""));
+    let quoted_bad = Ipv4::new(us, v4("203.0.113.10"), ipproto::TCP).build(&tcp(50_000, 80, b""));
+    let router4 = v4("198.51.100.1");
+    let err = |quoted: &[u8]| {
+        ethernet(
+            &[],
+            ethertype::IPV4,
+            &Ipv4::new(router4, us, ipproto::ICMP).build(&icmp(3, 4, &quoted[..28])),
+        )
+    };
+    h.check(
+        "ICMP frag-needed quoting TCP 443",
+        &err(&quoted_ok),
+        pass("icmp-errors"),
+    );
+    h.check(
+        "ICMP unreachable quoting TCP 80",
+        &err(&quoted_bad),
+        DEFAULT,
+    );
+    let echo = ethernet(
+        &[],
+        ethertype::IPV4,
+        &Ipv4::new(router4, us, ipproto::ICMP).build(&icmp(0, 0, &[0; 8])),
+    );
+    h.check("ICMP echo reply", &echo, DEFAULT);
+    let short = ethernet(
+        &[],
+        ethertype::IPV4,
+        &Ipv4::new(router4, us, ipproto::ICMP).build(&icmp(3, 4, &quoted_ok[..10])),
+    );
+    h.check(
+        "ICMP error quoting a cut header",
+        &short,
+        if on { MALFORMED } else { DEFAULT },
+    );
+    let us6 = v6("2001:db8::1");
+    let q6 = Ipv6::new(us6, v6("2001:db8:5::10"), ipproto::TCP).build(&tcp(50_000, 443, b""));
+    let too_big = ethernet(
+        &[],
+        ethertype::IPV6,
+        &Ipv6::new(v6("2001:db8:9::1"), us6, ipproto::ICMPV6).build(&icmp(2, 0, &q6[..48])),
+    );
+    h.check(
+        "ICMPv6 packet too big quoting TCP 443",
+        &too_big,
+        pass("icmp-errors"),
+    );
+
+    // DHCP: server port to client port only.
+    let dhcp = |sport, dport| {
+        ethernet(
+            &[],
+            ethertype::IPV4,
+            &Ipv4::new(v4("192.0.2.254"), v4("255.255.255.255"), ipproto::UDP)
+                .build(&udp(sport, dport, &[0; 32])),
+        )
+    };
+    h.check("DHCPv4 offer", &dhcp(67, 68), pass("dhcp"));
+    h.check("UDP from 67 to another port", &dhcp(67, 80), DEFAULT);
+    let dhcp6 = ethernet(
+        &[],
+        ethertype::IPV6,
+        &Ipv6::new(v6("fe80::1"), v6("fe80::2"), ipproto::UDP).build(&udp(547, 546, &[0; 32])),
+    );
+    h.check("DHCPv6 advertise", &dhcp6, pass("dhcp"));
+    // DNS and NTP.
+    h.check("DNS over TCP", &reply_tcp("198.51.100.53:53"), pass("dns"));
+    h.check("NTP", &reply_udp("198.51.100.123:123"), pass("ntp"));
+}
+
+#[test]
+fn every_scenario_kernel_and_host_agree() {
+    if !require_root_or_skip("every_scenario_kernel_and_host_agree") {
+        return;
+    }
+    for sc in Scenario::ALL {
+        let mut h = Harness::new(sc.name(), &Options::new(sc));
+        scenario_cases(&mut h, sc, false);
+        parsing_cases(&mut h);
+        allowance_cases(&mut h, true);
+    }
+    let mut any = Options::new(Scenario::UdpTurn);
+    any.turn_dst = TurnDst::Any;
+    let mut h = Harness::new("udp-turn, turn-dst any", &any);
+    scenario_cases(&mut h, Scenario::UdpTurn, true);
+}
+
+#[test]
+fn allowances_switched_off_fall_to_the_default_block() {
+    if !require_root_or_skip("allowances_switched_off_fall_to_the_default_block") {
+        return;
+    }
+    let mut opts = Options::new(Scenario::Tcp443);
+    opts.disabled = Allowance::ALL.to_vec();
+    let mut h = Harness::new("tcp-443, no allowances", &opts);
+    allowance_cases(&mut h, false);
+    h.check(
+        "TCP 443 still allowed",
+        &reply_tcp("203.0.113.10:443"),
+        (ALLOW, "https"),
+    );
+}
+
+#[test]
+fn operator_networks_extend_and_replace_the_turn_list() {
+    if !require_root_or_skip("operator_networks_extend_and_replace_the_turn_list") {
+        return;
+    }
+    let mut opts = Options::new(Scenario::UdpTurn);
+    opts.turn_networks.push("2001:db8:77::/48".parse().unwrap());
+    opts.turn_networks.push("198.51.100.0/25".parse().unwrap());
+    let mut h = Harness::new("udp-turn + operator networks", &opts);
+    h.check(
+        "IPv6 operator network",
+        &reply_udp("[2001:db8:77::5]:3478"),
+        (ALLOW, "turn-udp"),
+    );
+    h.check(
+        "IPv6 next to it",
+        &reply_udp("[2001:db8:78::5]:3478"),
+        DEFAULT,
+    );
+    h.check(
+        "IPv4 operator network, last",
+        &reply_udp("198.51.100.127:3478"),
+        (ALLOW, "turn-udp"),
+    );
+    h.check("IPv4 past it", &reply_udp("198.51.100.128:3478"), DEFAULT);
+    h.check(
+        "seed network still in",
+        &reply_udp("68.64.0.1:3478"),
+        (ALLOW, "turn-udp"),
+    );
+
+    opts.turn_networks = vec!["198.51.100.0/24".parse().unwrap()];
+    let mut h = Harness::new("udp-turn, replaced networks", &opts);
+    h.check(
+        "replacement network",
+        &reply_udp("198.51.100.200:3478"),
+        (ALLOW, "turn-udp"),
+    );
+    h.check("seed network gone", &reply_udp("68.64.0.1:3478"), DEFAULT);
+
+    // Servers for DNS restrict the allowance to them.
+    let mut opts = Options::new(Scenario::Tcp443);
+    opts.dns_servers = vec!["198.51.100.53/32".parse().unwrap()];
+    let mut h = Harness::new("tcp-443, one resolver", &opts);
+    h.check(
+        "the resolver",
+        &reply_udp("198.51.100.53:53"),
+        (ALLOW, "dns"),
+    );
+    h.check("another resolver", &reply_udp("198.51.100.54:53"), DEFAULT);
+}
+
+#[test]
+fn ip_helpers_are_consistent() {
+    // Not a kernel test: guards the frame builders the table relies on.
+    let f = reply_udp("68.64.0.10:3478");
+    assert_eq!(f.len(), 14 + 20 + 8 + 6);
+    assert!(matches!(sock(CLIENT4).ip(), IpAddr::V4(_)));
+    assert_eq!(frame::icmp_proto(sock(CLIENT6).ip()), ipproto::ICMPV6);
+}
