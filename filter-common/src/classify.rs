@@ -10,10 +10,14 @@
 //! Everything here is written for the BPF verifier as much as for the host: no panics, no
 //! unbounded loops, every read through [`Packet`].
 
+use core::mem::MaybeUninit;
+
 use crate::{
     ACTION_DROP, ACTION_PASS, Config, Direction, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
     MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, PROTO_IDX_TCP,
-    PROTO_IDX_UDP, allow, ethertype, ipproto, packet::Packet, port_index, rule_slot, slot,
+    PROTO_IDX_UDP, allow, ethertype, ipproto,
+    packet::{Header as _, Packet},
+    port_index, rule_slot, slot,
 };
 
 /// The lookups the classifier needs; implemented over BPF maps in the kernel and over in-memory
@@ -147,27 +151,27 @@ impl Addrs {
 }
 
 /// Classifies one frame travelling in `direction`. When the frame is an IP fragment, `frag` is
-/// overwritten with its datagram's key (read it when [`Outcome::remember`] is set).
+/// written with its datagram's key; it is initialised whenever [`Outcome::remember`] is set.
 #[inline(always)]
 pub fn classify<P: Packet + ?Sized, T: Tables>(
     pkt: &P,
     tables: &T,
     direction: Direction,
-    frag: &mut FragKey,
+    frag: &mut MaybeUninit<FragKey>,
 ) -> Outcome {
-    let Some(eth) = pkt.bytes::<14>(0) else {
+    let Some(eth) = pkt.header(0, 14) else {
         return Outcome::only(Decision::MALFORMED);
     };
-    let mut ether = be16(&eth, 12);
+    let mut ether = eth.be16(12);
     let mut off = 14;
     for _ in 0..MAX_VLAN_TAGS {
         if ether != ethertype::VLAN && ether != ethertype::QINQ {
             break;
         }
-        let Some(tag) = pkt.bytes::<4>(off) else {
+        let Some(tag) = pkt.header(off, 4) else {
             return Outcome::only(Decision::MALFORMED);
         };
-        ether = be16(&tag, 2);
+        ether = tag.be16(2);
         off += 4;
     }
     match ether {
@@ -193,19 +197,19 @@ fn ipv4<P: Packet + ?Sized, T: Tables>(
     tables: &T,
     direction: Direction,
     off: usize,
-    frag: &mut FragKey,
+    frag: &mut MaybeUninit<FragKey>,
 ) -> Outcome {
-    let Some(h) = pkt.bytes::<20>(off) else {
+    let Some(h) = pkt.header(off, 20) else {
         return Outcome::only(Decision::MALFORMED);
     };
-    let vihl = h[0];
+    let vihl = h.u8(0);
     let ihl = usize::from(vihl & 0x0f) * 4;
     if vihl >> 4 != 4 || ihl < 20 {
         return Outcome::only(Decision::MALFORMED);
     }
-    let (total, id, flags_frag, proto) = (be16(&h, 2), be16(&h, 4), be16(&h, 6), h[9]);
-    let src = [h[12], h[13], h[14], h[15]];
-    let dst = [h[16], h[17], h[18], h[19]];
+    let (total, id, flags_frag, proto) = (h.be16(2), h.be16(4), h.be16(6), h.u8(9));
+    let src = h.array::<4>(12);
+    let dst = h.array::<4>(16);
     let total = usize::from(total);
     let end = off + total;
     if total < ihl || end > pkt.len() {
@@ -214,7 +218,7 @@ fn ipv4<P: Packet + ?Sized, T: Tables>(
     let frag_offset = usize::from(flags_frag & 0x1fff) * 8;
     let more = flags_frag & 0x2000 != 0;
     if frag_offset != 0 || more {
-        *frag = FragKey {
+        frag.write(FragKey {
             src: widen(src),
             dst: widen(dst),
             id: u32::from(id),
@@ -222,35 +226,18 @@ fn ipv4<P: Packet + ?Sized, T: Tables>(
             family: 4,
             direction: direction as u8,
             _pad: 0,
-        };
+        });
     }
     if frag_offset != 0 {
-        return Outcome::only(later_fragment(tables, frag, proto, frag_offset));
+        // SAFETY: written just above (frag_offset != 0).
+        let key = unsafe { frag.assume_init_ref() };
+        return Outcome::only(later_fragment(tables, key, proto, frag_offset));
     }
     let addrs = Addrs::V4 { src, dst };
     Outcome {
         decision: transport(pkt, tables, direction, proto, off + ihl, end, &addrs, 0),
         remember: more,
     }
-}
-
-/// The big-endian `u16` at `i` of a header already read.
-#[inline(always)]
-fn be16<const N: usize>(h: &[u8; N], i: usize) -> u16 {
-    match (h.get(i), h.get(i + 1)) {
-        (Some(a), Some(b)) => u16::from_be_bytes([*a, *b]),
-        _ => 0,
-    }
-}
-
-/// The 16-byte address at `i` of a header already read.
-#[inline(always)]
-fn addr16<const N: usize>(h: &[u8; N], i: usize) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (k, b) in out.iter_mut().enumerate() {
-        *b = h.get(i + k).copied().unwrap_or(0);
-    }
-    out
 }
 
 #[inline(always)]
@@ -314,10 +301,10 @@ fn ipv6_ext<P: Packet + ?Sized>(pkt: &P, nh: u8, cur: usize, end: usize) -> Ext 
         return Ext::Upper;
     }
     // Every extension header is a multiple of eight bytes; the fragment header is exactly eight.
-    let Some(h) = pkt.bytes::<8>(cur) else {
+    let Some(h) = pkt.header(cur, 8) else {
         return Ext::Truncated;
     };
-    let (next, len_field) = (h[0], h[1]);
+    let (next, len_field) = (h.u8(0), h.u8(1));
     let len = match nh {
         44 => 8,
         51 => (usize::from(len_field) + 2) * 4,
@@ -327,8 +314,8 @@ fn ipv6_ext<P: Packet + ?Sized>(pkt: &P, nh: u8, cur: usize, end: usize) -> Ext 
         return Ext::Truncated;
     }
     if nh == 44 {
-        let offset_flags = be16(&h, 2);
-        let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        let offset_flags = h.be16(2);
+        let id = h.be32(4);
         return Ext::Fragment {
             next,
             offset: usize::from(offset_flags & 0xfff8),
@@ -345,14 +332,14 @@ fn ipv6<P: Packet + ?Sized, T: Tables>(
     tables: &T,
     direction: Direction,
     off: usize,
-    frag: &mut FragKey,
+    frag: &mut MaybeUninit<FragKey>,
 ) -> Outcome {
-    let Some(h) = pkt.bytes::<40>(off) else {
+    let Some(h) = pkt.header(off, 40) else {
         return Outcome::only(Decision::MALFORMED);
     };
-    let (vtc, payload, mut nh, hop_limit) = (h[0], be16(&h, 4), h[6], h[7]);
-    let src = addr16(&h, 8);
-    let dst = addr16(&h, 24);
+    let (vtc, payload, mut nh, hop_limit) = (h.u8(0), h.be16(4), h.u8(6), h.u8(7));
+    let src = h.array::<16>(8);
+    let dst = h.array::<16>(24);
     if vtc >> 4 != 6 {
         return Outcome::only(Decision::MALFORMED);
     }
@@ -388,7 +375,7 @@ fn ipv6<P: Packet + ?Sized, T: Tables>(
                 nh = next;
                 cur += 8;
                 if offset != 0 || more {
-                    *frag = FragKey {
+                    frag.write(FragKey {
                         src,
                         dst,
                         id,
@@ -396,10 +383,12 @@ fn ipv6<P: Packet + ?Sized, T: Tables>(
                         family: 6,
                         direction: direction as u8,
                         _pad: 0,
-                    };
+                    });
                 }
                 if offset != 0 {
-                    return Outcome::only(later_fragment(tables, frag, next, offset));
+                    // SAFETY: written just above (offset != 0).
+                    let key = unsafe { frag.assume_init_ref() };
+                    return Outcome::only(later_fragment(tables, key, next, offset));
                 }
                 first_fragment = more;
             }
@@ -434,47 +423,47 @@ fn transport<P: Packet + ?Sized, T: Tables>(
     let v6 = matches!(addrs, Addrs::V6 { .. });
     match proto {
         ipproto::TCP => {
-            let Some(h) = pkt.bytes::<20>(l4) else {
+            let Some(h) = pkt.header(l4, 20) else {
                 return Decision::MALFORMED;
             };
-            let (sport, dport) = (be16(&h, 0), be16(&h, 2));
-            let doff = usize::from(h[12] >> 4) * 4;
+            let (sport, dport) = (h.be16(0), h.be16(2));
+            let doff = usize::from(h.u8(12) >> 4) * 4;
             if doff < 20 || l4 + doff > end {
                 return Decision::MALFORMED;
             }
             ports(tables, direction, PROTO_IDX_TCP, sport, dport, addrs)
         }
         ipproto::UDP => {
-            let Some(h) = pkt.bytes::<8>(l4) else {
+            let Some(h) = pkt.header(l4, 8) else {
                 return Decision::MALFORMED;
             };
-            let (sport, dport, len) = (be16(&h, 0), be16(&h, 2), be16(&h, 4));
+            let (sport, dport, len) = (h.be16(0), h.be16(2), h.be16(4));
             if len < 8 || l4 + usize::from(len) > end {
                 return Decision::MALFORMED;
             }
             ports(tables, direction, PROTO_IDX_UDP, sport, dport, addrs)
         }
         ipproto::ICMP if !v6 => {
-            let Some([kind, ..]) = pkt.bytes::<8>(l4) else {
+            let Some(h) = pkt.header(l4, 8) else {
                 return Decision::MALFORMED;
             };
             if l4 + 8 > end {
                 return Decision::MALFORMED;
             }
-            match kind {
+            match h.u8(0) {
                 // Destination unreachable (PMTU discovery), time exceeded, parameter problem.
                 3 | 11 | 12 => icmp_error(pkt, tables, direction, l4 + 8, end, false),
                 _ => Decision::DEFAULT_BLOCK,
             }
         }
         ipproto::ICMPV6 if v6 => {
-            let Some([kind, ..]) = pkt.bytes::<8>(l4) else {
+            let Some(h) = pkt.header(l4, 8) else {
                 return Decision::MALFORMED;
             };
             if l4 + 8 > end {
                 return Decision::MALFORMED;
             }
-            match kind {
+            match h.u8(0) {
                 // Destination unreachable, packet too big, time exceeded, parameter problem.
                 1..=4 => icmp_error(pkt, tables, direction, l4 + 8, end, true),
                 // Router solicitation/advertisement, neighbour solicitation/advertisement,
@@ -578,36 +567,36 @@ fn icmp_error<P: Packet + ?Sized, T: Tables>(
         Direction::Egress => (false, Direction::Ingress),
     };
     let (proto, l4, addrs) = if v6 {
-        let Some(h) = pkt.bytes::<40>(quoted) else {
+        let Some(h) = pkt.header(quoted, 40) else {
             return Decision::MALFORMED;
         };
-        if h[0] >> 4 != 6 {
+        if h.u8(0) >> 4 != 6 {
             return Decision::MALFORMED;
         }
         // Quoted packets are judged by the transport header right after the fixed header; one
         // with extension headers (rare on a reply path) is not matched.
         (
-            h[6],
+            h.u8(6),
             quoted + 40,
             Addrs::V6 {
-                src: addr16(&h, 8),
-                dst: addr16(&h, 24),
+                src: h.array::<16>(8),
+                dst: h.array::<16>(24),
             },
         )
     } else {
-        let Some(h) = pkt.bytes::<20>(quoted) else {
+        let Some(h) = pkt.header(quoted, 20) else {
             return Decision::MALFORMED;
         };
-        let ihl = usize::from(h[0] & 0x0f) * 4;
-        if h[0] >> 4 != 4 || ihl < 20 {
+        let ihl = usize::from(h.u8(0) & 0x0f) * 4;
+        if h.u8(0) >> 4 != 4 || ihl < 20 {
             return Decision::MALFORMED;
         }
-        if be16(&h, 6) & 0x1fff != 0 {
+        if h.be16(6) & 0x1fff != 0 {
             return Decision::DEFAULT_BLOCK;
         }
-        let src = [h[12], h[13], h[14], h[15]];
-        let dst = [h[16], h[17], h[18], h[19]];
-        (h[9], quoted + ihl, Addrs::V4 { src, dst })
+        let src = h.array::<4>(12);
+        let dst = h.array::<4>(16);
+        (h.u8(9), quoted + ihl, Addrs::V4 { src, dst })
     };
     let proto_idx = match proto {
         ipproto::TCP => PROTO_IDX_TCP,
@@ -615,10 +604,10 @@ fn icmp_error<P: Packet + ?Sized, T: Tables>(
         _ => return Decision::DEFAULT_BLOCK,
     };
     // An error quotes at least the first eight bytes of the transport header: the ports.
-    let Some(ports) = pkt.bytes::<4>(l4) else {
+    let Some(ports) = pkt.header(l4, 4) else {
         return Decision::MALFORMED;
     };
-    let (sport, dport) = (be16(&ports, 0), be16(&ports, 2));
+    let (sport, dport) = (ports.be16(0), ports.be16(2));
     if l4 + 4 > end {
         return Decision::MALFORMED;
     }

@@ -9,6 +9,8 @@
 // `asm!` on BPF, for the optimisation barrier in `Frame::bytes`; the crate builds with nightly.
 #![feature(asm_experimental_arch)]
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
@@ -18,7 +20,7 @@ use aya_ebpf::{
 use filter_common::{
     ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FragKey, FragVerdict, Ipv4Key,
     Ipv6Key, MAX_PACKET_OFFSET, META_SIZE, PORT_MAP_ENTRIES, Packet, Tables, classify,
-    counter_index,
+    counter_index, packet::Header,
 };
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
@@ -55,30 +57,46 @@ struct Frame {
     end: usize,
 }
 
+/// A header the verifier knows lies inside the packet: `at..at + len` was checked against
+/// `data_end`, and every read is at a constant index below `len`.
+struct Checked {
+    at: usize,
+}
+
 impl Packet for Frame {
+    type Header<'a> = Checked;
+
     #[inline(always)]
     fn len(&self) -> usize {
         self.end - self.start
     }
 
     #[inline(always)]
-    fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+    fn header(&self, offset: usize, len: usize) -> Option<Checked> {
         // The bound gives the verifier a maximum for the variable offset; the comparison with
-        // `end` proves the read is inside the packet.
+        // `end` proves the header is inside the packet.
         if offset > MAX_PACKET_OFFSET {
             return None;
         }
         let at = opaque(self.start + offset);
-        if opaque(at + N) > self.end {
+        if opaque(at + len) > self.end {
             return None;
         }
-        // SAFETY: `at..at + N` lies inside the packet, checked just above.
-        Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+        Some(Checked { at })
+    }
+}
+
+impl Header for Checked {
+    #[inline(always)]
+    fn u8(&self, i: usize) -> u8 {
+        // SAFETY: the classifier reads only below the length `header` checked.
+        unsafe { *((self.at + i) as *const u8) }
     }
 }
 
 /// Returns `x` unchanged, hiding from LLVM where it came from. Without it LLVM rewrites
-/// `at + 1 > end` as `at >= end`, a form from which the verifier learns no packet range.
+/// `at + 1 > end` as `at >= end`, a form from which the verifier learns no packet range, and
+/// folds pointer arithmetic into forms the verifier rejects.
 #[inline(always)]
 fn opaque(mut x: usize) -> usize {
     // SAFETY: a register move to itself.
@@ -127,7 +145,7 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
         start: ctx.data(),
         end: ctx.data_end(),
     };
-    let mut key = FragKey::default();
+    let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
     let decision = outcome.decision;
     if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(Direction::Ingress, decision.slot)) {
@@ -144,7 +162,9 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
         };
         // A full map evicts its oldest entry; a failed insert only means later fragments of this
         // datagram are dropped as unknown.
-        let _ = FRAGS.insert(&key, &verdict, 0);
+        // SAFETY: the classifier writes the key of every fragment it asks to remember.
+        let key = unsafe { key.assume_init_ref() };
+        let _ = FRAGS.insert(key, &verdict, 0);
     }
     if decision.action == ACTION_PASS {
         xdp_action::XDP_PASS

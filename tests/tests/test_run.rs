@@ -73,9 +73,11 @@ impl Harness {
         // Host.
         let mut tables: SoftTables<'_> = self.compiled.tables();
         tables.fragments = self.fragments.clone();
-        let mut key = FragKey::default();
+        let mut key = std::mem::MaybeUninit::<FragKey>::uninit();
         let outcome = classify(frame, &tables, Direction::Ingress, &mut key);
         if outcome.remember {
+            // SAFETY: the classifier writes the key whenever it asks to remember.
+            let key = unsafe { key.assume_init() };
             self.fragments.insert(
                 key,
                 FragVerdict {

@@ -73,7 +73,7 @@ pub fn explain(
             bytes.as_slice(),
             &tables,
             direction,
-            &mut FragKey::default(),
+            &mut std::mem::MaybeUninit::<FragKey>::uninit(),
         )
         .decision;
         Verdict {

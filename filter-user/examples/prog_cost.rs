@@ -1,0 +1,86 @@
+//! Cost of the loaded XDP program per packet class, measured with BPF_PROG_TEST_RUN.
+//!
+//! `cargo run --release -p filter-user --example prog_cost [-- REPEAT]` (root). Prints the median
+//! of five runs of REPEAT (default 1,000,000) repetitions each, in nanoseconds per packet, as the
+//! kernel reports it. A measurement, not a test: nothing is asserted.
+
+use std::net::SocketAddr;
+
+use aya::programs::{TestRun, TestRunOptions};
+use filter_common::{ethertype, ipproto};
+use filter_user::{
+    compile::Compiled,
+    frame::{self, Ipv4, ethernet, tcp},
+    kernel,
+    scenario::{Options, Protocol, Scenario},
+};
+
+fn main() -> anyhow::Result<()> {
+    let repeat: u32 = std::env::args()
+        .nth(1)
+        .map_or(Ok(1_000_000), |s| s.parse())?;
+    let options = Options::new(Scenario::UdpTurn);
+    let compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
+    let mut ebpf = kernel::load(&compiled, b"{}")?;
+    let program = kernel::program(&mut ebpf)?;
+    let client4: SocketAddr = "192.0.2.1:50000".parse()?;
+    let client6: SocketAddr = "[2001:db8::1]:50000".parse()?;
+    let reply = |proto, from: &str| {
+        let from: SocketAddr = from.parse().unwrap();
+        frame::packet(proto, from, if from.is_ipv4() { client4 } else { client6 })
+    };
+    let mut truncated = reply(Protocol::Tcp, "203.0.113.10:443");
+    truncated.truncate(14 + 20 + 10);
+    let mut bad_ihl = Ipv4::new("203.0.113.10".parse()?, "192.0.2.1".parse()?, ipproto::TCP)
+        .build(&tcp(443, 50_000, b""));
+    bad_ihl[0] = 0x44;
+    let cases = [
+        (
+            "allowed: tcp from 443 (https)",
+            reply(Protocol::Tcp, "203.0.113.10:443"),
+        ),
+        (
+            "allowed: udp from TURN 68.64.0.10:3478",
+            reply(Protocol::Udp, "68.64.0.10:3478"),
+        ),
+        (
+            "blocked: udp from 203.0.113.10:3478 (port named, network not)",
+            reply(Protocol::Udp, "203.0.113.10:3478"),
+        ),
+        (
+            "blocked: udp from port 9 (no rule names it)",
+            reply(Protocol::Udp, "203.0.113.10:9"),
+        ),
+        (
+            "allowed: tcp 443 over IPv6",
+            reply(Protocol::Tcp, "[2001:db8:5::10]:443"),
+        ),
+        ("malformed: TCP header cut", truncated),
+        (
+            "malformed: IPv4 IHL 4",
+            ethernet(&[], ethertype::IPV4, &bad_ihl),
+        ),
+    ];
+    println!("BPF_PROG_TEST_RUN, scenario udp-turn, {repeat} repetitions, median of 5 runs");
+    for (name, frame) in cases {
+        let mut runs: Vec<f64> = (0..5)
+            .map(|_| {
+                let r = program
+                    .test_run(TestRunOptions {
+                        data_in: Some(&frame),
+                        repeat,
+                        ..TestRunOptions::new()
+                    })
+                    .expect("test_run");
+                // The kernel reports the mean duration of one repetition.
+                r.duration.as_secs_f64() * 1e9
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<62} {:>6.1} ns/packet  (min {:.1}, max {:.1})",
+            runs[2], runs[0], runs[4]
+        );
+    }
+    Ok(())
+}
