@@ -523,11 +523,6 @@ fn match_rules<T: Tables>(
         return None;
     }
     let cfg = tables.config();
-    let nets = match remote {
-        Remote::V4(addr) => tables.net_mask_v4(addr),
-        Remote::V6(addr) => tables.net_mask_v6(addr),
-    };
-    mask &= nets | cfg.any_mask;
     if mask & cfg.local_port_mask != 0 {
         let local = tables.port_mask(port_index(PORT_TABLE_LOCAL, proto_idx, local_port));
         mask &= !cfg.local_port_mask | local;
@@ -535,7 +530,20 @@ fn match_rules<T: Tables>(
     if mask == 0 {
         return None;
     }
-    let lowest = mask & mask.wrapping_neg();
+    let mut lowest = mask & mask.wrapping_neg();
+    // When the first candidate holds for any address, no network can change the answer: skip
+    // the longest-prefix match (the common case: TCP 443).
+    if lowest & cfg.any_mask == 0 {
+        let nets = match remote {
+            Remote::V4(addr) => tables.net_mask_v4(addr),
+            Remote::V6(addr) => tables.net_mask_v6(addr),
+        };
+        mask &= nets | cfg.any_mask;
+        if mask == 0 {
+            return None;
+        }
+        lowest = mask & mask.wrapping_neg();
+    }
     Some(Decision {
         action: if cfg.allow_mask & lowest != 0 {
             ACTION_PASS

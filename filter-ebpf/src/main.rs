@@ -173,6 +173,12 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The floor for measurements: drops everything, touches nothing. Never attached by gotofw.
+#[xdp]
+pub fn gotofw_floor(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

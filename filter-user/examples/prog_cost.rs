@@ -22,6 +22,23 @@ fn main() -> anyhow::Result<()> {
     let options = Options::new(Scenario::UdpTurn);
     let compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
     let mut ebpf = kernel::load(&compiled, b"{}")?;
+    let floor: &mut aya::programs::Xdp = ebpf.program_mut("gotofw_floor").unwrap().try_into()?;
+    floor.load()?;
+    let floor_frame = frame::packet(
+        Protocol::Udp,
+        "203.0.113.10:9".parse()?,
+        "192.0.2.1:50000".parse()?,
+    );
+    let r = floor.test_run(TestRunOptions {
+        data_in: Some(&floor_frame),
+        repeat,
+        ..TestRunOptions::new()
+    })?;
+    println!(
+        "  {:<62} {:>6.1} ns/packet",
+        "floor: empty XDP_DROP program",
+        r.duration.as_secs_f64() * 1e9
+    );
     let program = kernel::program(&mut ebpf)?;
     let client4: SocketAddr = "192.0.2.1:50000".parse()?;
     let client6: SocketAddr = "[2001:db8::1]:50000".parse()?;
