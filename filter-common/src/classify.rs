@@ -91,6 +91,7 @@ impl Outcome {
 /// Index of the lowest set bit of a non-zero mask (64 for zero). Written without `trailing_zeros`
 /// so that the BPF backend needs no count-trailing-zeros instruction.
 #[inline(always)]
+#[expect(clippy::verbose_bit_mask, reason = "no trailing_zeros on BPF")]
 pub const fn lowest_bit(mask: u64) -> u32 {
     if mask == 0 {
         return 64;

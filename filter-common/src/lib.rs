@@ -7,6 +7,9 @@
 //! contents. Both therefore give the same verdict by construction, and the tests check that the
 //! kernel agrees with the host on every crafted packet.
 #![no_std]
+// The classifier must inline into one BPF program (no calls across the packet pointer), and the
+// BPF backend has no count-trailing-zeros instruction.
+#![expect(clippy::inline_always, reason = "see above")]
 
 pub mod classify;
 pub mod packet;
@@ -188,6 +191,7 @@ pub struct FragKey {
     /// Direction the fragments travel, as a [`Direction`] value.
     pub direction: u8,
     /// Always zero.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
     pub _pad: u8,
 }
 const _: () = assert!(size_of::<FragKey>() == 40);

@@ -83,8 +83,8 @@ impl Compiled {
         }
         // A longest-prefix match returns one entry, so each prefix must carry the bits of every
         // shorter prefix that contains it.
-        out.nets_v4 = fold(&raw_v4, |n| n.supernet());
-        out.nets_v6 = fold(&raw_v6, |n| n.supernet());
+        out.nets_v4 = fold(&raw_v4, Ipv4Net::supernet);
+        out.nets_v6 = fold(&raw_v6, Ipv6Net::supernet);
         Ok(out)
     }
 

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                 EXIT_FAILURE
             };
             eprintln!("gotofw: error: {err:#}");
-            ExitCode::from(code as u8)
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }
 }

@@ -72,7 +72,7 @@ impl Harness {
         let ctx = format!("[{}] {case}", self.label);
         // Host.
         let mut tables: SoftTables<'_> = self.compiled.tables();
-        tables.fragments = self.fragments.clone();
+        tables.fragments.clone_from(&self.fragments);
         let mut key = std::mem::MaybeUninit::<FragKey>::uninit();
         let outcome = classify(frame, &tables, Direction::Ingress, &mut key);
         if outcome.remember {

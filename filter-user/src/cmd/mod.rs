@@ -6,7 +6,10 @@ pub mod explain;
 pub mod scenarios;
 pub mod status;
 
-use std::io::{self, Write as _};
+use std::{
+    fmt::Write as _,
+    io::{self, Write as _},
+};
 
 /// Writes `text` to standard output; a closed pipe (`gotofw status | head`) is not an error.
 pub fn print(text: &str) -> io::Result<()> {
@@ -38,7 +41,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
             }
         }
         out.push_str(line.trim_end());

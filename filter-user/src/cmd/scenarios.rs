@@ -1,5 +1,7 @@
 //! `gotofw scenarios`: the scenarios as the seed documents them, and the allowances.
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 
 use crate::{
@@ -79,7 +81,7 @@ pub fn run(args: &ScenariosArgs) -> anyhow::Result<()> {
     }
     let mut out = String::new();
     for sc in &listing.scenarios {
-        out.push_str(&format!("{}: {}\n", sc.name, sc.summary));
+        let _ = writeln!(out, "{}: {}", sc.name, sc.summary);
         let mut rows = vec![
             [
                 "RULE",
@@ -110,10 +112,11 @@ pub fn run(args: &ScenariosArgs) -> anyhow::Result<()> {
         out.push_str(&table(&rows));
         out.push('\n');
     }
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "TURN networks (extend with --network, replace with --replace-networks):\n  {}\n\n",
         listing.turn_networks.join(", ")
-    ));
+    );
     out.push_str(
         "Replies: in --stateless mode each rule also admits inbound packets from its port and \
          networks.\n\nInfrastructure allowances (on by default; switch off with --no-allow NAME):\n",

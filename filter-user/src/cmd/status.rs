@@ -1,5 +1,7 @@
 //! `gotofw status`: what is attached where, and the counters.
 
+use std::fmt::Write as _;
+
 use filter_common::{Direction, rule_slot};
 use serde::Serialize;
 
@@ -161,8 +163,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     }
     let mut out = String::new();
     for s in &status.interfaces {
-        out.push_str(&format!(
-            "{}: scenario {}, {} mode, xdp {}, attached {}{}\n",
+        let _ = writeln!(
+            out,
+            "{}: scenario {}, {} mode, xdp {}, attached {}{}",
             s.interface,
             s.scenario,
             s.mode,
@@ -173,7 +176,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             } else {
                 " (interface gone: run `gotofw detach` to clean up)"
             },
-        ));
+        );
         let mut rows = vec![
             [
                 "RULE", "KIND", "ACTION", "PROTO", "PORT", "NETWORKS", "PACKETS", "BYTES",
