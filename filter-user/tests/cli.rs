@@ -430,3 +430,88 @@ fn unprivileged_runs_say_which_capability_is_missing() {
     );
     assert!(!Path::new("/sys/fs/bpf/gotofw/lo").exists());
 }
+
+/// Runs a shell script in fresh mount and network namespaces (private bpffs view, only `lo`).
+fn in_private_namespaces(script: &str) -> Output {
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-ec",
+            script,
+        ])
+        .env("GOTOFW", env!("CARGO_BIN_EXE_gotofw"))
+        .output()
+        .expect("unshare (util-linux)")
+}
+
+#[test]
+fn attach_mounts_bpffs_when_it_is_missing() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root in CI"
+        );
+        eprintln!("skipping attach_mounts_bpffs_when_it_is_missing: needs root");
+        return;
+    }
+    // In a private mount namespace, bpffs is unmounted; gotofw must mount its own and work.
+    let out = in_private_namespaces(
+        r#"umount /sys/fs/bpf 2>/dev/null || true
+        ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts
+        ip link set lo up
+        "$GOTOFW" attach lo --scenario tcp-443 --stateless --xdp-mode generic
+        grep -q ' /sys/fs/bpf bpf ' /proc/mounts
+        "$GOTOFW" status lo --json | grep -q '"scenario": "tcp-443"'
+        "$GOTOFW" detach lo
+        ! ip -d link show lo | grep -q xdp
+        test -z "$(ls /sys/fs/bpf/gotofw)"
+        echo done"#,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("done"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_failed_attach_leaves_the_interface_as_it_was() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root in CI"
+        );
+        eprintln!("skipping a_failed_attach_leaves_the_interface_as_it_was: needs root");
+        return;
+    }
+    // Loopback has no native XDP: the attach fails after load and map fill. A private bpffs keeps
+    // this namespace's "lo" apart from every other test's.
+    let out = in_private_namespaces(
+        r#"umount /sys/fs/bpf 2>/dev/null || true
+        mount -t bpf bpf /sys/fs/bpf
+        ip link set lo up
+        if "$GOTOFW" attach lo --scenario udp-turn --stateless --xdp-mode native 2>err; then exit 3; fi
+        cat err
+        ! ip -d link show lo | grep -q xdp
+        test ! -e /sys/fs/bpf/gotofw/lo
+        test -z "$(ls /sys/fs/bpf/gotofw-staging | grep '^lo@' || true)"
+        "$GOTOFW" attach lo --scenario udp-turn --stateless --xdp-mode generic >/dev/null
+        "$GOTOFW" detach lo >/dev/null
+        echo done"#,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("done"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("native XDP") && stdout.contains("--xdp-mode generic"),
+        "{stdout}"
+    );
+}
