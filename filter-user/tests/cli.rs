@@ -495,8 +495,8 @@ fn a_failed_attach_leaves_the_interface_as_it_was() {
         r#"umount /sys/fs/bpf 2>/dev/null || true
         mount -t bpf bpf /sys/fs/bpf
         ip link set lo up
-        if "$GOTOFW" attach lo --scenario udp-turn --stateless --xdp-mode native 2>err; then exit 3; fi
-        cat err
+        if out=$("$GOTOFW" attach lo --scenario udp-turn --stateless --xdp-mode native 2>&1); then exit 3; fi
+        echo "$out"
         ! ip -d link show lo | grep -q xdp
         test ! -e /sys/fs/bpf/gotofw/lo
         test -z "$(ls /sys/fs/bpf/gotofw-staging | grep '^lo@' || true)"

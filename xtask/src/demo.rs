@@ -1,9 +1,9 @@
 //! `cargo xtask demo`: set-up, then the namespace demo lab (`gotofw-tests`'s
-//! `demo` binary) for one scenario.
+//! `demo` binary) for one scenario, driving a freshly built gotofw.
 
 use anyhow::{Context, Result};
 
-use crate::{exec, setup};
+use crate::{exec, setup, test};
 
 /// Options of `cargo xtask demo`.
 #[derive(Debug, clap::Args)]
@@ -13,9 +13,11 @@ pub struct Args {
     scenario: String,
 }
 
-/// Runs set-up, then `cargo run --release -p gotofw-tests --bin demo`.
+/// Runs set-up, builds gotofw (as `cargo xtask test` does), then `cargo run
+/// --release -p gotofw-tests --bin demo -- --scenario NAME --gotofw PATH`.
 pub fn run(args: &Args) -> Result<()> {
     setup::run()?;
+    let gotofw = test::build_gotofw()?;
     exec::run(
         exec::cargo()
             .args([
@@ -27,7 +29,9 @@ pub fn run(args: &Args) -> Result<()> {
                 "demo",
                 "--",
             ])
-            .args(["--scenario", &args.scenario]),
+            .args(["--scenario", &args.scenario])
+            .arg("--gotofw")
+            .arg(&gotofw),
     )
     .context("the demo failed; see its output above (it needs root: it builds network namespaces)")
 }

@@ -1,0 +1,395 @@
+//! Driving the real `gotofw` binary from the lab: finding it, running it
+//! inside a namespace, reading `status --json`, a guard that detaches what a
+//! test attached, and [`WanLab`], the two-namespace network of the CLI tests
+//! and the demo.
+//!
+//! gotofw pins its filters in the host's bpffs (`/sys/fs/bpf/gotofw/IFACE`),
+//! not in the namespace: pins outlive the namespace of their interface. Every
+//! attach therefore goes with an [`Attached`] guard, and every gateway
+//! interface gets a [`unique_name`], so parallel tests never share a pin.
+
+use std::{
+    env,
+    net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::{Netns, VethPair, addr_add, route_add, unique_name, veth_pair};
+
+/// Where gotofw pins its filters, one directory per interface.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/gotofw";
+/// Where gotofw stages pin directories (`IFACE@...`) before renaming them.
+pub const PIN_STAGING: &str = "/sys/fs/bpf/gotofw-staging";
+/// The environment variable that names the gotofw binary to test.
+pub const GOTOFW_BIN_ENV: &str = "GOTOFW_BIN";
+
+/// Exit code of gotofw for bad input (nothing was changed).
+pub const EXIT_USAGE: i32 = 2;
+
+/// The gateway's WAN address (`203.0.113.2/24`).
+pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+/// The internet side's address on the shared link (`203.0.113.1/24`), the
+/// gateway's next hop.
+pub const INET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// A server inside the GoTo TURN network 68.64.0.0/19.
+pub const TURN_A: Ipv4Addr = Ipv4Addr::new(68, 64, 0, 10);
+/// A server inside the GoTo TURN network 23.239.224.0/19 (its last host).
+pub const TURN_B: Ipv4Addr = Ipv4Addr::new(23, 239, 255, 254);
+/// A server outside every TURN network.
+pub const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+/// The routes the gateway has towards the servers (via [`INET_ADDR`]).
+pub const GW_ROUTES: [&str; 3] = ["68.64.0.0/19", "23.239.224.0/19", "198.51.100.0/24"];
+
+/// The gotofw binary the tests drive: `$GOTOFW_BIN` when set, else `gotofw`
+/// next to the running executable (`target/<profile>/gotofw`; test binaries
+/// live in `target/<profile>/deps/`).
+///
+/// # Panics
+/// When that file does not exist, with the message of [`find_gotofw_bin`].
+pub fn gotofw_bin() -> PathBuf {
+    find_gotofw_bin().unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// [`gotofw_bin`], or why there is none: a message that says how to build it.
+pub fn find_gotofw_bin() -> Result<PathBuf, String> {
+    const BUILD: &str =
+        "build it with `cargo build --release -p filter-user`, or run `cargo xtask test`";
+    if let Some(bin) = env::var_os(GOTOFW_BIN_ENV).filter(|bin| !bin.is_empty()) {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            return Err(format!(
+                "{GOTOFW_BIN_ENV}={} is not a file: {BUILD}",
+                bin.display()
+            ));
+        }
+        return Ok(bin);
+    }
+    let exe = env::current_exe().map_err(|err| {
+        format!("cannot find the running executable ({err}); set {GOTOFW_BIN_ENV}")
+    })?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.pop();
+    }
+    let bin = dir.join("gotofw");
+    if !bin.is_file() {
+        return Err(format!(
+            "no gotofw binary at {}: {BUILD} (same profile as this program), or set {GOTOFW_BIN_ENV}",
+            bin.display()
+        ));
+    }
+    Ok(bin)
+}
+
+/// The pin directory of `iface`, `/sys/fs/bpf/gotofw/IFACE`.
+pub fn pin_dir(iface: &str) -> PathBuf {
+    Path::new(PIN_ROOT).join(iface)
+}
+
+/// Staging directories gotofw left behind for `iface` (`IFACE@...`); a
+/// finished command, successful or not, leaves none.
+pub fn staging_leftovers(iface: &str) -> Vec<PathBuf> {
+    let prefix = format!("{iface}@");
+    std::fs::read_dir(PIN_STAGING)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|entry| entry.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A gotofw binary, run inside lab namespaces.
+#[derive(Clone, Debug)]
+pub struct Gotofw {
+    bin: PathBuf,
+}
+
+impl Default for Gotofw {
+    /// The binary [`gotofw_bin`] finds.
+    fn default() -> Self {
+        Self::at(gotofw_bin())
+    }
+}
+
+impl Gotofw {
+    /// The binary at `bin`.
+    pub fn at(bin: impl Into<PathBuf>) -> Self {
+        Self { bin: bin.into() }
+    }
+
+    /// Its path.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs `gotofw args` in `ns` (`nsenter --net`, so the interfaces are the
+    /// namespace's and bpffs is the host's) and returns its output, whatever
+    /// its exit status.
+    ///
+    /// # Panics
+    /// When nsenter cannot be started.
+    pub fn run(&self, ns: &Netns, args: &[&str]) -> Output {
+        let bin = self.bin.to_str().expect("the gotofw path is UTF-8");
+        ns.exec(bin, args)
+            .unwrap_or_else(|err| panic!("gotofw {}: {err:#}", args.join(" ")))
+    }
+
+    /// Runs `gotofw args` outside any lab namespace (for commands that do not
+    /// look at interfaces, such as `explain`).
+    ///
+    /// # Panics
+    /// When the binary cannot be started.
+    pub fn run_here(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args(args)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.bin.display()))
+    }
+
+    /// Runs `gotofw args` in `ns` and returns its standard output.
+    ///
+    /// # Panics
+    /// Unless it exits successfully; the message carries its standard error.
+    pub fn run_ok(&self, ns: &Netns, args: &[&str]) -> String {
+        let output = self.run(ns, args);
+        expect_success(&output, &args.join(" "))
+    }
+
+    /// `gotofw status IFACE --json` in `ns`, parsed.
+    ///
+    /// # Panics
+    /// Unless the command succeeds and prints JSON.
+    pub fn status_json(&self, ns: &Netns, iface: &str) -> Value {
+        let stdout = self.run_ok(ns, &["status", iface, "--json"]);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("status --json is not JSON ({err}): {stdout}"))
+    }
+
+    /// Attaches gotofw to `iface` in `ns` (`gotofw attach IFACE args...`) and
+    /// returns the guard that detaches it.
+    ///
+    /// # Panics
+    /// Unless the attach succeeds (the guard is dropped first, so a failed
+    /// attach that pinned anything is cleaned up too).
+    pub fn attach<'ns>(&self, ns: &'ns Netns, iface: &str, args: &[&str]) -> Attached<'ns> {
+        let guard = Attached::new(self.clone(), ns, iface);
+        let mut line = vec!["attach", iface];
+        line.extend_from_slice(args);
+        expect_success(&self.run(ns, &line), &line.join(" "));
+        guard
+    }
+}
+
+/// Runs `gotofw args` in `ns` with the binary [`gotofw_bin`] finds.
+pub fn gotofw(ns: &Netns, args: &[&str]) -> Output {
+    Gotofw::default().run(ns, args)
+}
+
+/// `gotofw status IFACE --json` in `ns`, parsed.
+pub fn status_json(ns: &Netns, iface: &str) -> Value {
+    Gotofw::default().status_json(ns, iface)
+}
+
+/// The `(packets, bytes)` of the counter called `name` in a `status --json`
+/// document of one interface.
+///
+/// # Panics
+/// When the document has no such counter (the message lists those it has).
+pub fn counter(status: &Value, name: &str) -> (u64, u64) {
+    let counters = status["interfaces"][0]["counters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no interfaces[0].counters in {status}"));
+    let found = counters
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| {
+            let names: Vec<&str> = counters.iter().filter_map(|c| c["name"].as_str()).collect();
+            panic!("no counter {name:?} in status; it has {names:?}")
+        });
+    let field = |key: &str| {
+        found[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("counter {name:?} has no numeric {key:?}: {found}"))
+    };
+    (field("packets"), field("bytes"))
+}
+
+/// The exit code of a finished command (`None` when a signal killed it).
+pub fn exit_code(output: &Output) -> Option<i32> {
+    output.status.code()
+}
+
+/// The standard output of `output`, after checking that the command succeeded.
+///
+/// # Panics
+/// Unless it succeeded; the message shows `what` and the standard error.
+pub fn expect_success(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "`gotofw {what}` failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A gotofw filter on an interface of a namespace; `Drop` runs `gotofw
+/// detach` when the interface is still attached (its pin directory exists),
+/// also while a failing test unwinds, so no test leaves pins behind.
+///
+/// It borrows the namespace, so it is dropped before the namespace is
+/// deleted. Detach works from the pins alone and also cleans up after an
+/// interface that is already gone.
+#[derive(Debug)]
+pub struct Attached<'ns> {
+    gotofw: Gotofw,
+    ns: &'ns Netns,
+    iface: String,
+}
+
+impl<'ns> Attached<'ns> {
+    /// A guard for whatever gets attached to `iface` in `ns` from now on;
+    /// creating it runs nothing. Create it before running `gotofw attach`
+    /// by hand (to check its exit code, say).
+    pub fn new(gotofw: Gotofw, ns: &'ns Netns, iface: &str) -> Self {
+        Self {
+            gotofw,
+            ns,
+            iface: iface.to_owned(),
+        }
+    }
+
+    /// The interface.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The namespace of the interface.
+    pub fn ns(&self) -> &'ns Netns {
+        self.ns
+    }
+
+    /// Its pin directory.
+    pub fn pin_dir(&self) -> PathBuf {
+        pin_dir(&self.iface)
+    }
+
+    /// Whether a gotofw filter is pinned for the interface.
+    pub fn is_attached(&self) -> bool {
+        self.pin_dir().exists()
+    }
+
+    /// `gotofw status IFACE --json`.
+    pub fn status_json(&self) -> Value {
+        self.gotofw.status_json(self.ns, &self.iface)
+    }
+
+    /// Runs `gotofw detach IFACE` now and returns its output.
+    pub fn detach(&self) -> Output {
+        self.gotofw.run(self.ns, &["detach", &self.iface])
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        if !self.is_attached() {
+            return;
+        }
+        // Ignored errors: a destructor cannot do better than try, say so
+        // and carry on (a panic here would abort an unwinding test).
+        let bin = self.gotofw.bin().to_string_lossy().into_owned();
+        let detached = self
+            .ns
+            .exec(&bin, ["detach", &self.iface])
+            .is_ok_and(|output| output.status.success());
+        if !detached {
+            // Detach needs nothing from the namespace: try from here.
+            let _ = Command::new(self.gotofw.bin())
+                .args(["detach", &self.iface])
+                .output();
+        }
+        if self.is_attached() {
+            eprintln!(
+                "warning: could not detach gotofw from {}; remove {} by hand",
+                self.iface,
+                self.pin_dir().display()
+            );
+        }
+    }
+}
+
+/// The CLI tests' and the demo's network: a gateway namespace whose WAN
+/// interface faces an "internet" namespace over a veth link.
+///
+/// ```text
+/// gw (203.0.113.2/24) wan ==veth== isp inet (203.0.113.1/24, and
+///                                      68.64.0.10, 23.239.255.254, 198.51.100.10 /32)
+/// ```
+///
+/// The gateway routes [`GW_ROUTES`] via [`INET_ADDR`]; the internet side
+/// answers for [`TURN_A`], [`TURN_B`] (inside the GoTo TURN networks) and
+/// [`OUTSIDE`] itself, so echo servers bound there play the remote servers.
+/// Those addresses exist only inside the two namespaces. Both interface
+/// names are [`unique_name`]s; `Drop` deletes the link, then both namespaces.
+#[derive(Debug)]
+pub struct WanLab {
+    // Fields drop in this order: the link first, then the namespaces.
+    veth: VethPair,
+    gw: Netns,
+    inet: Netns,
+}
+
+impl WanLab {
+    /// Builds the lab.
+    pub fn new() -> Result<Self> {
+        let gw = Netns::new("gw")?;
+        let inet = Netns::new("inet")?;
+        let (wan, isp) = (unique_name("wan"), unique_name("isp"));
+        let veth = veth_pair(&gw, &wan, &inet, &isp)?;
+        addr_add(&gw, &wan, &format!("{GW_ADDR}/24"))?;
+        addr_add(&inet, &isp, &format!("{INET_ADDR}/24"))?;
+        for server in [TURN_A, TURN_B, OUTSIDE] {
+            addr_add(&inet, &isp, &format!("{server}/32"))?;
+        }
+        for cidr in GW_ROUTES {
+            route_add(&gw, cidr, IpAddr::V4(INET_ADDR))
+                .with_context(|| format!("routing {cidr} in {}", gw.name()))?;
+        }
+        Ok(Self { veth, gw, inet })
+    }
+
+    /// The gateway namespace.
+    pub fn gw(&self) -> &Netns {
+        &self.gw
+    }
+
+    /// The internet namespace.
+    pub fn inet(&self) -> &Netns {
+        &self.inet
+    }
+
+    /// The gateway's WAN interface, where gotofw attaches.
+    pub fn wan(&self) -> &str {
+        self.veth.a()
+    }
+
+    /// The internet side's end of the link.
+    pub fn isp(&self) -> &str {
+        self.veth.b()
+    }
+
+    /// Forgets the neighbour (ARP) entries on both ends, so the next packet
+    /// needs a fresh ARP exchange, through the filter.
+    pub fn flush_neighbours(&self) -> Result<()> {
+        self.gw.ip(["neigh", "flush", "dev", self.wan()])?;
+        self.inet.ip(["neigh", "flush", "dev", self.isp()])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,508 @@
+//! Kernel tests of the `gotofw` command line (root only): attach a scenario to
+//! the WAN interface of a gateway namespace, probe real servers on the other
+//! side of a veth link, read the counters, detach, and check that nothing is
+//! left behind.
+//!
+//! Each test builds its own [`WanLab`] (unique namespace and interface names),
+//! so they run in parallel. Every attach goes with an [`Attached`] guard, since
+//! gotofw's pins live in the host's bpffs and would outlive the namespaces.
+//! The binary under test is `$GOTOFW_BIN`, else `target/<profile>/gotofw`
+//! (`cargo xtask test` builds it and sets the variable).
+
+use std::{
+    fmt,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    process::Output,
+    thread,
+    time::Duration,
+};
+
+use gotofw_tests::{
+    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab, counter,
+    exit_code, pin_dir, require_root_or_skip, staging_leftovers, tcp_echo_server, tcp_probe,
+    udp_echo_server, udp_probe, unique_name, xdp_prog_id,
+};
+
+/// How long a probe waits for its echo. An answered probe returns as soon as
+/// the echo arrives; a blocked one costs all of it (probes of one round run
+/// in parallel, so a round costs about one timeout).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Udp,
+    Tcp,
+}
+
+/// One connection attempt from the gateway to a server on the internet side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    proto: Proto,
+    dst: SocketAddr,
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.proto {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        };
+        write!(f, "{proto} {}", self.dst)
+    }
+}
+
+const fn udp(ip: Ipv4Addr, port: u16) -> Probe {
+    Probe {
+        proto: Proto::Udp,
+        dst: SocketAddr::V4(SocketAddrV4::new(ip, port)),
+    }
+}
+
+const fn tcp(ip: Ipv4Addr, port: u16) -> Probe {
+    Probe {
+        proto: Proto::Tcp,
+        dst: SocketAddr::V4(SocketAddrV4::new(ip, port)),
+    }
+}
+
+const UDP_TURN_A: Probe = udp(TURN_A, 3478);
+const UDP_TURN_B: Probe = udp(TURN_B, 3478);
+const UDP_OUTSIDE: Probe = udp(OUTSIDE, 3478);
+const TCP_TURN_A: Probe = tcp(TURN_A, 3478);
+const TCP_OUTSIDE_3478: Probe = tcp(OUTSIDE, 3478);
+const HTTPS: Probe = tcp(OUTSIDE, 443);
+const HTTP_TURN_A: Probe = tcp(TURN_A, 80);
+const MEDIA_LOW: Probe = udp(OUTSIDE, 45000);
+const MEDIA_ABOVE: Probe = udp(OUTSIDE, 50000);
+
+/// Every probe the tests run; each has an echo server.
+const PROBES: [Probe; 9] = [
+    UDP_TURN_A,
+    UDP_TURN_B,
+    UDP_OUTSIDE,
+    TCP_TURN_A,
+    TCP_OUTSIDE_3478,
+    HTTPS,
+    HTTP_TURN_A,
+    MEDIA_LOW,
+    MEDIA_ABOVE,
+];
+
+/// A [`WanLab`] with an echo server behind every probe.
+struct Lab {
+    // Dropped before the lab: sockets first, then link and namespaces.
+    servers: Vec<(Probe, ServerHandle)>,
+    net: WanLab,
+    gotofw: Gotofw,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let net = WanLab::new().unwrap();
+        let servers = PROBES
+            .iter()
+            .map(|&probe| {
+                let server = match probe.proto {
+                    Proto::Udp => udp_echo_server(net.inet(), probe.dst),
+                    Proto::Tcp => tcp_echo_server(net.inet(), probe.dst),
+                };
+                (probe, server.unwrap())
+            })
+            .collect();
+        Self {
+            servers,
+            net,
+            gotofw: Gotofw::default(),
+        }
+    }
+
+    fn gw(&self) -> &Netns {
+        self.net.gw()
+    }
+
+    fn wan(&self) -> &str {
+        self.net.wan()
+    }
+
+    fn gotofw(&self, args: &[&str]) -> Output {
+        self.gotofw.run(self.gw(), args)
+    }
+
+    /// Attaches `scenario` (stateless) to the WAN interface.
+    fn attach(&self, scenario: &str) -> Attached<'_> {
+        self.gotofw.attach(
+            self.gw(),
+            self.wan(),
+            &["--scenario", scenario, "--stateless"],
+        )
+    }
+
+    fn served(&self, probe: Probe) -> usize {
+        self.servers
+            .iter()
+            .find(|(p, _)| *p == probe)
+            .map(|(_, server)| server.served())
+            .expect("every probe has a server")
+    }
+
+    fn probe(&self, probe: Probe) -> bool {
+        match probe.proto {
+            Proto::Udp => udp_probe(self.gw(), None, probe.dst, PROBE_TIMEOUT),
+            Proto::Tcp => tcp_probe(self.gw(), probe.dst, PROBE_TIMEOUT),
+        }
+    }
+
+    /// Runs `probes` at once; returns whether each came back.
+    fn probe_all(&self, probes: &[Probe]) -> Vec<bool> {
+        thread::scope(|scope| {
+            let running: Vec<_> = probes
+                .iter()
+                .map(|&probe| scope.spawn(move || self.probe(probe)))
+                .collect();
+            running
+                .into_iter()
+                .map(|probe| probe.join().unwrap())
+                .collect()
+        })
+    }
+
+    /// Asserts that every probe in `probes` gets through (or not, per
+    /// `expect`), listing every mismatch at once.
+    fn assert_probes(&self, probes: &[Probe], expect: impl Fn(Probe) -> bool, when: &str) {
+        let results = self.probe_all(probes);
+        let wrong: Vec<String> = probes
+            .iter()
+            .zip(&results)
+            .filter(|&(&probe, &ok)| ok != expect(probe))
+            .map(|(probe, &ok)| {
+                format!(
+                    "{probe}: {} (expected {})",
+                    verdict(ok),
+                    verdict(expect(*probe))
+                )
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{when}: {}", wrong.join("; "));
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "blocked" }
+}
+
+/// Asserts that `output` is gotofw's answer to bad input: exit code 2 and one
+/// line on stderr.
+fn assert_usage_error(output: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        exit_code(output),
+        Some(EXIT_USAGE),
+        "{what}: expected exit code 2; stderr: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{what}: expected one line on stderr: {stderr:?}"
+    );
+    assert!(stderr.starts_with("gotofw: error:"), "{what}: {stderr:?}");
+}
+
+/// A scenario's expected outcome: for each probe, the rule whose reply
+/// counter lets it back in, or `None` when the reply is blocked.
+type Expectation = fn(Probe) -> Option<&'static str>;
+
+/// The whole life of one scenario on a fresh lab: probes without a filter,
+/// attach, probes and counters with it (ARP through the filter included),
+/// detach, and probes again on a clean interface.
+fn scenario_round_trip(scenario: &str, expect: Expectation) {
+    let lab = Lab::new();
+    lab.assert_probes(&PROBES, |_| true, "without a filter");
+
+    let attached = lab.attach(scenario);
+    assert!(
+        attached.is_attached(),
+        "{} missing",
+        attached.pin_dir().display()
+    );
+    let prog = xdp_prog_id(lab.gw(), lab.wan());
+    assert!(
+        prog.is_some(),
+        "no XDP program on {} after attach",
+        lab.wan()
+    );
+    // From now on ARP must cross the filter (non-ip allowance).
+    lab.net.flush_neighbours().unwrap();
+
+    let served_before: Vec<usize> = PROBES.iter().map(|&p| lab.served(p)).collect();
+    lab.assert_probes(
+        &PROBES,
+        |probe| expect(probe).is_some(),
+        &format!("with gotofw {scenario}"),
+    );
+    // Stateless mode filters only the WAN ingress: every UDP request reached
+    // its server, so a blocked UDP probe is a dropped reply.
+    for (probe, before) in PROBES.iter().zip(served_before) {
+        if probe.proto == Proto::Udp {
+            assert_eq!(
+                lab.served(*probe),
+                before + 1,
+                "{probe}: request not served"
+            );
+        }
+    }
+
+    let status = attached.status_json();
+    let iface = &status["interfaces"][0];
+    assert_eq!(status["interfaces"].as_array().map(Vec::len), Some(1));
+    assert_eq!(iface["interface"], lab.wan());
+    assert_eq!(iface["scenario"], scenario);
+    assert_eq!(iface["mode"], "stateless");
+    assert_eq!(iface["present"], true);
+    // Each answered UDP probe is one echo through its rule; each TCP one is at
+    // least a SYN-ACK and the echoed data.
+    let mut rules: Vec<&str> = PROBES.iter().filter_map(|&p| expect(p)).collect();
+    rules.dedup();
+    for rule in rules {
+        let least: u64 = PROBES
+            .iter()
+            .filter(|&&p| expect(p) == Some(rule))
+            .map(|p| match p.proto {
+                Proto::Udp => 1,
+                Proto::Tcp => 2,
+            })
+            .sum();
+        let (packets, bytes) = counter(&status, rule);
+        assert!(
+            packets >= least && bytes > 0,
+            "{rule}: {packets} packets, {bytes} bytes; expected at least {least} packets"
+        );
+    }
+    let blocked = PROBES.iter().filter(|&&p| expect(p).is_none()).count() as u64;
+    let (packets, bytes) = counter(&status, "default-block");
+    assert!(
+        packets >= blocked && bytes > 0,
+        "default-block: {packets} packets, {bytes} bytes; expected at least {blocked} packets"
+    );
+    let (arp, _) = counter(&status, "non-ip");
+    assert!(arp > 0, "non-ip (ARP) did not move: {status}");
+    for fixed in ["malformed", "fragment-unknown"] {
+        assert_eq!(counter(&status, fixed).0, 0, "{fixed}: {status}");
+    }
+
+    let output = attached.detach();
+    assert!(
+        output.status.success(),
+        "detach: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        xdp_prog_id(lab.gw(), lab.wan()),
+        None,
+        "XDP left on {}",
+        lab.wan()
+    );
+    assert!(!pin_dir(lab.wan()).exists(), "pins left after detach");
+    assert_eq!(
+        staging_leftovers(lab.wan()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    lab.assert_probes(&PROBES, |_| true, "after detach");
+    assert_usage_error(
+        &lab.gotofw(&["status", lab.wan(), "--json"]),
+        "status after detach",
+    );
+}
+
+#[test]
+fn scenario_no_restrictions_round_trip() {
+    if !require_root_or_skip("scenario_no_restrictions_round_trip") {
+        return;
+    }
+    scenario_round_trip("no-restrictions", |probe| match probe {
+        MEDIA_LOW => Some("media-udp"),
+        HTTPS => Some("https"),
+        _ => None,
+    });
+}
+
+#[test]
+fn scenario_udp_turn_round_trip() {
+    if !require_root_or_skip("scenario_udp_turn_round_trip") {
+        return;
+    }
+    scenario_round_trip("udp-turn", |probe| match probe {
+        UDP_TURN_A | UDP_TURN_B => Some("turn-udp"),
+        HTTPS => Some("https"),
+        _ => None,
+    });
+}
+
+#[test]
+fn scenario_tcp_turn_round_trip() {
+    if !require_root_or_skip("scenario_tcp_turn_round_trip") {
+        return;
+    }
+    scenario_round_trip("tcp-turn", |probe| match probe {
+        TCP_TURN_A => Some("turn-tcp"),
+        HTTPS => Some("https"),
+        _ => None,
+    });
+}
+
+#[test]
+fn scenario_tcp_443_round_trip() {
+    if !require_root_or_skip("scenario_tcp_443_round_trip") {
+        return;
+    }
+    scenario_round_trip("tcp-443", |probe| (probe == HTTPS).then_some("https"));
+}
+
+#[test]
+fn second_attach_without_replace_is_refused_and_the_first_filter_stays() {
+    if !require_root_or_skip("second_attach_without_replace_is_refused_and_the_first_filter_stays")
+    {
+        return;
+    }
+    let lab = Lab::new();
+    let _attached = lab.attach("udp-turn");
+    let prog = xdp_prog_id(lab.gw(), lab.wan());
+
+    let again = lab.gotofw(&["attach", lab.wan(), "--scenario", "tcp-443", "--stateless"]);
+    assert_usage_error(&again, "second attach");
+
+    assert_eq!(xdp_prog_id(lab.gw(), lab.wan()), prog, "program changed");
+    let status = lab.gotofw.status_json(lab.gw(), lab.wan());
+    assert_eq!(status["interfaces"][0]["scenario"], "udp-turn");
+    let probes = [UDP_TURN_A, UDP_OUTSIDE, HTTPS];
+    lab.assert_probes(
+        &probes,
+        |probe| probe != UDP_OUTSIDE,
+        "after a refused second attach",
+    );
+}
+
+#[test]
+fn replace_swaps_the_rule_set() {
+    if !require_root_or_skip("replace_swaps_the_rule_set") {
+        return;
+    }
+    let lab = Lab::new();
+    let attached = lab.attach("udp-turn");
+    let probes = [UDP_TURN_A, HTTPS, TCP_TURN_A];
+    lab.assert_probes(&probes, |probe| probe != TCP_TURN_A, "udp-turn");
+
+    let output = lab.gotofw(&[
+        "attach",
+        lab.wan(),
+        "--scenario",
+        "tcp-turn",
+        "--stateless",
+        "--replace",
+    ]);
+    assert!(
+        output.status.success(),
+        "attach --replace: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(xdp_prog_id(lab.gw(), lab.wan()).is_some());
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["scenario"], "tcp-turn");
+    // The old scenario's rules are gone, the new one's in place.
+    lab.assert_probes(
+        &probes,
+        |probe| probe != UDP_TURN_A,
+        "after --replace tcp-turn",
+    );
+    let status = attached.status_json();
+    assert!(counter(&status, "turn-tcp").0 >= 2, "{status}");
+
+    // --replace on an interface without a filter is refused.
+    drop(attached);
+    assert_usage_error(
+        &lab.gotofw(&[
+            "attach",
+            lab.wan(),
+            "--scenario",
+            "tcp-443",
+            "--stateless",
+            "--replace",
+        ]),
+        "--replace without a filter",
+    );
+    assert!(!pin_dir(lab.wan()).exists());
+    assert_eq!(xdp_prog_id(lab.gw(), lab.wan()), None);
+}
+
+#[test]
+fn detach_and_status_without_a_filter_are_usage_errors() {
+    if !require_root_or_skip("detach_and_status_without_a_filter_are_usage_errors") {
+        return;
+    }
+    let lab = WanLab::new().unwrap();
+    let gotofw = Gotofw::default();
+    assert_usage_error(
+        &gotofw.run(lab.gw(), &["detach", lab.wan()]),
+        "detach without a filter",
+    );
+    assert_usage_error(
+        &gotofw.run(lab.gw(), &["status", lab.wan()]),
+        "status without a filter",
+    );
+    assert!(!pin_dir(lab.wan()).exists());
+    assert_eq!(xdp_prog_id(lab.gw(), lab.wan()), None);
+}
+
+#[test]
+fn attach_to_a_missing_interface_is_a_usage_error_and_pins_nothing() {
+    if !require_root_or_skip("attach_to_a_missing_interface_is_a_usage_error_and_pins_nothing") {
+        return;
+    }
+    let ns = Netns::new("gw-none").unwrap();
+    let gotofw = Gotofw::default();
+    let missing = unique_name("nosuch");
+    let _guard = Attached::new(gotofw.clone(), &ns, &missing);
+    let output = gotofw.run(
+        &ns,
+        &["attach", &missing, "--scenario", "udp-turn", "--stateless"],
+    );
+    assert_usage_error(&output, "attach to a missing interface");
+    assert!(
+        !pin_dir(&missing).exists(),
+        "pinned for a missing interface"
+    );
+    assert!(staging_leftovers(&missing).is_empty());
+}
+
+/// Pins live in the host's bpffs: deleting the namespace (and with it the
+/// interface) leaves them, `status` says the interface is gone, and `detach`
+/// from any namespace removes them.
+#[test]
+fn detach_cleans_up_after_the_interface_is_gone() {
+    if !require_root_or_skip("detach_cleans_up_after_the_interface_is_gone") {
+        return;
+    }
+    let elsewhere = Netns::new("gw-ctl").unwrap();
+    let gotofw = Gotofw::default();
+    let lab = WanLab::new().unwrap();
+    let wan = lab.wan().to_owned();
+    // Guards the pins from a namespace that outlives the lab.
+    let guard = Attached::new(gotofw.clone(), &elsewhere, &wan);
+    let output = gotofw.run(
+        lab.gw(),
+        &["attach", &wan, "--scenario", "tcp-443", "--stateless"],
+    );
+    assert!(output.status.success());
+    drop(lab);
+
+    assert!(guard.is_attached(), "the pins went with the namespace");
+    let status = guard.status_json();
+    assert_eq!(status["interfaces"][0]["present"], false, "{status}");
+    let output = guard.detach();
+    assert!(
+        output.status.success(),
+        "detach of a vanished interface: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!guard.is_attached());
+    assert!(staging_leftovers(&wan).is_empty());
+}
