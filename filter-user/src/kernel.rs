@@ -90,11 +90,14 @@ pub struct Meta {
     pub interface: String,
     /// Interface index at attach time.
     pub ifindex: u32,
+    /// Network namespace (nsfs inode) of the interface.
+    #[serde(default)]
+    pub netns: u64,
     /// Scenario name.
     pub scenario: String,
     /// `stateless` (or, later, `stateful`).
     pub mode: String,
-    /// Requested XDP attach mode.
+    /// XDP mode the program runs in (`native` or `generic`; `auto` only before attach).
     pub xdp_mode: XdpModeArg,
     /// Unix time of the attach.
     pub attached_at: u64,
@@ -198,11 +201,11 @@ pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
 
 /// Removes staging pin directories of `iface` that a killed gotofw left behind (called with the
 /// interface lock held, so none is in use). Unpinning a staged link detaches it.
-fn remove_stale(iface: &str) {
+fn remove_stale(key: &str) {
     let Ok(entries) = fs::read_dir(PIN_STAGING) else {
         return;
     };
-    let prefix = format!("{iface}@");
+    let prefix = format!("{key}@");
     for entry in entries.flatten() {
         let name = entry.file_name();
         if name.to_string_lossy().starts_with(&prefix) {
@@ -211,15 +214,17 @@ fn remove_stale(iface: &str) {
     }
 }
 
-/// Attaches (or, with `replace`, swaps in) a filter as planned. Holds the interface lock.
-pub fn attach(plan: &AttachPlan) -> anyhow::Result<()> {
+/// Attaches (or, with `replace`, swaps in) a filter as planned, holding the interface lock;
+/// returns the record stored with it (with the XDP mode in use).
+pub fn attach(plan: &AttachPlan) -> anyhow::Result<Meta> {
     system::ensure_bpffs()?;
     for dir in [PIN_ROOT, PIN_STAGING] {
         system::create_private_dir(Path::new(dir)).with_context(|| format!("creating {dir}"))?;
     }
-    let _lock = InterfaceLock::acquire(&plan.iface)?;
-    remove_stale(&plan.iface);
-    let final_dir = system::pin_dir(&plan.iface);
+    let key = system::pin_key(&plan.iface);
+    let _lock = InterfaceLock::acquire(&key)?;
+    remove_stale(&key);
+    let final_dir = system::key_dir(&key);
     let exists = final_dir.exists();
     if exists && !plan.replace {
         return Err(UsageError::AlreadyAttached(plan.iface.clone()).into());
@@ -227,22 +232,27 @@ pub fn attach(plan: &AttachPlan) -> anyhow::Result<()> {
     if !exists && plan.replace {
         return Err(UsageError::NothingToReplace(plan.iface.clone()).into());
     }
-    let meta = serde_json::to_vec(&plan.meta)?;
-    let mut ebpf = load(&plan.compiled, &meta)?;
+    let mut meta = plan.meta.clone();
+    if exists {
+        // A swap keeps the link, so the mode it was attached in.
+        meta.xdp_mode = read_attached(&plan.iface)?.meta.xdp_mode;
+    }
+    let mut ebpf = load(&plan.compiled, &serde_json::to_vec(&meta)?)?;
     let pid = std::process::id();
-    let tmp = Path::new(PIN_STAGING).join(format!("{}@new-{pid}", plan.iface));
-    let result = attach_and_pin(&mut ebpf, plan, &tmp, &final_dir, exists);
+    let tmp = Path::new(PIN_STAGING).join(format!("{key}@new-{pid}"));
+    let result = attach_and_pin(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
     if result.is_err() {
         // Unpinning is what detaches: the link pin goes with the directory, and the program and
         // link go when `ebpf` drops.
         let _ = fs::remove_dir_all(&tmp);
     }
-    result
+    result.map(|()| meta)
 }
 
 fn attach_and_pin(
     ebpf: &mut Ebpf,
     plan: &AttachPlan,
+    meta: &mut Meta,
     tmp: &Path,
     final_dir: &Path,
     replace: bool,
@@ -266,9 +276,9 @@ fn attach_and_pin(
             .attach_to_link(old)
             .context("swapping the new rule set into the attached link")?
     } else {
-        program
-            .attach_to_if_index(plan.ifindex, plan.xdp_mode.aya())
-            .map_err(|e| attach_error(&plan.iface, plan.xdp_mode, e))?
+        let (id, mode) = attach_in_mode(program, plan)?;
+        meta.xdp_mode = mode;
+        id
     };
     let link: FdLink = program
         .take_link(link_id)?
@@ -278,8 +288,13 @@ fn attach_and_pin(
         })?;
     link.pin(tmp.join(LINK_PIN))
         .with_context(|| format!("pinning the link in {}", tmp.display()))?;
+    store_meta(ebpf, meta)?;
     if replace {
-        let old = Path::new(PIN_STAGING).join(format!("{}@old-{}", plan.iface, std::process::id()));
+        let old = Path::new(PIN_STAGING).join(format!(
+            "{}@old-{}",
+            final_dir.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
         fs::rename(final_dir, &old).context("moving the old pins aside")?;
         if let Err(e) = fs::rename(tmp, final_dir) {
             let _ = fs::rename(&old, final_dir);
@@ -291,6 +306,48 @@ fn attach_and_pin(
         fs::rename(tmp, final_dir)
             .with_context(|| format!("moving the pins into {}", final_dir.display()))?;
     }
+    Ok(())
+}
+
+/// Attaches in the requested mode; `auto` tries native first and falls back to generic (as
+/// xdp-loader does), so the record says which one the interface runs.
+fn attach_in_mode(
+    program: &mut Xdp,
+    plan: &AttachPlan,
+) -> anyhow::Result<(aya::programs::xdp::XdpLinkId, XdpModeArg)> {
+    let try_mode =
+        |program: &mut Xdp, mode: XdpModeArg| program.attach_to_if_index(plan.ifindex, mode.aya());
+    match plan.xdp_mode {
+        XdpModeArg::Auto => match try_mode(program, XdpModeArg::Native) {
+            Ok(id) => Ok((id, XdpModeArg::Native)),
+            Err(ProgramError::SyscallError(e))
+                if matches!(
+                    e.io_error.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EINVAL)
+                ) =>
+            {
+                try_mode(program, XdpModeArg::Generic)
+                    .map(|id| (id, XdpModeArg::Generic))
+                    .map_err(|e| attach_error(&plan.iface, XdpModeArg::Generic, e))
+            }
+            Err(e) => Err(attach_error(&plan.iface, XdpModeArg::Native, e)),
+        },
+        mode => try_mode(program, mode)
+            .map(|id| (id, mode))
+            .map_err(|e| attach_error(&plan.iface, mode, e)),
+    }
+}
+
+/// Rewrites the stored record (after attach, when the mode in use is known).
+fn store_meta(ebpf: &mut Ebpf, meta: &Meta) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec(meta)?;
+    let mut blob = [0u8; META_SIZE];
+    blob.get_mut(..bytes.len())
+        .ok_or_else(|| anyhow!("the filter description outgrew {META_SIZE} bytes"))?
+        .copy_from_slice(&bytes);
+    let mut map: Array<_, [u8; META_SIZE]> = Array::try_from(map_mut(ebpf, "META")?)?;
+    map.set(0, blob, 0)
+        .context("storing the rule set's description")?;
     Ok(())
 }
 
@@ -312,15 +369,16 @@ fn attach_error(iface: &str, mode: XdpModeArg, err: ProgramError) -> anyhow::Err
     }
 }
 
-/// Removes the filter of `iface`: link first (the interface stops filtering), then the maps.
+/// Removes the filter of `iface` (an interface name, or a `NAME:NETNS` pin key): link first (the
+/// interface stops filtering), then the maps.
 pub fn detach(iface: &str) -> anyhow::Result<()> {
-    system::check_interface_name(iface)?;
-    let dir = system::pin_dir(iface);
+    let key = system::key_for(iface)?;
+    let dir = system::key_dir(&key);
     if !system::bpffs_mounted() || !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
-    let _lock = InterfaceLock::acquire(iface)?;
-    remove_stale(iface);
+    let _lock = InterfaceLock::acquire(&key)?;
+    remove_stale(&key);
     if !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
@@ -334,23 +392,19 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Interfaces with a gotofw filter, sorted.
-pub fn attached_interfaces() -> io::Result<Vec<String>> {
-    let mut out = Vec::new();
+/// Pin keys of every gotofw filter on this bpffs, any namespace.
+pub fn attached_keys() -> io::Result<Vec<String>> {
+    let mut keys = Vec::new();
     match fs::read_dir(PIN_ROOT) {
         Ok(entries) => {
             for entry in entries {
-                let name = entry?.file_name().to_string_lossy().into_owned();
-                if !name.starts_with('.') {
-                    out.push(name);
-                }
+                keys.push(entry?.file_name().to_string_lossy().into_owned());
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    out.sort();
-    Ok(out)
+    Ok(keys)
 }
 
 /// An attached filter, read back from its pins.
@@ -364,10 +418,9 @@ pub struct Attached {
     pub counters: Vec<Counter>,
 }
 
-/// Reads the filter of `iface` from its pins.
+/// Reads the filter of `iface` (an interface name, or a `NAME:NETNS` pin key) from its pins.
 pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
-    system::check_interface_name(iface)?;
-    let dir = system::pin_dir(iface);
+    let dir = system::key_dir(&system::key_for(iface)?);
     if !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }

@@ -4,7 +4,10 @@ use std::{
     ffi::CString,
     fs::{self, File, OpenOptions},
     io,
-    os::{fd::AsRawFd, unix::fs::DirBuilderExt},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{DirBuilderExt, MetadataExt},
+    },
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -114,9 +117,97 @@ pub fn ifindex(name: &str) -> Result<u32, UsageError> {
     }
 }
 
-/// The pin directory of interface `name`.
+/// Identity of this thread's network namespace: the inode of its nsfs file.
+pub fn netns_id() -> io::Result<u64> {
+    Ok(fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
+/// The nsfs inode of the kernel's initial network namespace (`PROC_NET_INIT_INO`).
+const INIT_NETNS_INO: u64 = 0xEFFF_FFF9;
+
+/// Whether this thread runs in the initial network namespace, or in the one of PID 1 (a
+/// container's own).
+fn in_init_netns() -> bool {
+    let Ok(mine) = netns_id() else {
+        return false;
+    };
+    mine == INIT_NETNS_INO
+        || fs::metadata("/proc/1/ns/net").is_ok_and(|init| init.ino() == mine)
+}
+
+/// The suffix that tells this namespace's interfaces from another's with the same name: empty in
+/// the initial namespace (or PID 1's), `:NETNS` elsewhere (`:` cannot occur in an interface name).
+fn netns_suffix() -> String {
+    if in_init_netns() {
+        String::new()
+    } else {
+        netns_id().map_or_else(|_| ":unknown".to_owned(), |id| format!(":{id}"))
+    }
+}
+
+/// The key of interface `name` in this namespace: names its pin directory and lock file.
+pub fn pin_key(name: &str) -> String {
+    format!("{name}{}", netns_suffix())
+}
+
+/// The pin directory of interface `name` in this namespace: `/sys/fs/bpf/gotofw/NAME`, or
+/// `/sys/fs/bpf/gotofw/NAME:NETNS` outside the namespace of PID 1.
 pub fn pin_dir(name: &str) -> PathBuf {
-    Path::new(PIN_ROOT).join(name)
+    Path::new(PIN_ROOT).join(pin_key(name))
+}
+
+/// The pin key for what an operator typed: an interface of this namespace, or an explicit
+/// `NAME:NETNS` key (as `status` lists filters of other namespaces), to inspect or remove a filter
+/// whose namespace is gone.
+pub fn key_for(arg: &str) -> Result<String, UsageError> {
+    if let Some((name, netns)) = arg.rsplit_once(':') {
+        check_interface_name(name)?;
+        if netns.is_empty() || !netns.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(UsageError::BadInterfaceName(arg.to_owned()));
+        }
+        return Ok(arg.to_owned());
+    }
+    check_interface_name(arg)?;
+    Ok(pin_key(arg))
+}
+
+/// The pin directory of pin key `key`.
+pub fn key_dir(key: &str) -> PathBuf {
+    Path::new(PIN_ROOT).join(key)
+}
+
+/// Pin keys among `keys` that belong to other network namespaces.
+pub fn foreign_keys(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let suffix = netns_suffix();
+    let mut out: Vec<String> = keys
+        .into_iter()
+        .filter(|key| {
+            if suffix.is_empty() {
+                key.contains(':')
+            } else {
+                !key.ends_with(&suffix)
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The interface names of this namespace among the pin directory names `keys`.
+pub fn own_interfaces(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let suffix = netns_suffix();
+    let mut out: Vec<String> = keys
+        .into_iter()
+        .filter_map(|key| {
+            if suffix.is_empty() {
+                (!key.contains(':')).then_some(key)
+            } else {
+                key.strip_suffix(&suffix).map(str::to_owned)
+            }
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Creates `path` (and its parents) readable by root only.
@@ -135,10 +226,10 @@ pub struct InterfaceLock {
 }
 
 impl InterfaceLock {
-    /// Waits (up to ten seconds) for the lock of interface `name`.
-    pub fn acquire(name: &str) -> anyhow::Result<Self> {
+    /// Waits (up to ten seconds) for the lock of pin key `key` (see [`pin_key`]).
+    pub fn acquire(key: &str) -> anyhow::Result<Self> {
         create_private_dir(Path::new(LOCK_DIR)).with_context(|| format!("creating {LOCK_DIR}"))?;
-        let path = Path::new(LOCK_DIR).join(format!("{name}.lock"));
+        let path = Path::new(LOCK_DIR).join(format!("{key}.lock"));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -85,20 +85,34 @@ pub fn find_gotofw_bin() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// The pin directory of `iface`, `/sys/fs/bpf/gotofw/IFACE`.
+/// The pin directory of `iface`: `/sys/fs/bpf/gotofw/IFACE` in the host's namespace,
+/// `IFACE:NETNS` for an interface in another namespace (lab interface names are unique, so the
+/// first entry that names `iface` is its own).
 pub fn pin_dir(iface: &str) -> PathBuf {
-    Path::new(PIN_ROOT).join(iface)
+    let prefix = format!("{iface}:");
+    std::fs::read_dir(PIN_ROOT)
+        .ok()
+        .and_then(|entries| {
+            entries.flatten().map(|e| e.path()).find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            })
+        })
+        .unwrap_or_else(|| Path::new(PIN_ROOT).join(iface))
 }
 
 /// Staging directories gotofw left behind for `iface` (`IFACE@...`); a
 /// finished command, successful or not, leaves none.
 pub fn staging_leftovers(iface: &str) -> Vec<PathBuf> {
-    let prefix = format!("{iface}@");
+    let (bare, keyed) = (format!("{iface}@"), format!("{iface}:"));
     std::fs::read_dir(PIN_STAGING)
         .map(|entries| {
             entries
                 .flatten()
-                .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+                .filter(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    name.starts_with(&bare) || name.starts_with(&keyed)
+                })
                 .map(|entry| entry.path())
                 .collect()
         })

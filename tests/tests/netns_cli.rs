@@ -485,18 +485,40 @@ fn detach_cleans_up_after_the_interface_is_gone() {
     let gotofw = Gotofw::default();
     let lab = WanLab::new().unwrap();
     let wan = lab.wan().to_owned();
-    // Guards the pins from a namespace that outlives the lab.
-    let guard = Attached::new(gotofw.clone(), &elsewhere, &wan);
     let output = gotofw.run(
         lab.gw(),
         &["attach", &wan, "--scenario", "tcp-443", "--stateless"],
     );
     assert!(output.status.success());
+    // Outside the namespace of PID 1 the pins are keyed NAME:NETNS; another namespace names the
+    // filter by that key. The guard outlives the lab.
+    let key = pin_dir(&wan)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(key.starts_with(&format!("{wan}:")), "{key}");
+    let guard = Attached::new(gotofw.clone(), &elsewhere, &key);
     drop(lab);
 
     assert!(guard.is_attached(), "the pins went with the namespace");
+    let listing = gotofw.run(&elsewhere, &["status", "--json"]);
+    let listing: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+    assert!(
+        listing["other_namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == key.as_str()),
+        "{listing}"
+    );
     let status = guard.status_json();
     assert_eq!(status["interfaces"][0]["present"], false, "{status}");
+    assert_eq!(
+        status["interfaces"][0]["interface"],
+        wan.as_str(),
+        "{status}"
+    );
     let output = guard.detach();
     assert!(
         output.status.success(),
@@ -505,4 +527,52 @@ fn detach_cleans_up_after_the_interface_is_gone() {
     );
     assert!(!guard.is_attached());
     assert!(staging_leftovers(&wan).is_empty());
+}
+
+#[test]
+fn issue2_same_interface_name_in_two_namespaces_are_two_filters() {
+    if !require_root_or_skip("issue2_same_interface_name_in_two_namespaces_are_two_filters") {
+        return;
+    }
+    // Containers all have an eth0 with the same index; each namespace's filter is its own.
+    let gotofw = Gotofw::default();
+    let (a, b) = (Netns::new("nsa").unwrap(), Netns::new("nsb").unwrap());
+    let (a_peer, b_peer) = (Netns::new("pa").unwrap(), Netns::new("pb").unwrap());
+    let _la = gotofw_tests::veth_pair(&a, "eth9", &a_peer, "eth0").unwrap();
+    let _lb = gotofw_tests::veth_pair(&b, "eth9", &b_peer, "eth0").unwrap();
+    let attach = |ns: &Netns, scenario: &str| {
+        gotofw.run(
+            ns,
+            &["attach", "eth9", "--scenario", scenario, "--stateless"],
+        )
+    };
+    assert!(attach(&a, "udp-turn").status.success());
+    let guard_a = Attached::new(gotofw.clone(), &a, "eth9");
+    let out = attach(&b, "tcp-443");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let guard_b = Attached::new(gotofw.clone(), &b, "eth9");
+    let scenario = |ns: &Netns| {
+        let out = gotofw.run(ns, &["status", "eth9", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["interfaces"][0]["scenario"].as_str().unwrap().to_owned(),
+            v["interfaces"][0]["present"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(scenario(&a), ("udp-turn".to_owned(), true));
+    assert_eq!(scenario(&b), ("tcp-443".to_owned(), true));
+    assert!(gotofw.run(&b, &["detach", "eth9"]).status.success());
+    assert_eq!(
+        scenario(&a),
+        ("udp-turn".to_owned(), true),
+        "detach in b touched a"
+    );
+    assert!(gotofw_tests::xdp_prog_id(&a, "eth9").is_some());
+    assert!(gotofw_tests::xdp_prog_id(&b, "eth9").is_none());
+    drop(guard_b);
+    drop(guard_a);
 }

@@ -23,6 +23,7 @@ pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
         version: 1,
         interface: args.iface.clone(),
         ifindex,
+        netns: system::netns_id()?,
         scenario: options.scenario.name().to_owned(),
         mode: "stateless".to_owned(),
         xdp_mode: args.xdp_mode,
@@ -48,8 +49,7 @@ pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
 pub fn run(args: &AttachArgs) -> anyhow::Result<()> {
     let plan = plan(args)?;
     system::require_capabilities()?;
-    kernel::attach(&plan)?;
-    let meta = &plan.meta;
+    let meta = &kernel::attach(&plan)?;
     let rules: Vec<String> = meta
         .rules
         .iter()

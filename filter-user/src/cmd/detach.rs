@@ -4,13 +4,13 @@ use crate::{cli::DetachArgs, cmd::print, kernel, system};
 
 /// Runs the command.
 pub fn run(args: &DetachArgs) -> anyhow::Result<()> {
-    system::check_interface_name(&args.iface)?;
+    let key = system::key_for(&args.iface)?;
     system::require_capabilities()?;
     kernel::detach(&args.iface)?;
     print(&format!(
         "detached gotofw from {}; removed {}\n",
         args.iface,
-        system::pin_dir(&args.iface).display()
+        system::key_dir(&key).display()
     ))?;
     Ok(())
 }

@@ -19,8 +19,10 @@ use crate::{
 pub struct Status {
     /// Format version.
     pub version: u32,
-    /// One entry per interface with a filter.
+    /// One entry per interface of this network namespace with a filter.
     pub interfaces: Vec<InterfaceStatus>,
+    /// Pin keys (`NAME:NETNS`) of filters attached in other network namespaces.
+    pub other_namespaces: Vec<String>,
 }
 
 /// One attached filter.
@@ -28,15 +30,19 @@ pub struct Status {
 pub struct InterfaceStatus {
     /// Interface name.
     pub interface: String,
+    /// Pin key: the interface name, with `:NETNS` outside the namespace of PID 1.
+    pub key: String,
     /// Index at attach time.
     pub ifindex: u32,
-    /// Whether the interface still exists.
+    /// Network namespace (nsfs inode) at attach time.
+    pub netns: u64,
+    /// Whether the interface still exists (same index, same namespace).
     pub present: bool,
     /// Scenario name.
     pub scenario: String,
     /// `stateless` or `stateful`.
     pub mode: String,
-    /// Requested XDP mode.
+    /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
     /// Unix time of the attach.
     pub attached_at: u64,
@@ -72,7 +78,7 @@ pub struct CounterStatus {
     pub networks: Option<serde_json::Value>,
 }
 
-fn interface_status(iface: &str, a: &Attached) -> InterfaceStatus {
+fn interface_status(a: &Attached) -> InterfaceStatus {
     let direction = Direction::Ingress;
     let mut counters = Vec::new();
     for (i, rule) in a.meta.rules.iter().enumerate() {
@@ -114,9 +120,17 @@ fn interface_status(iface: &str, a: &Attached) -> InterfaceStatus {
         });
     }
     InterfaceStatus {
-        interface: iface.to_owned(),
+        interface: a.meta.interface.clone(),
+        key: a
+            .dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         ifindex: a.meta.ifindex,
-        present: system::ifindex(iface).is_ok_and(|i| i == a.meta.ifindex),
+        netns: a.meta.netns,
+        present: system::ifindex(&a.meta.interface).is_ok_and(|i| i == a.meta.ifindex)
+            && system::netns_id().is_ok_and(|n| n == a.meta.netns),
         scenario: a.meta.scenario.clone(),
         mode: a.meta.mode.clone(),
         xdp_mode: a.meta.xdp_mode,
@@ -128,24 +142,28 @@ fn interface_status(iface: &str, a: &Attached) -> InterfaceStatus {
 
 /// Reads the status of `iface`, or of every attached interface.
 pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
-    let names = match iface {
+    let keys = kernel::attached_keys()?;
+    let (names, other_namespaces) = match iface {
         Some(name) => {
-            system::check_interface_name(name)?;
-            if !system::pin_dir(name).exists() {
+            if !system::key_dir(&system::key_for(name)?).exists() {
                 return Err(UsageError::NotAttached(name.to_owned()).into());
             }
-            vec![name.to_owned()]
+            (vec![name.to_owned()], Vec::new())
         }
-        None => kernel::attached_interfaces()?,
+        None => (
+            system::own_interfaces(keys.iter().cloned()),
+            system::foreign_keys(keys),
+        ),
     };
     let mut interfaces = Vec::new();
     for name in names {
         let attached = kernel::read_attached(&name)?;
-        interfaces.push(interface_status(&name, &attached));
+        interfaces.push(interface_status(&attached));
     }
     Ok(Status {
         version: 1,
         interfaces,
+        other_namespaces,
     })
 }
 
@@ -156,12 +174,12 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     if args.json {
         return Ok(print(&json(&status)?)?);
     }
-    if status.interfaces.is_empty() {
-        return Ok(print(
-            "no interface has a gotofw filter; attach one with `gotofw attach IFACE --scenario NAME --stateless`\n",
-        )?);
-    }
     let mut out = String::new();
+    if status.interfaces.is_empty() {
+        out.push_str(
+            "no interface of this network namespace has a gotofw filter; attach one with `gotofw attach IFACE --scenario NAME --stateless`\n",
+        );
+    }
     for s in &status.interfaces {
         let _ = writeln!(
             out,
@@ -201,6 +219,13 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             ]);
         }
         out.push_str(&table(&rows));
+    }
+    if !status.other_namespaces.is_empty() {
+        let _ = writeln!(
+            out,
+            "filters of other network namespaces (inspect them from there, or name the key: `gotofw status KEY`, `gotofw detach KEY`): {}",
+            status.other_namespaces.join(", ")
+        );
     }
     Ok(print(&out)?)
 }
