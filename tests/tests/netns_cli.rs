@@ -571,8 +571,8 @@ fn issue2_same_interface_name_in_two_namespaces_are_two_filters() {
         ("udp-turn".to_owned(), true),
         "detach in b touched a"
     );
-    assert!(gotofw_tests::xdp_prog_id(&a, "eth9").is_some());
-    assert!(gotofw_tests::xdp_prog_id(&b, "eth9").is_none());
+    assert!(xdp_prog_id(&a, "eth9").is_some());
+    assert!(xdp_prog_id(&b, "eth9").is_none());
     drop(guard_b);
     drop(guard_a);
 }
