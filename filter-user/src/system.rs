@@ -131,8 +131,7 @@ fn in_init_netns() -> bool {
     let Ok(mine) = netns_id() else {
         return false;
     };
-    mine == INIT_NETNS_INO
-        || fs::metadata("/proc/1/ns/net").is_ok_and(|init| init.ino() == mine)
+    mine == INIT_NETNS_INO || fs::metadata("/proc/1/ns/net").is_ok_and(|init| init.ino() == mine)
 }
 
 /// The suffix that tells this namespace's interfaces from another's with the same name: empty in
