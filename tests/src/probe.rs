@@ -65,7 +65,10 @@ pub fn tcp_probe(ns: &Netns, dst: SocketAddr, timeout: Duration) -> bool {
         let mut stream = match TcpStream::connect_timeout(&dst, connect_timeout) {
             Ok(stream) => stream,
             Err(err) => {
-                eprintln!("tcp_probe -> {dst}: {err}");
+                // A timeout is what a blocked probe looks like; anything else is worth a line.
+                if err.kind() != std::io::ErrorKind::TimedOut {
+                    eprintln!("tcp_probe -> {dst}: {err}");
+                }
                 return false;
             }
         };
