@@ -22,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     let options = Options::new(Scenario::UdpTurn);
     let compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
     let mut ebpf = kernel::load(&compiled, b"{}")?;
+    println!("BPF_PROG_TEST_RUN, scenario udp-turn, {repeat} repetitions, median of 5 runs");
     let floor: &mut aya::programs::Xdp = ebpf.program_mut("gotofw_floor").unwrap().try_into()?;
     floor.load()?;
     let floor_frame = frame::packet(
@@ -78,7 +79,6 @@ fn main() -> anyhow::Result<()> {
             ethernet(&[], ethertype::IPV4, &bad_ihl),
         ),
     ];
-    println!("BPF_PROG_TEST_RUN, scenario udp-turn, {repeat} repetitions, median of 5 runs");
     for (name, frame) in cases {
         let mut runs: Vec<f64> = (0..5)
             .map(|_| {
