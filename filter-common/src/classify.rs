@@ -13,9 +13,9 @@
 use core::mem::MaybeUninit;
 
 use crate::{
-    ACTION_DROP, ACTION_PASS, Config, Direction, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
-    MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, PROTO_IDX_TCP,
-    PROTO_IDX_UDP, allow, ethertype, ipproto,
+    ACTION_DROP, ACTION_PASS, Config, Direction, FIXED_SLOTS, FlowKey, FragKey, FragVerdict,
+    Ipv4Key, Ipv6Key, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS, MODE_STATEFUL, PORT_TABLE_LOCAL,
+    PORT_TABLE_REMOTE, PROTO_IDX_TCP, PROTO_IDX_UDP, allow, ethertype, ipproto,
     packet::{Header as _, Packet},
     port_index, rule_slot, slot,
 };
@@ -33,6 +33,14 @@ pub trait Tables {
     fn net_mask_v6(&self, addr: Ipv6Key) -> u64;
     /// The verdict remembered for the first fragment of this datagram, if any.
     fn fragment(&self, key: &FragKey) -> Option<FragVerdict>;
+    /// Stateful mode, inbound: when the flow `key` is alive, refreshes it for this packet (see
+    /// [`flow_touch`](crate::flow_touch)) and returns the rule that opened it.
+    fn flow_ingress(&self, key: &FlowKey, tcp_flags: u8, len: u64) -> Option<u32>;
+    /// Stateful mode, outbound and allowed by `rule`: refreshes the flow `key` when it is alive,
+    /// opens it (see [`flow_new`](crate::flow_new)) otherwise.
+    fn flow_egress(&self, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64);
+    /// Stateful mode: the rule of the live flow `key`, without touching it.
+    fn flow_peek(&self, key: &FlowKey) -> Option<u32>;
 }
 
 /// What to do with a packet, and where to count it.
@@ -139,6 +147,34 @@ enum Addrs {
 }
 
 impl Addrs {
+    /// The flow key of a TCP or UDP packet travelling in `direction` with these ports.
+    #[inline(always)]
+    fn flow_key(
+        &self,
+        direction: Direction,
+        proto: u8,
+        remote_port: u16,
+        local_port: u16,
+    ) -> FlowKey {
+        let (src, dst, family) = match self {
+            Self::V4 { src, dst } => (widen(*src), widen(*dst), 4),
+            Self::V6 { src, dst } => (*src, *dst, 6),
+        };
+        let (remote, local) = match direction {
+            Direction::Ingress => (src, dst),
+            Direction::Egress => (dst, src),
+        };
+        FlowKey {
+            remote,
+            local,
+            remote_port,
+            local_port,
+            proto,
+            family,
+            _pad: [0; 2],
+        }
+    }
+
     /// The remote address of a packet travelling in `direction`.
     #[inline(always)]
     fn remote(&self, direction: Direction) -> Remote {
@@ -427,12 +463,20 @@ fn transport<P: Packet + ?Sized, T: Tables>(
             let Some(h) = pkt.header(l4, 20) else {
                 return Decision::MALFORMED;
             };
-            let (sport, dport) = (h.be16(0), h.be16(2));
+            let (sport, dport, flags) = (h.be16(0), h.be16(2), h.u8(13));
             let doff = usize::from(h.u8(12) >> 4) * 4;
             if doff < 20 || l4 + doff > end {
                 return Decision::MALFORMED;
             }
-            ports(tables, direction, PROTO_IDX_TCP, sport, dport, addrs)
+            let seen = Seen {
+                direction,
+                proto,
+                sport,
+                dport,
+                flags,
+                len: pkt.len() as u64,
+            };
+            ports(tables, &seen, addrs)
         }
         ipproto::UDP => {
             let Some(h) = pkt.header(l4, 8) else {
@@ -442,7 +486,15 @@ fn transport<P: Packet + ?Sized, T: Tables>(
             if len < 8 || l4 + usize::from(len) > end {
                 return Decision::MALFORMED;
             }
-            ports(tables, direction, PROTO_IDX_UDP, sport, dport, addrs)
+            let seen = Seen {
+                direction,
+                proto,
+                sport,
+                dport,
+                flags: 0,
+                len: pkt.len() as u64,
+            };
+            ports(tables, &seen, addrs)
         }
         ipproto::ICMP if !v6 => {
             let Some(h) = pkt.header(l4, 8) else {
@@ -484,46 +536,94 @@ fn transport<P: Packet + ?Sized, T: Tables>(
     }
 }
 
-/// TCP or UDP with these ports: the rule that decides, or the default block.
-#[inline(always)]
-fn ports<T: Tables>(
-    tables: &T,
+/// A TCP or UDP packet as the port stage sees it.
+struct Seen {
     direction: Direction,
-    proto_idx: u32,
+    proto: u8,
     sport: u16,
     dport: u16,
-    addrs: &Addrs,
-) -> Decision {
-    let (remote_port, local_port) = match direction {
-        Direction::Ingress => (sport, dport),
-        Direction::Egress => (dport, sport),
-    };
-    match match_rules(
-        tables,
-        proto_idx,
-        remote_port,
-        local_port,
-        addrs.remote(direction),
-    ) {
-        Some(decision) => decision,
-        None => Decision::DEFAULT_BLOCK,
+    flags: u8,
+    len: u64,
+}
+
+impl Seen {
+    /// (remote port, local port).
+    #[inline(always)]
+    const fn ports(&self) -> (u16, u16) {
+        match self.direction {
+            Direction::Ingress => (self.sport, self.dport),
+            Direction::Egress => (self.dport, self.sport),
+        }
+    }
+
+    #[inline(always)]
+    const fn proto_idx(&self) -> u32 {
+        if self.proto == ipproto::TCP {
+            PROTO_IDX_TCP
+        } else {
+            PROTO_IDX_UDP
+        }
     }
 }
 
-/// The first rule that holds for this remote port, local port and remote address.
+/// TCP or UDP: the rule that decides, or the default block. In stateful mode an inbound packet
+/// passes when it belongs to a live flow; an allowed outbound one opens or refreshes its flow.
+#[inline(always)]
+fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
+    let (remote_port, local_port) = seen.ports();
+    let proto_idx = seen.proto_idx();
+    // Cheapest first: a remote port no rule names can be neither allowed nor part of a flow
+    // (flows are opened only towards ports a rule names).
+    let mask = tables.port_mask(port_index(PORT_TABLE_REMOTE, proto_idx, remote_port));
+    if mask == 0 {
+        return Decision::DEFAULT_BLOCK;
+    }
+    let cfg = tables.config();
+    let remote = addrs.remote(seen.direction);
+    if cfg.mode != MODE_STATEFUL {
+        return match_rules(tables, &cfg, mask, proto_idx, local_port, remote)
+            .unwrap_or(Decision::DEFAULT_BLOCK);
+    }
+    let key = addrs.flow_key(seen.direction, seen.proto, remote_port, local_port);
+    match seen.direction {
+        Direction::Ingress => {
+            if let Some(rule) = tables.flow_ingress(&key, seen.flags, seen.len) {
+                return Decision::pass(rule_slot(rule));
+            }
+            match_rules(
+                tables,
+                &cfg,
+                mask & cfg.ingress_mask,
+                proto_idx,
+                local_port,
+                remote,
+            )
+            .unwrap_or(Decision::DEFAULT_BLOCK)
+        }
+        Direction::Egress => {
+            let Some(decision) = match_rules(tables, &cfg, mask, proto_idx, local_port, remote)
+            else {
+                return Decision::DEFAULT_BLOCK;
+            };
+            if decision.passes() {
+                tables.flow_egress(&key, decision.slot - FIXED_SLOTS, seen.flags, seen.len);
+            }
+            decision
+        }
+    }
+}
+
+/// The first rule of `mask` (the rules naming the remote port) that holds for this local port
+/// and remote address.
 #[inline(always)]
 fn match_rules<T: Tables>(
     tables: &T,
+    cfg: &Config,
+    mut mask: u64,
     proto_idx: u32,
-    remote_port: u16,
     local_port: u16,
     remote: Remote,
 ) -> Option<Decision> {
-    let mut mask = tables.port_mask(port_index(PORT_TABLE_REMOTE, proto_idx, remote_port));
-    if mask == 0 {
-        return None;
-    }
-    let cfg = tables.config();
     if mask & cfg.local_port_mask != 0 {
         let local = tables.port_mask(port_index(PORT_TABLE_LOCAL, proto_idx, local_port));
         mask &= !cfg.local_port_mask | local;
@@ -625,15 +725,28 @@ fn icmp_error<P: Packet + ?Sized, T: Tables>(
     } else {
         (sport, dport)
     };
-    match match_rules(
-        tables,
-        proto_idx,
-        remote_port,
-        local_port,
-        addrs.remote(quoted_direction),
-    ) {
-        Some(d) if d.passes() => Decision::pass(slot::ICMP_ERRORS),
-        _ => Decision::DEFAULT_BLOCK,
+    let cfg = tables.config();
+    let mask = tables.port_mask(port_index(PORT_TABLE_REMOTE, proto_idx, remote_port));
+    let allowed = if cfg.mode == MODE_STATEFUL {
+        // The quoted packet must belong to a live flow.
+        let key = addrs.flow_key(quoted_direction, proto, remote_port, local_port);
+        mask != 0 && tables.flow_peek(&key).is_some()
+    } else {
+        mask != 0
+            && match_rules(
+                tables,
+                &cfg,
+                mask,
+                proto_idx,
+                local_port,
+                addrs.remote(quoted_direction),
+            )
+            .is_some_and(|d| d.passes())
+    };
+    if allowed {
+        Decision::pass(slot::ICMP_ERRORS)
+    } else {
+        Decision::DEFAULT_BLOCK
     }
 }
 

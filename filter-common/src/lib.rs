@@ -146,12 +146,25 @@ pub struct Config {
     pub allow_mask: u64,
     /// Rules that also constrain the local port through [`PORT_TABLE_LOCAL`].
     pub local_port_mask: u64,
+    /// Rules that may admit an inbound packet by its source port and network alone: all of them
+    /// in stateless mode; in stateful mode only those whose replies cannot belong to a flow
+    /// (DHCP offers go to an address the client does not have yet).
+    pub ingress_mask: u64,
     /// [`allow`] bits of the enabled fixed allowances.
     pub allowances: u32,
     /// One of the `MODE_*` values.
     pub mode: u32,
+    /// Idle seconds after which a UDP flow expires.
+    pub udp_timeout: u32,
+    /// Idle seconds after which an established TCP flow expires.
+    pub tcp_established_timeout: u32,
+    /// Idle seconds after which a half-open or closing TCP flow expires.
+    pub tcp_transitory_timeout: u32,
+    /// Always zero.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Config>() == 32);
+const _: () = assert!(size_of::<Config>() == 56);
 
 /// Stateless mode: inbound packets are matched against the mirrored outbound rules.
 pub const MODE_STATELESS: u32 = 0;
@@ -207,6 +220,141 @@ pub struct FragVerdict {
 }
 const _: () = assert!(size_of::<FragVerdict>() == 8);
 
+/// Key of the flow map: a flow as its inbound packets carry it (after NAT, since TC egress sees
+/// packets after source NAT).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Remote address; IPv4 in the first four bytes.
+    pub remote: [u8; 16],
+    /// Local (WAN-side, post-NAT) address; IPv4 in the first four bytes.
+    pub local: [u8; 16],
+    /// Remote port.
+    pub remote_port: u16,
+    /// Local port.
+    pub local_port: u16,
+    /// IP protocol (TCP or UDP).
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// Always zero.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<FlowKey>() == 40);
+
+/// Value of the flow map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowValue {
+    /// Index of the rule that allowed the outbound packet that opened the flow.
+    pub rule: u32,
+    /// One of the [`flow_state`] values.
+    pub state: u32,
+    /// When the flow was opened (CLOCK_MONOTONIC_COARSE, ns).
+    pub created_ns: u64,
+    /// When a packet of the flow was last seen (CLOCK_MONOTONIC_COARSE, ns).
+    pub last_seen_ns: u64,
+    /// Packets per [`Direction`] (approximate: updated without atomics from several CPUs).
+    pub packets: [u64; 2],
+    /// Bytes per [`Direction`], likewise.
+    pub bytes: [u64; 2],
+}
+const _: () = assert!(size_of::<FlowValue>() == 56);
+
+/// States of a flow, which choose its idle timeout.
+pub mod flow_state {
+    /// A UDP flow.
+    pub const UDP: u32 = 0;
+    /// TCP: a SYN went out, no SYN-ACK came back yet.
+    pub const TCP_SYN_SENT: u32 = 1;
+    /// TCP: established (or picked up mid-stream from an allowed outbound packet).
+    pub const TCP_ESTABLISHED: u32 = 2;
+    /// TCP: a FIN or RST was seen.
+    pub const TCP_CLOSING: u32 = 3;
+}
+
+/// TCP flag bits (byte 13 of the header).
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// A new flow opened by an allowed outbound packet.
+#[inline(always)]
+pub const fn flow_new(rule: u32, proto: u8, flags: u8, now: u64, len: u64) -> FlowValue {
+    let state = if proto != ipproto::TCP {
+        flow_state::UDP
+    } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+        flow_state::TCP_CLOSING
+    } else if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 {
+        flow_state::TCP_SYN_SENT
+    } else {
+        flow_state::TCP_ESTABLISHED
+    };
+    FlowValue {
+        rule,
+        state,
+        created_ns: now,
+        last_seen_ns: now,
+        packets: [0, 1],
+        bytes: [0, len],
+    }
+}
+
+/// Idle timeout of a flow in `state`, in nanoseconds.
+#[inline(always)]
+pub const fn flow_timeout_ns(cfg: &Config, state: u32) -> u64 {
+    let secs = match state {
+        flow_state::UDP => cfg.udp_timeout,
+        flow_state::TCP_ESTABLISHED => cfg.tcp_established_timeout,
+        _ => cfg.tcp_transitory_timeout,
+    };
+    secs as u64 * 1_000_000_000
+}
+
+/// Whether a flow last seen at `last_seen` in `state` is still alive at `now`.
+#[inline(always)]
+pub const fn flow_alive(cfg: &Config, value: &FlowValue, now: u64) -> bool {
+    now.saturating_sub(value.last_seen_ns) <= flow_timeout_ns(cfg, value.state)
+}
+
+/// Updates a live flow for a packet seen in `direction` with TCP `flags` (zero for UDP): state,
+/// last-seen time and counters. The kernel and the host model both call this.
+#[inline(always)]
+pub fn flow_touch(value: &mut FlowValue, direction: Direction, flags: u8, now: u64, len: u64) {
+    if value.state != flow_state::UDP {
+        value.state = if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+            flow_state::TCP_CLOSING
+        } else if value.state == flow_state::TCP_SYN_SENT
+            && flags & tcp_flags::ACK != 0
+            && (direction as u32 == Direction::Egress as u32 || flags & tcp_flags::SYN != 0)
+        {
+            // The SYN-ACK came in, or the handshake's last ACK went out.
+            flow_state::TCP_ESTABLISHED
+        } else if value.state == flow_state::TCP_CLOSING
+            && direction as u32 == Direction::Egress as u32
+            && flags & tcp_flags::SYN != 0
+            && flags & tcp_flags::ACK == 0
+        {
+            // The same tuple reused for a new connection.
+            flow_state::TCP_SYN_SENT
+        } else {
+            value.state
+        };
+    }
+    value.last_seen_ns = now;
+    let d = direction as usize & 1;
+    value.packets[d] += 1;
+    value.bytes[d] += len;
+}
+
 /// Verdict value: let the packet through.
 pub const ACTION_PASS: u32 = 1;
 /// Verdict value: drop the packet.
@@ -224,4 +372,6 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     unsafe impl aya::Pod for super::FragKey {}
     unsafe impl aya::Pod for super::FragVerdict {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowValue {}
 }

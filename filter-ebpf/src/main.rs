@@ -1,9 +1,10 @@
-//! The gotofw XDP program: WAN ingress, stateless mode.
+//! The gotofw programs: XDP on the WAN interface's ingress, TC (tcx) on its egress.
 //!
-//! A thin shell around [`filter_common::classify`]: it gives the classifier bounds-checked access
-//! to the frame and the BPF maps as lookup tables, then counts the packet in the slot the
-//! classifier named and remembers first-fragment verdicts. All decisions live in `filter-common`,
-//! where the host runs the same code.
+//! Thin shells around [`filter_common::classify`]: they give the classifier bounds-checked access
+//! to the frame and the BPF maps as lookup tables, then count the packet in the slot the
+//! classifier named and remember first-fragment verdicts. In stateful mode the egress program
+//! opens flows for allowed outbound packets and the ingress program admits the packets of live
+//! flows. All decisions live in `filter-common`, where the host runs the same code.
 #![no_std]
 #![no_main]
 // `asm!` on BPF, for the optimisation barrier in `Frame::bytes`; the crate builds with nightly.
@@ -13,14 +14,15 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    macros::{map, xdp},
+    helpers::bpf_ktime_get_coarse_ns,
+    macros::{classifier, map, xdp},
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FragKey, FragVerdict, Ipv4Key,
-    Ipv6Key, MAX_PACKET_OFFSET, META_SIZE, PORT_MAP_ENTRIES, Packet, Tables, classify,
-    counter_index, packet::Header,
+    ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FlowKey, FlowValue, FragKey,
+    FragVerdict, Ipv4Key, Ipv6Key, MAX_PACKET_OFFSET, META_SIZE, Outcome, PORT_MAP_ENTRIES, Packet,
+    Tables, classify, counter_index, flow_alive, flow_new, flow_touch, packet::Header,
 };
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
@@ -46,6 +48,10 @@ static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_EN
 /// Verdicts of first fragments, for the fragments that follow.
 #[map]
 static FRAGS: LruHashMap<FragKey, FragVerdict> = LruHashMap::with_max_entries(8192, 0);
+
+/// Flows opened by allowed outbound packets (stateful mode); the loader sizes it.
+#[map]
+static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1024, 0);
 
 /// What the loader attached (JSON), for `gotofw status`; never read here.
 #[map]
@@ -136,6 +142,76 @@ impl Tables for Maps {
         // verdict of the same datagram's first fragment.
         unsafe { FRAGS.get(key).copied() }
     }
+
+    #[inline(always)]
+    fn flow_ingress(&self, key: &FlowKey, tcp_flags: u8, len: u64) -> Option<u32> {
+        let value = FLOWS.get_ptr_mut(key)?;
+        let cfg = self.config();
+        let now = now();
+        // SAFETY: a valid map value; concurrent updates from other CPUs can at worst lose a
+        // counter increment or a timestamp (documented as approximate).
+        let value = unsafe { &mut *value };
+        if !flow_alive(&cfg, value, now) {
+            return None;
+        }
+        flow_touch(value, Direction::Ingress, tcp_flags, now, len);
+        Some(value.rule)
+    }
+
+    #[inline(always)]
+    fn flow_egress(&self, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
+        let cfg = self.config();
+        let now = now();
+        if let Some(value) = FLOWS.get_ptr_mut(key) {
+            // SAFETY: as in `flow_ingress`.
+            let value = unsafe { &mut *value };
+            if flow_alive(&cfg, value, now) {
+                flow_touch(value, Direction::Egress, tcp_flags, now, len);
+                return;
+            }
+        }
+        // A full map evicts its least recently used flow.
+        let _ = FLOWS.insert(key, &flow_new(rule, key.proto, tcp_flags, now, len), 0);
+    }
+
+    #[inline(always)]
+    fn flow_peek(&self, key: &FlowKey) -> Option<u32> {
+        let cfg = self.config();
+        // SAFETY: copied out at once.
+        let value = unsafe { FLOWS.get(key) }?;
+        flow_alive(&cfg, value, now()).then_some(value.rule)
+    }
+}
+
+/// CLOCK_MONOTONIC_COARSE: cheap, and precise enough for timeouts in seconds.
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// Counts the packet and remembers a first fragment's verdict.
+#[inline(always)]
+fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, len: u64) {
+    let decision = outcome.decision;
+    if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(direction, decision.slot)) {
+        // SAFETY: per-CPU slot of this CPU; programs do not nest on one CPU.
+        unsafe {
+            (*counter).packets += 1;
+            (*counter).bytes += len;
+        }
+    }
+    if outcome.remember {
+        let verdict = FragVerdict {
+            slot: decision.slot,
+            action: decision.action,
+        };
+        // SAFETY: the classifier writes the key of every fragment it asks to remember.
+        let key = unsafe { key.assume_init_ref() };
+        // A full map evicts its oldest entry; a failed insert only means later fragments of
+        // this datagram are dropped as unknown.
+        let _ = FRAGS.insert(key, &verdict, 0);
+    }
 }
 
 /// WAN ingress.
@@ -147,29 +223,49 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     };
     let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
-    let decision = outcome.decision;
-    if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(Direction::Ingress, decision.slot)) {
-        // SAFETY: per-CPU slot of this CPU; XDP programs do not nest on one CPU.
-        unsafe {
-            (*counter).packets += 1;
-            (*counter).bytes += (frame.end - frame.start) as u64;
-        }
-    }
-    if outcome.remember {
-        let verdict = FragVerdict {
-            slot: decision.slot,
-            action: decision.action,
-        };
-        // A full map evicts its oldest entry; a failed insert only means later fragments of this
-        // datagram are dropped as unknown.
-        // SAFETY: the classifier writes the key of every fragment it asks to remember.
-        let key = unsafe { key.assume_init_ref() };
-        let _ = FRAGS.insert(key, &verdict, 0);
-    }
-    if decision.action == ACTION_PASS {
+    account(
+        Direction::Ingress,
+        &outcome,
+        &key,
+        (frame.end - frame.start) as u64,
+    );
+    if outcome.decision.action == ACTION_PASS {
         xdp_action::XDP_PASS
     } else {
         xdp_action::XDP_DROP
+    }
+}
+
+/// tcx verdict: let the next program (or the stack) decide.
+const TCX_NEXT: i32 = -1;
+/// tcx verdict: drop.
+const TCX_DROP: i32 = 2;
+/// Headers the egress program wants in the linear part of the packet.
+const EGRESS_HEADERS: u32 = 256;
+
+/// WAN egress (stateful mode): enforces the rules as written and opens flows.
+#[classifier]
+pub fn gotofw_egress(ctx: TcContext) -> i32 {
+    // Egress packets normally carry their headers in the linear part; make sure they do.
+    let want = if ctx.len() < EGRESS_HEADERS {
+        ctx.len()
+    } else {
+        EGRESS_HEADERS
+    };
+    if ((ctx.data_end() - ctx.data()) as u32) < want {
+        let _ = ctx.pull_data(want);
+    }
+    let frame = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let mut key = MaybeUninit::<FragKey>::uninit();
+    let outcome = classify(&frame, &Maps, Direction::Egress, &mut key);
+    account(Direction::Egress, &outcome, &key, u64::from(ctx.len()));
+    if outcome.decision.action == ACTION_PASS {
+        TCX_NEXT
+    } else {
+        TCX_DROP
     }
 }
 

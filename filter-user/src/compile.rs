@@ -1,13 +1,18 @@
 //! Compiles a rule list into the contents of the kernel's lookup maps, and runs the classifier on
 //! the host over exactly those contents.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    cell::{Cell, RefCell},
+    collections::{BTreeMap, HashMap},
+};
 
 use filter_common::{
-    Config, FragKey, FragVerdict, Ipv4Key, Ipv6Key, MAX_RULES, MODE_STATELESS, PORT_TABLE_LOCAL,
-    PORT_TABLE_REMOTE, Tables, port_index,
+    Config, Direction, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, MAX_RULES,
+    MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables, flow_alive,
+    flow_new, flow_touch, port_index,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{Action, Networks, Rule};
 
@@ -22,6 +27,53 @@ pub struct Compiled {
     pub nets_v6: BTreeMap<Ipv6Net, u64>,
     /// The config entry.
     pub config: Config,
+    /// Entries of the flow map (a token size in stateless mode).
+    pub flow_table_size: u32,
+}
+
+/// Limits of the stateful flow table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowLimits {
+    /// Most flows held; when full, the least recently used go.
+    pub table_size: u32,
+    /// Idle seconds before a UDP flow expires.
+    pub udp_timeout: u32,
+    /// Idle seconds before an established TCP flow expires.
+    pub tcp_established_timeout: u32,
+    /// Idle seconds before a half-open or closing TCP flow expires.
+    pub tcp_transitory_timeout: u32,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        Self {
+            table_size: 262_144,
+            udp_timeout: 120,
+            tcp_established_timeout: 7_200,
+            tcp_transitory_timeout: 30,
+        }
+    }
+}
+
+/// How inbound traffic is admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Mode {
+    /// Inbound packets must belong to a flow an allowed outbound packet opened (TC egress
+    /// records flows, XDP admits them).
+    Stateful(FlowLimits),
+    /// Inbound packets are matched against the mirrored rules; no egress hook.
+    Stateless,
+}
+
+impl Mode {
+    /// `stateful` or `stateless`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Stateful(_) => "stateful",
+            Self::Stateless => "stateless",
+        }
+    }
 }
 
 /// Too many rules for the engine.
@@ -30,17 +82,33 @@ pub struct Compiled {
 pub struct TooManyRules(pub usize);
 
 impl Compiled {
-    /// Compiles `rules` (first match first) with the fixed allowances `allowances`.
+    /// Compiles `rules` (first match first) with the fixed allowances `allowances`, for stateless
+    /// mode.
     pub fn new(rules: &[Rule], allowances: u32) -> Result<Self, TooManyRules> {
+        Self::with_mode(rules, allowances, &Mode::Stateless)
+    }
+
+    /// Compiles `rules` (first match first) with the fixed allowances `allowances` for `mode`.
+    pub fn with_mode(rules: &[Rule], allowances: u32, mode: &Mode) -> Result<Self, TooManyRules> {
         if rules.len() > MAX_RULES {
             return Err(TooManyRules(rules.len()));
         }
+        let mut config = Config {
+            allowances,
+            mode: MODE_STATELESS,
+            ..Config::default()
+        };
+        let mut flow_table_size = 16;
+        if let Mode::Stateful(limits) = mode {
+            flow_table_size = limits.table_size;
+            config.mode = MODE_STATEFUL;
+            config.udp_timeout = limits.udp_timeout;
+            config.tcp_established_timeout = limits.tcp_established_timeout;
+            config.tcp_transitory_timeout = limits.tcp_transitory_timeout;
+        }
         let mut out = Self {
-            config: Config {
-                allowances,
-                mode: MODE_STATELESS,
-                ..Config::default()
-            },
+            config,
+            flow_table_size,
             ..Self::default()
         };
         let mut raw_v4: HashMap<Ipv4Net, u64> = HashMap::new();
@@ -49,6 +117,9 @@ impl Compiled {
             let bit = 1u64 << i;
             if rule.action == Action::Allow {
                 out.config.allow_mask |= bit;
+            }
+            if *mode == Mode::Stateless || rule.unsolicited_replies {
+                out.config.ingress_mask |= bit;
             }
             for proto in &rule.protocols {
                 for range in &rule.remote_ports {
@@ -93,6 +164,8 @@ impl Compiled {
         SoftTables {
             compiled: self,
             fragments: HashMap::new(),
+            flows: RefCell::new(HashMap::new()),
+            now: Cell::new(1),
         }
     }
 }
@@ -123,6 +196,10 @@ pub struct SoftTables<'a> {
     compiled: &'a Compiled,
     /// Remembered first-fragment verdicts.
     pub fragments: HashMap<FragKey, FragVerdict>,
+    /// The flow table (stateful mode).
+    pub flows: RefCell<HashMap<FlowKey, FlowValue>>,
+    /// The clock flows are stamped with, in nanoseconds; the caller moves it.
+    pub now: Cell<u64>,
 }
 
 impl Tables for SoftTables<'_> {
@@ -157,6 +234,41 @@ impl Tables for SoftTables<'_> {
     fn fragment(&self, key: &FragKey) -> Option<FragVerdict> {
         self.fragments.get(key).copied()
     }
+
+    fn flow_ingress(&self, key: &FlowKey, tcp_flags: u8, len: u64) -> Option<u32> {
+        let cfg = self.compiled.config;
+        let now = self.now.get();
+        let mut flows = self.flows.borrow_mut();
+        let value = flows.get_mut(key)?;
+        if !flow_alive(&cfg, value, now) {
+            return None;
+        }
+        flow_touch(value, Direction::Ingress, tcp_flags, now, len);
+        Some(value.rule)
+    }
+
+    fn flow_egress(&self, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
+        let cfg = self.compiled.config;
+        let now = self.now.get();
+        let mut flows = self.flows.borrow_mut();
+        match flows.get_mut(key) {
+            Some(value) if flow_alive(&cfg, value, now) => {
+                flow_touch(value, Direction::Egress, tcp_flags, now, len);
+            }
+            _ => {
+                flows.insert(*key, flow_new(rule, key.proto, tcp_flags, now, len));
+            }
+        }
+    }
+
+    fn flow_peek(&self, key: &FlowKey) -> Option<u32> {
+        let cfg = self.compiled.config;
+        let flows = self.flows.borrow();
+        flows
+            .get(key)
+            .filter(|v| flow_alive(&cfg, v, self.now.get()))
+            .map(|v| v.rule)
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +288,7 @@ mod tests {
             local_ports: Vec::new(),
             networks: Networks::List(nets.iter().map(|n| n.parse().unwrap()).collect()),
             description: String::new(),
+            unsolicited_replies: false,
         }
     }
 

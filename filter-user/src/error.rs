@@ -64,12 +64,6 @@ pub enum UsageError {
     )]
     EmptyNetworks,
 
-    /// Stateful mode was asked for (the default) but is not built yet.
-    #[error(
-        "stateful mode (the future default) is not available in this version: pass --stateless to match replies by their source port and network"
-    )]
-    StatefulUnavailable,
-
     /// The interface does not exist in this network namespace.
     #[error(
         "no interface named '{0}' in this network namespace: check `ip link show` (inside a namespace, run gotofw under `nsenter --net=...`)"
@@ -99,9 +93,15 @@ pub enum UsageError {
 
     /// No gotofw filter on the interface.
     #[error(
-        "interface {0} has no gotofw filter: attach one with `gotofw attach {0} --scenario <NAME> --stateless`"
+        "interface {0} has no gotofw filter: attach one with `gotofw attach {0} --scenario <NAME>`"
     )]
     NotAttached(String),
+
+    /// `flows` of a stateless filter.
+    #[error(
+        "interface {0} has a stateless filter, which keeps no flows: re-attach it without --stateless (gotofw attach {0} --scenario <NAME> --replace)"
+    )]
+    NoFlows(String),
 
     /// Not privileged enough.
     #[error(
@@ -120,4 +120,35 @@ pub enum UsageError {
         "'{0}' is not a destination: write ADDR:PORT, e.g. 68.64.0.10:3478 or [2001:db8::1]:443 (port 1-65535)"
     )]
     BadDestination(String),
+
+    /// A proxy address that is not HOST:PORT.
+    #[error(
+        "{flag} '{value}' is not a proxy address: {reason}; write HOST:PORT such as proxy.example:3128 or [2001:db8::1]:3128"
+    )]
+    BadProxy {
+        /// The option that carried it.
+        flag: &'static str,
+        /// What was typed.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A PAC fallback that is neither DIRECT nor a proxy.
+    #[error(
+        "--else '{0}' is not a PAC route: use DIRECT or 'PROXY HOST:PORT', e.g. --else 'PROXY proxy.example:8080'"
+    )]
+    BadRoute(String),
+
+    /// `gotofw pac` without a route for the GoTo domains.
+    #[error(
+        "gotofw pac needs a route for the GoTo domains: pass --proxy HOST:PORT (their own proxy) or --direct (no proxy)"
+    )]
+    NoPacRoute,
+
+    /// `gotofw pac` whose two routes are the same.
+    #[error(
+        "the GoTo domains and every other host would all go '{0}', so the PAC would change nothing: give --else another route than --proxy/--direct, e.g. --direct --else 'PROXY proxy.example:8080'"
+    )]
+    PacChangesNothing(String),
 }

@@ -15,8 +15,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, LpmTrie, MapData, PerCpuArray, lpm_trie::Key},
     programs::{
-        ProgramError, Xdp, XdpMode,
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, LinkError, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachOptions},
         xdp::XdpLink,
     },
 };
@@ -32,12 +33,16 @@ use crate::{
 
 /// Name of the XDP program in the object.
 const PROGRAM: &str = "gotofw_ingress";
+/// Name of the TC egress program in the object (stateful mode).
+const EGRESS_PROGRAM: &str = "gotofw_egress";
 /// The object's maps, pinned under these file names (lower case).
-const MAPS: [&str; 7] = [
-    "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "META",
+const MAPS: [&str; 8] = [
+    "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META",
 ];
-/// File name of the link pin.
+/// File name of the XDP link pin.
 const LINK_PIN: &str = "link";
+/// File name of the tcx egress link pin (stateful mode).
+const TC_LINK_PIN: &str = "tc_link";
 
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -95,8 +100,11 @@ pub struct Meta {
     pub netns: u64,
     /// Scenario name.
     pub scenario: String,
-    /// `stateless` (or, later, `stateful`).
+    /// `stateful` or `stateless`.
     pub mode: String,
+    /// Flow table limits (stateful mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<crate::compile::FlowLimits>,
     /// XDP mode the program runs in (`native` or `generic`; `auto` only before attach).
     pub xdp_mode: XdpModeArg,
     /// Unix time of the attach.
@@ -124,7 +132,8 @@ pub struct AttachPlan {
     pub replace: bool,
 }
 
-/// Loads the program with its maps filled from `compiled`, not attached.
+/// Loads the programs (the egress one in stateful mode only) with their maps filled from
+/// `compiled`, not attached.
 pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
     if meta.len() > META_SIZE {
         return Err(anyhow!(
@@ -137,6 +146,7 @@ pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("NETS_V4", v4)
         .map_max_entries("NETS_V6", v6)
+        .map_max_entries("FLOWS", compiled.flow_table_size.max(16))
         .load(EBPF_OBJECT)
         .context("loading the gotofw eBPF object (maps)")?;
     fill(&mut ebpf, compiled, meta)?;
@@ -147,7 +157,24 @@ pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
     program
         .load()
         .context("the kernel refused the gotofw XDP program (verifier)")?;
+    if compiled.config.mode == filter_common::MODE_STATEFUL {
+        let egress: &mut SchedClassifier = ebpf
+            .program_mut(EGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("the eBPF object has no program {EGRESS_PROGRAM}"))?
+            .try_into()?;
+        egress
+            .load()
+            .context("the kernel refused the gotofw TC egress program (verifier)")?;
+    }
     Ok(ebpf)
+}
+
+/// The TC egress program of a loaded object (stateful mode).
+pub fn egress_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut SchedClassifier> {
+    Ok(ebpf
+        .program_mut(EGRESS_PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {EGRESS_PROGRAM}"))?
+        .try_into()?)
 }
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::maps::Map> {
@@ -288,6 +315,15 @@ fn attach_and_pin(
         })?;
     link.pin(tmp.join(LINK_PIN))
         .with_context(|| format!("pinning the link in {}", tmp.display()))?;
+    if plan.compiled.config.mode == filter_common::MODE_STATEFUL {
+        attach_egress(
+            ebpf,
+            plan,
+            &final_dir.join(TC_LINK_PIN),
+            &tmp.join(TC_LINK_PIN),
+            replace,
+        )?;
+    }
     store_meta(ebpf, meta)?;
     if replace {
         let old = Path::new(PIN_STAGING).join(format!(
@@ -338,6 +374,47 @@ fn attach_in_mode(
     }
 }
 
+/// Attaches the egress program with tcx (or swaps it into the pinned link at `old_pin`), and pins
+/// the link at `pin`.
+fn attach_egress(
+    ebpf: &mut Ebpf,
+    plan: &AttachPlan,
+    old_pin: &Path,
+    pin: &Path,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let program = egress_program(ebpf)?;
+    let link_id = if replace && old_pin.exists() {
+        let old = PinnedLink::from_pin(old_pin).context("opening the attached egress link")?;
+        let old: SchedClassifierLink = FdLink::from(old)
+            .try_into()
+            .context("the pinned egress link is not a tcx link")?;
+        program
+            .attach_to_link(old)
+            .context("swapping the new rule set into the attached egress link")?
+    } else {
+        program
+            .attach_with_options(
+                &plan.iface,
+                TcAttachType::Egress,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "attaching the egress program to {} with tcx (stateful mode needs Linux 6.6 or later; --stateless needs no egress hook)",
+                    plan.iface
+                ))
+            })?
+    };
+    let link: FdLink = program
+        .take_link(link_id)?
+        .try_into()
+        .map_err(|e: LinkError| anyhow!("the kernel gave no bpf_link for tcx ({e})"))?;
+    link.pin(pin)
+        .with_context(|| format!("pinning the egress link at {}", pin.display()))?;
+    Ok(())
+}
+
 /// Rewrites the stored record (after attach, when the mode in use is known).
 fn store_meta(ebpf: &mut Ebpf, meta: &Meta) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec(meta)?;
@@ -382,11 +459,14 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
     if !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
-    let link_path = dir.join(LINK_PIN);
-    if link_path.exists() {
-        let link = PinnedLink::from_pin(&link_path).context("opening the pinned link")?;
-        // Dropping the last reference detaches the program from the interface.
-        drop(link.unpin().context("unpinning the link")?);
+    for pin in [LINK_PIN, TC_LINK_PIN] {
+        let link_path = dir.join(pin);
+        if link_path.exists() {
+            let link = PinnedLink::from_pin(&link_path)
+                .with_context(|| format!("opening the pinned link {}", link_path.display()))?;
+            // Dropping the last reference detaches the program from the interface.
+            drop(link.unpin().context("unpinning the link")?);
+        }
     }
     fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(())
@@ -451,7 +531,57 @@ pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
     })
 }
 
+/// A flow read back from the flow map.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowEntry {
+    /// The key.
+    pub key: filter_common::FlowKey,
+    /// The value.
+    pub value: filter_common::FlowValue,
+    /// Whether it is still alive (not idle past its timeout).
+    pub alive: bool,
+}
+
+/// CLOCK_MONOTONIC_COARSE, the clock the kernel stamps flows with, in nanoseconds.
+pub fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
 impl Attached {
+    /// The rule set's configuration, read back from the config map.
+    pub fn config(&self) -> anyhow::Result<filter_common::Config> {
+        let data = MapData::from_pin(self.dir.join("config"))
+            .with_context(|| format!("opening {}/config", self.dir.display()))?;
+        let map: Array<_, filter_common::Config> = Array::try_from(aya::maps::Map::Array(data))?;
+        Ok(map.get(&0, 0)?)
+    }
+
+    /// Every entry of the flow map, with its liveness at `now` (see [`monotonic_coarse_ns`]).
+    pub fn flows(&self, now: u64) -> anyhow::Result<Vec<FlowEntry>> {
+        let cfg = self.config()?;
+        let data = MapData::from_pin(self.dir.join("flows"))
+            .with_context(|| format!("opening {}/flows", self.dir.display()))?;
+        let map: aya::maps::HashMap<_, filter_common::FlowKey, filter_common::FlowValue> =
+            aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data))?;
+        let mut out = Vec::new();
+        for entry in &map {
+            // An entry evicted between two steps of the walk is simply not listed.
+            let Ok((key, value)) = entry else { continue };
+            out.push(FlowEntry {
+                key,
+                value,
+                alive: filter_common::flow_alive(&cfg, &value, now),
+            });
+        }
+        Ok(out)
+    }
+
     /// The counter of `slot` in `direction`.
     pub fn counter(&self, direction: Direction, slot: u32) -> Counter {
         self.counters

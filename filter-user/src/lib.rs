@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod compile;
+pub mod domains;
 pub mod error;
 pub mod frame;
 pub mod kernel;

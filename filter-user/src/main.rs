@@ -16,7 +16,12 @@ fn main() -> ExitCode {
         Command::Attach(args) => cmd::attach::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Detach(args) => cmd::detach::run(args),
+        Command::Flows(args) => cmd::flows::run(args),
         Command::Explain(args) => cmd::explain::run(args),
+        Command::Domains(args) => cmd::domains::run(args),
+        Command::Pac(args) => cmd::pac::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

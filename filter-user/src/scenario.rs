@@ -360,6 +360,11 @@ pub struct Rule {
     pub networks: Networks,
     /// What the rule is for.
     pub description: String,
+    /// Whether its replies may arrive without a flow to match (DHCP offers go to an address the
+    /// client does not have yet): in stateful mode only these rules admit inbound packets by port
+    /// and network.
+    #[serde(skip)]
+    pub unsolicited_replies: bool,
 }
 
 impl Rule {
@@ -464,6 +469,7 @@ impl Options {
             local_ports: Vec::new(),
             networks: Networks::Any,
             description: "signalling (and in tcp-443 all media) over TCP 443".into(),
+            unsolicited_replies: false,
         };
         let mut rules = match self.scenario {
             Scenario::NoRestrictions => vec![
@@ -476,6 +482,7 @@ impl Options {
                     local_ports: Vec::new(),
                     networks: Networks::Any,
                     description: "media over UDP straight to GoTo's servers".into(),
+                    unsolicited_replies: false,
                 },
                 https,
             ],
@@ -492,6 +499,7 @@ impl Options {
                         TurnDst::Any => Networks::Any,
                     },
                     description: "media over UDP to the TURN servers".into(),
+                    unsolicited_replies: false,
                 },
                 https,
             ],
@@ -505,6 +513,7 @@ impl Options {
                     local_ports: Vec::new(),
                     networks: turn,
                     description: "media over TCP to the TURN servers".into(),
+                    unsolicited_replies: false,
                 },
                 https,
             ],
@@ -550,6 +559,7 @@ impl Options {
                 local_ports,
                 networks,
                 description: allowance.summary().into(),
+                unsolicited_replies: allowance == Allowance::Dhcp,
             });
         }
         rules

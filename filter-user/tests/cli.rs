@@ -355,7 +355,30 @@ fn attach_and_detach_refuse_bad_targets_without_touching_anything() {
     let pins = Path::new("/sys/fs/bpf/gotofw").join(&missing);
     usage_error(
         &["attach", &missing, "--scenario", "tcp-443"],
-        &["--stateless"],
+        &[&missing, "ip link"],
+    );
+    usage_error(
+        &[
+            "attach",
+            &missing,
+            "--scenario",
+            "tcp-443",
+            "--stateless",
+            "--udp-timeout",
+            "5",
+        ],
+        &["--udp-timeout", "--stateless"],
+    );
+    usage_error(
+        &[
+            "attach",
+            &missing,
+            "--scenario",
+            "tcp-443",
+            "--flow-table-size",
+            "10",
+        ],
+        &["10"],
     );
     usage_error(
         &["attach", &missing, "--scenario", "tcp-443", "--stateless"],

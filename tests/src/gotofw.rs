@@ -235,6 +235,22 @@ pub fn counter(status: &Value, name: &str) -> (u64, u64) {
     (field("packets"), field("bytes"))
 }
 
+/// The `(packets, bytes)` of the counter called `name` for `direction` (`ingress` or `egress`)
+/// in a `status --json` document of one interface.
+pub fn counter_in(status: &Value, name: &str, direction: &str) -> (u64, u64) {
+    let counters = status["interfaces"][0]["counters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no interfaces[0].counters in {status}"));
+    let found = counters
+        .iter()
+        .find(|c| c["name"] == name && c["direction"] == direction)
+        .unwrap_or_else(|| panic!("no {direction} counter {name:?} in {status}"));
+    (
+        found["packets"].as_u64().unwrap_or(0),
+        found["bytes"].as_u64().unwrap_or(0),
+    )
+}
+
 /// The exit code of a finished command (`None` when a signal killed it).
 pub fn exit_code(output: &Output) -> Option<i32> {
     output.status.code()

@@ -37,8 +37,8 @@ mod lab_tests;
 
 pub use gotofw::{
     Attached, EXIT_USAGE, GOTOFW_BIN_ENV, GW_ADDR, GW_ROUTES, Gotofw, INET_ADDR, OUTSIDE, PIN_ROOT,
-    PIN_STAGING, TURN_A, TURN_B, WanLab, counter, exit_code, expect_success, find_gotofw_bin,
-    gotofw, gotofw_bin, pin_dir, staging_leftovers, status_json,
+    PIN_STAGING, TURN_A, TURN_B, WanLab, counter, counter_in, exit_code, expect_success,
+    find_gotofw_bin, gotofw, gotofw_bin, pin_dir, staging_leftovers, status_json,
 };
 pub use link::{VethPair, addr_add, link_up, route_add, veth_pair};
 pub use names::{MAX_NAME_LEN, unique_name};

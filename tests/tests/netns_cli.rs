@@ -18,9 +18,10 @@ use std::{
 };
 
 use gotofw_tests::{
-    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab, counter,
-    exit_code, pin_dir, require_root_or_skip, staging_leftovers, tcp_echo_server, tcp_probe,
-    udp_echo_server, udp_probe, unique_name, xdp_prog_id,
+    Attached, EXIT_USAGE, GW_ADDR, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab,
+    counter, counter_in, exit_code, pin_dir, require_root_or_skip, staging_leftovers,
+    tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from, unique_name,
+    xdp_prog_id,
 };
 
 /// How long a probe waits for its echo. An answered probe returns as soon as
@@ -130,11 +131,16 @@ impl Lab {
 
     /// Attaches `scenario` (stateless) to the WAN interface.
     fn attach(&self, scenario: &str) -> Attached<'_> {
-        self.gotofw.attach(
-            self.gw(),
-            self.wan(),
-            &["--scenario", scenario, "--stateless"],
-        )
+        self.attach_in(scenario, Mode::Stateless)
+    }
+
+    /// Attaches `scenario` in `mode` to the WAN interface.
+    fn attach_in(&self, scenario: &str, mode: Mode) -> Attached<'_> {
+        let mut args = vec!["--scenario", scenario];
+        if mode == Mode::Stateless {
+            args.push("--stateless");
+        }
+        self.gotofw.attach(self.gw(), self.wan(), &args)
     }
 
     fn served(&self, probe: Probe) -> usize {
@@ -207,18 +213,86 @@ fn assert_usage_error(output: &Output, what: &str) {
     assert!(stderr.starts_with("gotofw: error:"), "{what}: {stderr:?}");
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Stateful,
+    Stateless,
+}
+
+impl Mode {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Stateful => "stateful",
+            Self::Stateless => "stateless",
+        }
+    }
+}
+
 /// A scenario's expected outcome: for each probe, the rule whose reply
 /// counter lets it back in, or `None` when the reply is blocked.
 type Expectation = fn(Probe) -> Option<&'static str>;
 
+/// Stateful only: the allowed probes left flows (listed by `gotofw flows` under their rule), and
+/// unsolicited packets from a server's port reach nothing.
+fn assert_stateful_extras(lab: &Lab, expect: Expectation) {
+    let out = lab.gotofw(&["flows", lab.wan(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = flows["interfaces"][0]["flows"].as_array().unwrap().clone();
+    for probe in PROBES.iter().filter(|&&p| expect(p).is_some()) {
+        let proto = match probe.proto {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        };
+        let remote = probe.dst.to_string();
+        let flow = list
+            .iter()
+            .find(|f| f["remote"] == remote.as_str() && f["protocol"] == proto)
+            .unwrap_or_else(|| panic!("no flow for {probe} in {flows}"));
+        assert_eq!(flow["rule"], expect(*probe).unwrap(), "{flow}");
+        assert!(flow["packets_in"].as_u64().unwrap() >= 1, "{flow}");
+        assert_eq!(
+            flow["local"].as_str().unwrap().split(':').next(),
+            Some("203.0.113.2")
+        );
+    }
+    assert_eq!(
+        unsolicited_datagrams_received(lab),
+        0,
+        "unsolicited datagrams got through"
+    );
+}
+
+/// Sends three datagrams from port 3478 of a TURN network, and three from UDP port 443, to the
+/// gateway, none of them a reply; returns how many a listener on the gateway received.
+fn unsolicited_datagrams_received(lab: &Lab) -> usize {
+    let port = 41_000;
+    let listener = udp_echo_server(lab.gw(), SocketAddr::from((GW_ADDR, port))).unwrap();
+    // Another TURN address: the echo servers hold theirs.
+    let turn = Ipv4Addr::new(68, 64, 0, 11);
+    let _ = gotofw_tests::addr_add(lab.net.inet(), lab.net.isp(), &format!("{turn}/32"));
+    for src in [
+        SocketAddr::from((turn, 3478)),
+        SocketAddr::from((OUTSIDE, 443)),
+    ] {
+        udp_send_from(lab.net.inet(), src, SocketAddr::from((GW_ADDR, port)), 3).unwrap();
+    }
+    thread::sleep(Duration::from_millis(200));
+    listener.served()
+}
+
 /// The whole life of one scenario on a fresh lab: probes without a filter,
 /// attach, probes and counters with it (ARP through the filter included),
 /// detach, and probes again on a clean interface.
-fn scenario_round_trip(scenario: &str, expect: Expectation) {
+fn scenario_round_trip(scenario: &str, mode: Mode, expect: Expectation) {
     let lab = Lab::new();
     lab.assert_probes(&PROBES, |_| true, "without a filter");
 
-    let attached = lab.attach(scenario);
+    let attached = lab.attach_in(scenario, mode);
     assert!(
         attached.is_attached(),
         "{} missing",
@@ -237,16 +311,19 @@ fn scenario_round_trip(scenario: &str, expect: Expectation) {
     lab.assert_probes(
         &PROBES,
         |probe| expect(probe).is_some(),
-        &format!("with gotofw {scenario}"),
+        &format!("with gotofw {scenario} ({})", mode.name()),
     );
     // Stateless mode filters only the WAN ingress: every UDP request reached
-    // its server, so a blocked UDP probe is a dropped reply.
+    // its server, so a blocked UDP probe is a dropped reply. Stateful mode
+    // enforces the rules at the egress: a blocked request never leaves.
     for (probe, before) in PROBES.iter().zip(served_before) {
         if probe.proto == Proto::Udp {
+            let sent = mode == Mode::Stateless || expect(*probe).is_some();
             assert_eq!(
                 lab.served(*probe),
-                before + 1,
-                "{probe}: request not served"
+                before + usize::from(sent),
+                "{probe}: request served {} times",
+                lab.served(*probe) - before
             );
         }
     }
@@ -256,7 +333,7 @@ fn scenario_round_trip(scenario: &str, expect: Expectation) {
     assert_eq!(status["interfaces"].as_array().map(Vec::len), Some(1));
     assert_eq!(iface["interface"], lab.wan());
     assert_eq!(iface["scenario"], scenario);
-    assert_eq!(iface["mode"], "stateless");
+    assert_eq!(iface["mode"], mode.name());
     assert_eq!(iface["present"], true);
     // Each answered UDP probe is one echo through its rule; each TCP one is at
     // least a SYN-ACK and the echoed data.
@@ -271,18 +348,39 @@ fn scenario_round_trip(scenario: &str, expect: Expectation) {
                 Proto::Tcp => 2,
             })
             .sum();
-        let (packets, bytes) = counter(&status, rule);
+        let (packets, bytes) = counter_in(&status, rule, "ingress");
         assert!(
             packets >= least && bytes > 0,
             "{rule}: {packets} packets, {bytes} bytes; expected at least {least} packets"
         );
+        if mode == Mode::Stateful {
+            // The requests went out under the same rule.
+            let (out, _) = counter_in(&status, rule, "egress");
+            assert!(out >= least / 2, "{rule}: {out} packets out: {status}");
+        }
     }
+    // Blocked probes: their replies (stateless) or their requests (stateful).
     let blocked = PROBES.iter().filter(|&&p| expect(p).is_none()).count() as u64;
-    let (packets, bytes) = counter(&status, "default-block");
+    let direction = match mode {
+        Mode::Stateless => "ingress",
+        Mode::Stateful => "egress",
+    };
+    let (packets, bytes) = counter_in(&status, "default-block", direction);
     assert!(
         packets >= blocked && bytes > 0,
-        "default-block: {packets} packets, {bytes} bytes; expected at least {blocked} packets"
+        "{direction} default-block: {packets} packets, {bytes} bytes; expected at least {blocked}"
     );
+    if mode == Mode::Stateful {
+        assert_stateful_extras(&lab, expect);
+    } else {
+        // The difference stateful mode makes: stateless admits anything from an allowed port.
+        let expected = if expect(UDP_TURN_A).is_some() { 3 } else { 0 };
+        assert_eq!(
+            unsolicited_datagrams_received(&lab),
+            expected,
+            "stateless, unsolicited"
+        );
+    }
     let (arp, _) = counter(&status, "non-ip");
     assert!(arp > 0, "non-ip (ARP) did not move: {status}");
     for fixed in ["malformed", "fragment-unknown"] {
@@ -313,48 +411,55 @@ fn scenario_round_trip(scenario: &str, expect: Expectation) {
     );
 }
 
-#[test]
-fn scenario_no_restrictions_round_trip() {
-    if !require_root_or_skip("scenario_no_restrictions_round_trip") {
-        return;
-    }
-    scenario_round_trip("no-restrictions", |probe| match probe {
+fn expect_no_restrictions(probe: Probe) -> Option<&'static str> {
+    match probe {
         MEDIA_LOW => Some("media-udp"),
         HTTPS => Some("https"),
         _ => None,
-    });
+    }
 }
 
-#[test]
-fn scenario_udp_turn_round_trip() {
-    if !require_root_or_skip("scenario_udp_turn_round_trip") {
-        return;
-    }
-    scenario_round_trip("udp-turn", |probe| match probe {
+fn expect_udp_turn(probe: Probe) -> Option<&'static str> {
+    match probe {
         UDP_TURN_A | UDP_TURN_B => Some("turn-udp"),
         HTTPS => Some("https"),
         _ => None,
-    });
+    }
 }
 
-#[test]
-fn scenario_tcp_turn_round_trip() {
-    if !require_root_or_skip("scenario_tcp_turn_round_trip") {
-        return;
-    }
-    scenario_round_trip("tcp-turn", |probe| match probe {
+fn expect_tcp_turn(probe: Probe) -> Option<&'static str> {
+    match probe {
         TCP_TURN_A => Some("turn-tcp"),
         HTTPS => Some("https"),
         _ => None,
-    });
+    }
 }
 
-#[test]
-fn scenario_tcp_443_round_trip() {
-    if !require_root_or_skip("scenario_tcp_443_round_trip") {
-        return;
-    }
-    scenario_round_trip("tcp-443", |probe| (probe == HTTPS).then_some("https"));
+fn expect_tcp_443(probe: Probe) -> Option<&'static str> {
+    (probe == HTTPS).then_some("https")
+}
+
+macro_rules! round_trips {
+    ($($name:ident: $scenario:literal, $mode:expr, $expect:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            if !require_root_or_skip(stringify!($name)) {
+                return;
+            }
+            scenario_round_trip($scenario, $mode, $expect);
+        }
+    )*};
+}
+
+round_trips! {
+    scenario_no_restrictions_round_trip: "no-restrictions", Mode::Stateless, expect_no_restrictions;
+    scenario_udp_turn_round_trip: "udp-turn", Mode::Stateless, expect_udp_turn;
+    scenario_tcp_turn_round_trip: "tcp-turn", Mode::Stateless, expect_tcp_turn;
+    scenario_tcp_443_round_trip: "tcp-443", Mode::Stateless, expect_tcp_443;
+    stateful_no_restrictions_round_trip: "no-restrictions", Mode::Stateful, expect_no_restrictions;
+    stateful_udp_turn_round_trip: "udp-turn", Mode::Stateful, expect_udp_turn;
+    stateful_tcp_turn_round_trip: "tcp-turn", Mode::Stateful, expect_tcp_turn;
+    stateful_tcp_443_round_trip: "tcp-443", Mode::Stateful, expect_tcp_443;
 }
 
 #[test]

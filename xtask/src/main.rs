@@ -9,6 +9,7 @@ mod demo;
 mod exec;
 mod fmt;
 mod lint;
+mod man;
 mod paths;
 mod setup;
 mod test;
@@ -42,6 +43,9 @@ enum Command {
     Fmt(fmt::Args),
     /// Run `setup`, then clippy on all targets, denying every warning.
     Lint,
+    /// Run `setup`, build gotofw, and write its man pages (gotofw.1 and one
+    /// per command) to target/man, or to --out DIR.
+    Man(man::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lint => lint::run(),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

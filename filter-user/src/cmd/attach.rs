@@ -3,8 +3,7 @@
 use crate::{
     cli::AttachArgs,
     cmd::print,
-    compile::Compiled,
-    error::UsageError,
+    compile::{Compiled, FlowLimits, Mode},
     kernel::{self, AttachPlan, Meta, RuleInfo},
     scenario::{Allowance, Options},
     system,
@@ -13,19 +12,30 @@ use crate::{
 /// Turns the arguments into a plan, or the first thing wrong with them. Touches nothing.
 pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
     let options = Options::from_raw(&args.networks, args.scenario)?;
-    if !args.stateless {
-        return Err(UsageError::StatefulUnavailable.into());
-    }
+    let mode = if args.stateless {
+        Mode::Stateless
+    } else {
+        Mode::Stateful(FlowLimits {
+            table_size: args.flows.flow_table_size,
+            udp_timeout: args.flows.udp_timeout,
+            tcp_established_timeout: args.flows.tcp_timeout,
+            tcp_transitory_timeout: args.flows.tcp_transitory_timeout,
+        })
+    };
     let ifindex = system::ifindex(&args.iface)?;
     let rules = options.rules();
-    let compiled = Compiled::new(&rules, options.allowance_bits())?;
+    let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     let meta = Meta {
         version: 1,
         interface: args.iface.clone(),
         ifindex,
         netns: system::netns_id()?,
         scenario: options.scenario.name().to_owned(),
-        mode: "stateless".to_owned(),
+        mode: mode.name().to_owned(),
+        flows: match mode {
+            Mode::Stateful(limits) => Some(limits),
+            Mode::Stateless => None,
+        },
         xdp_mode: args.xdp_mode,
         attached_at: system::unix_now(),
         rules: rules.iter().map(RuleInfo::from).collect(),

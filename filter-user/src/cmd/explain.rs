@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     cli::ExplainArgs,
     cmd::{json, print},
-    compile::Compiled,
+    compile::{Compiled, FlowLimits, Mode},
     error::UsageError,
     frame,
     scenario::{Options, Protocol},
@@ -43,7 +43,8 @@ pub struct Explanation {
     pub verdict: &'static str,
     /// The rule that decided the outbound packet.
     pub rule: String,
-    /// The reply's verdict at the WAN ingress (stateless: by source port and network).
+    /// The reply's verdict at the WAN ingress (stateful: by the flow the outbound packet opened;
+    /// stateless: by its source port and network).
     pub reply: Verdict,
 }
 
@@ -54,15 +55,22 @@ fn parse_destination(text: &str) -> Result<SocketAddr, UsageError> {
     }
 }
 
-/// Classifies the connection's first packet and its reply.
+/// Classifies the connection's first packet and its reply: in stateful mode the outbound packet
+/// opens a flow (when allowed) that the reply then belongs to.
 pub fn explain(
     options: &Options,
+    stateless: bool,
     protocol: Protocol,
     dst: SocketAddr,
 ) -> anyhow::Result<Explanation> {
     let rules = options.rules();
     let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    let compiled = Compiled::new(&rules, options.allowance_bits())?;
+    let mode = if stateless {
+        Mode::Stateless
+    } else {
+        Mode::Stateful(FlowLimits::default())
+    };
+    let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     let tables = compiled.tables();
     let local: SocketAddr = if dst.is_ipv4() { LOCAL_V4 } else { LOCAL_V6 }
         .parse()
@@ -85,7 +93,7 @@ pub fn explain(
     let reply = judge(dst, local, Direction::Ingress);
     Ok(Explanation {
         scenario: options.scenario.name().to_owned(),
-        mode: "stateless",
+        mode: mode.name(),
         protocol,
         destination: dst.to_string(),
         verdict: out.verdict,
@@ -98,12 +106,19 @@ pub fn explain(
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     let options = Options::from_raw(&args.networks, args.scenario)?;
     let dst = parse_destination(&args.destination)?;
-    let e = explain(&options, args.protocol, dst)?;
+    let e = explain(&options, args.stateless, args.protocol, dst)?;
     if args.json {
         return Ok(print(&json(&e)?)?);
     }
+    let how = if args.stateless {
+        "stateless mode: matched by its source port and network"
+    } else if e.reply.verdict == "allow" {
+        "stateful mode: it belongs to the flow the outbound packet opened"
+    } else {
+        "stateful mode: no flow admits it"
+    };
     print(&format!(
-        "{} {} under scenario {}: {}\n  outbound  {:<5}  by {}\n  reply     {:<5}  by {} ({} mode: matched by source port and network)\n",
+        "{} {} under scenario {}: {}\n  outbound  {:<5}  by {}\n  reply     {:<5}  by {} ({how})\n",
         e.protocol,
         e.destination,
         e.scenario,
@@ -112,7 +127,6 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         e.rule,
         e.reply.verdict,
         e.reply.rule,
-        e.mode,
     ))?;
     Ok(())
 }
@@ -123,12 +137,16 @@ mod tests {
     use crate::scenario::{Scenario, TurnDst};
 
     fn verdict(sc: Scenario, proto: Protocol, dst: &str) -> (String, String) {
-        let e = explain(&Options::new(sc), proto, dst.parse().unwrap()).unwrap();
-        assert_eq!(
-            e.verdict, e.reply.verdict,
-            "stateless reply mirrors the rule: {e:?}"
-        );
-        (e.verdict.to_owned(), e.rule)
+        let mut out = Vec::new();
+        for stateless in [true, false] {
+            let e = explain(&Options::new(sc), stateless, proto, dst.parse().unwrap()).unwrap();
+            // Both modes admit exactly the replies of allowed connections, under the same rule.
+            assert_eq!(e.verdict, e.reply.verdict, "{e:?}");
+            assert_eq!(e.rule, e.reply.rule, "{e:?}");
+            out.push((e.verdict.to_owned(), e.rule));
+        }
+        assert_eq!(out[0], out[1]);
+        out.pop().unwrap()
     }
 
     #[test]
@@ -169,7 +187,7 @@ mod tests {
         assert_eq!(verdict(Tcp443, Udp, "198.51.100.1:443"), block);
         let mut any = Options::new(UdpTurn);
         any.turn_dst = TurnDst::Any;
-        let e = explain(&any, Udp, "203.0.113.10:3478".parse().unwrap()).unwrap();
+        let e = explain(&any, false, Udp, "203.0.113.10:3478".parse().unwrap()).unwrap();
         assert_eq!((e.verdict, e.rule.as_str()), ("allow", "turn-udp"));
     }
 

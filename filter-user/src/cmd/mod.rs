@@ -1,8 +1,13 @@
 //! One module per subcommand; each turns checked arguments into an effect and a report.
 
 pub mod attach;
+pub mod completions;
 pub mod detach;
+pub mod domains;
 pub mod explain;
+pub mod flows;
+pub mod man;
+pub mod pac;
 pub mod scenarios;
 pub mod status;
 

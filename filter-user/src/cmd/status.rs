@@ -48,6 +48,9 @@ pub struct InterfaceStatus {
     pub attached_at: u64,
     /// Where the pins are.
     pub pin_dir: String,
+    /// Flow table figures (stateful mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<FlowSummary>,
     /// Every counter: rules in match order, then the fixed slots.
     pub counters: Vec<CounterStatus>,
 }
@@ -78,16 +81,80 @@ pub struct CounterStatus {
     pub networks: Option<serde_json::Value>,
 }
 
-fn interface_status(a: &Attached) -> InterfaceStatus {
-    let direction = Direction::Ingress;
+fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
+    let stateful = a.meta.mode == "stateful";
+    let directions: &[Direction] = if stateful {
+        &[Direction::Ingress, Direction::Egress]
+    } else {
+        &[Direction::Ingress]
+    };
     let mut counters = Vec::new();
+    for &direction in directions {
+        push_counters(a, direction, &mut counters);
+    }
+    let flows = if stateful {
+        let entries = a.flows(kernel::monotonic_coarse_ns())?;
+        Some(FlowSummary {
+            table_size: a.meta.flows.map_or(0, |f| f.table_size),
+            entries: entries.len(),
+            live: entries.iter().filter(|e| e.alive).count(),
+            limits: a.meta.flows,
+        })
+    } else {
+        None
+    };
+    Ok(InterfaceStatus {
+        interface: a.meta.interface.clone(),
+        key: a
+            .dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        ifindex: a.meta.ifindex,
+        netns: a.meta.netns,
+        present: system::ifindex(&a.meta.interface).is_ok_and(|i| i == a.meta.ifindex)
+            && system::netns_id().is_ok_and(|n| n == a.meta.netns),
+        scenario: a.meta.scenario.clone(),
+        mode: a.meta.mode.clone(),
+        xdp_mode: a.meta.xdp_mode,
+        attached_at: a.meta.attached_at,
+        pin_dir: a.dir.display().to_string(),
+        flows,
+        counters,
+    })
+}
+
+/// Flow table figures (stateful mode).
+#[derive(Debug, Serialize)]
+pub struct FlowSummary {
+    /// Most flows the table holds.
+    pub table_size: u32,
+    /// Entries in the table, live or expired (expired ones go when the table needs room).
+    pub entries: usize,
+    /// Entries not idle past their timeout.
+    pub live: usize,
+    /// Table size and timeouts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::compile::FlowLimits>,
+}
+
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    }
+}
+
+fn push_counters(a: &Attached, direction: Direction, counters: &mut Vec<CounterStatus>) {
+    let dir = direction_name(direction);
     for (i, rule) in a.meta.rules.iter().enumerate() {
         let c = a.counter(direction, rule_slot(i as u32));
         counters.push(CounterStatus {
             name: rule.name.clone(),
             kind: rule.kind.clone(),
             action: rule.action.clone(),
-            direction: "ingress",
+            direction: dir,
             packets: c.packets,
             bytes: c.bytes,
             protocol: Some(rule.protocol.clone()),
@@ -111,32 +178,13 @@ fn interface_status(a: &Attached) -> InterfaceStatus {
             }
             .to_owned(),
             action: f.action.to_string(),
-            direction: "ingress",
+            direction: dir,
             packets: c.packets,
             bytes: c.bytes,
             protocol: None,
             ports: None,
             networks: None,
         });
-    }
-    InterfaceStatus {
-        interface: a.meta.interface.clone(),
-        key: a
-            .dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned(),
-        ifindex: a.meta.ifindex,
-        netns: a.meta.netns,
-        present: system::ifindex(&a.meta.interface).is_ok_and(|i| i == a.meta.ifindex)
-            && system::netns_id().is_ok_and(|n| n == a.meta.netns),
-        scenario: a.meta.scenario.clone(),
-        mode: a.meta.mode.clone(),
-        xdp_mode: a.meta.xdp_mode,
-        attached_at: a.meta.attached_at,
-        pin_dir: a.dir.display().to_string(),
-        counters,
     }
 }
 
@@ -158,7 +206,7 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
     let mut interfaces = Vec::new();
     for name in names {
         let attached = kernel::read_attached(&name)?;
-        interfaces.push(interface_status(&attached));
+        interfaces.push(interface_status(&attached)?);
     }
     Ok(Status {
         version: 1,
@@ -195,9 +243,16 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 " (interface gone: run `gotofw detach` to clean up)"
             },
         );
+        if let Some(f) = &s.flows {
+            let _ = writeln!(
+                out,
+                "  flows: {} live, {} in the table of {}",
+                f.live, f.entries, f.table_size
+            );
+        }
         let mut rows = vec![
             [
-                "RULE", "KIND", "ACTION", "PROTO", "PORT", "NETWORKS", "PACKETS", "BYTES",
+                "RULE", "KIND", "ACTION", "DIR", "PROTO", "PORT", "NETWORKS", "PACKETS", "BYTES",
             ]
             .map(String::from)
             .to_vec(),
@@ -211,6 +266,12 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 c.name.clone(),
                 c.kind.clone(),
                 c.action.clone(),
+                (if c.direction == "ingress" {
+                    "in"
+                } else {
+                    "out"
+                })
+                .to_owned(),
                 c.protocol.clone().unwrap_or_else(|| "-".into()),
                 c.ports.clone().unwrap_or_else(|| "-".into()),
                 networks,

@@ -8,6 +8,7 @@
 
 mod bpf_linker;
 mod bpffs;
+mod pac;
 mod packages;
 mod toolchain;
 
@@ -54,6 +55,7 @@ pub fn run() -> Result<()> {
     for (item, status) in packages::ensure(root)? {
         report(&item, status);
     }
+    report("python3-pacparser", pac::ensure(root)?);
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
     if missing > 0 {
         eprintln!(

@@ -1,0 +1,451 @@
+//! Stateful mode through `BPF_PROG_TEST_RUN`: the TC egress program opens flows, the XDP ingress
+//! program admits their packets and nothing else, flows expire, and the host model (the same
+//! classifier over `SoftTables`) agrees at every step on the verdict and the counter slot.
+
+use std::{net::SocketAddr, thread, time::Duration};
+
+use aya::{
+    Ebpf,
+    maps::PerCpuArray,
+    programs::{TestRun, TestRunOptions},
+};
+use filter_common::{
+    ACTION_PASS, COUNTER_ENTRIES, Counter, Direction, FragKey, SLOTS_PER_DIRECTION, classify,
+    ethertype, ipproto,
+};
+use filter_user::{
+    compile::{Compiled, FlowLimits, Mode},
+    frame::{self, Ipv4, ethernet, icmp},
+    kernel,
+    scenario::{Options, Protocol, Scenario},
+    slots::slot_name,
+};
+use gotofw_tests::require_root_or_skip;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const TCX_NEXT: u32 = u32::MAX; // -1
+const TCX_DROP: u32 = 2;
+
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+const TCP_FIN: u8 = 0x01;
+
+/// Short timeouts so expiry is testable: UDP 1 s, established TCP 3 s, transitory TCP 1 s.
+const LIMITS: FlowLimits = FlowLimits {
+    table_size: 4096,
+    udp_timeout: 1,
+    tcp_established_timeout: 3,
+    tcp_transitory_timeout: 1,
+};
+
+struct Stateful {
+    names: Vec<String>,
+    ebpf: Ebpf,
+    compiled: Compiled,
+    host_flows: std::collections::HashMap<filter_common::FlowKey, filter_common::FlowValue>,
+    host_now: u64,
+}
+
+impl Stateful {
+    fn new(scenario: Scenario) -> Self {
+        let options = Options::new(scenario);
+        let rules = options.rules();
+        let compiled =
+            Compiled::with_mode(&rules, options.allowance_bits(), &Mode::Stateful(LIMITS)).unwrap();
+        let ebpf = kernel::load(&compiled, b"{}").unwrap();
+        Self {
+            names: rules.iter().map(|r| r.name.clone()).collect(),
+            ebpf,
+            compiled,
+            host_flows: std::collections::HashMap::new(),
+            host_now: 1_000_000_000,
+        }
+    }
+
+    fn counters(&self) -> Vec<Counter> {
+        let map: PerCpuArray<_, Counter> =
+            PerCpuArray::try_from(self.ebpf.map("COUNTERS").unwrap()).unwrap();
+        (0..COUNTER_ENTRIES)
+            .map(|i| {
+                map.get(&i, 0)
+                    .unwrap()
+                    .iter()
+                    .fold(Counter::default(), |a, c| Counter {
+                        packets: a.packets + c.packets,
+                        bytes: a.bytes + c.bytes,
+                    })
+            })
+            .collect()
+    }
+
+    /// Moves the host model's clock (the kernel's moves by itself).
+    fn advance(&mut self, by: Duration) {
+        self.host_now += u64::try_from(by.as_nanos()).unwrap();
+    }
+
+    /// Runs `frame` in `direction` through the kernel and the host; both must give `want`.
+    fn check(&mut self, what: &str, direction: Direction, frame: &[u8], want: (&str, &str)) {
+        // Host.
+        let tables = self.compiled.tables();
+        *tables.flows.borrow_mut() = self.host_flows.clone();
+        tables.now.set(self.host_now);
+        let outcome = classify(
+            frame,
+            &tables,
+            direction,
+            &mut std::mem::MaybeUninit::<FragKey>::uninit(),
+        );
+        self.host_flows = tables.flows.borrow().clone();
+        let host = (
+            if outcome.decision.action == ACTION_PASS {
+                "allow"
+            } else {
+                "block"
+            },
+            slot_name(&self.names, outcome.decision.slot),
+        );
+        // Kernel.
+        let before = self.counters();
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::new()
+        };
+        let (ret, verdict) = match direction {
+            Direction::Ingress => {
+                let r = kernel::program(&mut self.ebpf)
+                    .unwrap()
+                    .test_run(opts)
+                    .unwrap();
+                (
+                    r.return_value,
+                    match r.return_value {
+                        XDP_PASS => "allow",
+                        XDP_DROP => "block",
+                        other => panic!("{what}: XDP action {other}"),
+                    },
+                )
+            }
+            Direction::Egress => {
+                let r = kernel::egress_program(&mut self.ebpf)
+                    .unwrap()
+                    .test_run(opts)
+                    .unwrap();
+                (
+                    r.return_value,
+                    match r.return_value {
+                        TCX_NEXT => "allow",
+                        TCX_DROP => "block",
+                        other => panic!("{what}: tcx verdict {other}"),
+                    },
+                )
+            }
+        };
+        let after = self.counters();
+        let moved: Vec<usize> = (0..after.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        assert_eq!(
+            moved.len(),
+            1,
+            "{what}: counters that moved: {moved:?} (ret {ret})"
+        );
+        let index = moved[0] as u32;
+        assert_eq!(
+            index / SLOTS_PER_DIRECTION,
+            direction as u32,
+            "{what}: counted in the wrong direction"
+        );
+        let slot = slot_name(&self.names, index % SLOTS_PER_DIRECTION);
+        assert_eq!(
+            (verdict, slot.as_str()),
+            (host.0, host.1.as_str()),
+            "{what}: kernel vs host"
+        );
+        assert_eq!((verdict, slot.as_str()), want, "{what}");
+    }
+}
+
+const CLIENT: &str = "192.0.2.1:50000";
+
+fn out_udp(to: &str) -> Vec<u8> {
+    frame::packet(Protocol::Udp, CLIENT.parse().unwrap(), to.parse().unwrap())
+}
+
+fn in_udp(from: &str, to: &str) -> Vec<u8> {
+    frame::packet(Protocol::Udp, from.parse().unwrap(), to.parse().unwrap())
+}
+
+fn tcp_frame(from: &str, to: &str, flags: u8) -> Vec<u8> {
+    let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
+    let mut l4 = frame::tcp(from.port(), to.port(), b"");
+    l4[13] = flags;
+    frame::ip_frame(from.ip(), to.ip(), ipproto::TCP, &l4)
+}
+
+const ALLOW: &str = "allow";
+const BLOCK: &str = "block";
+const DEFAULT: (&str, &str) = (BLOCK, "default-block");
+
+#[test]
+fn stateful_flows_open_admit_and_expire() {
+    if !require_root_or_skip("stateful_flows_open_admit_and_expire") {
+        return;
+    }
+    use Direction::{Egress, Ingress};
+    let mut s = Stateful::new(Scenario::UdpTurn);
+    let turn = "68.64.0.10:3478";
+
+    // No inbound packet opens a flow, not even from an allowed server port.
+    s.check(
+        "unsolicited from TURN",
+        Ingress,
+        &in_udp(turn, CLIENT),
+        DEFAULT,
+    );
+    s.check("still unsolicited", Ingress, &in_udp(turn, CLIENT), DEFAULT);
+    // The outbound packet opens it; the reply belongs to it.
+    s.check(
+        "request to TURN",
+        Egress,
+        &out_udp(turn),
+        (ALLOW, "turn-udp"),
+    );
+    s.check(
+        "reply from TURN",
+        Ingress,
+        &in_udp(turn, CLIENT),
+        (ALLOW, "turn-udp"),
+    );
+    // Only that exact flow: another local port, another server, another protocol.
+    s.check(
+        "to another local port",
+        Ingress,
+        &in_udp(turn, "192.0.2.1:50001"),
+        DEFAULT,
+    );
+    s.check(
+        "from another TURN server",
+        Ingress,
+        &in_udp("68.64.0.11:3478", CLIENT),
+        DEFAULT,
+    );
+    s.check(
+        "TCP on the same ports",
+        Ingress,
+        &tcp_frame(turn, CLIENT, TCP_ACK),
+        DEFAULT,
+    );
+    // The rules as written apply outbound.
+    s.check(
+        "request outside the TURN networks",
+        Egress,
+        &out_udp("203.0.113.10:3478"),
+        DEFAULT,
+    );
+    s.check(
+        "its reply",
+        Ingress,
+        &in_udp("203.0.113.10:3478", CLIENT),
+        DEFAULT,
+    );
+    s.check(
+        "request to port 80",
+        Egress,
+        &tcp_frame(CLIENT, "203.0.113.10:80", TCP_SYN),
+        DEFAULT,
+    );
+
+    // TCP 443: SYN out, SYN-ACK in, data both ways, FIN.
+    let web = "203.0.113.10:443";
+    s.check(
+        "SYN-ACK before any SYN",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_SYN | TCP_ACK),
+        DEFAULT,
+    );
+    s.check(
+        "SYN",
+        Egress,
+        &tcp_frame(CLIENT, web, TCP_SYN),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "SYN-ACK",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_SYN | TCP_ACK),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "ACK",
+        Egress,
+        &tcp_frame(CLIENT, web, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "data in",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_ACK),
+        (ALLOW, "https"),
+    );
+
+    // ICMP errors: only about a live flow.
+    let quoted_flow = Ipv4::new(
+        "192.0.2.1".parse().unwrap(),
+        "68.64.0.10".parse().unwrap(),
+        ipproto::UDP,
+    )
+    .build(&frame::udp(50_000, 3478, b""));
+    let quoted_none = Ipv4::new(
+        "192.0.2.1".parse().unwrap(),
+        "68.64.0.10".parse().unwrap(),
+        ipproto::UDP,
+    )
+    .build(&frame::udp(50_009, 3478, b""));
+    let err = |quoted: &[u8]| {
+        ethernet(
+            &[],
+            ethertype::IPV4,
+            &Ipv4::new(
+                "198.51.100.1".parse().unwrap(),
+                "192.0.2.1".parse().unwrap(),
+                ipproto::ICMP,
+            )
+            .build(&icmp(3, 3, quoted)),
+        )
+    };
+    s.check(
+        "unreachable about the TURN flow",
+        Ingress,
+        &err(&quoted_flow),
+        (ALLOW, "icmp-errors"),
+    );
+    s.check(
+        "unreachable about no flow",
+        Ingress,
+        &err(&quoted_none),
+        DEFAULT,
+    );
+
+    // DHCP offers cannot match a flow (they go to an address the client does not have yet).
+    let offer = ethernet(
+        &[],
+        ethertype::IPV4,
+        &Ipv4::new(
+            "192.0.2.254".parse().unwrap(),
+            "255.255.255.255".parse().unwrap(),
+            ipproto::UDP,
+        )
+        .build(&frame::udp(67, 68, &[0; 32])),
+    );
+    s.check("DHCP offer", Ingress, &offer, (ALLOW, "dhcp"));
+    // DNS replies need a query.
+    let resolver = "198.51.100.53:53";
+    s.check(
+        "DNS reply without a query",
+        Ingress,
+        &in_udp(resolver, CLIENT),
+        DEFAULT,
+    );
+    s.check("DNS query", Egress, &out_udp(resolver), (ALLOW, "dns"));
+    s.check(
+        "DNS reply",
+        Ingress,
+        &in_udp(resolver, CLIENT),
+        (ALLOW, "dns"),
+    );
+
+    // FIN moves the TCP flow to the short (1 s) timeout; UDP flows idle out after 1 s; the
+    // established-TCP timeout (3 s) keeps a third flow alive.
+    let chat = "203.0.113.20:443";
+    s.check(
+        "second SYN",
+        Egress,
+        &tcp_frame(CLIENT, chat, TCP_SYN),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "second SYN-ACK",
+        Ingress,
+        &tcp_frame(chat, CLIENT, TCP_SYN | TCP_ACK),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "FIN out",
+        Egress,
+        &tcp_frame(CLIENT, web, TCP_FIN | TCP_ACK),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "FIN-ACK in",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_FIN | TCP_ACK),
+        (ALLOW, "https"),
+    );
+    let pause = Duration::from_millis(1_600);
+    thread::sleep(pause);
+    s.advance(pause);
+    s.check(
+        "reply after the UDP timeout",
+        Ingress,
+        &in_udp(turn, CLIENT),
+        DEFAULT,
+    );
+    s.check(
+        "after FIN and the short timeout",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_ACK),
+        DEFAULT,
+    );
+    s.check(
+        "established flow within its timeout",
+        Ingress,
+        &tcp_frame(chat, CLIENT, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    // A new request reopens the expired flow.
+    s.check("request again", Egress, &out_udp(turn), (ALLOW, "turn-udp"));
+    s.check(
+        "reply again",
+        Ingress,
+        &in_udp(turn, CLIENT),
+        (ALLOW, "turn-udp"),
+    );
+}
+
+#[test]
+fn stateful_flows_follow_the_post_nat_tuple() {
+    if !require_root_or_skip("stateful_flows_follow_the_post_nat_tuple") {
+        return;
+    }
+    use Direction::{Egress, Ingress};
+    // TC egress sees packets after source NAT: the flow is keyed by the WAN address and port the
+    // replies come back to, not by the LAN client's.
+    let mut s = Stateful::new(Scenario::TcpTurn);
+    let turn = "23.239.255.254:3478";
+    let wan = "203.0.113.2:61000";
+    s.check(
+        "masqueraded SYN",
+        Egress,
+        &tcp_frame(wan, turn, TCP_SYN),
+        (ALLOW, "turn-tcp"),
+    );
+    s.check(
+        "SYN-ACK to the WAN address",
+        Ingress,
+        &tcp_frame(turn, wan, TCP_SYN | TCP_ACK),
+        (ALLOW, "turn-tcp"),
+    );
+    s.check(
+        "SYN-ACK to the LAN address",
+        Ingress,
+        &tcp_frame(turn, "192.0.2.10:61000", TCP_SYN | TCP_ACK),
+        DEFAULT,
+    );
+    s.check(
+        "UDP to TURN is not this scenario",
+        Egress,
+        &frame::packet(Protocol::Udp, wan.parse().unwrap(), turn.parse().unwrap()),
+        DEFAULT,
+    );
+}
