@@ -65,7 +65,7 @@ pub fn run(args: &AttachArgs) -> anyhow::Result<()> {
         .iter()
         .map(|r| {
             format!(
-                "{} ({} {} from {})",
+                "{} ({} {} to {})",
                 r.name,
                 r.protocol,
                 r.ports,
