@@ -26,21 +26,46 @@ pub trait Tables {
     /// Rule mask stored at `index` of the port map (see [`port_index`]); zero when none.
     fn port_mask(&self, index: u32) -> u64;
     /// The rule set's configuration.
-    fn config(&self) -> Config;
+    fn config(&self) -> &Config;
     /// Mask of the rules whose networks contain this IPv4 address (longest prefix match).
     fn net_mask_v4(&self, addr: Ipv4Key) -> u64;
     /// Mask of the rules whose networks contain this IPv6 address (longest prefix match).
     fn net_mask_v6(&self, addr: Ipv6Key) -> u64;
     /// The verdict remembered for the first fragment of this datagram, if any.
     fn fragment(&self, key: &FragKey) -> Option<FragVerdict>;
-    /// Stateful mode, inbound: when the flow `key` is alive, refreshes it for this packet (see
-    /// [`flow_touch`](crate::flow_touch)) and returns the rule that opened it.
-    fn flow_ingress(&self, key: &FlowKey, tcp_flags: u8, len: u64) -> Option<u32>;
-    /// Stateful mode, outbound and allowed by `rule`: refreshes the flow `key` when it is alive,
-    /// opens it (see [`flow_new`](crate::flow_new)) otherwise.
-    fn flow_egress(&self, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64);
+    /// Stateful mode, inbound: when the flow `key` is alive and of the current rule-set
+    /// generation, refreshes it for this packet (see [`flow_touch`](crate::flow_touch)) and
+    /// returns its rule; tells a live flow of another generation apart, untouched.
+    fn flow_ingress(&self, cfg: &Config, key: &FlowKey, tcp_flags: u8, len: u64) -> FlowHit;
+    /// Stateful mode, inbound, after [`FlowHit::Stale`] and a recheck that the current rules
+    /// allow the flow: rebinds the flow `key` to `rule` of the current generation and refreshes
+    /// it. (A flow they do not allow is left alone: not admitted, it idles out.)
+    fn flow_rebind(&self, cfg: &Config, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64);
+    /// Stateful mode, outbound and allowed by `rule` of rule-set `generation`: refreshes (and
+    /// rebinds) the flow `key` when it is alive, opens it (see [`flow_new`](crate::flow_new))
+    /// otherwise.
+    fn flow_egress(
+        &self,
+        cfg: &Config,
+        key: &FlowKey,
+        rule: u32,
+        generation: u32,
+        tcp_flags: u8,
+        len: u64,
+    );
     /// Stateful mode: the rule of the live flow `key`, without touching it.
-    fn flow_peek(&self, key: &FlowKey) -> Option<u32>;
+    fn flow_peek(&self, cfg: &Config, key: &FlowKey) -> Option<u32>;
+}
+
+/// What the flow table says of an inbound packet's flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowHit {
+    /// A live flow of the current rule set, refreshed; its rule.
+    Live(u32),
+    /// A live flow opened under an earlier rule set: to be checked against the current one.
+    Stale,
+    /// No live flow.
+    Miss,
 }
 
 /// What to do with a packet, and where to count it.
@@ -82,9 +107,13 @@ impl Decision {
 pub struct Outcome {
     /// The verdict and counter slot.
     pub decision: Decision,
-    /// The packet is the first fragment of a datagram: the caller stores `decision` in the
-    /// fragment map under the key the classifier wrote, so that later fragments take it.
+    /// The packet is the first fragment of a datagram: the caller stores
+    /// [`Outcome::frag_verdict`] in the fragment map under the key the classifier wrote, so that
+    /// later fragments take it.
     pub remember: bool,
+    /// With `remember`: the length of the first fragment's fragmentable part, which later
+    /// fragments may not overlap.
+    pub guard: u16,
 }
 
 impl Outcome {
@@ -92,6 +121,31 @@ impl Outcome {
         Self {
             decision,
             remember: false,
+            guard: 0,
+        }
+    }
+
+    /// What the fragment map keeps for a first fragment.
+    pub const fn frag_verdict(&self) -> FragVerdict {
+        FragVerdict {
+            slot: self.decision.slot,
+            action: self.decision.action as u16,
+            guard: self.guard,
+        }
+    }
+
+    /// A first fragment's outcome: its fragmentable part runs from `frag_start` to `end`. No
+    /// later fragment may overlap any of it: honest fragmentation never overlaps, and an
+    /// overlap could rewrite what the verdict was based on (ports, flags, extension headers, an
+    /// ICMP error's quote; RFC 1858, RFC 3128, RFC 5722).
+    #[inline(always)]
+    fn first_fragment(decision: Decision, frag_start: usize, end: usize) -> Self {
+        // `frag_start <= end` and the IP payload is under 64 KiB; no branch here, so the
+        // verifier does not track one more value through the extension-header walk.
+        Self {
+            decision,
+            remember: true,
+            guard: end.wrapping_sub(frag_start) as u16,
         }
     }
 }
@@ -271,9 +325,12 @@ fn ipv4<P: Packet + ?Sized, T: Tables>(
         return Outcome::only(later_fragment(tables, key, proto, frag_offset));
     }
     let addrs = Addrs::V4 { src, dst };
-    Outcome {
-        decision: transport(pkt, tables, direction, proto, off + ihl, end, &addrs, 0),
-        remember: more,
+    let l4 = off + ihl;
+    let decision = transport(pkt, tables, direction, proto, l4, end, &addrs, 0, more);
+    if more {
+        Outcome::first_fragment(decision, l4, end)
+    } else {
+        Outcome::only(decision)
     }
 }
 
@@ -301,8 +358,11 @@ fn later_fragment<T: Tables>(tables: &T, key: &FragKey, proto: u8, offset: usize
         return Decision::MALFORMED;
     }
     match tables.fragment(key) {
+        // Starting inside what the first fragment was judged on: an overlap that could rewrite
+        // it.
+        Some(v) if offset < usize::from(v.guard) => Decision::MALFORMED,
         Some(v) => Decision {
-            action: v.action,
+            action: u32::from(v.action),
             slot: v.slot,
         },
         None => Decision::drop(slot::FRAGMENT_UNKNOWN),
@@ -391,6 +451,7 @@ fn ipv6<P: Packet + ?Sized, T: Tables>(
     let mut cur = off + 40;
     let mut seen_fragment = false;
     let mut first_fragment = false;
+    let mut frag_start = 0;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match ipv6_ext(pkt, nh, cur, end) {
             Ext::Upper => break,
@@ -411,6 +472,7 @@ fn ipv6<P: Packet + ?Sized, T: Tables>(
                 seen_fragment = true;
                 nh = next;
                 cur += 8;
+                frag_start = cur;
                 if offset != 0 || more {
                     frag.write(FragKey {
                         src,
@@ -435,9 +497,21 @@ fn ipv6<P: Packet + ?Sized, T: Tables>(
         return Outcome::only(Decision::UNSUPPORTED);
     }
     let addrs = Addrs::V6 { src, dst };
-    Outcome {
-        decision: transport(pkt, tables, direction, nh, cur, end, &addrs, hop_limit),
-        remember: first_fragment,
+    let decision = transport(
+        pkt,
+        tables,
+        direction,
+        nh,
+        cur,
+        end,
+        &addrs,
+        hop_limit,
+        first_fragment,
+    );
+    if first_fragment {
+        Outcome::first_fragment(decision, frag_start, end)
+    } else {
+        Outcome::only(decision)
     }
 }
 
@@ -456,6 +530,7 @@ fn transport<P: Packet + ?Sized, T: Tables>(
     end: usize,
     addrs: &Addrs,
     hop_limit: u8,
+    first_fragment: bool,
 ) -> Decision {
     let v6 = matches!(addrs, Addrs::V6 { .. });
     match proto {
@@ -482,8 +557,16 @@ fn transport<P: Packet + ?Sized, T: Tables>(
             let Some(h) = pkt.header(l4, 8) else {
                 return Decision::MALFORMED;
             };
-            let (sport, dport, len) = (h.be16(0), h.be16(2), h.be16(4));
-            if len < 8 || l4 + usize::from(len) > end {
+            let (sport, dport, ulen) = (h.be16(0), h.be16(2), h.be16(4));
+            // A first fragment carries the length of the whole datagram, which has to reach
+            // past this fragment; an unfragmented one must fit in its packet.
+            let udp_end = l4 + usize::from(ulen);
+            let inconsistent = if first_fragment {
+                udp_end <= end
+            } else {
+                udp_end > end
+            };
+            if ulen < 8 || inconsistent {
                 return Decision::MALFORMED;
             }
             let seen = Seen {
@@ -581,18 +664,30 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
     let cfg = tables.config();
     let remote = addrs.remote(seen.direction);
     if cfg.mode != MODE_STATEFUL {
-        return match_rules(tables, &cfg, mask, proto_idx, local_port, remote)
+        return match_rules(tables, cfg, mask, proto_idx, local_port, remote)
             .unwrap_or(Decision::DEFAULT_BLOCK);
     }
     let key = addrs.flow_key(seen.direction, seen.proto, remote_port, local_port);
     match seen.direction {
         Direction::Ingress => {
-            if let Some(rule) = tables.flow_ingress(&key, seen.flags, seen.len) {
-                return Decision::pass(rule_slot(rule));
+            match tables.flow_ingress(cfg, &key, seen.flags, seen.len) {
+                FlowHit::Live(rule) => return Decision::pass(rule_slot(rule)),
+                FlowHit::Stale => {
+                    // Opened under an earlier rule set: judged as its outbound packets would be
+                    // now (every rule naming the remote port, for this local port and address).
+                    let rule = match_rules(tables, cfg, mask, proto_idx, local_port, remote)
+                        .filter(Decision::passes)
+                        .map(|d| d.slot - FIXED_SLOTS);
+                    if let Some(rule) = rule {
+                        tables.flow_rebind(cfg, &key, rule, seen.flags, seen.len);
+                        return Decision::pass(rule_slot(rule));
+                    }
+                }
+                FlowHit::Miss => {}
             }
             match_rules(
                 tables,
-                &cfg,
+                cfg,
                 mask & cfg.ingress_mask,
                 proto_idx,
                 local_port,
@@ -601,12 +696,19 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
             .unwrap_or(Decision::DEFAULT_BLOCK)
         }
         Direction::Egress => {
-            let Some(decision) = match_rules(tables, &cfg, mask, proto_idx, local_port, remote)
+            let Some(decision) = match_rules(tables, cfg, mask, proto_idx, local_port, remote)
             else {
                 return Decision::DEFAULT_BLOCK;
             };
             if decision.passes() {
-                tables.flow_egress(&key, decision.slot - FIXED_SLOTS, seen.flags, seen.len);
+                tables.flow_egress(
+                    cfg,
+                    &key,
+                    decision.slot - FIXED_SLOTS,
+                    cfg.generation,
+                    seen.flags,
+                    seen.len,
+                );
             }
             decision
         }
@@ -730,12 +832,12 @@ fn icmp_error<P: Packet + ?Sized, T: Tables>(
     let allowed = if cfg.mode == MODE_STATEFUL {
         // The quoted packet must belong to a live flow.
         let key = addrs.flow_key(quoted_direction, proto, remote_port, local_port);
-        mask != 0 && tables.flow_peek(&key).is_some()
+        mask != 0 && tables.flow_peek(cfg, &key).is_some()
     } else {
         mask != 0
             && match_rules(
                 tables,
-                &cfg,
+                cfg,
                 mask,
                 proto_idx,
                 local_port,

@@ -14,7 +14,7 @@
 pub mod classify;
 pub mod packet;
 
-pub use classify::{Decision, Outcome, Tables, classify, lowest_bit};
+pub use classify::{Decision, FlowHit, Outcome, Tables, classify, lowest_bit};
 pub use packet::{MAX_PACKET_OFFSET, Packet};
 
 /// Most rules one rule set may hold: a rule is one bit of a `u64` mask.
@@ -160,9 +160,10 @@ pub struct Config {
     pub tcp_established_timeout: u32,
     /// Idle seconds after which a half-open or closing TCP flow expires.
     pub tcp_transitory_timeout: u32,
-    /// Always zero.
-    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
-    pub _pad: u32,
+    /// Rule-set generation: changes whenever the rule set of an attached filter is swapped. A
+    /// flow stamped with another generation is checked against the current rules at its next
+    /// packet (kept and rebound to the rule that now allows it, or dropped).
+    pub generation: u32,
 }
 const _: () = assert!(size_of::<Config>() == 56);
 
@@ -216,7 +217,11 @@ pub struct FragVerdict {
     /// Counter slot the first fragment counted in.
     pub slot: u32,
     /// [`ACTION_PASS`] or [`ACTION_DROP`].
-    pub action: u32,
+    pub action: u16,
+    /// Bytes from the start of the fragmentable part that the verdict was based on (extension
+    /// headers, the transport header, an ICMP error's quote): a later fragment that starts
+    /// before this could rewrite them (RFC 1858, RFC 3128, RFC 5722) and is malformed.
+    pub guard: u16,
 }
 const _: () = assert!(size_of::<FragVerdict>() == 8);
 
@@ -251,6 +256,11 @@ pub struct FlowValue {
     pub rule: u32,
     /// One of the [`flow_state`] values.
     pub state: u32,
+    /// The [`Config::generation`] that `rule` refers to.
+    pub generation: u32,
+    /// Always zero.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
+    pub _pad: u32,
     /// When the flow was opened (CLOCK_MONOTONIC_COARSE, ns).
     pub created_ns: u64,
     /// When a packet of the flow was last seen (CLOCK_MONOTONIC_COARSE, ns).
@@ -260,7 +270,7 @@ pub struct FlowValue {
     /// Bytes per [`Direction`], likewise.
     pub bytes: [u64; 2],
 }
-const _: () = assert!(size_of::<FlowValue>() == 56);
+const _: () = assert!(size_of::<FlowValue>() == 64);
 
 /// States of a flow, which choose its idle timeout.
 pub mod flow_state {
@@ -286,9 +296,16 @@ pub mod tcp_flags {
     pub const ACK: u8 = 0x10;
 }
 
-/// A new flow opened by an allowed outbound packet.
+/// A new flow opened by an allowed outbound packet, under `rule` of rule-set `generation`.
 #[inline(always)]
-pub const fn flow_new(rule: u32, proto: u8, flags: u8, now: u64, len: u64) -> FlowValue {
+pub const fn flow_new(
+    rule: u32,
+    generation: u32,
+    proto: u8,
+    flags: u8,
+    now: u64,
+    len: u64,
+) -> FlowValue {
     let state = if proto != ipproto::TCP {
         flow_state::UDP
     } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
@@ -301,6 +318,8 @@ pub const fn flow_new(rule: u32, proto: u8, flags: u8, now: u64, len: u64) -> Fl
     FlowValue {
         rule,
         state,
+        generation,
+        _pad: 0,
         created_ns: now,
         last_seen_ns: now,
         packets: [0, 1],

@@ -20,7 +20,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FlowKey, FlowValue, FragKey,
+    ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FlowHit, FlowKey, FlowValue, FragKey,
     FragVerdict, Ipv4Key, Ipv6Key, MAX_PACKET_OFFSET, META_SIZE, Outcome, PORT_MAP_ENTRIES, Packet,
     Tables, classify, counter_index, flow_alive, flow_new, flow_touch, packet::Header,
 };
@@ -61,6 +61,23 @@ static META: Array<[u8; META_SIZE]> = Array::with_max_entries(1, 0);
 struct Frame {
     start: usize,
     end: usize,
+    /// Length of the whole packet. In XDP the same as `end - start`; in TC it can be more: the
+    /// part past `end` is paged data the classifier never reads, but the IP and UDP lengths it
+    /// checks count it.
+    len: usize,
+}
+
+impl Frame {
+    /// An XDP frame: all of it lies between `data` and `data_end`.
+    #[inline(always)]
+    fn xdp(ctx: &XdpContext) -> Self {
+        let (start, end) = (ctx.data(), ctx.data_end());
+        Self {
+            start,
+            end,
+            len: end - start,
+        }
+    }
 }
 
 /// A header the verifier knows lies inside the packet: `at..at + len` was checked against
@@ -74,7 +91,7 @@ impl Packet for Frame {
 
     #[inline(always)]
     fn len(&self) -> usize {
-        self.end - self.start
+        self.len
     }
 
     #[inline(always)]
@@ -112,6 +129,20 @@ fn opaque(mut x: usize) -> usize {
     x
 }
 
+/// What the classifier sees if the config map were empty: no rule, no allowance.
+static NO_CONFIG: Config = Config {
+    any_mask: 0,
+    allow_mask: 0,
+    local_port_mask: 0,
+    ingress_mask: 0,
+    allowances: 0,
+    mode: 0,
+    udp_timeout: 0,
+    tcp_established_timeout: 0,
+    tcp_transitory_timeout: 0,
+    generation: 0,
+};
+
 /// The maps as the classifier's lookup tables.
 struct Maps;
 
@@ -122,8 +153,9 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
-    fn config(&self) -> Config {
-        CONFIG.get(0).copied().unwrap_or_default()
+    fn config(&self) -> &Config {
+        // Without an entry (never, once loaded) everything is blocked.
+        CONFIG.get(0).unwrap_or(&NO_CONFIG)
     }
 
     #[inline(always)]
@@ -144,42 +176,66 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
-    fn flow_ingress(&self, key: &FlowKey, tcp_flags: u8, len: u64) -> Option<u32> {
-        let value = FLOWS.get_ptr_mut(key)?;
-        let cfg = self.config();
+    fn flow_ingress(&self, cfg: &Config, key: &FlowKey, tcp_flags: u8, len: u64) -> FlowHit {
+        let Some(value) = FLOWS.get_ptr_mut(key) else {
+            return FlowHit::Miss;
+        };
         let now = now();
         // SAFETY: a valid map value; concurrent updates from other CPUs can at worst lose a
         // counter increment or a timestamp (documented as approximate).
         let value = unsafe { &mut *value };
-        if !flow_alive(&cfg, value, now) {
-            return None;
+        if !flow_alive(cfg, value, now) {
+            return FlowHit::Miss;
+        }
+        if value.generation != cfg.generation {
+            return FlowHit::Stale;
         }
         flow_touch(value, Direction::Ingress, tcp_flags, now, len);
-        Some(value.rule)
+        FlowHit::Live(value.rule)
     }
 
     #[inline(always)]
-    fn flow_egress(&self, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
-        let cfg = self.config();
+    fn flow_rebind(&self, cfg: &Config, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
+        if let Some(value) = FLOWS.get_ptr_mut(key) {
+            // SAFETY: as in `flow_ingress`.
+            let value = unsafe { &mut *value };
+            value.rule = rule;
+            value.generation = cfg.generation;
+            flow_touch(value, Direction::Ingress, tcp_flags, now(), len);
+        }
+    }
+
+    #[inline(always)]
+    fn flow_egress(
+        &self,
+        cfg: &Config,
+        key: &FlowKey,
+        rule: u32,
+        generation: u32,
+        tcp_flags: u8,
+        len: u64,
+    ) {
         let now = now();
         if let Some(value) = FLOWS.get_ptr_mut(key) {
             // SAFETY: as in `flow_ingress`.
             let value = unsafe { &mut *value };
-            if flow_alive(&cfg, value, now) {
+            if flow_alive(cfg, value, now) {
+                value.rule = rule;
+                value.generation = generation;
                 flow_touch(value, Direction::Egress, tcp_flags, now, len);
                 return;
             }
         }
         // A full map evicts its least recently used flow.
-        let _ = FLOWS.insert(key, &flow_new(rule, key.proto, tcp_flags, now, len), 0);
+        let new = flow_new(rule, generation, key.proto, tcp_flags, now, len);
+        let _ = FLOWS.insert(key, &new, 0);
     }
 
     #[inline(always)]
-    fn flow_peek(&self, key: &FlowKey) -> Option<u32> {
-        let cfg = self.config();
-        // SAFETY: copied out at once.
+    fn flow_peek(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
+        // SAFETY: read at once.
         let value = unsafe { FLOWS.get(key) }?;
-        flow_alive(&cfg, value, now()).then_some(value.rule)
+        flow_alive(cfg, value, now()).then_some(value.rule)
     }
 }
 
@@ -202,10 +258,7 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
         }
     }
     if outcome.remember {
-        let verdict = FragVerdict {
-            slot: decision.slot,
-            action: decision.action,
-        };
+        let verdict = outcome.frag_verdict();
         // SAFETY: the classifier writes the key of every fragment it asks to remember.
         let key = unsafe { key.assume_init_ref() };
         // A full map evicts its oldest entry; a failed insert only means later fragments of
@@ -214,21 +267,15 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
     }
 }
 
-/// WAN ingress.
+/// WAN ingress. (`inline(always)` applies to the body the macro wraps: the verifier must see
+/// one function, since a call boundary turns the packet pointers into plain 32-bit values.)
 #[xdp]
+#[inline(always)]
 pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
-    let frame = Frame {
-        start: ctx.data(),
-        end: ctx.data_end(),
-    };
+    let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
-    account(
-        Direction::Ingress,
-        &outcome,
-        &key,
-        (frame.end - frame.start) as u64,
-    );
+    account(Direction::Ingress, &outcome, &key, frame.len as u64);
     if outcome.decision.action == ACTION_PASS {
         xdp_action::XDP_PASS
     } else {
@@ -245,6 +292,7 @@ const EGRESS_HEADERS: u32 = 256;
 
 /// WAN egress (stateful mode): enforces the rules as written and opens flows.
 #[classifier]
+#[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
     // Egress packets normally carry their headers in the linear part; make sure they do.
     let want = if ctx.len() < EGRESS_HEADERS {
@@ -255,9 +303,12 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     if ((ctx.data_end() - ctx.data()) as u32) < want {
         let _ = ctx.pull_data(want);
     }
+    // The linear part holds the headers; the rest (paged data of a large or GSO packet) counts
+    // in the lengths the classifier checks.
     let frame = Frame {
         start: ctx.data(),
         end: ctx.data_end(),
+        len: ctx.len() as usize,
     };
     let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Egress, &mut key);
@@ -273,6 +324,63 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
 #[xdp]
 pub fn gotofw_floor(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
+}
+
+/// The parse-only floor for measurements: reads Ethernet (up to two VLAN tags), the IPv4 or IPv6
+/// header and the transport ports as `gotofw_ingress` does, then drops; no map is touched.
+/// Never attached by gotofw.
+#[xdp]
+pub fn gotofw_parse_floor(ctx: XdpContext) -> u32 {
+    let frame = Frame::xdp(&ctx);
+    let Some(eth) = frame.header(0, 14) else {
+        return xdp_action::XDP_DROP;
+    };
+    let mut ether = eth.be16(12);
+    let mut off = 14;
+    for _ in 0..filter_common::MAX_VLAN_TAGS {
+        if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
+            break;
+        }
+        let Some(tag) = frame.header(off, 4) else {
+            return xdp_action::XDP_DROP;
+        };
+        ether = tag.be16(2);
+        off += 4;
+    }
+    let (proto, l4) = match ether {
+        filter_common::ethertype::IPV4 => {
+            let Some(ip) = frame.header(off, 20) else {
+                return xdp_action::XDP_DROP;
+            };
+            (ip.u8(9), off + usize::from(ip.u8(0) & 0x0f) * 4)
+        }
+        filter_common::ethertype::IPV6 => {
+            let Some(ip) = frame.header(off, 40) else {
+                return xdp_action::XDP_DROP;
+            };
+            (ip.u8(6), off + 40)
+        }
+        _ => return xdp_action::XDP_DROP,
+    };
+    if proto != filter_common::ipproto::TCP && proto != filter_common::ipproto::UDP {
+        return xdp_action::XDP_DROP;
+    }
+    let Some(ports) = frame.header(l4, 4) else {
+        return xdp_action::XDP_DROP;
+    };
+    // Depends on what was read, so nothing above is optimised away; no real frame has both zero.
+    if ports.be16(0) == 0 && ports.be16(2) == 0 {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_DROP
+    }
+}
+
+/// The benchmark's traffic generator: run with BPF_PROG_TEST_RUN in live-frames mode on a veth
+/// end, it sends every frame out of that end to its peer. Never attached by gotofw.
+#[xdp]
+pub fn gotofw_txgen(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_TX
 }
 
 #[cfg(not(test))]

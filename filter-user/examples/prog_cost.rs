@@ -41,6 +41,11 @@ fn main() -> anyhow::Result<()> {
         r.duration.as_secs_f64() * 1e9
     );
     let program = kernel::program(&mut ebpf)?;
+    // How close the program is to the verifier's budget (1,000,000 instructions processed).
+    println!(
+        "  verifier: gotofw_ingress processed {} instructions (stateless)",
+        program.info()?.verified_instruction_count().unwrap_or(0)
+    );
     let client4: SocketAddr = "192.0.2.1:50000".parse()?;
     let client6: SocketAddr = "[2001:db8::1]:50000".parse()?;
     let reply = |proto, from: &str| {

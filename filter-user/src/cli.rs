@@ -36,12 +36,12 @@ pub enum Command {
     Scenarios(ScenariosArgs),
     /// Attach the filter to an interface with a scenario, pin it, and exit.
     #[command(
-        after_help = "EXAMPLES:\n  gotofw attach eth1 --scenario udp-turn\n  gotofw attach eth1 --scenario udp-turn --turn-dst any --flow-table-size 1048576\n  gotofw attach eth1 --scenario udp-turn --stateless\n  gotofw attach eth1 --scenario tcp-turn --network 2001:db8:77::/48\n  gotofw attach eth1 --scenario tcp-443 --no-allow ntp --dns-server 192.0.2.53\n  gotofw attach eth1 --scenario no-restrictions --replace"
+        after_help = "EXAMPLES:\n  gotofw attach eth1 --scenario udp-turn\n  gotofw attach eth1 --scenario udp-turn --turn-dst any --flow-table-size 1048576\n  gotofw attach eth1 --scenario udp-turn --stateless\n  gotofw attach eth1 --scenario tcp-turn --network 2001:db8:77::/48\n  gotofw attach eth1 --scenario tcp-443 --no-allow ntp --dns-server 192.0.2.53\n  gotofw attach eth1 --scenario no-restrictions --replace\n  gotofw attach --config /etc/gotofw/gotofw.toml\n  gotofw attach --config gotofw.toml eth1 --scenario tcp-443 --replace"
     )]
     Attach(AttachArgs),
     /// Show the attached filters: scenario, mode, and packets and bytes per rule.
     #[command(
-        after_help = "EXAMPLES:\n  gotofw status\n  gotofw status eth1 --json | jq '.interfaces[0].counters[] | select(.name==\"https\") | .packets'"
+        after_help = "EXAMPLES:\n  gotofw status\n  gotofw status eth1 --json | jq '.interfaces[0].counters[] | select(.name==\"https\") | .packets'\n  gotofw status eth1 --watch\n  gotofw status eth1 --watch --interval 1 --count 5 > frames.txt"
     )]
     Status(StatusArgs),
     /// List the live flows of stateful filters: addresses, ports, rule, state, age, packets.
@@ -49,6 +49,37 @@ pub enum Command {
         after_help = "EXAMPLES:\n  gotofw flows\n  gotofw flows eth1 --json | jq '.interfaces[0].flows | length'\n  gotofw flows eth1 --all"
     )]
     Flows(FlowsArgs),
+    /// Swap the scenario of an attached filter atomically, keeping its other options and the
+    /// flows the new scenario still allows.
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw set-scenario eth1 tcp-443\n  gotofw set-scenario eth1 udp-turn"
+    )]
+    SetScenario(SetScenarioArgs),
+    /// Check a configuration file and print the rule table it makes; changes nothing.
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw check-config\n  gotofw check-config --config packaging/gotofw.toml\n\nEXIT STATUS:\n  0 the file is usable, 2 it is not (the message names FILE:LINE, the value and the fix)"
+    )]
+    CheckConfig(CheckConfigArgs),
+    /// Serve the counters of the attached filters over HTTP in the Prometheus text format.
+    ///
+    /// GET /metrics reads the counters at each scrape: packets and bytes per rule (labels
+    /// interface, rule, kind, action, direction), the flow table's entries, live flows and size,
+    /// and whether each filter is attached. Runs in the foreground until interrupted.
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw metrics\n  gotofw metrics --listen 127.0.0.1:9469 eth1\n  curl -s http://127.0.0.1:9469/metrics | grep gotofw_rule_packets_total"
+    )]
+    Metrics(MetricsArgs),
+    /// Run as a service: attach what the configuration file says and stay in the foreground.
+    ///
+    /// Adopts a filter that is already attached with the same settings (counters and flows go
+    /// on), serves metrics when [metrics] listen is set, re-reads the file on SIGHUP and swaps
+    /// the new rule set in atomically (a file with an error changes nothing), and on SIGTERM or
+    /// SIGINT leaves the filters attached ([service] on_stop = "keep", the default) or detaches
+    /// them (on_stop = "detach"). Tells systemd when it is ready (Type=notify).
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw run\n  gotofw run --config /etc/gotofw/gotofw.toml\n  systemctl reload gotofw    # SIGHUP: re-read the file"
+    )]
+    Run(RunArgs),
     /// Remove the filter from an interface: program, link and pins.
     #[command(after_help = "EXAMPLES:\n  gotofw detach eth1")]
     Detach(DetachArgs),
@@ -101,13 +132,19 @@ pub struct ScenariosArgs {
 /// `gotofw attach`.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
-    /// The WAN interface to filter.
-    #[arg(value_name = "IFACE")]
-    pub iface: String,
+    /// The WAN interface to filter (with --config, default: every interface the file names).
+    #[arg(value_name = "IFACE", required_unless_present = "config")]
+    pub iface: Option<String>,
 
     /// The GoTo scenario to enforce: no-restrictions, udp-turn, tcp-turn or tcp-443.
-    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
-    pub scenario: Scenario,
+    #[arg(long, value_name = "NAME", value_parser = parse_scenario,
+          required_unless_present = "config")]
+    pub scenario: Option<Scenario>,
+
+    /// Take the settings from this configuration file (checked with `gotofw check-config`); the
+    /// options given on the command line win over the file's values.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub networks: RawNetworkArgs,
@@ -120,37 +157,40 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub flows: FlowArgs,
 
-    /// How to attach: auto (native when the driver can), native, or generic.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = XdpModeArg::Auto)]
-    pub xdp_mode: XdpModeArg,
+    /// How to attach: auto (native when the driver can; the default), native, or generic.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub xdp_mode: Option<XdpModeArg>,
 
     /// Swap the rule set of the filter already attached to IFACE, atomically (counters restart).
     #[arg(long)]
     pub replace: bool,
 }
 
-/// Flow table options of `attach` (stateful mode).
-#[derive(Debug, Args)]
+/// Flow table options of `attach` (stateful mode). Unset, they take the configuration file's
+/// value, else the default.
+#[derive(Debug, Default, Args)]
 pub struct FlowArgs {
-    /// Most flows the table holds; when full, the least recently used go first.
-    #[arg(long, value_name = "N", default_value_t = 262_144, conflicts_with = "stateless",
+    /// Most flows the table holds (default 262144); when full, the least recently used go first.
+    #[arg(long, value_name = "N", conflicts_with = "stateless",
           value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
-    pub flow_table_size: u32,
+    pub flow_table_size: Option<u32>,
 
-    /// Idle seconds before a UDP flow expires.
-    #[arg(long, value_name = "SECS", default_value_t = 120, conflicts_with = "stateless",
+    /// Idle seconds before a UDP flow expires (default 120).
+    #[arg(long, value_name = "SECS", conflicts_with = "stateless",
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
-    pub udp_timeout: u32,
+    pub udp_timeout: Option<u32>,
 
-    /// Idle seconds before an established TCP flow expires (FIN or RST end it sooner).
-    #[arg(long, value_name = "SECS", default_value_t = 7_200, conflicts_with = "stateless",
+    /// Idle seconds before an established TCP flow expires (default 7200; FIN or RST end it
+    /// sooner).
+    #[arg(long, value_name = "SECS", conflicts_with = "stateless",
           value_parser = clap::value_parser!(u32).range(1..=1_209_600))]
-    pub tcp_timeout: u32,
+    pub tcp_timeout: Option<u32>,
 
-    /// Idle seconds before a half-open (SYN sent) or closing (FIN/RST seen) TCP flow expires.
-    #[arg(long, value_name = "SECS", default_value_t = 30, conflicts_with = "stateless",
+    /// Idle seconds before a half-open (SYN sent) or closing (FIN/RST seen) TCP flow expires
+    /// (default 30).
+    #[arg(long, value_name = "SECS", conflicts_with = "stateless",
           value_parser = clap::value_parser!(u32).range(1..=3_600))]
-    pub tcp_transitory_timeout: u32,
+    pub tcp_transitory_timeout: Option<u32>,
 }
 
 /// `gotofw status`.
@@ -161,8 +201,60 @@ pub struct StatusArgs {
     pub iface: Option<String>,
 
     /// Print JSON (format documented in the README).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub json: bool,
+
+    /// Redraw the counters every --interval seconds, with packets and bytes per second since the
+    /// previous frame (like top); not on a terminal, print one frame per interval.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Seconds between two frames of --watch.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, requires = "watch",
+          value_parser = parse_interval)]
+    pub interval: f64,
+
+    /// Stop --watch after N frames (default: until interrupted).
+    #[arg(long, value_name = "N", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (0.1..=86_400.0).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "'{s}' is not an interval: give seconds from 0.1 to 86400, e.g. 2 or 0.5"
+        )),
+    }
+}
+
+/// `gotofw check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The configuration file to check.
+    #[arg(long, value_name = "FILE", default_value = crate::config::DEFAULT_PATH)]
+    pub config: std::path::PathBuf,
+}
+
+/// `gotofw metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Only this interface (default: every interface of this network namespace with a filter).
+    #[arg(value_name = "IFACE")]
+    pub iface: Option<String>,
+
+    /// Address and port to serve /metrics on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9469")]
+    pub listen: std::net::SocketAddr,
+}
+
+/// `gotofw run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file: what to attach where, metrics, and what to do on stop.
+    #[arg(long, value_name = "FILE", default_value = crate::config::DEFAULT_PATH)]
+    pub config: std::path::PathBuf,
 }
 
 /// `gotofw flows`.
@@ -179,6 +271,18 @@ pub struct FlowsArgs {
     /// Print JSON (format documented in the README).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `gotofw set-scenario`.
+#[derive(Debug, Args)]
+pub struct SetScenarioArgs {
+    /// The interface whose filter changes.
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    /// The new scenario: no-restrictions, udp-turn, tcp-turn or tcp-443.
+    #[arg(value_name = "NAME", value_parser = parse_scenario)]
+    pub scenario: Scenario,
 }
 
 /// `gotofw detach`.

@@ -7,9 +7,9 @@ use std::{
 };
 
 use filter_common::{
-    Config, Direction, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, MAX_RULES,
-    MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables, flow_alive,
-    flow_new, flow_touch, port_index,
+    Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
+    MAX_RULES, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables,
+    flow_alive, flow_new, flow_touch, port_index,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -207,8 +207,8 @@ impl Tables for SoftTables<'_> {
         self.compiled.ports.get(&index).copied().unwrap_or(0)
     }
 
-    fn config(&self) -> Config {
-        self.compiled.config
+    fn config(&self) -> &Config {
+        &self.compiled.config
     }
 
     fn net_mask_v4(&self, addr: Ipv4Key) -> u64 {
@@ -235,38 +235,62 @@ impl Tables for SoftTables<'_> {
         self.fragments.get(key).copied()
     }
 
-    fn flow_ingress(&self, key: &FlowKey, tcp_flags: u8, len: u64) -> Option<u32> {
-        let cfg = self.compiled.config;
+    fn flow_ingress(&self, cfg: &Config, key: &FlowKey, tcp_flags: u8, len: u64) -> FlowHit {
         let now = self.now.get();
         let mut flows = self.flows.borrow_mut();
-        let value = flows.get_mut(key)?;
-        if !flow_alive(&cfg, value, now) {
-            return None;
+        let Some(value) = flows.get_mut(key) else {
+            return FlowHit::Miss;
+        };
+        if !flow_alive(cfg, value, now) {
+            return FlowHit::Miss;
+        }
+        if value.generation != cfg.generation {
+            return FlowHit::Stale;
         }
         flow_touch(value, Direction::Ingress, tcp_flags, now, len);
-        Some(value.rule)
+        FlowHit::Live(value.rule)
     }
 
-    fn flow_egress(&self, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
-        let cfg = self.compiled.config;
+    fn flow_rebind(&self, cfg: &Config, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
+        let now = self.now.get();
+        if let Some(value) = self.flows.borrow_mut().get_mut(key) {
+            value.rule = rule;
+            value.generation = cfg.generation;
+            flow_touch(value, Direction::Ingress, tcp_flags, now, len);
+        }
+    }
+
+    fn flow_egress(
+        &self,
+        cfg: &Config,
+        key: &FlowKey,
+        rule: u32,
+        generation: u32,
+        tcp_flags: u8,
+        len: u64,
+    ) {
         let now = self.now.get();
         let mut flows = self.flows.borrow_mut();
         match flows.get_mut(key) {
-            Some(value) if flow_alive(&cfg, value, now) => {
+            Some(value) if flow_alive(cfg, value, now) => {
+                value.rule = rule;
+                value.generation = generation;
                 flow_touch(value, Direction::Egress, tcp_flags, now, len);
             }
             _ => {
-                flows.insert(*key, flow_new(rule, key.proto, tcp_flags, now, len));
+                flows.insert(
+                    *key,
+                    flow_new(rule, generation, key.proto, tcp_flags, now, len),
+                );
             }
         }
     }
 
-    fn flow_peek(&self, key: &FlowKey) -> Option<u32> {
-        let cfg = self.compiled.config;
+    fn flow_peek(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
         let flows = self.flows.borrow();
         flows
             .get(key)
-            .filter(|v| flow_alive(&cfg, v, self.now.get()))
+            .filter(|v| flow_alive(cfg, v, self.now.get()))
             .map(|v| v.rule)
     }
 }

@@ -146,6 +146,16 @@ pub enum UsageError {
     )]
     NoPacRoute,
 
+    /// A configuration file that cannot be used as written: `location` is `FILE:LINE` (or `FILE`
+    /// when no line is to blame), `message` names the key, the value and the fix.
+    #[error("{location}: {message}")]
+    Config {
+        /// Where: `FILE:LINE` or `FILE`.
+        location: String,
+        /// What is wrong and what to write instead, on one line.
+        message: String,
+    },
+
     /// `gotofw pac` whose two routes are the same.
     #[error(
         "the GoTo domains and every other host would all go '{0}', so the PAC would change nothing: give --else another route than --proxy/--direct, e.g. --direct --else 'PROXY proxy.example:8080'"

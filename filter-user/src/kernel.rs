@@ -65,6 +65,15 @@ impl XdpModeArg {
             Self::Generic => XdpMode::Skb,
         }
     }
+
+    /// `auto`, `native` or `generic`, as typed and shown.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Native => "native",
+            Self::Generic => "generic",
+        }
+    }
 }
 
 /// A rule as stored with the filter and shown by `status` and `scenarios`.
@@ -80,6 +89,9 @@ pub struct RuleInfo {
     pub protocol: String,
     /// Remote ports, e.g. `3478` or `45000-49999`.
     pub ports: String,
+    /// Local ports the rule is limited to, e.g. `68,546` or `22`; empty for any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub local_ports: String,
     /// `"any"` or a list of CIDRs.
     pub networks: serde_json::Value,
     /// What it is for.
@@ -105,6 +117,9 @@ pub struct Meta {
     /// Flow table limits (stateful mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows: Option<crate::compile::FlowLimits>,
+    /// The operator's choices the rules were built from (for `set-scenario`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<crate::scenario::Options>,
     /// XDP mode the program runs in (`native` or `generic`; `auto` only before attach).
     pub xdp_mode: XdpModeArg,
     /// Unix time of the attach.
@@ -135,6 +150,16 @@ pub struct AttachPlan {
 /// Loads the programs (the egress one in stateful mode only) with their maps filled from
 /// `compiled`, not attached.
 pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
+    load_reusing(compiled, meta, None)
+}
+
+/// Like [`load`], but with the flow map pinned at `flows` (when given) instead of a new one:
+/// a rule-set swap keeps the flows, which the new rules then recheck at their next packet.
+pub fn load_reusing(
+    compiled: &Compiled,
+    meta: &[u8],
+    flows: Option<&Path>,
+) -> anyhow::Result<Ebpf> {
     if meta.len() > META_SIZE {
         return Err(anyhow!(
             "the rule set's description takes {} bytes, more than the {META_SIZE} the filter stores: use fewer networks",
@@ -143,10 +168,15 @@ pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
     }
     let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .map_max_entries("NETS_V4", v4)
         .map_max_entries("NETS_V6", v6)
-        .map_max_entries("FLOWS", compiled.flow_table_size.max(16))
+        .map_max_entries("FLOWS", compiled.flow_table_size.max(16));
+    if let Some(path) = flows {
+        loader.map_pin_path("FLOWS", path);
+    }
+    let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the gotofw eBPF object (maps)")?;
     fill(&mut ebpf, compiled, meta)?;
@@ -260,11 +290,26 @@ pub fn attach(plan: &AttachPlan) -> anyhow::Result<Meta> {
         return Err(UsageError::NothingToReplace(plan.iface.clone()).into());
     }
     let mut meta = plan.meta.clone();
+    let mut compiled = plan.compiled.clone();
+    compiled.config.generation = 1;
+    let mut reuse_flows = None;
     if exists {
-        // A swap keeps the link, so the mode it was attached in.
-        meta.xdp_mode = read_attached(&plan.iface)?.meta.xdp_mode;
+        let old = read_attached(&plan.iface)?;
+        // A swap keeps the links, so the XDP mode they were attached in.
+        meta.xdp_mode = old.meta.xdp_mode;
+        // A new generation makes every kept flow be checked against the new rules.
+        compiled.config.generation = old.config()?.generation.wrapping_add(1).max(1);
+        let flows = final_dir.join("flows");
+        let same_table = old.meta.flows.map(|f| f.table_size) == meta.flows.map(|f| f.table_size);
+        if old.meta.mode == "stateful" && meta.mode == "stateful" && same_table && flows.exists() {
+            reuse_flows = Some(flows);
+        }
     }
-    let mut ebpf = load(&plan.compiled, &serde_json::to_vec(&meta)?)?;
+    let mut ebpf = load_reusing(
+        &compiled,
+        &serde_json::to_vec(&meta)?,
+        reuse_flows.as_deref(),
+    )?;
     let pid = std::process::id();
     let tmp = Path::new(PIN_STAGING).join(format!("{key}@new-{pid}"));
     let result = attach_and_pin(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
@@ -540,6 +585,9 @@ pub struct FlowEntry {
     pub value: filter_common::FlowValue,
     /// Whether it is still alive (not idle past its timeout).
     pub alive: bool,
+    /// Whether it was last judged by the current rule set (otherwise its next packet is
+    /// rechecked, and `value.rule` names a rule of an earlier one).
+    pub current: bool,
 }
 
 /// CLOCK_MONOTONIC_COARSE, the clock the kernel stamps flows with, in nanoseconds.
@@ -577,6 +625,7 @@ impl Attached {
                 key,
                 value,
                 alive: filter_common::flow_alive(&cfg, &value, now),
+                current: value.generation == cfg.generation,
             });
         }
         Ok(out)
@@ -602,6 +651,12 @@ impl From<&crate::scenario::Rule> for RuleInfo {
             action: rule.action.to_string(),
             protocol: rule.protocols_text(),
             ports: rule.ports_text(),
+            local_ports: rule
+                .local_ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             networks: serde_json::to_value(&rule.networks).unwrap_or_default(),
             description: rule.description.clone(),
         }

@@ -4,10 +4,13 @@
 pub mod cli;
 pub mod cmd;
 pub mod compile;
+pub mod config;
 pub mod domains;
 pub mod error;
 pub mod frame;
 pub mod kernel;
+pub mod metrics;
+pub mod operator;
 pub mod scenario;
 pub mod slots;
 pub mod system;

@@ -4,7 +4,7 @@
 use std::{fmt, str::FromStr};
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
 
@@ -24,7 +24,7 @@ pub const MEDIA_PORTS: PortRange = PortRange {
 };
 
 /// One of the four documented configurations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// UDP to ports 45000-49999 and TCP 443, to any address.
@@ -100,7 +100,7 @@ impl FromStr for Scenario {
 }
 
 /// Where `udp-turn` lets UDP 3478 go.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum TurnDst {
     /// Only the TURN networks.
@@ -111,7 +111,19 @@ pub enum TurnDst {
 }
 
 /// A transport protocol a rule names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// TCP.
@@ -192,6 +204,23 @@ impl Serialize for PortRange {
     }
 }
 
+impl<'de> Deserialize<'de> for PortRange {
+    /// The form `Serialize` writes: `PORT` or `FIRST-LAST`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let parse = |p: &str| p.trim().parse::<u16>().ok();
+        let range = match text.split_once('-') {
+            Some((a, b)) => parse(a)
+                .zip(parse(b))
+                .map(|(first, last)| Self { first, last }),
+            None => parse(&text).map(Self::one),
+        };
+        range
+            .filter(|r| r.first <= r.last)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{text}' is not a port range")))
+    }
+}
+
 /// Remote addresses a rule holds for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Networks {
@@ -224,7 +253,7 @@ impl fmt::Display for Networks {
 }
 
 /// What a rule does to the traffic it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Let it through.
@@ -250,11 +279,13 @@ pub enum RuleKind {
     Scenario,
     /// An infrastructure allowance.
     Allowance,
+    /// A rule of the operator's configuration file.
+    Operator,
 }
 
 /// The infrastructure allowances: traffic a default-block gateway must still let in to keep
 /// working. Each has a counter and can be switched off with `--no-allow NAME`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Allowance {
     /// Frames that are not IP (ARP, LLDP, ...).
@@ -381,8 +412,9 @@ impl Rule {
     }
 }
 
-/// The operator's choices, checked: what `attach` and `explain` build a rule set from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The operator's choices, checked: what `attach` and `explain` build a rule set from. Stored
+/// with an attached filter so that `set-scenario` can rebuild it with another scenario.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     /// The scenario.
     pub scenario: Scenario,
@@ -396,6 +428,11 @@ pub struct Options {
     pub dns_servers: Vec<IpNet>,
     /// Servers NTP replies may come from; empty for any.
     pub ntp_servers: Vec<IpNet>,
+    /// The UDP media port range of `no-restrictions`.
+    pub media_ports: PortRange,
+    /// The operator's own rules (configuration file), placed before or after the scenario's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_rules: Vec<crate::operator::OperatorRule>,
 }
 
 impl Options {
@@ -408,6 +445,8 @@ impl Options {
             disabled: Vec::new(),
             dns_servers: Vec::new(),
             ntp_servers: Vec::new(),
+            media_ports: MEDIA_PORTS,
+            operator_rules: Vec::new(),
         }
     }
 
@@ -454,10 +493,13 @@ impl Options {
             disabled,
             dns_servers: dedup_networks(dns_servers),
             ntp_servers: dedup_networks(ntp_servers),
+            media_ports: MEDIA_PORTS,
+            operator_rules: Vec::new(),
         })
     }
 
-    /// The rules, first match first: the scenario's, then the port-based allowances.
+    /// The rules, first match first: the operator's `before` rules, the scenario's, the port-based
+    /// allowances, then the operator's `after` rules.
     pub fn rules(&self) -> Vec<Rule> {
         let turn = Networks::List(self.turn_networks.clone());
         let https = Rule {
@@ -478,7 +520,7 @@ impl Options {
                     kind: RuleKind::Scenario,
                     action: Action::Allow,
                     protocols: vec![Protocol::Udp],
-                    remote_ports: vec![MEDIA_PORTS],
+                    remote_ports: vec![self.media_ports],
                     local_ports: Vec::new(),
                     networks: Networks::Any,
                     description: "media over UDP straight to GoTo's servers".into(),
@@ -562,7 +604,7 @@ impl Options {
                 unsolicited_replies: allowance == Allowance::Dhcp,
             });
         }
-        rules
+        crate::operator::place(&self.operator_rules, rules)
     }
 
     /// Switch bits of the enabled fixed-logic allowances.
@@ -639,7 +681,8 @@ pub fn parse_network(text: &str, flag: &'static str) -> Result<IpNet, UsageError
     Ok(net)
 }
 
-fn dedup_networks(mut nets: Vec<IpNet>) -> Vec<IpNet> {
+/// `nets` without repeats, first occurrence kept.
+pub fn dedup_networks(mut nets: Vec<IpNet>) -> Vec<IpNet> {
     let mut seen = std::collections::HashSet::new();
     nets.retain(|n| seen.insert(*n));
     nets

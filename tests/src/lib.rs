@@ -23,7 +23,10 @@
 //! assert!(udp_probe(&client, None, echo.local_addr(), Duration::from_secs(1)));
 //! ```
 
+mod daemon;
 mod gotofw;
+pub mod harness;
+mod lab3;
 mod link;
 mod names;
 mod netns;
@@ -35,10 +38,16 @@ mod xdp;
 #[cfg(test)]
 mod lab_tests;
 
+pub use daemon::{Bounds, Daemon, Finished, Transport, find_program, listening, run_bounded};
 pub use gotofw::{
     Attached, EXIT_USAGE, GOTOFW_BIN_ENV, GW_ADDR, GW_ROUTES, Gotofw, INET_ADDR, OUTSIDE, PIN_ROOT,
     PIN_STAGING, TURN_A, TURN_B, WanLab, counter, counter_in, exit_code, expect_success,
     find_gotofw_bin, gotofw, gotofw_bin, pin_dir, staging_leftovers, status_json,
+};
+pub use lab3::{
+    Endpoint, EndpointCounts, Explained, LAN_ADDR, LAN_GW_ADDR, Lab3, MEDIA_PORTS, Mode, Outcome,
+    Probe, ROGUE, SERVERS, Service, TURN_PASSWORD, TURN_PEER, TURN_REALM, TURN_USER, UNSOLICITED,
+    counter_packets, explain, matrix, stateful_support,
 };
 pub use link::{VethPair, addr_add, link_up, route_add, veth_pair};
 pub use names::{MAX_NAME_LEN, unique_name};

@@ -681,3 +681,135 @@ fn issue2_same_interface_name_in_two_namespaces_are_two_filters() {
     drop(guard_b);
     drop(guard_a);
 }
+
+/// A round trip on an open TCP connection: true when the echo came back.
+fn tcp_round_trip(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::{Read as _, Write as _};
+    let mut buf = [0u8; 4];
+    stream.write_all(b"ping").is_ok() && stream.read_exact(&mut buf).is_ok() && &buf == b"ping"
+}
+
+/// Whether `socket` receives a datagram within the probe timeout.
+fn udp_receives(socket: &std::net::UdpSocket) -> bool {
+    let mut buf = [0u8; 64];
+    socket.recv_from(&mut buf).is_ok()
+}
+
+#[test]
+fn issue6_set_scenario_keeps_allowed_flows_while_traffic_runs() {
+    if !require_root_or_skip("issue6_set_scenario_keeps_allowed_flows_while_traffic_runs") {
+        return;
+    }
+    let lab = Lab::new();
+    let attached = lab.attach_in("udp-turn", Mode::Stateful);
+    // An HTTPS connection and a TURN "call" that stay open across the switch. The call's server
+    // side is played by datagrams sent from 68.64.0.11:3478 in the internet namespace.
+    let mut web = lab
+        .gw()
+        .run(|| std::net::TcpStream::connect_timeout(&HTTPS.dst, PROBE_TIMEOUT))
+        .expect("HTTPS connects under udp-turn");
+    web.set_read_timeout(Some(PROBE_TIMEOUT)).unwrap();
+    let turn = Ipv4Addr::new(68, 64, 0, 11);
+    gotofw_tests::addr_add(lab.net.inet(), lab.net.isp(), &format!("{turn}/32")).unwrap();
+    let call = lab
+        .gw()
+        .run(|| std::net::UdpSocket::bind(SocketAddr::from((GW_ADDR, 0))))
+        .unwrap();
+    call.set_read_timeout(Some(PROBE_TIMEOUT)).unwrap();
+    let call_addr = call.local_addr().unwrap();
+    let turn_server = SocketAddr::from((turn, 3478));
+    let media_in = || udp_send_from(lab.net.inet(), turn_server, call_addr, 1).unwrap();
+
+    call.send_to(b"media", turn_server).unwrap();
+    media_in();
+    assert!(
+        udp_receives(&call),
+        "TURN media does not flow under udp-turn"
+    );
+    assert!(
+        tcp_round_trip(&mut web),
+        "HTTPS does not flow under udp-turn"
+    );
+
+    let out = lab.gotofw(&["set-scenario", lab.wan(), "tcp-443"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["scenario"], "tcp-443");
+
+    // The HTTPS connection carries on, on the same socket, now under tcp-443's https rule.
+    assert!(
+        tcp_round_trip(&mut web),
+        "the HTTPS connection died in the switch"
+    );
+    assert!(
+        tcp_round_trip(&mut web),
+        "the HTTPS connection died after the switch"
+    );
+    let status = attached.status_json();
+    assert!(counter_in(&status, "https", "ingress").0 >= 2, "{status}");
+    // The TURN call stops at its first packet: inbound and outbound.
+    media_in();
+    assert!(!udp_receives(&call), "TURN media still flows under tcp-443");
+    call.send_to(b"media", turn_server).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let status = attached.status_json();
+    assert!(
+        counter_in(&status, "default-block", "ingress").0 >= 1,
+        "{status}"
+    );
+    assert!(
+        counter_in(&status, "default-block", "egress").0 >= 1,
+        "{status}"
+    );
+    // The flow stays in the table until it idles out: switching back within its timeout lets
+    // the call resume (the rules allow it again); the HTTPS connection carries on throughout.
+    let out = lab.gotofw(&["set-scenario", lab.wan(), "udp-turn"]);
+    assert!(out.status.success());
+    media_in();
+    assert!(
+        udp_receives(&call),
+        "the call did not resume under udp-turn"
+    );
+    assert!(tcp_round_trip(&mut web), "HTTPS after switching back");
+}
+
+#[test]
+fn issue3_stateful_egress_passes_large_paged_packets() {
+    if !require_root_or_skip("issue3_stateful_egress_passes_large_paged_packets") {
+        return;
+    }
+    // Large writes leave as GSO packets whose payload is paged, not in the linear part the TC
+    // program reads: the IP length must be checked against the whole packet.
+    use std::io::{Read as _, Write as _};
+    let lab = Lab::new();
+    let attached = lab.attach_in("tcp-443", Mode::Stateful);
+    let mut web = lab
+        .gw()
+        .run(|| std::net::TcpStream::connect_timeout(&HTTPS.dst, PROBE_TIMEOUT))
+        .expect("HTTPS connects");
+    web.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    web.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let sent: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut reader = web.try_clone().unwrap();
+    let echo = thread::spawn(move || {
+        let mut got = vec![0u8; 256 * 1024];
+        reader.read_exact(&mut got).map(|()| got)
+    });
+    web.write_all(&sent)
+        .expect("256 KiB written through the filter");
+    let got = echo
+        .join()
+        .unwrap()
+        .expect("256 KiB echoed through the filter");
+    assert!(got == sent, "the echo differs");
+    let status = attached.status_json();
+    assert_eq!(counter_in(&status, "malformed", "egress").0, 0, "{status}");
+    assert!(
+        counter_in(&status, "https", "egress").1 >= 256 * 1024,
+        "{status}"
+    );
+}

@@ -49,11 +49,17 @@ struct Stateful {
 
 impl Stateful {
     fn new(scenario: Scenario) -> Self {
+        Self::with(scenario, 0, None)
+    }
+
+    /// A rule set of `generation`, its flow map pinned at (or reused from) `flows`.
+    fn with(scenario: Scenario, generation: u32, flows: Option<&std::path::Path>) -> Self {
         let options = Options::new(scenario);
         let rules = options.rules();
-        let compiled =
+        let mut compiled =
             Compiled::with_mode(&rules, options.allowance_bits(), &Mode::Stateful(LIMITS)).unwrap();
-        let ebpf = kernel::load(&compiled, b"{}").unwrap();
+        compiled.config.generation = generation;
+        let ebpf = kernel::load_reusing(&compiled, b"{}", flows).unwrap();
         Self {
             names: rules.iter().map(|r| r.name.clone()).collect(),
             ebpf,
@@ -446,6 +452,90 @@ fn stateful_flows_follow_the_post_nat_tuple() {
         "UDP to TURN is not this scenario",
         Egress,
         &frame::packet(Protocol::Udp, wan.parse().unwrap(), turn.parse().unwrap()),
+        DEFAULT,
+    );
+}
+
+/// A private bpffs directory for a test's pins, removed on drop.
+struct PinDir(std::path::PathBuf);
+
+impl PinDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/gotofw-test-{tag}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn issue6_rule_swap_keeps_the_flows_the_new_rules_allow() {
+    if !require_root_or_skip("issue6_rule_swap_keeps_the_flows_the_new_rules_allow") {
+        return;
+    }
+    use Direction::{Egress, Ingress};
+    let pins = PinDir::new("swap");
+    let flows = pins.0.join("flows");
+    let turn = "68.64.0.10:3478";
+    let web = "203.0.113.10:443";
+    // udp-turn opens a TURN flow and an HTTPS flow.
+    let mut before = Stateful::with(Scenario::UdpTurn, 1, Some(&flows));
+    before.check(
+        "request to TURN",
+        Egress,
+        &out_udp(turn),
+        (ALLOW, "turn-udp"),
+    );
+    before.check(
+        "SYN",
+        Egress,
+        &tcp_frame(CLIENT, web, TCP_SYN),
+        (ALLOW, "https"),
+    );
+    before.check(
+        "SYN-ACK",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_SYN | TCP_ACK),
+        (ALLOW, "https"),
+    );
+    // Swap to tcp-443, keeping the flow map (as `set-scenario` does).
+    let mut after = Stateful::with(Scenario::Tcp443, 2, Some(&flows));
+    after.host_flows = before.host_flows.clone();
+    after.host_now = before.host_now;
+    drop(before);
+    // The HTTPS flow lives on, now counted under tcp-443's own https rule.
+    after.check(
+        "data after the swap",
+        Ingress,
+        &tcp_frame(web, CLIENT, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    after.check(
+        "data out after the swap",
+        Egress,
+        &tcp_frame(CLIENT, web, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    // The TURN flow stops at its first packet, both ways, and stays stopped.
+    after.check(
+        "TURN reply after the swap",
+        Ingress,
+        &in_udp(turn, CLIENT),
+        DEFAULT,
+    );
+    after.check("TURN reply again", Ingress, &in_udp(turn, CLIENT), DEFAULT);
+    after.check(
+        "TURN request after the swap",
+        Egress,
+        &out_udp(turn),
         DEFAULT,
     );
 }

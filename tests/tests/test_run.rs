@@ -2,179 +2,25 @@
 //!
 //! Every case runs through the kernel program and through `filter_common::classify` on the host
 //! over the same compiled tables. Both must give the verdict and the counter slot the case
-//! expects, and the kernel must have counted the frame (one packet, its length in bytes) in that
-//! slot and in no other.
+//! expects, the kernel must have counted the frame (one packet, its length in bytes) in that
+//! slot and in no other, and both fragment maps must hold the same verdicts afterwards (see
+//! `gotofw_tests::harness`). The named evasion cases are in `evasion.rs`, random hostile frames
+//! in `differential.rs`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 
-use aya::{
-    Ebpf,
-    maps::PerCpuArray,
-    programs::{TestRun, TestRunOptions},
-};
-use filter_common::{
-    ACTION_PASS, COUNTER_ENTRIES, Counter, Direction, FragKey, FragVerdict, classify,
-    counter_index, ethertype, ipproto,
-};
+use filter_common::{ethertype, ipproto};
 use filter_user::{
-    compile::{Compiled, SoftTables},
     frame::{self, Ipv4, Ipv6, ethernet, icmp, ipv6_ext, ipv6_fragment, tcp, udp},
-    kernel,
     scenario::{Allowance, Options, Scenario, TurnDst},
-    slots::slot_name,
 };
-use gotofw_tests::require_root_or_skip;
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-
-/// A rule set under test with its loaded program and its host twin.
-struct Harness {
-    label: String,
-    names: Vec<String>,
-    ebpf: Ebpf,
-    compiled: Compiled,
-    fragments: std::collections::HashMap<FragKey, FragVerdict>,
-}
-
-impl Harness {
-    fn new(label: &str, options: &Options) -> Self {
-        let rules = options.rules();
-        let compiled = Compiled::new(&rules, options.allowance_bits()).unwrap();
-        let ebpf = kernel::load(&compiled, b"{}").unwrap_or_else(|e| panic!("{label}: {e:#}"));
-        Self {
-            label: label.to_owned(),
-            names: rules.iter().map(|r| r.name.clone()).collect(),
-            ebpf,
-            compiled,
-            fragments: std::collections::HashMap::new(),
-        }
-    }
-
-    fn counters(&self) -> Vec<Counter> {
-        let map: PerCpuArray<_, Counter> =
-            PerCpuArray::try_from(self.ebpf.map("COUNTERS").unwrap()).unwrap();
-        (0..COUNTER_ENTRIES)
-            .map(|i| {
-                map.get(&i, 0)
-                    .unwrap()
-                    .iter()
-                    .fold(Counter::default(), |a, c| Counter {
-                        packets: a.packets + c.packets,
-                        bytes: a.bytes + c.bytes,
-                    })
-            })
-            .collect()
-    }
-
-    /// Runs `frame` through both classifiers; checks they agree with `want` and the counters.
-    fn check(&mut self, case: &str, frame: &[u8], want: (&str, &str)) {
-        let ctx = format!("[{}] {case}", self.label);
-        // Host.
-        let mut tables: SoftTables<'_> = self.compiled.tables();
-        tables.fragments.clone_from(&self.fragments);
-        let mut key = std::mem::MaybeUninit::<FragKey>::uninit();
-        let outcome = classify(frame, &tables, Direction::Ingress, &mut key);
-        if outcome.remember {
-            // SAFETY: the classifier writes the key whenever it asks to remember.
-            let key = unsafe { key.assume_init() };
-            self.fragments.insert(
-                key,
-                FragVerdict {
-                    slot: outcome.decision.slot,
-                    action: outcome.decision.action,
-                },
-            );
-        }
-        let host = (
-            if outcome.decision.action == ACTION_PASS {
-                "allow"
-            } else {
-                "block"
-            },
-            slot_name(&self.names, outcome.decision.slot),
-        );
-        // Kernel.
-        let before = self.counters();
-        let program = kernel::program(&mut self.ebpf).unwrap();
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                ..TestRunOptions::new()
-            })
-            .unwrap_or_else(|e| panic!("{ctx}: test_run: {e}"));
-        let after = self.counters();
-        let verdict = match result.return_value {
-            XDP_PASS => "allow",
-            XDP_DROP => "block",
-            other => panic!("{ctx}: XDP action {other}"),
-        };
-        let moved: Vec<usize> = (0..after.len())
-            .filter(|&i| after[i] != before[i])
-            .collect();
-        assert_eq!(moved.len(), 1, "{ctx}: counters that moved: {moved:?}");
-        let index = moved[0];
-        let slot = index as u32 - counter_index(Direction::Ingress, 0);
-        assert_eq!(after[index].packets - before[index].packets, 1, "{ctx}");
-        assert_eq!(
-            after[index].bytes - before[index].bytes,
-            frame.len() as u64,
-            "{ctx}"
-        );
-        let kernel = (verdict, slot_name(&self.names, slot));
-        assert_eq!(
-            (kernel.0, kernel.1.as_str()),
-            (host.0, host.1.as_str()),
-            "{ctx}: kernel and host disagree"
-        );
-        assert_eq!(
-            (kernel.0, kernel.1.as_str()),
-            want,
-            "{ctx}: unexpected verdict"
-        );
-    }
-}
-
-fn v4(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
-
-fn v6(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-
-fn sock(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-const CLIENT4: &str = "192.0.2.1:50000";
-const CLIENT6: &str = "[2001:db8::1]:50000";
-
-/// A reply from `from` to the client.
-fn reply_udp(from: &str) -> Vec<u8> {
-    let from = sock(from);
-    let to = if from.is_ipv4() {
-        sock(CLIENT4)
-    } else {
-        sock(CLIENT6)
-    };
-    frame::packet(filter_user::scenario::Protocol::Udp, from, to)
-}
-
-fn reply_tcp(from: &str) -> Vec<u8> {
-    let from = sock(from);
-    let to = if from.is_ipv4() {
-        sock(CLIENT4)
-    } else {
-        sock(CLIENT6)
-    };
-    frame::packet(filter_user::scenario::Protocol::Tcp, from, to)
-}
-
-const ALLOW: &str = "allow";
-const BLOCK: &str = "block";
-const DEFAULT: (&str, &str) = (BLOCK, "default-block");
-const MALFORMED: (&str, &str) = (BLOCK, "malformed");
+use gotofw_tests::{
+    harness::{
+        ALLOW, BLOCK, CLIENT4, CLIENT6, DEFAULT, Harness, MALFORMED, reply_tcp, reply_udp, sock,
+        v4, v6,
+    },
+    require_root_or_skip,
+};
 
 /// The TURN networks: first address, last address, first address past the end, last before.
 const TURN_EDGES: [(&str, &str, &str, &str); 5] = [
@@ -458,14 +304,26 @@ fn parsing_cases(h: &mut Harness) {
         flags_frag: 0x2000,
         ..Ipv4::new(src, dst, ipproto::UDP)
     };
+    // A first fragment's UDP length is the whole datagram's: 24 bytes here, 40 in the next.
+    let mut first_udp = udp(9, 50_000, &[0; 16]);
+    first_udp[4..6].copy_from_slice(&64u16.to_be_bytes());
     h.check(
         "blocked first fragment",
+        &ethernet(&[], ethertype::IPV4, &blocked_first.build(&first_udp)),
+        DEFAULT,
+    );
+    let short = Ipv4 {
+        id: 0x4646,
+        ..blocked_first.clone()
+    };
+    h.check(
+        "UDP first fragment whose datagram length ends inside it",
         &ethernet(
             &[],
             ethertype::IPV4,
-            &blocked_first.build(&udp(9, 50_000, &[0; 16])),
+            &short.build(&udp(443, 50_000, &[0; 16])),
         ),
-        DEFAULT,
+        MALFORMED,
     );
     let blocked_second = Ipv4 {
         flags_frag: 3,

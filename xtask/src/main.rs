@@ -8,6 +8,7 @@ mod build;
 mod demo;
 mod exec;
 mod fmt;
+mod fuzz;
 mod lint;
 mod man;
 mod paths;
@@ -43,6 +44,10 @@ enum Command {
     Fmt(fmt::Args),
     /// Run `setup`, then clippy on all targets, denying every warning.
     Lint,
+    /// Run `setup`, then fuzz the classifier for long: the differential test
+    /// (kernel against host, root) with --cases N, or the cargo-fuzz target
+    /// with --coverage-guided [--seconds N].
+    Fuzz(fuzz::Args),
     /// Run `setup`, build gotofw, and write its man pages (gotofw.1 and one
     /// per command) to target/man, or to --out DIR.
     Man(man::Args),
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lint => lint::run(),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::Man(args) => man::run(args),
     };
     match result {

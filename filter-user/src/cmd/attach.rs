@@ -3,31 +3,51 @@
 use crate::{
     cli::AttachArgs,
     cmd::print,
-    compile::{Compiled, FlowLimits, Mode},
-    kernel::{self, AttachPlan, Meta, RuleInfo},
+    compile::{Compiled, Mode},
+    config::{self, Overrides},
+    kernel::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
     scenario::{Allowance, Options},
     system,
 };
 
-/// Turns the arguments into a plan, or the first thing wrong with them. Touches nothing.
-pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
-    let options = Options::from_raw(&args.networks, args.scenario)?;
-    let mode = if args.stateless {
-        Mode::Stateless
-    } else {
-        Mode::Stateful(FlowLimits {
-            table_size: args.flows.flow_table_size,
-            udp_timeout: args.flows.udp_timeout,
-            tcp_established_timeout: args.flows.tcp_timeout,
-            tcp_transitory_timeout: args.flows.tcp_transitory_timeout,
+/// Turns the arguments (and the configuration file they name) into one plan per interface, or
+/// the first thing wrong with them, and the file's notes. Touches nothing.
+pub fn plans(args: &AttachArgs) -> anyhow::Result<(Vec<AttachPlan>, Vec<String>)> {
+    let file = args.config.as_deref().map(config::load).transpose()?;
+    let resolved = config::resolve(file.as_ref(), &Overrides::from(args))?;
+    if let Some(file) = &file {
+        super::check_config::check_size(file, &resolved)?;
+    }
+    let plans = resolved
+        .interfaces
+        .iter()
+        .map(|iface| {
+            build_plan(
+                iface,
+                &resolved.options,
+                resolved.mode,
+                resolved.xdp_mode,
+                args.replace,
+            )
         })
-    };
-    let ifindex = system::ifindex(&args.iface)?;
+        .collect::<anyhow::Result<_>>()?;
+    Ok((plans, resolved.notes))
+}
+
+/// The plan for attaching (or with `replace`, swapping in) `options` in `mode` on `iface`.
+pub fn build_plan(
+    iface: &str,
+    options: &Options,
+    mode: Mode,
+    xdp_mode: XdpModeArg,
+    replace: bool,
+) -> anyhow::Result<AttachPlan> {
+    let ifindex = system::ifindex(iface)?;
     let rules = options.rules();
     let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     let meta = Meta {
         version: 1,
-        interface: args.iface.clone(),
+        interface: iface.to_owned(),
         ifindex,
         netns: system::netns_id()?,
         scenario: options.scenario.name().to_owned(),
@@ -36,9 +56,10 @@ pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
             Mode::Stateful(limits) => Some(limits),
             Mode::Stateless => None,
         },
-        xdp_mode: args.xdp_mode,
+        xdp_mode,
         attached_at: system::unix_now(),
         rules: rules.iter().map(RuleInfo::from).collect(),
+        options: Some(options.clone()),
         allowances: Allowance::ALL
             .iter()
             .filter(|a| a.switch_bit().is_some() && !options.disabled.contains(a))
@@ -46,31 +67,69 @@ pub fn plan(args: &AttachArgs) -> anyhow::Result<AttachPlan> {
             .collect(),
     };
     Ok(AttachPlan {
-        iface: args.iface.clone(),
+        iface: iface.to_owned(),
         ifindex,
         compiled,
         meta,
-        xdp_mode: args.xdp_mode,
-        replace: args.replace,
+        xdp_mode,
+        replace,
     })
 }
 
-/// Runs the command.
+/// Runs the command: every interface, in order; when one fails, the filters this command
+/// attached before it are detached again (swapped rule sets stay swapped).
 pub fn run(args: &AttachArgs) -> anyhow::Result<()> {
-    let plan = plan(args)?;
+    let (plans, notes) = plans(args)?;
     system::require_capabilities()?;
-    let meta = &kernel::attach(&plan)?;
+    for note in notes {
+        eprintln!("gotofw: note: {note}");
+    }
+    for (i, plan) in plans.iter().enumerate() {
+        match kernel::attach(plan) {
+            Ok(meta) => report(plan, &meta)?,
+            Err(e) => {
+                let mut undone = Vec::new();
+                for done in plans[..i].iter().filter(|p| !p.replace) {
+                    if kernel::detach(&done.iface).is_ok() {
+                        undone.push(done.iface.as_str());
+                    }
+                }
+                if undone.is_empty() {
+                    return Err(e);
+                }
+                return Err(e.context(format!(
+                    "attaching to {} failed ({}, attached just before, detached again)",
+                    plan.iface,
+                    undone.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
     let rules: Vec<String> = meta
         .rules
         .iter()
         .map(|r| {
-            format!(
-                "{} ({} {} to {})",
-                r.name,
-                r.protocol,
-                r.ports,
-                r.networks_text()
-            )
+            if r.kind == "operator" && !r.local_ports.is_empty() {
+                format!(
+                    "{} (inbound {} to local {} from {})",
+                    r.name,
+                    r.protocol,
+                    r.local_ports,
+                    r.networks_text()
+                )
+            } else {
+                format!(
+                    "{} ({} {} to {})",
+                    r.name,
+                    r.protocol,
+                    r.ports,
+                    r.networks_text()
+                )
+            }
         })
         .collect();
     let verb = if plan.replace {

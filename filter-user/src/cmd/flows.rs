@@ -44,7 +44,7 @@ pub struct Flow {
     pub local: String,
     /// Remote address and port.
     pub remote: String,
-    /// The rule that allowed the outbound packet that opened it.
+    /// The rule it belongs to (the one that allowed its outbound packets).
     pub rule: String,
     /// `udp`, `syn-sent`, `established` or `closing`.
     pub state: &'static str,
@@ -95,7 +95,11 @@ fn flow(e: &FlowEntry, names: &[String], now: u64) -> Flow {
         protocol: if proto == ipproto::TCP { "tcp" } else { "udp" },
         local: endpoint(addr(local, family), local_port),
         remote: endpoint(addr(remote, family), remote_port),
-        rule: slot_name(names, filter_common::rule_slot(v.rule)),
+        rule: if e.current {
+            slot_name(names, filter_common::rule_slot(v.rule))
+        } else {
+            "(earlier rule set: rechecked at its next packet)".to_owned()
+        },
         state: match v.state {
             flow_state::UDP => "udp",
             flow_state::TCP_SYN_SENT => "syn-sent",

@@ -76,6 +76,9 @@ pub struct CounterStatus {
     /// Remote ports of a rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<String>,
+    /// Local ports a rule is limited to (DHCP's client ports, an inbound operator rule's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_ports: Option<String>,
     /// Networks of a rule: `"any"` or a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub networks: Option<serde_json::Value>,
@@ -159,6 +162,7 @@ fn push_counters(a: &Attached, direction: Direction, counters: &mut Vec<CounterS
             bytes: c.bytes,
             protocol: Some(rule.protocol.clone()),
             ports: Some(rule.ports.clone()),
+            local_ports: Some(rule.local_ports.clone()).filter(|p| !p.is_empty()),
             networks: Some(rule.networks.clone()),
         });
     }
@@ -183,6 +187,7 @@ fn push_counters(a: &Attached, direction: Direction, counters: &mut Vec<CounterS
             bytes: c.bytes,
             protocol: None,
             ports: None,
+            local_ports: None,
             networks: None,
         });
     }
@@ -217,6 +222,9 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
 
 /// Runs the command.
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
+    if args.watch {
+        return super::watch::run(args);
+    }
     system::require_capabilities()?;
     let status = collect(args.iface.as_deref())?;
     if args.json {
@@ -273,7 +281,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 })
                 .to_owned(),
                 c.protocol.clone().unwrap_or_else(|| "-".into()),
-                c.ports.clone().unwrap_or_else(|| "-".into()),
+                match (&c.ports, &c.local_ports) {
+                    (Some(ports), Some(local)) => format!("{ports} (local {local})"),
+                    (Some(ports), None) => ports.clone(),
+                    (None, _) => "-".into(),
+                },
                 networks,
                 c.packets.to_string(),
                 c.bytes.to_string(),

@@ -1,36 +1,38 @@
-//! `demo`: gotofw at work on a real (virtual) network, in a few seconds.
+//! `demo`: gotofw at work between a client network and GoTo-like servers.
 //!
-//! Builds a gateway namespace whose WAN interface faces an "internet"
-//! namespace with echo servers inside and outside GoTo's TURN networks, runs
-//! each probe without a filter and with gotofw attached (stateless, the chosen
-//! scenario), prints what got through next to what `gotofw explain` predicts,
-//! shows `gotofw status`, then detaches and removes everything. Needs root.
+//! Builds the three-namespace lab ([`Lab3`]): a client host behind a
+//! masquerading gateway, and an "internet" running coturn, nginx and UDP
+//! echo servers on addresses inside and outside GoTo's TURN networks. Runs the
+//! GoTo-like clients (STUN binding, TURN allocations over UDP and TCP with
+//! relayed data, HTTPS, HTTP, UDP media ports) without a filter and with
+//! gotofw attached to the gateway's WAN interface, in each mode this gotofw
+//! has, plus unsolicited traffic from the internet to the gateway; prints what
+//! got through next to what `gotofw explain` predicts, and the `gotofw
+//! status` table of each round; then detaches and removes everything. Needs
+//! root.
 //!
-//! Exit status: 0 when every probe behaved as `gotofw explain` predicts, 1
+//! Exit status: 0 when every client behaved as `gotofw explain` predicts, 1
 //! otherwise (or when the lab cannot be built), 130 when interrupted.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    fmt::Write as _,
     path::PathBuf,
     process::ExitCode,
     sync::atomic::{AtomicBool, Ordering},
-    time::{Duration, Instant},
+    thread,
+    time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use gotofw_tests::{
-    Attached, GW_ADDR, Gotofw, INET_ADDR, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab,
-    expect_success, find_gotofw_bin, is_root, tcp_echo_server, tcp_probe, udp_echo_server,
-    udp_probe,
+    Attached, Endpoint, GW_ADDR, Gotofw, INET_ADDR, LAN_ADDR, LAN_GW_ADDR, Lab3, MEDIA_PORTS, Mode,
+    OUTSIDE, Outcome, Probe, TURN_A, TURN_B, TURN_PEER, UNSOLICITED, expect_success, explain,
+    find_gotofw_bin, is_root, matrix, stateful_support,
 };
-use serde_json::Value;
 
-/// How long a probe waits for its echo (a blocked probe costs all of it).
-const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Run gotofw on a two-namespace lab: probes to servers inside and outside
-/// GoTo's TURN networks, without and with the filter. Needs root.
+/// Run gotofw on a three-namespace lab with real GoTo-like clients and
+/// servers (coturn, nginx, curl), without and with the filter. Needs root.
 #[derive(Debug, Parser)]
 #[command(name = "demo", version, about, long_about = None)]
 struct Args {
@@ -45,96 +47,15 @@ struct Args {
     /// The gotofw binary [default: $GOTOFW_BIN, else gotofw next to this program].
     #[arg(long, value_name = "PATH")]
     gotofw: Option<PathBuf>,
+    /// Only this mode [default: stateless, then stateful when this gotofw has it].
+    #[arg(long, value_enum, value_name = "MODE")]
+    mode: Option<ModeArg>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Proto {
-    Udp,
-    Tcp,
-}
-
-impl Proto {
-    const fn name(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-        }
-    }
-}
-
-/// One connection from the gateway to a server on the internet side.
-#[derive(Clone, Copy, Debug)]
-struct Probe {
-    proto: Proto,
-    dst: SocketAddr,
-    /// Why this destination is interesting.
-    note: &'static str,
-}
-
-const fn probe(proto: Proto, ip: Ipv4Addr, port: u16, note: &'static str) -> Probe {
-    Probe {
-        proto,
-        dst: SocketAddr::V4(SocketAddrV4::new(ip, port)),
-        note,
-    }
-}
-
-const PROBES: [Probe; 9] = [
-    probe(Proto::Udp, TURN_A, 3478, "TURN net"),
-    probe(Proto::Udp, TURN_B, 3478, "TURN net"),
-    probe(Proto::Udp, OUTSIDE, 3478, "not a TURN net"),
-    probe(Proto::Tcp, TURN_A, 3478, "TURN net"),
-    probe(Proto::Tcp, OUTSIDE, 3478, "not a TURN net"),
-    probe(Proto::Tcp, OUTSIDE, 443, "https, any address"),
-    probe(Proto::Tcp, TURN_A, 80, "http, no scenario"),
-    probe(Proto::Udp, OUTSIDE, 45000, "media range"),
-    probe(Proto::Udp, OUTSIDE, 50000, "above media range"),
-];
-
-impl Probe {
-    fn label(&self) -> String {
-        format!("{} {} ({})", self.proto.name(), self.dst, self.note)
-    }
-
-    fn run(&self, lab: &WanLab) -> bool {
-        match self.proto {
-            Proto::Udp => udp_probe(lab.gw(), None, self.dst, PROBE_TIMEOUT),
-            Proto::Tcp => tcp_probe(lab.gw(), self.dst, PROBE_TIMEOUT),
-        }
-    }
-}
-
-/// What `gotofw explain --json` predicts for a probe's reply at the WAN
-/// ingress (stateless mode filters nothing else): its verdict and rule.
-#[derive(Debug)]
-struct Prediction {
-    allow: bool,
-    rule: String,
-}
-
-fn predict(gotofw: &Gotofw, scenario: &str, probe: &Probe) -> Result<Prediction> {
-    let dst = probe.dst.to_string();
-    let args = [
-        "explain",
-        "--scenario",
-        scenario,
-        probe.proto.name(),
-        &dst,
-        "--json",
-    ];
-    let stdout = expect_success(&gotofw.run_here(&args), &args.join(" "));
-    let json: Value = serde_json::from_str(&stdout)
-        .with_context(|| format!("`gotofw explain` printed no JSON: {stdout}"))?;
-    let reply = &json["reply"];
-    let allow = match reply["verdict"].as_str() {
-        Some("allow") => true,
-        Some("block") => false,
-        _ => bail!("`gotofw explain` gave no reply verdict: {json}"),
-    };
-    Ok(Prediction {
-        allow,
-        rule: reply["rule"].as_str().unwrap_or("?").to_owned(),
-    })
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Stateless,
+    Stateful,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -144,7 +65,7 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
 }
 
 /// Turns Ctrl-C into a flag the demo checks between steps, so that it stops
-/// early but still detaches and deletes its namespaces.
+/// early but still detaches, stops the servers and deletes its namespaces.
 fn catch_interrupts() {
     let handler = on_interrupt as extern "C" fn(libc::c_int);
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -193,7 +114,7 @@ fn main() -> ExitCode {
         }
     };
     catch_interrupts();
-    match run(&args.scenario, &Gotofw::at(bin)) {
+    match run(&args, &Gotofw::at(bin)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) if err.is::<Interrupted>() => {
@@ -207,129 +128,271 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the demo; true when every probe matched its prediction.
-fn run(scenario: &str, gotofw: &Gotofw) -> Result<bool> {
+/// One filtered round: the mode, the clients' outcomes and predictions, and
+/// whether each unsolicited case reached the gateway.
+struct Round {
+    mode: Mode,
+    outcomes: Vec<Outcome>,
+    allow: Vec<bool>,
+    rules: Vec<String>,
+    unsolicited: Vec<(bool, bool)>,
+}
+
+/// Runs the demo; true when every client behaved as predicted.
+fn run(args: &Args, gotofw: &Gotofw) -> Result<bool> {
     let start = Instant::now();
-    let predictions = PROBES
-        .iter()
-        .map(|probe| predict(gotofw, scenario, probe))
-        .collect::<Result<Vec<_>>>()?;
+    let scenario = args.scenario.as_str();
+    let lab = Lab3::new().context("building the lab (namespaces, links, servers)")?;
+    let modes = match args.mode {
+        Some(ModeArg::Stateless) => vec![Mode::Stateless],
+        Some(ModeArg::Stateful) => vec![Mode::Stateful],
+        None => match stateful_support(gotofw, lab.gw(), lab.wan()) {
+            Ok(()) => vec![Mode::Stateless, Mode::Stateful],
+            Err(message) => {
+                println!("note: stateful mode is not available ({message}); stateless only\n");
+                vec![Mode::Stateless]
+            }
+        },
+    };
+    print_lab(&lab, scenario);
 
-    let lab = WanLab::new().context("building the lab (namespaces, veth link)")?;
-    let servers = start_servers(&lab)?;
-    println!("gotofw demo: scenario {scenario}, stateless mode");
-    println!(
-        "  gateway:  namespace {}, WAN interface {} ({GW_ADDR}/24), routes to the servers via {INET_ADDR}",
-        lab.gw().name(),
-        lab.wan(),
-    );
-    println!(
-        "  internet: namespace {}, echo servers on {TURN_A} and {TURN_B} (inside TURN networks) and {OUTSIDE} (outside)",
-        lab.inet().name(),
-    );
-    println!(
-        "  Each probe goes out from the gateway and waits {} ms for its echo. gotofw filters the WAN's",
-        PROBE_TIMEOUT.as_millis()
-    );
-    println!(
-        "  inbound packets (XDP): a reply passes when it mirrors a rule of the scenario; ARP always passes."
-    );
-    println!();
-
-    let mut without = Vec::new();
-    for probe in &PROBES {
-        check_interrupt()?;
-        without.push(probe.run(&lab));
-    }
+    let probes = matrix();
     check_interrupt()?;
-
-    let attached = Attached::new(gotofw.clone(), lab.gw(), lab.wan());
-    let attach = ["attach", lab.wan(), "--scenario", scenario, "--stateless"];
-    println!("$ gotofw {}", attach.join(" "));
-    print!(
-        "{}",
-        expect_success(&gotofw.run(lab.gw(), &attach), &attach.join(" "))
+    let baseline = lab.probe_all(&probes);
+    println!(
+        "without a filter: {} of {} clients completed\n",
+        baseline.iter().filter(|outcome| outcome.ok).count(),
+        probes.len()
     );
-    println!();
-    // Forget the MAC addresses learnt so far: ARP has to cross the filter now.
-    lab.flush_neighbours()?;
 
-    let mut with = Vec::new();
-    for probe in &PROBES {
+    let mut rounds = Vec::new();
+    for (index, &mode) in modes.iter().enumerate() {
         check_interrupt()?;
-        with.push(probe.run(&lab));
+        let ports = 7000 + (index * UNSOLICITED.len()) as u16;
+        rounds.push(round(&lab, gotofw, scenario, mode, &probes, ports)?);
     }
 
-    let labels: Vec<String> = PROBES.iter().map(Probe::label).collect();
-    let width = labels.iter().map(String::len).max().unwrap_or(0);
-    let mut mismatches = 0;
-    let mut broken = 0;
-    for (((label, &before), &after), prediction) in
-        labels.iter().zip(&without).zip(&with).zip(&predictions)
-    {
-        let note = if !before {
-            broken += 1;
-            "   <- lab broken: no echo without a filter".to_owned()
-        } else if after == prediction.allow {
-            String::new()
-        } else {
-            mismatches += 1;
-            format!(
-                "   <- MISMATCH: `gotofw explain` says {}",
-                verdict(prediction.allow)
-            )
-        };
-        let line = format!(
-            "{label:width$}   no filter: {:7}   gotofw {scenario}: {:7} ({}){note}",
-            verdict(before),
-            verdict(after),
-            prediction.rule,
-        );
-        println!("{line}");
-    }
+    let (mismatches, broken) = print_table(&probes, &baseline, &rounds);
     println!();
-
-    check_interrupt()?;
-    println!("$ gotofw status {}", lab.wan());
-    print!(
-        "{}",
-        expect_success(&gotofw.run(lab.gw(), &["status", lab.wan()]), "status")
-    );
-    println!();
-
-    let detach = attached.detach();
-    println!("$ gotofw detach {}", lab.wan());
-    print!("{}", expect_success(&detach, "detach"));
-    drop(attached);
-    drop(servers);
     drop(lab);
-
     let elapsed = start.elapsed().as_secs_f64();
-    if broken == 0 && mismatches == 0 {
+    if mismatches == 0 && broken == 0 {
         println!(
-            "all {} probes behaved as `gotofw explain` predicts; lab removed ({elapsed:.1} s)",
-            PROBES.len()
+            "every client and unsolicited packet behaved as `gotofw explain` predicts; lab removed ({elapsed:.1} s)"
         );
         Ok(true)
     } else {
         println!(
-            "{mismatches} probes disagreed with `gotofw explain`, {broken} failed without a filter; lab removed ({elapsed:.1} s)"
+            "{mismatches} results disagreed with `gotofw explain`, {broken} clients failed without a filter; lab removed ({elapsed:.1} s)"
         );
         Ok(false)
     }
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "ok" } else { "blocked" }
+fn print_lab(lab: &Lab3, scenario: &str) {
+    println!("gotofw demo: scenario {scenario}");
+    println!(
+        "  lan  {:<15} client {LAN_ADDR}/24, default route via {LAN_GW_ADDR}",
+        lab.lan().name()
+    );
+    println!(
+        "  gw   {:<15} LAN {} {LAN_GW_ADDR}/24, WAN {} {GW_ADDR}/24 (masquerade; gotofw here)",
+        lab.gw().name(),
+        lab.lan_iface(),
+        lab.wan(),
+    );
+    println!(
+        "  inet {:<15} {INET_ADDR}/24; servers on {TURN_A} and {TURN_B} (TURN networks) and {OUTSIDE} (outside):",
+        lab.inet().name(),
+    );
+    let media: Vec<String> = MEDIA_PORTS.iter().map(ToString::to_string).collect();
+    println!(
+        "       coturn turnserver (udp+tcp 3478), nginx (https 443, http 80), udp echo ({}); turnutils_peer on {TURN_PEER}",
+        media.join(" ")
+    );
+    println!(
+        "  Clients run in lan at once; one that gets no answer gives up after 1.5-2 s. turnutils_uclient"
+    );
+    println!("  waits 1-6 s (its own random delay) before relaying its 3 messages.");
+    println!();
 }
 
-/// An echo server behind every probe.
-fn start_servers(lab: &WanLab) -> Result<Vec<ServerHandle>> {
-    PROBES
+/// Attaches in `mode`, runs the clients and the unsolicited traffic, prints
+/// the status table, detaches.
+fn round(
+    lab: &Lab3,
+    gotofw: &Gotofw,
+    scenario: &str,
+    mode: Mode,
+    probes: &[Probe],
+    ports: u16,
+) -> Result<Round> {
+    let mut allow = Vec::new();
+    let mut rules = Vec::new();
+    for probe in probes {
+        let explained = explain(gotofw, scenario, mode, probe.endpoint())?;
+        allow.push(explained.allow);
+        rules.push(explained.rule);
+    }
+    let expected_unsolicited = UNSOLICITED
         .iter()
-        .map(|probe| match probe.proto {
-            Proto::Udp => udp_echo_server(lab.inet(), probe.dst),
-            Proto::Tcp => tcp_echo_server(lab.inet(), probe.dst),
+        .map(|&(transport, addr)| {
+            let explained = explain(
+                gotofw,
+                scenario,
+                Mode::Stateless,
+                Endpoint { transport, addr },
+            )?;
+            Ok(mode == Mode::Stateless && explained.reply_allow)
         })
-        .collect()
+        .collect::<Result<Vec<bool>>>()?;
+
+    let attached = Attached::new(gotofw.clone(), lab.gw(), lab.wan());
+    let mut attach = vec!["attach", lab.wan()];
+    attach.extend(mode.attach_args(scenario));
+    println!("$ gotofw {}", attach.join(" "));
+    print!(
+        "{}",
+        expect_success(&gotofw.run(lab.gw(), &attach), &attach.join(" "))
+    );
+    // Forget the MAC addresses learnt so far: ARP has to cross the filter now.
+    lab.flush_neighbours()?;
+    let started = Instant::now();
+    let outcomes = lab.probe_all(probes);
+    check_interrupt()?;
+    let reached = thread::scope(|scope| {
+        let cases: Vec<_> = UNSOLICITED
+            .iter()
+            .enumerate()
+            .map(|(index, &(transport, src))| {
+                scope.spawn(move || lab.reaches_gateway(transport, src, ports + index as u16))
+            })
+            .collect();
+        cases
+            .into_iter()
+            .map(|case| case.join().expect("an unsolicited case panicked"))
+            .collect::<Result<Vec<bool>>>()
+    })?;
+    println!(
+        "  ({} clients and {} unsolicited sends in {:.1} s)",
+        probes.len(),
+        UNSOLICITED.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("$ gotofw status {}", lab.wan());
+    print!(
+        "{}",
+        expect_success(&gotofw.run(lab.gw(), &["status", lab.wan()]), "status")
+    );
+    println!("$ gotofw detach {}", lab.wan());
+    print!("{}", expect_success(&attached.detach(), "detach"));
+    println!();
+    Ok(Round {
+        mode,
+        outcomes,
+        allow,
+        rules,
+        unsolicited: reached.into_iter().zip(expected_unsolicited).collect(),
+    })
+}
+
+/// `ok`/`blocked`, with `!` when it differs from the prediction.
+fn cell(got: bool, expected: bool) -> String {
+    let word = if got { "ok" } else { "blocked" };
+    if got == expected {
+        word.to_owned()
+    } else {
+        format!("{word} (!)")
+    }
+}
+
+/// Prints the table of every client and unsolicited case; returns the
+/// mismatches and the clients that failed without a filter.
+fn print_table(probes: &[Probe], baseline: &[Outcome], rounds: &[Round]) -> (usize, usize) {
+    let mut mismatches = 0;
+    let mut broken = 0;
+    let mut notes = Vec::new();
+    let mut header = format!("{:<22} {:<25} {:<10}", "client", "server", "no filter");
+    for round in rounds {
+        let _ = write!(header, " {:<11}", round.mode.name());
+    }
+    let _ = write!(header, " explain (rule)");
+    println!("{header}");
+    for (index, probe) in probes.iter().enumerate() {
+        let endpoint = probe.endpoint();
+        let before = &baseline[index];
+        if !before.ok {
+            broken += 1;
+            notes.push(format!(
+                "{probe}: failed without a filter: {}",
+                before.detail
+            ));
+        }
+        let mut line = format!(
+            "{:<22} {:<25} {:<10}",
+            probe.service.client(),
+            endpoint.to_string(),
+            if before.ok { "ok" } else { "FAILED" }
+        );
+        for round in rounds {
+            let outcome = &round.outcomes[index];
+            let expected = round.allow[index];
+            if outcome.ok != expected {
+                mismatches += 1;
+                notes.push(format!(
+                    "{probe} ({}): {}",
+                    round.mode.name(),
+                    outcome.detail
+                ));
+            }
+            let _ = write!(line, " {:<11}", cell(outcome.ok, expected));
+        }
+        if let Some(last) = rounds.last() {
+            let verdict = if last.allow[index] { "allow" } else { "block" };
+            let _ = write!(line, " {verdict} ({})", last.rules[index]);
+        }
+        println!("{line}");
+    }
+    println!();
+    println!("unsolicited, from inet to the gateway's WAN address {GW_ADDR} (a listener there):");
+    for (index, (transport, src)) in UNSOLICITED.iter().enumerate() {
+        let mut line = format!(
+            "{:<22} {:<25} {:<10}",
+            format!("{} from port {}", transport.name(), src.port()),
+            src.to_string(),
+            "-"
+        );
+        for round in rounds {
+            let (reached, expected) = round.unsolicited[index];
+            if reached != expected {
+                mismatches += 1;
+                notes.push(format!(
+                    "unsolicited {} from {src} ({}): {}",
+                    transport.name(),
+                    round.mode.name(),
+                    if reached {
+                        "reached the gateway"
+                    } else {
+                        "did not reach the gateway"
+                    }
+                ));
+            }
+            let word = if reached { "reaches" } else { "dropped" };
+            let word = if reached == expected {
+                word.to_owned()
+            } else {
+                format!("{word} (!)")
+            };
+            let _ = write!(line, " {word:<11}");
+        }
+        println!("{line}");
+    }
+    if !notes.is_empty() {
+        println!();
+        println!("(!) differs from `gotofw explain`; notes:");
+        for note in notes {
+            println!("  {note}");
+        }
+    }
+    (mismatches, broken)
 }

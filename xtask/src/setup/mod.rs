@@ -8,6 +8,7 @@
 
 mod bpf_linker;
 mod bpffs;
+mod ops;
 mod pac;
 mod packages;
 mod toolchain;
@@ -56,6 +57,7 @@ pub fn run() -> Result<()> {
         report(&item, status);
     }
     report("python3-pacparser", pac::ensure(root)?);
+    report("curl", ops::ensure(root)?);
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
     if missing > 0 {
         eprintln!(

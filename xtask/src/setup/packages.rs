@@ -1,29 +1,40 @@
-//! The Debian packages the namespace lab tests use, installed only when their
-//! command is missing.
+//! The Debian packages the namespace lab tests and the demo use, installed
+//! only when their command is missing.
 
 use anyhow::{Context, Result, bail};
 
 use super::Status;
 use crate::{exec, paths};
 
-/// Each command the tests run, and the Debian package that provides it.
-const PACKAGES: [(&str, &str); 6] = [
+/// Each command the tests run, and the Debian package that provides it. The
+/// three-namespace lab (`tests/src/lab3.rs`) runs GoTo-like servers and
+/// clients: coturn's TURN server and clients, nginx with a certificate that
+/// openssl makes, curl, and nftables for the gateway's masquerade.
+const PACKAGES: [(&str, &str); 13] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("bpftool", "bpftool"),
     ("tcpdump", "tcpdump"),
     ("socat", "socat"),
     ("ethtool", "ethtool"),
+    ("nft", "nftables"),
+    ("turnserver", "coturn"),
+    ("turnutils_uclient", "coturn"),
+    ("turnutils_stunclient", "coturn"),
+    ("nginx", "nginx-light"),
+    ("openssl", "openssl"),
+    ("curl", "curl"),
 ];
 
 /// Checks every command; installs the missing ones' packages with apt-get
 /// when root, or says how to otherwise. Returns one (item, status) per command.
 pub fn ensure(root: bool) -> Result<Vec<(String, Status)>> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(command, _)| paths::find(command).is_none())
-        .map(|&(_, package)| package)
-        .collect();
+    let mut missing: Vec<&str> = Vec::new();
+    for &(command, package) in &PACKAGES {
+        if paths::find(command).is_none() && !missing.contains(&package) {
+            missing.push(package);
+        }
+    }
     if !missing.is_empty() {
         if !root {
             let hint = format!("as root run: apt-get install -y {}", missing.join(" "));
@@ -61,11 +72,13 @@ fn install(packages: &[&str]) -> Result<()> {
     if paths::find("apt-get").is_none() {
         bail!("apt-get not found: install these packages with your package manager: {list}");
     }
-    exec::run(exec::command("apt-get").arg("update"))
+    exec::run(exec::command("apt-get").args(["update", "-o", "DPkg::Lock::Timeout=300"]))
         .context("`apt-get update` failed; check the network and /etc/apt/sources.list")?;
+    // Other apt runs (unattended upgrades, a second set-up) hold dpkg's lock
+    // for a while: wait for it rather than fail.
     exec::run(
         exec::command("apt-get")
-            .args(["install", "-y"])
+            .args(["install", "-y", "-o", "DPkg::Lock::Timeout=300"])
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
@@ -85,5 +98,23 @@ mod tests {
             ("socat (socat)".to_owned(), Status::Installed(None))
         );
         assert_eq!(lines[0], ("ip (iproute2)".to_owned(), Status::Ok(None)));
+    }
+
+    #[test]
+    fn a_package_with_several_commands_is_reported_for_each() {
+        let lines = report(&["coturn"], &Status::Installed(None));
+        let installed: Vec<&str> = lines
+            .iter()
+            .filter(|(_, status)| *status == Status::Installed(None))
+            .map(|(item, _)| item.as_str())
+            .collect();
+        assert_eq!(
+            installed,
+            [
+                "turnserver (coturn)",
+                "turnutils_uclient (coturn)",
+                "turnutils_stunclient (coturn)"
+            ]
+        );
     }
 }

@@ -1,0 +1,351 @@
+//! `gotofw run`: the service. Attaches what the configuration file says (adopting a filter that
+//! is already attached with the same rule set), serves metrics when the file asks for them,
+//! re-reads the file on SIGHUP, and on SIGTERM or SIGINT keeps or detaches the filters as the
+//! file says. Every event is one line on standard error (the journal, under systemd).
+
+use std::{
+    env,
+    net::SocketAddr,
+    os::{
+        linux::net::SocketAddrExt as _,
+        unix::{ffi::OsStrExt as _, net::UnixDatagram},
+    },
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use anyhow::Context as _;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    task::JoinHandle,
+};
+
+use crate::{
+    cli::RunArgs,
+    cmd::{attach::build_plan, metrics::bind},
+    config::{self, Config, OnStop, Overrides, Resolved},
+    error::UsageError,
+    kernel::{self, AttachPlan, Attached, XdpModeArg},
+    metrics::{self, Scope},
+    system,
+};
+
+/// Runs the command.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let (config, resolved) = read(&args.config)?;
+    system::require_capabilities()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args.config.clone(), config, resolved))
+}
+
+fn log(line: &str) {
+    eprintln!("gotofw: {line}");
+}
+
+/// Reads and checks the file, as `check-config` does.
+fn read(path: &Path) -> anyhow::Result<(Config, Resolved)> {
+    let config = config::load(path)?;
+    let resolved = config::resolve(Some(&config), &Overrides::default())?;
+    super::check_config::check_size(&config, &resolved)?;
+    Ok((config, resolved))
+}
+
+/// The metrics endpoint, while it runs.
+struct Endpoint {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow::Result<()> {
+    // Handlers first: a SIGHUP or SIGTERM during the first attach waits for it.
+    let mut hup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+
+    for note in &resolved.notes {
+        log(&format!("note: {note}"));
+    }
+    // Bound before anything is attached: an address in use stops the start with nothing changed.
+    let listener = match config.metrics_listen {
+        Some(addr) => Some((addr, bind(addr).await?)),
+        None => None,
+    };
+    let first = resolved.clone();
+    let mut managed = tokio::task::spawn_blocking(move || apply(&first, &[], true))
+        .await
+        .context("the attach task failed")?
+        .map_err(|e| {
+            if matches!(e.downcast_ref(), Some(UsageError::UnknownInterface(_))) {
+                // At boot the interface may not exist yet: a failure (exit 1), which systemd
+                // retries, rather than bad input (exit 2), which it does not.
+                anyhow::anyhow!("{e:#} (if it is still coming up, the service is retried)")
+            } else {
+                e
+            }
+        })?;
+    let scope = Arc::new(RwLock::new(Scope::Only(managed.clone())));
+    let mut endpoint = listener.map(|(addr, listener)| {
+        log(&format!("metrics: serving on http://{addr}/metrics"));
+        Endpoint {
+            addr,
+            task: tokio::spawn(metrics::serve(listener, Arc::clone(&scope))),
+        }
+    });
+    notify(&format!("READY=1\nSTATUS={}", summary(&resolved)));
+    log(&format!(
+        "running: {}; SIGHUP re-reads {}, SIGTERM stops (on_stop = {})",
+        summary(&resolved),
+        path.display(),
+        on_stop_name(config.on_stop)
+    ));
+
+    let signal_name = loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+                log(&format!("SIGHUP: re-reading {}", path.display()));
+                match read(&path) {
+                    Err(e) => log(&format!("reload refused, the filters stay as they are: {e:#}")),
+                    Ok((new_config, new_resolved)) => {
+                        for note in &new_resolved.notes {
+                            log(&format!("note: {note}"));
+                        }
+                        let previous = managed.clone();
+                        let next = new_resolved.clone();
+                        managed = tokio::task::spawn_blocking(move || apply(&next, &previous, false))
+                            .await
+                            .context("the reload task failed")??;
+                        if let Ok(mut s) = scope.write() {
+                            *s = Scope::Only(managed.clone());
+                        }
+                        if let Err(e) = update_endpoint(&mut endpoint, new_config.metrics_listen, &scope).await {
+                            log(&format!("metrics: {e:#}"));
+                        }
+                        config = new_config;
+                        log(&format!("reloaded: {}", summary(&new_resolved)));
+                        notify(&format!("STATUS={}", summary(&new_resolved)));
+                    }
+                }
+                notify("READY=1");
+            }
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+        }
+    };
+    notify("STOPPING=1");
+    if let Some(old) = endpoint.take() {
+        old.task.abort();
+    }
+    match config.on_stop {
+        OnStop::Keep => log(&format!(
+            "{signal_name}: stopping; the filters on {} stay attached (on_stop = \"keep\"); remove them with `gotofw detach IFACE`",
+            managed.join(", ")
+        )),
+        OnStop::Detach => {
+            for iface in &managed {
+                match kernel::detach(iface) {
+                    Ok(()) => log(&format!(
+                        "{signal_name}: detached {iface} (on_stop = \"detach\")"
+                    )),
+                    Err(e) => log(&format!("{signal_name}: detaching {iface} failed: {e:#}")),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts, moves or stops the metrics endpoint to match `listen`.
+async fn update_endpoint(
+    endpoint: &mut Option<Endpoint>,
+    listen: Option<SocketAddr>,
+    scope: &Arc<RwLock<Scope>>,
+) -> anyhow::Result<()> {
+    if endpoint.as_ref().map(|e| e.addr) == listen {
+        return Ok(());
+    }
+    if let Some(old) = endpoint.take() {
+        old.task.abort();
+        // Let the aborted task drop its socket before the address is bound again.
+        tokio::task::yield_now().await;
+        log(&format!("metrics: stopped serving on {}", old.addr));
+    }
+    if let Some(addr) = listen {
+        let listener = bind(addr).await?;
+        let task = tokio::spawn(metrics::serve(listener, Arc::clone(scope)));
+        log(&format!("metrics: serving on http://{addr}/metrics"));
+        *endpoint = Some(Endpoint { addr, task });
+    }
+    Ok(())
+}
+
+/// Makes the kernel match `resolved`: attaches where there is no filter, swaps the rule set in
+/// (as `attach --replace`) where the attached one differs, leaves an equal one alone (its
+/// counters and flows go on), and detaches the interfaces of `previous` the file no longer
+/// names. At start (`first`) any failure stops the service; on a reload a failing interface is
+/// reported and keeps its filter. Returns the interfaces now managed.
+fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Result<Vec<String>> {
+    let mut managed = Vec::new();
+    for iface in &resolved.interfaces {
+        match apply_one(resolved, iface) {
+            Ok(()) => managed.push(iface.clone()),
+            Err(e) if first => return Err(e.context(format!("attaching to {iface}"))),
+            Err(e) => {
+                log(&format!("{iface}: {e:#}"));
+                if previous.contains(iface) {
+                    managed.push(iface.clone());
+                }
+            }
+        }
+    }
+    for iface in previous.iter().filter(|i| !resolved.interfaces.contains(i)) {
+        match kernel::detach(iface) {
+            Ok(()) => log(&format!("{iface}: detached (the file no longer names it)")),
+            Err(e) => log(&format!("{iface}: detaching failed: {e:#}")),
+        }
+    }
+    Ok(managed)
+}
+
+fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
+    let exists = system::key_dir(&system::key_for(iface)?).exists();
+    let plan = build_plan(
+        iface,
+        &resolved.options,
+        resolved.mode,
+        resolved.xdp_mode,
+        exists,
+    )?;
+    if exists {
+        let attached = kernel::read_attached(iface)?;
+        if same_rule_set(&attached, &plan)? {
+            if plan.xdp_mode != XdpModeArg::Auto && plan.xdp_mode != attached.meta.xdp_mode {
+                log(&format!(
+                    "{iface}: the filter runs in {} XDP mode, not the file's {}; a swap keeps the mode: detach it and restart the service to change it",
+                    attached.meta.xdp_mode.name(),
+                    plan.xdp_mode.name()
+                ));
+            }
+            log(&format!(
+                "{iface}: the attached filter already has this rule set ({} {}): kept, counters and flows go on",
+                attached.meta.scenario, attached.meta.mode
+            ));
+            return Ok(());
+        }
+        let meta = kernel::attach(&plan)?;
+        log(&format!(
+            "{iface}: swapped in the new rule set atomically ({} {}; was {} {})",
+            meta.scenario, meta.mode, attached.meta.scenario, attached.meta.mode
+        ));
+    } else {
+        let meta = kernel::attach(&plan)?;
+        log(&format!(
+            "{iface}: attached ({} {}, xdp {})",
+            meta.scenario,
+            meta.mode,
+            meta.xdp_mode.name()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the attached filter enforces exactly what `plan` would: the same record (less when
+/// and where it was attached) and the same configuration entry (less its generation).
+fn same_rule_set(attached: &Attached, plan: &AttachPlan) -> anyhow::Result<bool> {
+    let strip = |meta: &kernel::Meta| -> anyhow::Result<serde_json::Value> {
+        let mut value = serde_json::to_value(meta)?;
+        if let Some(map) = value.as_object_mut() {
+            for volatile in ["attached_at", "xdp_mode", "ifindex", "netns", "interface"] {
+                map.remove(volatile);
+            }
+        }
+        Ok(value)
+    };
+    if strip(&attached.meta)? != strip(&plan.meta)? {
+        return Ok(false);
+    }
+    let mut now = attached.config()?;
+    let mut wanted = plan.compiled.config;
+    now.generation = 0;
+    wanted.generation = 0;
+    Ok(now == wanted)
+}
+
+fn summary(resolved: &Resolved) -> String {
+    format!(
+        "{} ({} mode) on {}",
+        resolved.options.scenario,
+        resolved.mode.name(),
+        resolved.interfaces.join(", ")
+    )
+}
+
+const fn on_stop_name(on_stop: OnStop) -> &'static str {
+    match on_stop {
+        OnStop::Keep => "keep",
+        OnStop::Detach => "detach",
+    }
+}
+
+/// Tells systemd (`Type=notify`) how the service is doing; nothing without `$NOTIFY_SOCKET`.
+fn notify(state: &str) {
+    let Some(path) = env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = notify_to(&path, state) {
+        log(&format!("telling systemd {state:?} failed: {e}"));
+    }
+}
+
+/// Sends `state` to the notification socket `path` (`@NAME` for an abstract one).
+fn notify_to(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+    let socket = UnixDatagram::unbound()?;
+    if let Some(name) = path.as_bytes().strip_prefix(b"@") {
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        socket.send_to_addr(state.as_bytes(), &addr)?;
+    } else {
+        socket.send_to(state.as_bytes(), path)?;
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd's `MONOTONIC_USEC=` wants it.
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000
+        + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_reach_path_and_abstract_sockets() {
+        let dir = env::temp_dir().join(format!("gotofw-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).unwrap();
+        notify_to(path.as_os_str(), "READY=1\nSTATUS=ok").unwrap();
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=ok");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let name = format!("gotofw-notify-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        notify_to(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STOPPING=1");
+    }
+}

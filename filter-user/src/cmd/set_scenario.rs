@@ -1,0 +1,46 @@
+//! `gotofw set-scenario`: swap the scenario of an attached filter atomically, keeping the flows
+//! the new scenario still allows.
+
+use anyhow::anyhow;
+
+use crate::{
+    cli::SetScenarioArgs,
+    cmd::{attach::build_plan, print},
+    compile::Mode,
+    kernel, system,
+};
+
+/// Runs the command.
+pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
+    system::require_capabilities()?;
+    let old = kernel::read_attached(&args.iface)?;
+    let mut options = old.meta.options.clone().ok_or_else(|| {
+        anyhow!(
+            "the filter on {} does not record how it was built: attach it again with `gotofw attach {} --scenario {} --replace` and its options",
+            args.iface,
+            args.iface,
+            args.scenario
+        )
+    })?;
+    let from = options.scenario;
+    options.scenario = args.scenario;
+    let mode = match (old.meta.mode.as_str(), old.meta.flows) {
+        ("stateful", Some(limits)) => Mode::Stateful(limits),
+        _ => Mode::Stateless,
+    };
+    let plan = build_plan(&args.iface, &options, mode, old.meta.xdp_mode, true)?;
+    let meta = kernel::attach(&plan)?;
+    let flows = if meta.mode == "stateful" {
+        format!(
+            "flows are kept; each is checked against {} at its next packet, and one the new rules do not allow stops there",
+            args.scenario
+        )
+    } else {
+        "stateless mode: replies are judged by the new rules from the next packet".to_owned()
+    };
+    print(&format!(
+        "switched {} from {from} to {} atomically ({} mode); {flows}; counters restart\n",
+        args.iface, args.scenario, meta.mode
+    ))?;
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! The counters of the attached filters as Prometheus metrics, served over HTTP by `gotofw
+//! metrics` and `gotofw run`.
+//!
+//! The values live in the kernel's maps, not in this process, so nothing is kept between
+//! scrapes: every `GET /metrics` reads the pins (as `status` does) and encodes what it read with
+//! `prometheus-client`, in the OpenMetrics text format (the Prometheus text format's standard
+//! successor, which Prometheus asks for and parses natively).
+
+use std::{
+    convert::Infallible,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    cmd::status::{self, InterfaceStatus},
+    error::UsageError,
+    system,
+};
+
+/// The media type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which filters a scrape reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every filter of this network namespace.
+    All,
+    /// These interfaces; one without a filter is reported as not attached.
+    Only(Vec<String>),
+}
+
+/// What one scrape read.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The attached filters.
+    pub interfaces: Vec<InterfaceStatus>,
+    /// Interfaces in scope that have no filter.
+    pub missing: Vec<String>,
+}
+
+/// Reads the filters in `scope` from their pins.
+pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
+    match scope {
+        Scope::All => Ok(Snapshot {
+            interfaces: status::collect(None)?.interfaces,
+            missing: Vec::new(),
+        }),
+        Scope::Only(names) => {
+            let mut snapshot = Snapshot::default();
+            for name in names {
+                let present = system::key_dir(&system::key_for(name)?).exists();
+                let read = if present {
+                    status::collect(Some(name)).map(Some)
+                } else {
+                    Ok(None)
+                };
+                match read {
+                    Ok(Some(s)) => snapshot.interfaces.extend(s.interfaces),
+                    Ok(None) => snapshot.missing.push(name.clone()),
+                    // Detached between the check and the read.
+                    Err(e) if matches!(e.downcast_ref(), Some(UsageError::NotAttached(_))) => {
+                        snapshot.missing.push(name.clone());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(snapshot)
+        }
+    }
+}
+
+/// Encodes `snapshot` in the OpenMetrics text format.
+pub fn render(snapshot: Snapshot) -> anyhow::Result<String> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(snapshot));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut attached: Vec<(Labels<'_>, u64)> = self
+            .interfaces
+            .iter()
+            .map(|s| (vec![("interface", s.interface.as_str())], 1))
+            .collect();
+        attached.extend(
+            self.missing
+                .iter()
+                .map(|name| (vec![("interface", name.as_str())], 0)),
+        );
+        gauges(
+            &mut encoder,
+            "gotofw_filter_attached",
+            "Whether a gotofw filter is attached to the interface (1) or not (0).",
+            &attached,
+        )?;
+        let each = |f: &dyn Fn(&InterfaceStatus) -> u64| -> Vec<(Labels<'_>, u64)> {
+            self.interfaces
+                .iter()
+                .map(|s| (vec![("interface", s.interface.as_str())], f(s)))
+                .collect()
+        };
+        let info: Vec<(Labels<'_>, u64)> = self
+            .interfaces
+            .iter()
+            .map(|s| {
+                (
+                    vec![
+                        ("interface", s.interface.as_str()),
+                        ("scenario", s.scenario.as_str()),
+                        ("mode", s.mode.as_str()),
+                        ("xdp_mode", s.xdp_mode.name()),
+                    ],
+                    1,
+                )
+            })
+            .collect();
+        gauges(
+            &mut encoder,
+            "gotofw_filter_info",
+            "The attached filter's scenario, mode (stateful or stateless) and XDP mode; always 1.",
+            &info,
+        )?;
+        gauges(
+            &mut encoder,
+            "gotofw_filter_attached_timestamp_seconds",
+            "Unix time the rule set was attached (or last swapped).",
+            &each(&|s| s.attached_at),
+        )?;
+        gauges(
+            &mut encoder,
+            "gotofw_interface_present",
+            "Whether the filtered interface still exists (0: it has gone; run `gotofw detach`).",
+            &each(&|s| u64::from(s.present)),
+        )?;
+        let rules: Vec<_> = self.interfaces.iter().flat_map(rule_labels).collect();
+        let packets: Vec<(Labels<'_>, u64)> =
+            rules.iter().map(|(l, c)| (l.clone(), c.packets)).collect();
+        counters(
+            &mut encoder,
+            "gotofw_rule_packets",
+            "Packets decided by each rule, allowance or fixed slot (default-block, malformed, unsupported, fragment-unknown), per direction; summed over CPUs. In stateful mode an inbound packet counts under the rule that opened its flow.",
+            &packets,
+        )?;
+        let bytes: Vec<(Labels<'_>, u64)> =
+            rules.iter().map(|(l, c)| (l.clone(), c.bytes)).collect();
+        counters(
+            &mut encoder,
+            "gotofw_rule_bytes",
+            "Bytes (whole frames) decided by each rule, allowance or fixed slot, per direction.",
+            &bytes,
+        )?;
+        let flows = |f: &dyn Fn(&status::FlowSummary) -> u64| -> Vec<(Labels<'_>, u64)> {
+            self.interfaces
+                .iter()
+                .filter_map(|s| {
+                    s.flows
+                        .as_ref()
+                        .map(|fl| (vec![("interface", s.interface.as_str())], f(fl)))
+                })
+                .collect()
+        };
+        gauges(
+            &mut encoder,
+            "gotofw_flow_table_entries",
+            "Entries in the flow table, live or expired (stateful mode).",
+            &flows(&|f| f.entries as u64),
+        )?;
+        gauges(
+            &mut encoder,
+            "gotofw_flow_table_live",
+            "Flows not idle past their timeout (stateful mode).",
+            &flows(&|f| f.live as u64),
+        )?;
+        gauges(
+            &mut encoder,
+            "gotofw_flow_table_size",
+            "Most flows the table holds; when full, the least recently used go (stateful mode).",
+            &flows(&|f| u64::from(f.table_size)),
+        )?;
+        Ok(())
+    }
+}
+
+/// The labels of each counter of `s`.
+fn rule_labels(s: &InterfaceStatus) -> Vec<(Labels<'_>, &status::CounterStatus)> {
+    s.counters
+        .iter()
+        .map(|c| {
+            (
+                vec![
+                    ("interface", s.interface.as_str()),
+                    ("rule", c.name.as_str()),
+                    ("kind", c.kind.as_str()),
+                    ("action", c.action.as_str()),
+                    ("direction", c.direction),
+                ],
+                c,
+            )
+        })
+        .collect()
+}
+
+fn gauges(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels<'_>, u64)],
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels<'_>, u64)],
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// Serves `GET /metrics` (and a pointer to it at `/`) on `listener` until the task is dropped;
+/// each scrape reads the filters `scope` names at that moment.
+pub async fn serve(listener: TcpListener, scope: Arc<RwLock<Scope>>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: wait a little rather than spin.
+                eprintln!("gotofw: metrics: accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let scope = Arc::clone(&scope);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| respond(request, Arc::clone(&scope)));
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn respond(
+    request: Request<Incoming>,
+    scope: Arc<RwLock<Scope>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+    let reply = |code, kind, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = code;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
+        response
+    };
+    let text = "text/plain; charset=utf-8";
+    Ok(match request.uri().path() {
+        "/metrics" if readable => {
+            let scope = scope.read().map_or(Scope::All, |s| s.clone());
+            let scraped = tokio::task::spawn_blocking(move || gather(&scope).and_then(render))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("the scrape task failed: {e}")));
+            match scraped {
+                Ok(body) => reply(StatusCode::OK, CONTENT_TYPE, body),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    text,
+                    format!("gotofw: reading the counters failed: {e:#}\n"),
+                ),
+            }
+        }
+        "/" if readable => reply(
+            StatusCode::OK,
+            text,
+            "gotofw: the counters are at /metrics\n".to_owned(),
+        ),
+        "/" | "/metrics" => {
+            let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, text, "use GET\n".to_owned());
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            response
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            text,
+            "not found: the counters are at /metrics\n".to_owned(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cmd::status::{CounterStatus, FlowSummary},
+        kernel::XdpModeArg,
+    };
+
+    fn counter(name: &str, direction: &'static str, packets: u64) -> CounterStatus {
+        CounterStatus {
+            name: name.into(),
+            kind: "scenario".into(),
+            action: "allow".into(),
+            direction,
+            packets,
+            bytes: packets * 100,
+            protocol: None,
+            ports: None,
+            local_ports: None,
+            networks: None,
+        }
+    }
+
+    #[test]
+    fn exposition_has_every_family_and_escapes_labels() {
+        let snapshot = Snapshot {
+            interfaces: vec![InterfaceStatus {
+                interface: "wan\"0".into(),
+                key: "wan0".into(),
+                ifindex: 3,
+                netns: 1,
+                present: true,
+                scenario: "udp-turn".into(),
+                mode: "stateful".into(),
+                xdp_mode: XdpModeArg::Generic,
+                attached_at: 1_795_000_000,
+                pin_dir: "/sys/fs/bpf/gotofw/wan0".into(),
+                flows: Some(FlowSummary {
+                    table_size: 1024,
+                    entries: 3,
+                    live: 2,
+                    limits: None,
+                }),
+                counters: vec![
+                    counter("turn-udp", "ingress", 7),
+                    counter("turn-udp", "egress", 5),
+                ],
+            }],
+            missing: vec!["eth9".into()],
+        };
+        let text = render(snapshot).unwrap();
+        for line in [
+            "# TYPE gotofw_rule_packets counter",
+            r#"gotofw_rule_packets_total{interface="wan\"0",rule="turn-udp",kind="scenario",action="allow",direction="ingress"} 7"#,
+            r#"gotofw_rule_bytes_total{interface="wan\"0",rule="turn-udp",kind="scenario",action="allow",direction="egress"} 500"#,
+            r#"gotofw_flow_table_live{interface="wan\"0"} 2"#,
+            r#"gotofw_flow_table_size{interface="wan\"0"} 1024"#,
+            r#"gotofw_filter_attached{interface="eth9"} 0"#,
+            r#"gotofw_filter_info{interface="wan\"0",scenario="udp-turn",mode="stateful",xdp_mode="generic"} 1"#,
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+    }
+}
