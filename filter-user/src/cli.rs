@@ -80,6 +80,12 @@ pub enum Command {
         after_help = "EXAMPLES:\n  gotofw run\n  gotofw run --config /etc/gotofw/gotofw.toml\n  systemctl reload gotofw    # SIGHUP: re-read the file"
     )]
     Run(RunArgs),
+    /// Apply the configuration file to the interfaces it names: attach where there is no
+    /// filter, swap the rule set atomically where it changed (flows kept), leave the rest.
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw reload\n  gotofw reload --config /etc/gotofw/gotofw.toml"
+    )]
+    Reload(ReloadArgs),
     /// Remove the filter from an interface: program, link and pins.
     #[command(after_help = "EXAMPLES:\n  gotofw detach eth1")]
     Detach(DetachArgs),
@@ -271,6 +277,14 @@ pub struct FlowsArgs {
     /// Print JSON (format documented in the README).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `gotofw reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The configuration file [default: /etc/gotofw/gotofw.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// `gotofw set-scenario`.

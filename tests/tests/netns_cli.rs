@@ -813,3 +813,78 @@ fn issue3_stateful_egress_passes_large_paged_packets() {
         "{status}"
     );
 }
+
+#[test]
+fn issue6_reload_applies_the_file_atomically() {
+    if !require_root_or_skip("issue6_reload_applies_the_file_atomically") {
+        return;
+    }
+    let lab = Lab::new();
+    let dir = std::env::temp_dir().join(unique_name("gfwcfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gotofw.toml");
+    let write = |scenario: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "interfaces = [\"{}\"]\nscenario = \"{scenario}\"\n",
+                lab.wan()
+            ),
+        )
+        .unwrap();
+    };
+    let reload = || {
+        let out = lab.gotofw(&["reload", "--config", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The first reload attaches (nothing was there); the guard detaches whatever is left.
+    write("udp-turn");
+    let attached = Attached::new(lab.gotofw.clone(), lab.gw(), lab.wan());
+    reload();
+    assert_eq!(
+        attached.status_json()["interfaces"][0]["scenario"],
+        "udp-turn"
+    );
+    let mut web = lab
+        .gw()
+        .run(|| std::net::TcpStream::connect_timeout(&HTTPS.dst, PROBE_TIMEOUT))
+        .expect("HTTPS connects");
+    web.set_read_timeout(Some(PROBE_TIMEOUT)).unwrap();
+    assert!(tcp_round_trip(&mut web));
+    assert!(lab.probe(UDP_TURN_A), "TURN under udp-turn");
+    // The file changes; a reload swaps the rule set and keeps the HTTPS connection.
+    write("tcp-443");
+    reload();
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["scenario"], "tcp-443", "{status}");
+    assert_eq!(status["interfaces"][0]["mode"], "stateful", "{status}");
+    assert!(
+        tcp_round_trip(&mut web),
+        "the HTTPS connection died in the reload"
+    );
+    assert!(!lab.probe(UDP_TURN_A), "TURN still allowed under tcp-443");
+    // A reload of an unchanged file changes nothing.
+    reload();
+    assert_eq!(
+        attached.status_json()["interfaces"][0]["attached_at"],
+        status["interfaces"][0]["attached_at"]
+    );
+    // A broken file is refused and changes nothing.
+    std::fs::write(&file, "scenario = \"udp_turn\"\n").unwrap();
+    let out = lab.gotofw(&["reload", "--config", file.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        Some(EXIT_USAGE),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        attached.status_json()["interfaces"][0]["scenario"],
+        "tcp-443"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,7 @@ pub mod flows;
 pub mod man;
 pub mod metrics;
 pub mod pac;
+pub mod reload;
 pub mod run;
 pub mod scenarios;
 pub mod set_scenario;

@@ -1,0 +1,24 @@
+//! `gotofw reload`: apply the configuration file to the filters it names, atomically per
+//! interface (a swap into the pinned links, as `set-scenario` does), without a daemon.
+
+use std::path::Path;
+
+use crate::{
+    cli::ReloadArgs,
+    cmd::run::apply_one,
+    config::{self, DEFAULT_PATH, Overrides},
+    system,
+};
+
+/// Runs the command.
+pub fn run(args: &ReloadArgs) -> anyhow::Result<()> {
+    let path = args.config.as_deref().unwrap_or(Path::new(DEFAULT_PATH));
+    let file = config::load(path)?;
+    let resolved = config::resolve(Some(&file), &Overrides::default())?;
+    system::require_capabilities()?;
+    for iface in &resolved.interfaces {
+        // One line per interface on standard error: attached, swapped, or kept as it was.
+        apply_one(&resolved, iface).map_err(|e| e.context(format!("reloading {iface}")))?;
+    }
+    Ok(())
+}
