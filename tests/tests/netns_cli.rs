@@ -779,12 +779,12 @@ fn issue6_set_scenario_keeps_allowed_flows_while_traffic_runs() {
 
 #[test]
 fn issue3_stateful_egress_passes_large_paged_packets() {
+    use std::io::{Read as _, Write as _};
     if !require_root_or_skip("issue3_stateful_egress_passes_large_paged_packets") {
         return;
     }
     // Large writes leave as GSO packets whose payload is paged, not in the linear part the TC
     // program reads: the IP length must be checked against the whole packet.
-    use std::io::{Read as _, Write as _};
     let lab = Lab::new();
     let attached = lab.attach_in("tcp-443", Mode::Stateful);
     let mut web = lab
@@ -793,7 +793,9 @@ fn issue3_stateful_egress_passes_large_paged_packets() {
         .expect("HTTPS connects");
     web.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     web.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
-    let sent: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+    let sent: Vec<u8> = (0..256 * 1024_u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
     let mut reader = web.try_clone().unwrap();
     let echo = thread::spawn(move || {
         let mut got = vec![0u8; 256 * 1024];

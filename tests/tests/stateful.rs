@@ -94,7 +94,7 @@ impl Stateful {
     fn check(&mut self, what: &str, direction: Direction, frame: &[u8], want: (&str, &str)) {
         // Host.
         let tables = self.compiled.tables();
-        *tables.flows.borrow_mut() = self.host_flows.clone();
+        tables.flows.borrow_mut().clone_from(&self.host_flows);
         tables.now.set(self.host_now);
         let outcome = classify(
             frame,
@@ -102,7 +102,7 @@ impl Stateful {
             direction,
             &mut std::mem::MaybeUninit::<FragKey>::uninit(),
         );
-        self.host_flows = tables.flows.borrow().clone();
+        self.host_flows.clone_from(&tables.flows.borrow());
         let host = (
             if outcome.decision.action == ACTION_PASS {
                 "allow"
@@ -195,10 +195,10 @@ const DEFAULT: (&str, &str) = (BLOCK, "default-block");
 
 #[test]
 fn stateful_flows_open_admit_and_expire() {
+    use Direction::{Egress, Ingress};
     if !require_root_or_skip("stateful_flows_open_admit_and_expire") {
         return;
     }
-    use Direction::{Egress, Ingress};
     let mut s = Stateful::new(Scenario::UdpTurn);
     let turn = "68.64.0.10:3478";
 
@@ -421,10 +421,10 @@ fn stateful_flows_open_admit_and_expire() {
 
 #[test]
 fn stateful_flows_follow_the_post_nat_tuple() {
+    use Direction::{Egress, Ingress};
     if !require_root_or_skip("stateful_flows_follow_the_post_nat_tuple") {
         return;
     }
-    use Direction::{Egress, Ingress};
     // TC egress sees packets after source NAT: the flow is keyed by the WAN address and port the
     // replies come back to, not by the LAN client's.
     let mut s = Stateful::new(Scenario::TcpTurn);
@@ -478,10 +478,10 @@ impl Drop for PinDir {
 
 #[test]
 fn issue6_rule_swap_keeps_the_flows_the_new_rules_allow() {
+    use Direction::{Egress, Ingress};
     if !require_root_or_skip("issue6_rule_swap_keeps_the_flows_the_new_rules_allow") {
         return;
     }
-    use Direction::{Egress, Ingress};
     let pins = PinDir::new("swap");
     let flows = pins.0.join("flows");
     let turn = "68.64.0.10:3478";
