@@ -4,6 +4,7 @@
 //! its own module. Every command that builds or tests runs [`setup`] first, so a
 //! fresh machine needs nothing but `cargo xtask test`.
 
+mod bench;
 mod build;
 mod demo;
 mod exec;
@@ -51,6 +52,9 @@ enum Command {
     /// Run `setup`, build gotofw, and write its man pages (gotofw.1 and one
     /// per command) to target/man, or to --out DIR.
     Man(man::Args),
+    /// Run `setup`, build gotofw, then the benchmarks (root): write
+    /// BENCHMARKS.md and benchmarks.json to the workspace root, or to --out DIR.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Lint => lint::run(),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Man(args) => man::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 //! ends as one line: `ok`, `installed`, or `missing` with what to do (when the
 //! fix needs root and we are not root).
 
+mod bench;
 mod bpf_linker;
 mod bpffs;
 mod ops;
@@ -57,6 +58,9 @@ pub fn run() -> Result<()> {
         report(&item, status);
     }
     report("python3-pacparser", pac::ensure(root)?);
+    bench::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
     report("curl", ops::ensure(root)?);
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
     if missing > 0 {

@@ -1,0 +1,395 @@
+//! The veth path: a generator namespace and a receiver namespace joined by a veth pair.
+//!
+//! The generator is `gotofw_txgen` (returns XDP_TX) run with BPF_PROG_TEST_RUN in live-frames mode
+//! (BPF_F_TEST_XDP_LIVE_FRAMES) on the generator's end: every frame is transmitted out of that
+//! end (`ndo_xdp_xmit`) into the receiver end's NAPI ring, where the receiver under test (an XDP
+//! program, or the stack with nftables or iptables) processes it. The generator thread is pinned
+//! to [`GEN_CPU`]; the receiver end runs threaded NAPI and its NAPI thread is pinned to
+//! [`RX_CPU`] with taskset, so generator and receiver each have a CPU of their own.
+//!
+//! The receiver's rate is what its NAPI thread took off the ring (`rx_queue_0_xdp_packets` of
+//! `ethtool -S`: frames and packets the NAPI poll processed) per second; its cost per packet is
+//! that thread's CPU time (`/proc/PID/schedstat`) divided by the same count, so it is meaningful
+//! even when the receiver keeps up with the generator.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use gotofw_tests::{Netns, VethPair, addr_add, veth_pair};
+use serde::Serialize;
+
+use crate::sys::{self, GEN_CPU, RX_CPU};
+
+/// Most frames per BPF_PROG_TEST_RUN call of the generator. Each live-frames call costs about
+/// 25 ms of set-up and tear-down here (page pool and memory model, an RCU grace period), so
+/// calls are made long: a quarter of the measurement, at an assumed 10 Mpps.
+const MAX_CHUNK: u32 = 1 << 22;
+/// Fewest frames per call.
+const MIN_CHUNK: u32 = 1 << 16;
+/// Frames per live-frames batch (the kernel's maximum is 256).
+const BATCH: u32 = 256;
+/// Frames per call when the generator is paced: bursts of a few milliseconds at full speed.
+const PACED_CHUNK: u32 = 1 << 16;
+/// Upper bound on generator calls in one measurement, whatever the clock says.
+const MAX_CALLS: u32 = 100_000;
+
+/// One end of a veth pair: namespace, interface name, index and MAC address.
+#[derive(Debug)]
+pub struct End {
+    /// The interface's name.
+    pub name: String,
+    /// Its index in its namespace.
+    pub ifindex: u32,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+}
+
+impl End {
+    /// Reads index and MAC of `name` in `ns`.
+    pub fn read(ns: &Netns, name: &str) -> Result<Self> {
+        let json = ns.ip(["-j", "link", "show", "dev", name])?;
+        let value: serde_json::Value = serde_json::from_str(&json)?;
+        let link = &value[0];
+        let ifindex = link["ifindex"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("no ifindex for {name}"))? as u32;
+        let text = link["address"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no MAC address for {name}"))?;
+        let mut mac = [0u8; 6];
+        for (byte, part) in mac.iter_mut().zip(text.split(':')) {
+            *byte = u8::from_str_radix(part, 16)?;
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            ifindex,
+            mac,
+        })
+    }
+}
+
+/// The generator: `gotofw_txgen`, loaded.
+pub struct Generator {
+    /// Holds the program (and the object's maps) alive.
+    ebpf: Ebpf,
+}
+
+impl Generator {
+    /// Loads `gotofw_txgen` from the gotofw object.
+    pub fn load() -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .load(filter_user::EBPF_OBJECT)
+            .context("loading the gotofw object for the generator")?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("gotofw_txgen")
+            .ok_or_else(|| anyhow!("the gotofw object has no gotofw_txgen"))?
+            .try_into()?;
+        prog.load().context("loading gotofw_txgen")?;
+        Ok(Self { ebpf })
+    }
+
+    fn program(&self) -> Result<&Xdp> {
+        Ok(self
+            .ebpf
+            .program("gotofw_txgen")
+            .ok_or_else(|| anyhow!("no gotofw_txgen"))?
+            .try_into()?)
+    }
+
+    /// Sends `frame` out of `end` in `ns` for about `duration` from the calling thread, which
+    /// must be in `ns` (the kernel resolves the interface index in the caller's namespace), as
+    /// fast as it can. Returns the frames sent and the time it took.
+    pub fn send_here(&self, end: &End, frame: &[u8], duration: Duration) -> Result<(u64, f64)> {
+        self.send_paced(end, frame, duration, None)
+    }
+
+    /// As [`Generator::send_here`], at about `pps` frames per second when given: chunks of
+    /// [`PACED_CHUNK`] frames, each sent at full speed, with sleeps between them.
+    pub fn send_paced(
+        &self,
+        end: &End,
+        frame: &[u8],
+        duration: Duration,
+        pps: Option<f64>,
+    ) -> Result<(u64, f64)> {
+        let prog = self.program()?;
+        let ctx = xdp_md(end.ifindex, frame.len());
+        let chunk = if pps.is_some() {
+            PACED_CHUNK
+        } else {
+            // A duration is never negative; `as` saturates at u32::MAX.
+            #[expect(clippy::cast_sign_loss, reason = "see above")]
+            let frames = (duration.as_secs_f64() * 10e6 / 4.0) as u32;
+            frames.clamp(MIN_CHUNK, MAX_CHUNK)
+        };
+        let start = Instant::now();
+        let mut sent = 0u64;
+        for _ in 0..MAX_CALLS {
+            if start.elapsed() >= duration {
+                break;
+            }
+            prog.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx),
+                repeat: chunk,
+                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                ..TestRunOptions::new()
+            })
+            .context("BPF_PROG_TEST_RUN (live frames) of gotofw_txgen")?;
+            sent += u64::from(chunk);
+            if let Some(pps) = pps {
+                let due = Duration::from_secs_f64(sent as f64 / pps);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait.min(duration));
+                }
+            }
+        }
+        Ok((sent, start.elapsed().as_secs_f64()))
+    }
+}
+
+/// The `struct xdp_md` a live-frames run takes: data 0, data_end the frame's length, the
+/// interface index to run on (and transmit from), queue 0.
+fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    ctx
+}
+
+/// What a receiver did with the generator's traffic in one measurement.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Rate {
+    /// Frames the generator sent.
+    pub sent: u64,
+    /// Frames the receiver processed.
+    pub processed: u64,
+    /// Seconds the generator ran.
+    pub seconds: f64,
+    /// Receiver: million packets per second processed.
+    pub mpps: f64,
+    /// Generator: million frames per second sent.
+    pub gen_mpps: f64,
+    /// The receiver's NAPI thread's CPU time per processed packet, in nanoseconds.
+    pub ns_per_packet: f64,
+    /// Share of the receiver CPU its NAPI thread used.
+    pub rx_cpu_busy: f64,
+}
+
+/// Two namespaces joined by a veth pair, the generator's end and the receiver's end.
+pub struct VethLab {
+    /// The generator's namespace.
+    pub gen_ns: Netns,
+    /// The receiver's namespace.
+    pub rx_ns: Netns,
+    _pair: VethPair,
+    /// The generator's end.
+    pub gen_end: End,
+    /// The receiver's end.
+    pub rx_end: End,
+    generator: Generator,
+}
+
+impl VethLab {
+    /// Builds the lab: addresses 203.0.113.1/24 (generator) and 203.0.113.2/24 (receiver), GRO
+    /// and threaded NAPI on the receiver's end.
+    pub fn new() -> Result<Self> {
+        let gen_ns = Netns::new("bgen")?;
+        let rx_ns = Netns::new("brx")?;
+        let (gen_if, rx_if) = (sys::short_ifname('g'), sys::short_ifname('r'));
+        let pair = veth_pair(&gen_ns, &gen_if, &rx_ns, &rx_if)?;
+        addr_add(
+            &gen_ns,
+            &gen_if,
+            &format!("{}/24", crate::frames::PEER_ADDR),
+        )?;
+        addr_add(&rx_ns, &rx_if, &format!("{}/24", crate::frames::WAN_ADDR))?;
+        prepare_rx(&rx_ns, &rx_if)?;
+        let gen_end = End::read(&gen_ns, &gen_if)?;
+        let rx_end = End::read(&rx_ns, &rx_if)?;
+        Ok(Self {
+            gen_ns,
+            rx_ns,
+            _pair: pair,
+            gen_end,
+            rx_end,
+            generator: Generator::load()?,
+        })
+    }
+
+    /// Sends `frame` for `duration` and measures what the receiver processed.
+    pub fn measure(&self, frame: &[u8], duration: Duration) -> Result<Rate> {
+        measure(
+            &self.generator,
+            (&self.gen_ns, &self.gen_end),
+            (&self.rx_ns, &self.rx_end),
+            frame,
+            duration,
+        )
+    }
+
+    /// Attaches `prog` (loaded) to the receiver's end in native mode.
+    pub fn attach(&self, prog: &mut Xdp) -> Result<XdpLinkId> {
+        attach_native(&self.rx_ns, self.rx_end.ifindex, prog)
+    }
+}
+
+/// GRO on (so the veth end runs NAPI and takes XDP frames without an XDP program of its own) and
+/// threaded NAPI, on `iface` in `ns`.
+pub fn prepare_rx(ns: &Netns, iface: &str) -> Result<()> {
+    sys::ns_run(ns, "ethtool", ["-K", iface, "gro", "on"])?;
+    sys::ns_sysfs_write(ns, &format!("/sys/class/net/{iface}/threaded"), "1")
+}
+
+/// Attaches `prog` to interface `ifindex` of `ns` in native (driver) mode.
+pub fn attach_native(ns: &Netns, ifindex: u32, prog: &mut Xdp) -> Result<XdpLinkId> {
+    ns.run(|| prog.attach_to_if_index(ifindex, XdpMode::Driver))
+        .context("attaching an XDP program to the receiver")
+}
+
+/// Finds the NAPI thread of `iface` and pins it to [`RX_CPU`].
+pub fn pin_napi(iface: &str) -> Result<u32> {
+    let pid =
+        sys::napi_thread(iface).ok_or_else(|| anyhow!("no threaded NAPI thread for {iface}"))?;
+    sys::taskset(pid, RX_CPU)?;
+    Ok(pid)
+}
+
+/// Sends `frame` from `gen` for `duration` and measures what `rx` processed (see the module
+/// documentation).
+pub fn measure(
+    generator: &Generator,
+    (gen_ns, gen_end): (&Netns, &End),
+    (rx_ns, rx_end): (&Netns, &End),
+    frame: &[u8],
+    duration: Duration,
+) -> Result<Rate> {
+    let pid = pin_napi(&rx_end.name)?;
+    let processed = |ns: &Netns| -> Result<u64> {
+        let stats = sys::ethtool_stats(ns, &rx_end.name)?;
+        stats
+            .get("rx_queue_0_xdp_packets")
+            .copied()
+            .ok_or_else(|| anyhow!("ethtool -S {} has no rx_queue_0_xdp_packets", rx_end.name))
+    };
+    let before = processed(rx_ns)?;
+    let cpu_before = sys::cpu_ns(pid).unwrap_or(0);
+    let (sent, seconds) = gen_ns.run(|| -> Result<(u64, f64)> {
+        sys::pin_current_thread(GEN_CPU)?;
+        generator.send_here(gen_end, frame, duration)
+    })?;
+    // Let the receiver drain its ring (256 frames) before reading its counters.
+    std::thread::sleep(Duration::from_millis(20));
+    let cpu_after = sys::cpu_ns(pid).unwrap_or(0);
+    let processed = processed(rx_ns)?.saturating_sub(before);
+    if processed == 0 {
+        bail!("the receiver {} processed no frame", rx_end.name);
+    }
+    let cpu = cpu_after.saturating_sub(cpu_before) as f64;
+    Ok(Rate {
+        sent,
+        processed,
+        seconds,
+        mpps: processed as f64 / seconds / 1e6,
+        gen_mpps: sent as f64 / seconds / 1e6,
+        ns_per_packet: cpu / processed as f64,
+        rx_cpu_busy: cpu / (seconds * 1e9),
+    })
+}
+
+/// `bpf_attr` of `BPF_PROG_LOAD`, up to `expected_attach_type`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `bpf_attr` of `BPF_OBJ_PIN`.
+#[repr(C)]
+struct PinAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// A two-instruction XDP program that passes every frame (`r0 = XDP_PASS; exit`), loaded with
+/// the raw syscall and opened through a short-lived pin (the gotofw object has no such program,
+/// and aya opens foreign programs only from a pin). Attached in front of the stack for the
+/// nftables runs of item 4, so every blocker sees the same receive path (see there).
+pub fn xdp_pass() -> Result<Xdp> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    const BPF_PROG_TYPE_XDP: u32 = 6;
+    // BPF_ALU64 | BPF_MOV | BPF_K into r0, imm 2 (XDP_PASS); BPF_JMP | BPF_EXIT.
+    let insns: [u64; 2] = [0xb7 | (2 << 32), 0x95];
+    let license = c"GPL";
+    let mut load = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: 2,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..ProgLoadAttr::default()
+    };
+    load.prog_name[..10].copy_from_slice(b"bench_pass");
+    // SAFETY: a valid `bpf_attr` prefix of the size passed; the buffers it points to outlive
+    // the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            (&raw mut load).cast::<libc::c_void>(),
+            size_of::<ProgLoadAttr>(),
+        )
+    };
+    if fd < 0 {
+        bail!(
+            "BPF_PROG_LOAD (XDP_PASS): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: a new fd the kernel just returned, owned by nobody else.
+    let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let pin = sys::PinFile(std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/gotofw-bench-{}-pass",
+        std::process::id()
+    )));
+    let path = std::ffi::CString::new(pin.path().to_string_lossy().as_bytes())?;
+    let mut attr = PinAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&prog).cast_unsigned(),
+        file_flags: 0,
+    };
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_PIN,
+            (&raw mut attr).cast::<libc::c_void>(),
+            size_of::<PinAttr>(),
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "BPF_OBJ_PIN (XDP_PASS): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Xdp::from_pin(pin.path(), aya_obj::programs::XdpAttachType::Interface)
+        .context("opening the XDP_PASS program")
+}

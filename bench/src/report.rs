@@ -1,0 +1,412 @@
+//! `BENCHMARKS.md` and `benchmarks.json` from a [`Report`].
+
+use std::{fmt::Write as _, fs, path::Path};
+
+use anyhow::{Context, Result};
+
+use crate::{Report, stats::Sample};
+
+/// File name of the raw numbers, next to `BENCHMARKS.md`.
+pub const JSON_FILE: &str = "benchmarks.json";
+/// File name of the tables.
+pub const MARKDOWN_FILE: &str = "BENCHMARKS.md";
+
+/// Writes `BENCHMARKS.md` and [`JSON_FILE`] into `dir`.
+pub fn write(report: &Report, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(report)?;
+    fs::write(dir.join(JSON_FILE), json + "\n")
+        .with_context(|| format!("writing {}", dir.join(JSON_FILE).display()))?;
+    fs::write(dir.join(MARKDOWN_FILE), markdown(report))
+        .with_context(|| format!("writing {}", dir.join(MARKDOWN_FILE).display()))?;
+    Ok(())
+}
+
+/// A ratio cell: `1.23x (1.10-1.30)`.
+fn ratio(s: &Sample) -> String {
+    if s.median.is_nan() {
+        return "n/a".into();
+    }
+    if s.runs.len() < 2 {
+        return format!("{:.2}x", s.median);
+    }
+    format!("{:.2}x ({:.2}-{:.2})", s.median, s.min, s.max)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "missed" }
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &Report) -> String {
+    let mut md = String::new();
+    let env = &r.environment;
+    let s = &r.settings;
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `{}` on {} ({:.0} s{}). Nothing here is asserted: the targets are written \
+         down next to what was measured.\n",
+        env.command,
+        env.date,
+        env.seconds,
+        if s.quick {
+            "; **quick smoke mode: tiny sizes, numbers not meaningful**"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(md, "| | |\n| --- | --- |");
+    let _ = writeln!(md, "| kernel | {} |", env.kernel);
+    let _ = writeln!(md, "| CPU | {} |", env.cpu);
+    let _ = writeln!(
+        md,
+        "| load average before / after | {:.2} {:.2} {:.2} / {:.2} {:.2} {:.2} |",
+        env.loadavg_before[0],
+        env.loadavg_before[1],
+        env.loadavg_before[2],
+        env.loadavg_after[0],
+        env.loadavg_after[1],
+        env.loadavg_after[2]
+    );
+    for (tool, version) in &env.tools {
+        let _ = writeln!(md, "| {tool} | {version} |");
+    }
+    let _ = writeln!(
+        md,
+        "\nEvery number is the median of {} runs, with the smallest and largest run in \
+         parentheses. Ratios are computed within each run (run *i* of one program against run \
+         *i* of the other, measured seconds apart), then their median is taken. The raw numbers \
+         of every run are in `{}`.\n",
+        s.runs, JSON_FILE
+    );
+    targets(&mut md, r);
+    cost(&mut md, r);
+    pps(&mut md, r);
+    scaling(&mut md, r);
+    attack(&mut md, r);
+    memory(&mut md, r);
+    let _ = writeln!(
+        md,
+        "## Analysis\n\nWhere gotofw misses a target, and why (profiles, per-path costs, hot \
+         spots): `bench/ANALYSIS.md`, written by hand from a full run; it names the run it read."
+    );
+    md
+}
+
+fn row(r: &Report, receiver: crate::pps::Receiver) -> Option<&crate::pps::Row> {
+    r.pps.iter().find(|row| row.receiver == receiver)
+}
+
+fn targets(md: &mut String, r: &Report) {
+    use crate::pps::Receiver;
+    let _ = writeln!(md, "## Targets\n");
+    let _ = writeln!(md, "| target | measured | |\n| --- | --- | --- |");
+    // Throughput: the receiver's capacity from its CPU time per packet (the generator, on its
+    // own CPU, cannot saturate an XDP receiver here; see section 2).
+    for (receiver, want, what) in [
+        (Receiver::XdpFilter, 1.0, "xdp-filter"),
+        (Receiver::NftNetdev, 3.0, "nftables netdev ingress"),
+        (Receiver::NftPrerouting, 3.0, "nftables inet prerouting"),
+        (Receiver::Iptables, 3.0, "iptables raw PREROUTING"),
+    ] {
+        if let Some(row) = row(r, receiver) {
+            let _ = writeln!(
+                md,
+                "| gotofw drops blocked traffic at >= {want:.1}x the rate of {what} (receiver CPU per packet) | {} | {} |",
+                ratio(&row.ns_vs_gotofw),
+                met(row.ns_vs_gotofw.median >= want)
+            );
+        }
+    }
+    for (class, what) in [
+        ("blocked_port", "blocked by port"),
+        ("known_flow", "known flow"),
+        ("tcp443", "TCP 443 (stateless)"),
+    ] {
+        let sample = if class == "tcp443" {
+            r.cost.stateless_vs_parse_floor.get(class)
+        } else {
+            r.cost.stateful_vs_parse_floor.get(class)
+        };
+        if let Some(sample) = sample {
+            let _ = writeln!(
+                md,
+                "| test_run cost <= 1.5x the parse-only floor, common path: {what} | {} | {} |",
+                ratio(sample),
+                met(sample.median <= 1.5)
+            );
+        }
+    }
+    if let Some(last) = r.scaling.prefixes.last() {
+        let first = r.scaling.prefixes[0].prefixes;
+        for (sample, what) in [
+            (&last.miss_growth, "blocked by network"),
+            (&last.hit_growth, "allowed by network"),
+        ] {
+            let _ = writeln!(
+                md,
+                "| <= 1.5x cost growth from {first} to {} prefixes ({what}, stateless XDP) | {} | {} |",
+                last.prefixes,
+                ratio(sample),
+                met(sample.median <= 1.5)
+            );
+        }
+    }
+    md.push('\n');
+}
+
+fn cost(md: &mut String, r: &Report) {
+    let c = &r.cost;
+    let _ = writeln!(
+        md,
+        "## 1. Program cost\n\nBPF_PROG_TEST_RUN, {} repetitions per run, ns per packet as the \
+         kernel reports it, and what the program returned. The rule set is udp-turn's (TURN \
+         networks for UDP 3478, https, DHCP, DNS, NTP) with no-restrictions' media rule (UDP \
+         45000-49999) added, so every class has a rule; the stateful program has the known flow \
+         in its table (without a flow, stateful mode drops every inbound TCP or UDP packet but \
+         DHCP's). xdp-filter: deny policy, allowed source ports 443 and 53 (TCP), 53, 123, 67, \
+         3478 and the media range (UDP); it cannot tie a port to a network, so it does less \
+         work than gotofw on UDP 3478. Debian's xdp-filter 1.3.1 loads its `xdpfilt_dny_all` \
+         program whatever `-f` says: six hash lookups per packet (source and destination MAC \
+         and IP) besides the port array.\n",
+        c.repeat
+    );
+    let _ = write!(md, "| packet |");
+    for col in &c.columns {
+        let _ = write!(md, " {} |", col.name);
+    }
+    let _ = writeln!(md, " stateful / parse floor | stateless / parse floor |");
+    let _ = write!(md, "| --- |");
+    for _ in 0..c.columns.len() + 2 {
+        let _ = write!(md, " --- |");
+    }
+    md.push('\n');
+    for class in &c.classes {
+        let _ = write!(md, "| {} |", class.name);
+        for col in &c.columns {
+            let cell = &c.cells[class.key][col.key];
+            let _ = write!(md, " {} {} |", cell.ns.show(1), cell.verdict);
+        }
+        let _ = writeln!(
+            md,
+            " {} | {} |",
+            ratio(&c.stateful_vs_parse_floor[class.key]),
+            ratio(&c.stateless_vs_parse_floor[class.key])
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n| program | xlated instructions | JIT bytes | instructions verified |\n| --- | --- | --- | --- |"
+    );
+    for col in &c.columns {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            col.name, col.size.xlated_insns, col.size.jited_bytes, col.size.verified_insns
+        );
+    }
+    md.push('\n');
+}
+
+fn pps(md: &mut String, r: &Report) {
+    let _ = writeln!(
+        md,
+        "## 2. Packets per second on a veth path\n\n64-byte frames (60 bytes without the FCS) \
+         from `gotofw_txgen` (XDP_TX) run with BPF_PROG_TEST_RUN in live-frames mode on one veth \
+         end, into the other end in a receiver namespace; {:.2} s per run. *processed* is what \
+         the receiver's NAPI thread took off its ring per second (`rx_queue_0_xdp_packets`); \
+         *CPU ns/packet* is that thread's CPU time (`/proc/PID/schedstat`) per processed packet, \
+         and *capacity* is 1000 / that. When *receiver CPU busy* is well below 100%, the \
+         receiver kept up and *processed* is the generator's rate (minus ring overflows while \
+         the NAPI thread wakes up), not the receiver's limit: compare capacities then. Ratios \
+         are to gotofw on blocked traffic (port no rule names), per run; for ns, above 1 means \
+         more CPU per packet than gotofw.\n\n{}\n",
+        r.settings.pps_duration.as_secs_f64(),
+        r.environment.pinning
+    );
+    let _ = writeln!(
+        md,
+        "| receiver | processed Mpps | CPU ns/packet | capacity Mpps | processed vs gotofw | CPU ns vs gotofw | generator Mpps | receiver CPU busy |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for row in &r.pps {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.mpps.show(2),
+            row.ns_per_packet.show(0),
+            row.capacity_mpps.show_median(1),
+            ratio(&row.mpps_vs_gotofw),
+            ratio(&row.ns_vs_gotofw),
+            row.gen_mpps.show_median(2),
+            row.rx_cpu_busy.map(|v| v * 100.0).show_median(0) + "%"
+        );
+    }
+    md.push('\n');
+}
+
+fn scaling(md: &mut String, r: &Report) {
+    let sc = &r.scaling;
+    let _ = writeln!(
+        md,
+        "## 3. Scaling\n\n### Network set\n\nRandom, non-overlapping IPv4 prefixes (/20 to /28, \
+         each in its own /20) as udp-turn's TURN networks. XDP costs are of the stateless \
+         program (in stateful mode the XDP program does not consult the networks: inbound \
+         packets need a flow); egress costs are of the stateful TC program, which enforces the \
+         rules as written and opens the flows. *drop* is the stateless program on the veth path \
+         dropping UDP 3478 from outside the set. Growth is per run against the smallest set.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| prefixes | XDP allowed (inside) ns | XDP blocked (outside) ns | growth allowed | growth blocked | TC egress to inside ns | TC egress to outside ns | drop Mpps | drop CPU ns/packet |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for p in &sc.prefixes {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.prefixes,
+            p.hit_ns.show(1),
+            p.miss_ns.show(1),
+            ratio(&p.hit_growth),
+            ratio(&p.miss_growth),
+            p.egress_hit_ns.show(1),
+            p.egress_miss_ns.show(1),
+            p.drop_mpps.show(2),
+            p.drop_ns_per_packet.show(0)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe same growth for nftables (netdev ingress, TURN networks in an interval set) and \
+         iptables (raw PREROUTING, one rule per network: a linear chain), on the veth path, \
+         UDP 3478 from outside the set (the whole set or chain is consulted, then the packet \
+         dropped):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | prefixes | processed Mpps | CPU ns/packet |\n| --- | --- | --- | --- |"
+    );
+    for (name, points) in [
+        ("nftables set", &sc.nft_set),
+        ("iptables chain", &sc.iptables_chain),
+    ] {
+        for p in points {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} |",
+                p.prefixes,
+                p.mpps.show(3),
+                p.ns_per_packet.show(0)
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n### Rules\n\nUp to the engine's maximum of 64 rules, every rule UDP 3478 for its own \
+         /24 (stateless XDP): a packet from the last rule's network, and one from no rule's.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| rules | last rule's network ns | no rule's network ns |\n| --- | --- | --- |"
+    );
+    for p in &sc.rules {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            p.rules,
+            p.last_rule_ns.show(1),
+            p.no_rule_ns.show(1)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n### Flow table\n\nThe stateful program's LRU flow table pre-filled from user space \
+         with random flows (table 25% larger than the fill): a packet of a live flow, and UDP \
+         3478 from outside with no flow (a lookup miss, then the drop).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| flows | table size | live flow ns | miss ns |\n| --- | --- | --- | --- |"
+    );
+    for p in &sc.flows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            p.flows,
+            p.table_size,
+            p.hit_ns.show(1),
+            p.miss_ns.show(1)
+        );
+    }
+    md.push('\n');
+}
+
+fn attack(md: &mut String, r: &Report) {
+    let _ = writeln!(
+        md,
+        "## 4. Allowed traffic under attack\n\nThree namespaces built by the benchmark: lan \
+         (192.0.2.1), gw (masquerade with nftables, WAN 203.0.113.2), inet (203.0.113.1, TURN \
+         server 68.64.0.10). iperf3 TCP lan -> 68.64.0.10:443 for {} s, with UDP echo round \
+         trips (port 3478, every 10 ms) at the same time. The flood is 64-byte blocked UDP (from \
+         port 9 to the WAN address) sent by the generator into gw's WAN interface from the inet \
+         end of the WAN link, for the whole test: either paced to about 1 Mpps (bursts of \
+         65,536 frames at the generator's full speed, then a pause), or as fast as the \
+         generator goes. gw's WAN NAPI thread is pinned to CPU 1, the generator to CPU 0; \
+         iperf3 (10 Gbit/s and more through veths) takes what is left of both CPUs. Every \
+         blocker sees the same receive path: an XDP program is attached to the WAN interface in \
+         every case (a bare XDP_PASS in front of nftables), so flood and allowed traffic share \
+         the veth's one receive ring, as they share a NIC's; without one, a veth would hand \
+         ordinary packets to the backlog and only the generator's frames to the ring. UDP echo \
+         instead of ping: the scenarios admit no ICMP echo replies. *WAN processed* is what \
+         gw's WAN NAPI thread took off the ring (flood and allowed); the rest of the offered \
+         flood overflowed the ring. {} run(s).\n",
+        r.settings.attack_secs, r.settings.attack_runs
+    );
+    let _ = writeln!(
+        md,
+        "| blocker | TCP Mbit/s | echo RTT median ms | echo RTT p99 ms | echo loss | flood offered Mpps | WAN processed Mpps |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for row in &r.attack {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.tcp_mbps.show(0),
+            row.rtt_median_ms.show(3),
+            row.rtt_p99_ms.show(3),
+            row.echo_loss.map(|v| v * 100.0).show_median(1) + "%",
+            row.flood_offered_mpps.show_median(2),
+            row.wan_processed_mpps.show_median(2)
+        );
+    }
+    md.push('\n');
+}
+
+fn memory(md: &mut String, r: &Report) {
+    let m = &r.memory;
+    let _ = writeln!(
+        md,
+        "## 5. Memory\n\nKernel memory of every map as `bpftool map show` reports it \
+         (`memlock`), and the peak resident size of the gotofw binary (`/usr/bin/time -v`): \
+         `gotofw attach` {} KiB, `gotofw status IFACE` {} KiB (it exits after attaching; the \
+         filter then lives in the kernel).\n",
+        m.attach_rss_kib, m.status_rss_kib
+    );
+    for config in &m.configs {
+        let _ = writeln!(
+            md,
+            "{}: **{:.1} MiB**\n\n| map | type | entries | memlock bytes |\n| --- | --- | --- | --- |",
+            config.name,
+            config.total as f64 / 1_048_576.0
+        );
+        for map in &config.maps {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                map.name, map.map_type, map.max_entries, map.memlock
+            );
+        }
+        md.push('\n');
+    }
+}
