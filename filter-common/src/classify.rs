@@ -336,12 +336,9 @@ fn ipv4<P: Packet + ?Sized, T: Tables>(
 
 #[inline(always)]
 fn widen(addr: Ipv4Key) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[0] = addr[0];
-    out[1] = addr[1];
-    out[2] = addr[2];
-    out[3] = addr[3];
-    out
+    // Through a u128 (two 8-byte stores) rather than a zeroed array, which the BPF backend
+    // turns into a byte-wise memset call (about 5 ns per flow packet).
+    u128::from(u32::from_le_bytes(addr)).to_le_bytes()
 }
 
 /// A fragment with a non-zero offset: it takes the verdict of its first fragment.

@@ -164,8 +164,80 @@ pub struct Config {
     /// flow stamped with another generation is checked against the current rules at its next
     /// packet (kept and rebound to the rule that now allows it, or dropped).
     pub generation: u32,
+    /// Dropped packets sampled into the drop log, per second and CPU; 0 switches the log off.
+    pub log_rate: u32,
+    /// Always zero.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Config>() == 56);
+const _: () = assert!(size_of::<Config>() == 64);
+
+/// Most drop-log samples per second and CPU an operator may ask for.
+pub const MAX_LOG_RATE: u32 = 10_000;
+
+/// Per-CPU state of the drop log's rate limit (a token bucket).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogBucket {
+    /// Samples that may still be taken.
+    pub tokens: u64,
+    /// When the bucket was last refilled (CLOCK_MONOTONIC_COARSE, ns).
+    pub refilled_ns: u64,
+    /// Counter slot of the drop being handed to the log program.
+    pub slot: u32,
+    /// Its direction, as a [`Direction`] value.
+    pub direction: u32,
+}
+const _: () = assert!(size_of::<LogBucket>() == 24);
+
+/// Takes a token from `bucket` for a drop at `now`, refilling it at `rate` per second (at most
+/// one second's worth). Whether the drop may be logged.
+#[inline(always)]
+pub fn log_token(bucket: &mut LogBucket, rate: u32, now: u64) -> bool {
+    let rate = u64::from(rate);
+    let elapsed = now.saturating_sub(bucket.refilled_ns);
+    if elapsed >= 1_000_000_000 / (rate + 1) {
+        let earned = elapsed * rate / 1_000_000_000;
+        let tokens = bucket.tokens + earned;
+        bucket.tokens = if tokens > rate { rate } else { tokens };
+        bucket.refilled_ns = now;
+    }
+    if bucket.tokens == 0 {
+        return false;
+    }
+    bucket.tokens -= 1;
+    true
+}
+
+/// One sample of the drop log, as the kernel writes it to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropEvent {
+    /// When (CLOCK_MONOTONIC_COARSE, ns).
+    pub time_ns: u64,
+    /// Frame length in bytes.
+    pub len: u32,
+    /// Counter slot that dropped it (a fixed slot or a rule's).
+    pub slot: u32,
+    /// A [`Direction`] value.
+    pub direction: u8,
+    /// 4, 6, or 0 when the frame is not IP.
+    pub family: u8,
+    /// IP protocol (0 when not IP).
+    pub proto: u8,
+    /// Always zero.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
+    pub _pad: u8,
+    /// Source port (TCP and UDP; 0 otherwise).
+    pub sport: u16,
+    /// Destination port (TCP and UDP; 0 otherwise).
+    pub dport: u16,
+    /// Source address; IPv4 in the first four bytes.
+    pub src: [u8; 16],
+    /// Destination address; IPv4 in the first four bytes.
+    pub dst: [u8; 16],
+}
+const _: () = assert!(size_of::<DropEvent>() == 56);
 
 /// Stateless mode: inbound packets are matched against the mirrored outbound rules.
 pub const MODE_STATELESS: u32 = 0;
@@ -383,6 +455,30 @@ pub const ACTION_DROP: u32 = 0;
 /// attached), so that `status` can name rules after the CLI that attached them has exited.
 pub const META_SIZE: usize = 16 * 1024;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tokens_follow_the_rate() {
+        let mut b = LogBucket::default();
+        let second = 1_000_000_000;
+        let t0 = 100 * second;
+        // A full bucket: `rate` samples at once, then none until time passes.
+        assert_eq!((0..10).filter(|_| log_token(&mut b, 3, t0)).count(), 3);
+        assert!(!log_token(&mut b, 3, t0 + second / 10));
+        // One second earns `rate` more, never more than the bucket holds.
+        assert_eq!(
+            (0..10)
+                .filter(|_| log_token(&mut b, 3, t0 + 5 * second))
+                .count(),
+            3
+        );
+        // Rate 0 never logs.
+        assert!(!log_token(&mut LogBucket::default(), 0, t0));
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all are `#[repr(C)]`, made of integers only, with no implicit padding (see the size
@@ -392,5 +488,7 @@ mod pod {
     unsafe impl aya::Pod for super::FragKey {}
     unsafe impl aya::Pod for super::FragVerdict {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::LogBucket {}
+    unsafe impl aya::Pod for super::DropEvent {}
     unsafe impl aya::Pod for super::FlowValue {}
 }

@@ -16,13 +16,14 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::bpf_ktime_get_coarse_ns,
     macros::{classifier, map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf, lpm_trie::Key},
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, FlowHit, FlowKey, FlowValue, FragKey,
-    FragVerdict, Ipv4Key, Ipv6Key, MAX_PACKET_OFFSET, META_SIZE, Outcome, PORT_MAP_ENTRIES, Packet,
-    Tables, classify, counter_index, flow_alive, flow_new, flow_touch, packet::Header,
+    ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent, FlowHit,
+    FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, MAX_PACKET_OFFSET,
+    META_SIZE, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index, flow_alive,
+    flow_new, flow_touch, log_token, packet::Header,
 };
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
@@ -52,6 +53,23 @@ static FRAGS: LruHashMap<FragKey, FragVerdict> = LruHashMap::with_max_entries(81
 /// Flows opened by allowed outbound packets (stateful mode); the loader sizes it.
 #[map]
 static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1024, 0);
+
+/// Samples of dropped packets for `gotofw log`.
+#[map]
+static LOG: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// The drop log's per-CPU rate limit, and the drop handed to the log program.
+#[map]
+static LOG_BUCKET: PerCpuArray<LogBucket> = PerCpuArray::with_max_entries(1, 0);
+
+/// The XDP drop-log program, tail-called with a sampled drop. (A program array serves one
+/// program type, hence one per hook.)
+#[map]
+static LOG_XDP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The TC drop-log program, likewise.
+#[map]
+static LOG_TC: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// What the loader attached (JSON), for `gotofw status`; never read here.
 #[map]
@@ -141,6 +159,8 @@ static NO_CONFIG: Config = Config {
     tcp_established_timeout: 0,
     tcp_transitory_timeout: 0,
     generation: 0,
+    log_rate: 0,
+    _pad: 0,
 };
 
 /// The maps as the classifier's lookup tables.
@@ -246,9 +266,10 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
-/// Counts the packet and remembers a first fragment's verdict.
+/// Counts the packet and remembers a first fragment's verdict. Whether the packet is a drop the
+/// log should sample (the slot and direction are then left in `LOG_BUCKET` for the log program).
 #[inline(always)]
-fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, len: u64) {
+fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, len: u64) -> bool {
     let decision = outcome.decision;
     if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(direction, decision.slot)) {
         // SAFETY: per-CPU slot of this CPU; programs do not nest on one CPU.
@@ -265,6 +286,24 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
         // this datagram are dropped as unknown.
         let _ = FRAGS.insert(key, &verdict, 0);
     }
+    if decision.action != ACTION_DROP {
+        return false;
+    }
+    let rate = Maps.config().log_rate;
+    if rate == 0 {
+        return false;
+    }
+    let Some(bucket) = LOG_BUCKET.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's entry; programs do not nest on one CPU.
+    let bucket = unsafe { &mut *bucket };
+    if !log_token(bucket, rate, now()) {
+        return false;
+    }
+    bucket.slot = decision.slot;
+    bucket.direction = direction as u32;
+    true
 }
 
 /// WAN ingress. (`inline(always)` applies to the body the macro wraps: the verifier must see
@@ -275,7 +314,10 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
-    account(Direction::Ingress, &outcome, &key, frame.len as u64);
+    if account(Direction::Ingress, &outcome, &key, frame.len as u64) {
+        // SAFETY: a valid context; on failure (no program in the slot) we just drop.
+        unsafe { LOG_XDP.tail_call(&ctx, 0) };
+    }
     if outcome.decision.action == ACTION_PASS {
         xdp_action::XDP_PASS
     } else {
@@ -312,12 +354,96 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     };
     let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Egress, &mut key);
-    account(Direction::Egress, &outcome, &key, u64::from(ctx.len()));
+    if account(Direction::Egress, &outcome, &key, u64::from(ctx.len())) {
+        // SAFETY: a valid context; on failure (no program in the slot) we just drop.
+        unsafe { LOG_TC.tail_call(&ctx, 0) };
+    }
     if outcome.decision.action == ACTION_PASS {
         TCX_NEXT
     } else {
         TCX_DROP
     }
+}
+
+/// Writes a drop-log sample of the frame, whose slot and direction `account` left in
+/// `LOG_BUCKET`. Addresses and ports come from a short parse of its own (up to two VLAN tags,
+/// the fixed IP header, the ports right after it); what it cannot see stays zero.
+#[inline(always)]
+fn log_drop(frame: &Frame) {
+    let Some(bucket) = LOG_BUCKET.get(0) else {
+        return;
+    };
+    let mut event = DropEvent {
+        time_ns: now(),
+        len: frame.len as u32,
+        slot: bucket.slot,
+        direction: bucket.direction as u8,
+        ..DropEvent::default()
+    };
+    if let Some(eth) = frame.header(0, 14) {
+        let mut ether = eth.be16(12);
+        let mut off = 14;
+        for _ in 0..filter_common::MAX_VLAN_TAGS {
+            if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
+                break;
+            }
+            let Some(tag) = frame.header(off, 4) else {
+                break;
+            };
+            ether = tag.be16(2);
+            off += 4;
+        }
+        let l4 = if ether == filter_common::ethertype::IPV4 {
+            frame.header(off, 20).map(|ip| {
+                event.family = 4;
+                event.proto = ip.u8(9);
+                event.src[..4].copy_from_slice(&ip.array::<4>(12));
+                event.dst[..4].copy_from_slice(&ip.array::<4>(16));
+                let first = ip.be16(6) & 0x1fff == 0;
+                (first, off + usize::from(ip.u8(0) & 0x0f) * 4)
+            })
+        } else if ether == filter_common::ethertype::IPV6 {
+            frame.header(off, 40).map(|ip| {
+                event.family = 6;
+                event.proto = ip.u8(6);
+                event.src = ip.array::<16>(8);
+                event.dst = ip.array::<16>(24);
+                (true, off + 40)
+            })
+        } else {
+            None
+        };
+        if let Some((true, l4)) = l4
+            && (event.proto == filter_common::ipproto::TCP
+                || event.proto == filter_common::ipproto::UDP)
+            && let Some(ports) = frame.header(l4, 4)
+        {
+            event.sport = ports.be16(0);
+            event.dport = ports.be16(2);
+        }
+    }
+    // A full ring drops the sample, never the verdict.
+    let _ = LOG.output::<DropEvent>(&event, 0);
+}
+
+/// Drop log, XDP side (tail-called from `gotofw_ingress`): logs, then drops.
+#[xdp]
+#[inline(always)]
+pub fn gotofw_log_xdp(ctx: XdpContext) -> u32 {
+    log_drop(&Frame::xdp(&ctx));
+    xdp_action::XDP_DROP
+}
+
+/// Drop log, TC side (tail-called from `gotofw_egress`): logs, then drops.
+#[classifier]
+#[inline(always)]
+pub fn gotofw_log_tc(ctx: TcContext) -> i32 {
+    log_drop(&Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+        len: ctx.len() as usize,
+    });
+    TCX_DROP
 }
 
 /// The floor for measurements: drops everything, touches nothing. Never attached by gotofw.

@@ -49,6 +49,12 @@ pub enum Command {
         after_help = "EXAMPLES:\n  gotofw flows\n  gotofw flows eth1 --json | jq '.interfaces[0].flows | length'\n  gotofw flows eth1 --all"
     )]
     Flows(FlowsArgs),
+    /// Follow the drop log: samples of dropped packets (time, direction, addresses and ports,
+    /// the rule or slot that dropped them), at most --log-rate per second and CPU.
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw log eth1\n  gotofw log eth1 --json | jq -r 'select(.direction==\"egress\") | .dst'\n  gotofw log eth1 --count 10 --timeout 30"
+    )]
+    Log(LogArgs),
     /// Swap the scenario of an attached filter atomically, keeping its other options and the
     /// flows the new scenario still allows.
     #[command(
@@ -162,6 +168,11 @@ pub struct AttachArgs {
 
     #[command(flatten)]
     pub flows: FlowArgs,
+
+    /// Sample at most N dropped packets per second and CPU into the drop log (`gotofw log`);
+    /// 0 switches the log off. [default: 10]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub log_rate: Option<u32>,
 
     /// How to attach: auto (native when the driver can; the default), native, or generic.
     #[arg(long, value_enum, value_name = "MODE")]
@@ -277,6 +288,26 @@ pub struct FlowsArgs {
     /// Print JSON (format documented in the README).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `gotofw log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The interface (default: the only one with a filter in this network namespace).
+    #[arg(value_name = "IFACE")]
+    pub iface: Option<String>,
+
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stop after N samples.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
 }
 
 /// `gotofw reload`.

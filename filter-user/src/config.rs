@@ -642,6 +642,8 @@ pub struct Overrides {
     pub flows: FlowSettings,
     /// `--xdp-mode`.
     pub xdp_mode: Option<XdpModeArg>,
+    /// `--log-rate`.
+    pub log_rate: Option<u32>,
 }
 
 impl From<&AttachArgs> for Overrides {
@@ -658,6 +660,7 @@ impl From<&AttachArgs> for Overrides {
                 tcp_transitory_timeout: args.flows.tcp_transitory_timeout,
             },
             xdp_mode: args.xdp_mode,
+            log_rate: args.log_rate,
         }
     }
 }
@@ -811,6 +814,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         ntp_servers,
         media_ports,
         operator_rules: config.rules.iter().map(|(r, _)| r.clone()).collect(),
+        log_rate: cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE),
     };
     let total = options.rules().len();
     if total > MAX_RULES {

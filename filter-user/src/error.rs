@@ -97,6 +97,22 @@ pub enum UsageError {
     )]
     NotAttached(String),
 
+    /// `log` without an interface where there is no filter.
+    #[error(
+        "no interface of this network namespace has a gotofw filter, so there is no drop log: attach one with `gotofw attach IFACE --scenario NAME`"
+    )]
+    NoFilters,
+
+    /// `log` without an interface where there are several filters.
+    #[error("several interfaces have a gotofw filter ({0}): name the one whose drop log to follow")]
+    WhichInterface(String),
+
+    /// `log` of a filter attached with `--log-rate 0`.
+    #[error(
+        "the drop log of {0} is off (attached with --log-rate 0): swap it in with `gotofw attach {0} --scenario <NAME> --replace --log-rate 10`"
+    )]
+    LogOff(String),
+
     /// `flows` of a stateless filter.
     #[error(
         "interface {0} has a stateless filter, which keeps no flows: re-attach it without --stateless (gotofw attach {0} --scenario <NAME> --replace)"

@@ -36,9 +36,15 @@ const PROGRAM: &str = "gotofw_ingress";
 /// Name of the TC egress program in the object (stateful mode).
 const EGRESS_PROGRAM: &str = "gotofw_egress";
 /// The object's maps, pinned under these file names (lower case).
-const MAPS: [&str; 8] = [
-    "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META",
+const MAPS: [&str; 11] = [
+    "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META", "LOG",
+    // Program arrays lose their entries when no user-space reference is left: pinned, they
+    // keep the drop-log programs for as long as the filter is attached.
+    "LOG_XDP", "LOG_TC",
 ];
+/// Drop-log programs, tail-called by the main ones.
+const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
+const LOG_TC_PROGRAM: &str = "gotofw_log_tc";
 /// File name of the XDP link pin.
 const LINK_PIN: &str = "link";
 /// File name of the tcx egress link pin (stateful mode).
@@ -131,7 +137,7 @@ pub struct Meta {
 }
 
 /// What `attach` needs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AttachPlan {
     /// Interface name.
     pub iface: String,
@@ -154,7 +160,9 @@ pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
 }
 
 /// Like [`load`], but with the flow map pinned at `flows` (when given) instead of a new one:
-/// a rule-set swap keeps the flows, which the new rules then recheck at their next packet.
+/// a rule-set swap keeps the flows, which the new rules then recheck at their next packet. The
+/// drop log pinned next to it (`log` in the same directory), if any, is kept too, so a running
+/// `gotofw log` goes on reading.
 pub fn load_reusing(
     compiled: &Compiled,
     meta: &[u8],
@@ -173,13 +181,22 @@ pub fn load_reusing(
         .map_max_entries("NETS_V4", v4)
         .map_max_entries("NETS_V6", v6)
         .map_max_entries("FLOWS", compiled.flow_table_size.max(16));
+    let log = flows
+        .and_then(Path::parent)
+        .map(|dir| dir.join("log"))
+        .filter(|p| p.exists());
     if let Some(path) = flows {
         loader.map_pin_path("FLOWS", path);
+    }
+    if let Some(path) = &log {
+        loader.map_pin_path("LOG", path.as_path());
     }
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the gotofw eBPF object (maps)")?;
+    fault_point("loaded");
     fill(&mut ebpf, compiled, meta)?;
+    fault_point("filled");
     let program: &mut Xdp = ebpf
         .program_mut(PROGRAM)
         .ok_or_else(|| anyhow!("the eBPF object has no program {PROGRAM}"))?
@@ -196,7 +213,39 @@ pub fn load_reusing(
             .load()
             .context("the kernel refused the gotofw TC egress program (verifier)")?;
     }
+    load_drop_log(
+        &mut ebpf,
+        compiled.config.mode == filter_common::MODE_STATEFUL,
+    )?;
+    fault_point("verified");
     Ok(ebpf)
+}
+
+/// Loads the drop-log programs and puts them in the tail-call maps.
+fn load_drop_log(ebpf: &mut Ebpf, stateful: bool) -> anyhow::Result<()> {
+    let xdp: &mut Xdp = ebpf
+        .program_mut(LOG_XDP_PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {LOG_XDP_PROGRAM}"))?
+        .try_into()?;
+    xdp.load()
+        .context("the kernel refused the drop-log XDP program (verifier)")?;
+    let fd = xdp.fd()?.try_clone()?;
+    let mut slots: aya::maps::ProgramArray<_> =
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, "LOG_XDP")?)?;
+    slots.set(0, &fd, 0).context("filling the drop-log map")?;
+    if stateful {
+        let tc: &mut SchedClassifier = ebpf
+            .program_mut(LOG_TC_PROGRAM)
+            .ok_or_else(|| anyhow!("the eBPF object has no program {LOG_TC_PROGRAM}"))?
+            .try_into()?;
+        tc.load()
+            .context("the kernel refused the drop-log TC program (verifier)")?;
+        let fd = tc.fd()?.try_clone()?;
+        let mut slots: aya::maps::ProgramArray<_> =
+            aya::maps::ProgramArray::try_from(map_mut(ebpf, "LOG_TC")?)?;
+        slots.set(0, &fd, 0).context("filling the drop-log map")?;
+    }
+    Ok(())
 }
 
 /// The TC egress program of a loaded object (stateful mode).
@@ -256,30 +305,84 @@ pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
         .try_into()?)
 }
 
-/// Removes staging pin directories of `iface` that a killed gotofw left behind (called with the
-/// interface lock held, so none is in use). Unpinning a staged link detaches it.
-fn remove_stale(key: &str) {
+/// Testing hook, called at each stage of `attach`; it does nothing unless one of these
+/// environment variables names `stage`:
+///
+/// - `GOTOFW_FAULT_STAGE=STAGE`: gotofw raises SIGKILL on itself there, as `kill -9`, a crash or
+///   the OOM killer would, so tests can check what each stage leaves behind
+///   (`tests/tests/faults.rs`);
+/// - `GOTOFW_PAUSE_STAGE=STAGE`: gotofw prints `gotofw: paused at stage STAGE` on standard error
+///   and sleeps `GOTOFW_PAUSE_SECS` seconds (default 2, at most 30) holding the interface lock,
+///   so tests can run a second command meanwhile.
+///
+/// The stages, in order: `locked` (lock held, nothing done), `loaded` (maps created), `filled`,
+/// `verified` (programs loaded), `maps-pinned` (maps pinned in the staging directory), `attached`
+/// (XDP link created, or with `--replace` the new program swapped into the pinned link),
+/// `link-pinned` (XDP link pinned in staging), `egress-attached` (stateful mode: the tcx link
+/// created or swapped, not pinned yet), `pinned` (everything pinned and described in staging),
+/// `renamed` (the new directory in place; with `--replace` the old one not yet removed).
+fn fault_point(stage: &str) {
+    if std::env::var_os("GOTOFW_PAUSE_STAGE").is_some_and(|s| s == stage) {
+        let secs = std::env::var("GOTOFW_PAUSE_SECS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(2.0, |s| s.min(30.0));
+        eprintln!("gotofw: paused at stage {stage} for {secs}s (GOTOFW_PAUSE_STAGE)");
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    }
+    if std::env::var_os("GOTOFW_FAULT_STAGE").is_some_and(|s| s == stage) {
+        // SAFETY: sends a signal to this process; no memory is involved.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
+/// Staging pin directories of pin key `key` (`KEY@...`).
+fn stale_dirs(key: &str) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(PIN_STAGING) else {
-        return;
+        return Vec::new();
     };
     let prefix = format!("{key}@");
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(&prefix) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// Removes staging pin directories of `iface` that a killed gotofw left behind (called with the
+/// interface lock held, so none is in use). Unpinning a staged link detaches it, unless the
+/// pin directory holds it too. Returns whether one of them held a link.
+fn remove_stale(key: &str) -> bool {
+    let mut links = false;
+    for dir in stale_dirs(key) {
+        links |= dir.join(LINK_PIN).exists();
+        let _ = fs::remove_dir_all(dir);
     }
+    links
 }
 
 /// Attaches (or, with `replace`, swaps in) a filter as planned, holding the interface lock;
 /// returns the record stored with it (with the XDP mode in use).
 pub fn attach(plan: &AttachPlan) -> anyhow::Result<Meta> {
+    attach_with(&plan.iface, || Ok(plan.clone()))
+}
+
+/// Like [`attach`], with the plan made by `plan` once the interface lock is held: a
+/// read-modify-write of the attached filter (`set-scenario`) cannot lose a change another
+/// command made meanwhile.
+pub fn attach_with(
+    iface: &str,
+    plan: impl FnOnce() -> anyhow::Result<AttachPlan>,
+) -> anyhow::Result<Meta> {
     system::ensure_bpffs()?;
     for dir in [PIN_ROOT, PIN_STAGING] {
         system::create_private_dir(Path::new(dir)).with_context(|| format!("creating {dir}"))?;
     }
-    let key = system::pin_key(&plan.iface);
+    let key = system::pin_key(iface);
     let _lock = InterfaceLock::acquire(&key)?;
+    fault_point("locked");
+    let plan = &plan()?;
     remove_stale(&key);
     let final_dir = system::key_dir(&key);
     let exists = final_dir.exists();
@@ -297,8 +400,21 @@ pub fn attach(plan: &AttachPlan) -> anyhow::Result<Meta> {
         let old = read_attached(&plan.iface)?;
         // A swap keeps the links, so the XDP mode they were attached in.
         meta.xdp_mode = old.meta.xdp_mode;
-        // A new generation makes every kept flow be checked against the new rules.
-        compiled.config.generation = old.config()?.generation.wrapping_add(1).max(1);
+        // A new generation makes every kept flow be checked against the new rules. It must be
+        // new to the flows too: a --replace killed after swapping its programs into the links,
+        // before exchanging the directories, stamped flows with a generation the pins do not
+        // show, so the count goes on from the programs the links run when they are ahead.
+        let pinned = old.config()?.generation;
+        let base = running_generations(&final_dir)
+            .into_iter()
+            .fold(pinned, |base, g| {
+                if g.wrapping_sub(base) < u32::MAX / 2 {
+                    g
+                } else {
+                    base
+                }
+            });
+        compiled.config.generation = base.wrapping_add(1).max(1);
         let flows = final_dir.join("flows");
         let same_table = old.meta.flows.map(|f| f.table_size) == meta.flows.map(|f| f.table_size);
         if old.meta.mode == "stateful" && meta.mode == "stateful" && same_table && flows.exists() {
@@ -337,6 +453,7 @@ fn attach_and_pin(
         map.pin(tmp.join(name.to_lowercase()))
             .with_context(|| format!("pinning map {name} in {}", tmp.display()))?;
     }
+    fault_point("maps-pinned");
     let program = program(ebpf)?;
     let link_id = if replace {
         let old = PinnedLink::from_pin(final_dir.join(LINK_PIN))
@@ -352,6 +469,7 @@ fn attach_and_pin(
         meta.xdp_mode = mode;
         id
     };
+    fault_point("attached");
     let link: FdLink = program
         .take_link(link_id)?
         .try_into()
@@ -360,6 +478,7 @@ fn attach_and_pin(
         })?;
     link.pin(tmp.join(LINK_PIN))
         .with_context(|| format!("pinning the link in {}", tmp.display()))?;
+    fault_point("link-pinned");
     if plan.compiled.config.mode == filter_common::MODE_STATEFUL {
         attach_egress(
             ebpf,
@@ -370,24 +489,95 @@ fn attach_and_pin(
         )?;
     }
     store_meta(ebpf, meta)?;
+    fault_point("pinned");
     if replace {
-        let old = Path::new(PIN_STAGING).join(format!(
-            "{}@old-{}",
-            final_dir.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
-        fs::rename(final_dir, &old).context("moving the old pins aside")?;
-        if let Err(e) = fs::rename(tmp, final_dir) {
-            let _ = fs::rename(&old, final_dir);
-            return Err(e).context("moving the new pins into place");
+        // One atomic exchange: the new pins take the directory's place and the old ones land in
+        // staging, so there is no moment without a directory for the live links (two renames
+        // had one, and whatever ran next on the interface removed both halves, links included).
+        // bpffs exchanges since Linux 5.15; before, two renames it is.
+        match exchange(tmp, final_dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let old = Path::new(PIN_STAGING).join(format!(
+                    "{}@old-{}",
+                    final_dir.file_name().unwrap_or_default().to_string_lossy(),
+                    std::process::id()
+                ));
+                fs::rename(final_dir, &old).context("moving the old pins aside")?;
+                if let Err(e) = fs::rename(tmp, final_dir) {
+                    let _ = fs::rename(&old, final_dir);
+                    return Err(e).context("moving the new pins into place");
+                }
+                fs::rename(&old, tmp).context("moving the old pins aside")?;
+            }
+            result => result.context("swapping the new pins into place")?,
         }
-        // The link stays: it is pinned in the new directory too.
-        fs::remove_dir_all(&old).context("removing the old pins")?;
+        fault_point("renamed");
+        // The links stay: they are pinned in the new directory too.
+        fs::remove_dir_all(tmp).context("removing the old pins")?;
     } else {
         fs::rename(tmp, final_dir)
             .with_context(|| format!("moving the pins into {}", final_dir.display()))?;
+        fault_point("renamed");
     }
     Ok(())
+}
+
+/// The rule-set generations of the programs the links pinned in `dir` run, read from their own
+/// config maps (which need not be the ones pinned in `dir`).
+fn running_generations(dir: &Path) -> Vec<u32> {
+    let mut generations = Vec::new();
+    for pin in [LINK_PIN, TC_LINK_PIN] {
+        let Ok(link) = PinnedLink::from_pin(dir.join(pin)) else {
+            continue;
+        };
+        let Ok(info) = FdLink::from(link).info() else {
+            continue;
+        };
+        let prog = info.program_id();
+        let Some(Ok(Some(map_ids))) = aya::programs::loaded_programs()
+            .flatten()
+            .find(|p| p.id() == prog)
+            .map(|p| p.map_ids())
+        else {
+            continue;
+        };
+        for id in map_ids {
+            let is_config = aya::maps::MapInfo::from_id(id)
+                .is_ok_and(|map| map.name_as_str() == Some("CONFIG"));
+            let config = is_config
+                .then(|| MapData::from_id(id).ok())
+                .flatten()
+                .and_then(|data| {
+                    Array::<_, filter_common::Config>::try_from(aya::maps::Map::Array(data)).ok()
+                })
+                .and_then(|map| map.get(&0, 0).ok());
+            generations.extend(config.map(|c| c.generation));
+        }
+    }
+    generations
+}
+
+/// Swaps the directories `a` and `b` atomically (`renameat2` with `RENAME_EXCHANGE`, which bpffs
+/// supports).
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths; nothing else is passed.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Attaches in the requested mode; `auto` tries native first and falls back to generic (as
@@ -451,6 +641,7 @@ fn attach_egress(
                 ))
             })?
     };
+    fault_point("egress-attached");
     let link: FdLink = program
         .take_link(link_id)?
         .try_into()
@@ -496,12 +687,18 @@ fn attach_error(iface: &str, mode: XdpModeArg, err: ProgramError) -> anyhow::Err
 pub fn detach(iface: &str) -> anyhow::Result<()> {
     let key = system::key_for(iface)?;
     let dir = system::key_dir(&key);
-    if !system::bpffs_mounted() || !dir.exists() {
+    let nothing = !dir.exists() && stale_dirs(&key).is_empty();
+    if !system::bpffs_mounted() || nothing {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
     let _lock = InterfaceLock::acquire(&key)?;
-    remove_stale(&key);
+    // An attach killed after pinning its link in staging, before the rename, left the interface
+    // filtered with no pin directory: removing what it staged detaches that too.
+    let removed_link = remove_stale(&key);
     if !dir.exists() {
+        if removed_link {
+            return Ok(());
+        }
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
     for pin in [LINK_PIN, TC_LINK_PIN] {

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Flows(args) => cmd::flows::run(args),
         Command::SetScenario(args) => cmd::set_scenario::run(args),
         Command::Reload(args) => cmd::reload::run(args),
+        Command::Log(args) => cmd::log::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Domains(args) => cmd::domains::run(args),
         Command::Pac(args) => cmd::pac::run(args),

@@ -433,6 +433,9 @@ pub struct Options {
     /// The operator's own rules (configuration file), placed before or after the scenario's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operator_rules: Vec<crate::operator::OperatorRule>,
+    /// Dropped packets sampled into the drop log, per second and CPU (0: off).
+    #[serde(default = "default_log_rate")]
+    pub log_rate: u32,
 }
 
 impl Options {
@@ -447,6 +450,7 @@ impl Options {
             ntp_servers: Vec::new(),
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
+            log_rate: DEFAULT_LOG_RATE,
         }
     }
 
@@ -495,6 +499,7 @@ impl Options {
             ntp_servers: dedup_networks(ntp_servers),
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
+            log_rate: DEFAULT_LOG_RATE,
         })
     }
 
@@ -644,6 +649,13 @@ pub struct RawNetworkArgs {
     /// Accept NTP replies only from this server (address or CIDR). Repeatable; default any.
     #[arg(long, value_name = "ADDR")]
     pub ntp_server: Vec<String>,
+}
+
+/// Default drop-log samples per second and CPU.
+pub const DEFAULT_LOG_RATE: u32 = 10;
+
+const fn default_log_rate() -> u32 {
+    DEFAULT_LOG_RATE
 }
 
 /// GoTo's published TURN networks.

@@ -423,3 +423,249 @@ impl WanLab {
         Ok(())
     }
 }
+
+/// A gotofw command started in a namespace by [`Gotofw::spawn`]. Its standard error is read
+/// line by line as it comes; `Drop` kills it (SIGKILL) and reaps it if it still runs, also
+/// while a failing test unwinds.
+#[derive(Debug)]
+pub struct Running {
+    child: std::process::Child,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+    started: std::time::Instant,
+}
+
+impl Gotofw {
+    /// Starts `gotofw args` in `ns` with the extra environment `env` (such as the testing hooks
+    /// `GOTOFW_FAULT_STAGE` and `GOTOFW_PAUSE_STAGE`), and returns at once. The child gets
+    /// `PR_SET_PDEATHSIG` = SIGKILL: it dies with the thread that started it at the latest.
+    ///
+    /// # Panics
+    /// When nsenter cannot be started.
+    pub fn spawn(&self, ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Running {
+        use std::{io::BufRead as _, os::unix::process::CommandExt as _, process::Stdio};
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", ns.path().display()))
+            .arg("--")
+            .arg(&self.bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl, which
+        // is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("gotofw {}: cannot start nsenter: {err}", args.join(" ")));
+        let mut out = child.stdout.take().expect("piped stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut bytes);
+            bytes
+        });
+        let err = child.stderr.take().expect("piped stderr");
+        let (send, stderr) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            stdout: Some(stdout),
+            stderr,
+            stderr_seen: Vec::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Runs `gotofw args` in `ns` with the extra environment `env` and returns its output; see
+    /// [`Running::wait`] for `deadline`.
+    pub fn run_env(
+        &self,
+        ns: &Netns,
+        args: &[&str],
+        env: &[(&str, &str)],
+        deadline: std::time::Duration,
+    ) -> Output {
+        self.spawn(ns, args, env).wait(deadline)
+    }
+}
+
+impl Running {
+    /// The process id (gotofw's: nsenter executes it in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for a line of standard error that contains `needle`, and returns
+    /// it (`None` when none came; the process goes on).
+    pub fn wait_for_stderr(
+        &mut self,
+        needle: &str,
+        timeout: std::time::Duration,
+    ) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stderr_seen.iter().find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.stderr_seen.push(line),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the command to exit, at most until `deadline` after it started, and returns its
+    /// status, standard output and standard error.
+    ///
+    /// # Panics
+    /// When it still runs at the deadline (it is killed first).
+    pub fn wait(mut self, deadline: std::time::Duration) -> Output {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for gotofw") {
+                break status;
+            }
+            assert!(
+                self.started.elapsed() < deadline,
+                "gotofw (pid {}) still ran after {deadline:?}; killed it",
+                self.child.id()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let stdout = self
+            .stdout
+            .take()
+            .map(|reader| reader.join().unwrap_or_default())
+            .unwrap_or_default();
+        // The writer is gone: the rest of standard error is in the channel or on its way.
+        while let Ok(line) = self.stderr.recv_timeout(std::time::Duration::from_secs(5)) {
+            self.stderr_seen.push(line);
+        }
+        let mut stderr = self.stderr_seen.join("\n");
+        if !stderr.is_empty() {
+            stderr.push('\n');
+        }
+        Output {
+            status,
+            stdout,
+            stderr: stderr.into_bytes(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // Ignored: it may have exited just now, which wait() reaps.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A kernel object a pin names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pinned {
+    /// A map, by id.
+    Map(u32),
+    /// A link, by id, and the program it runs.
+    Link {
+        /// The link's id.
+        id: u32,
+        /// The id of its program.
+        prog: u32,
+    },
+    /// Neither could be opened (it went while it was looked at).
+    Gone,
+}
+
+/// The pins of directory `dir` by file name, with the objects they name; empty when `dir` does
+/// not exist. Pins whose name ends in `link` (`link`, `tc_link`) are links, the others maps (the
+/// kernel answers an info query on either kind of file, so the name is what tells them apart).
+pub fn pins(dir: &Path) -> std::collections::BTreeMap<String, Pinned> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return std::collections::BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let object = if name.ends_with("link") {
+                aya::programs::links::PinnedLink::from_pin(&path)
+                    .ok()
+                    .and_then(|link| aya::programs::links::FdLink::from(link).info().ok())
+                    .map_or(Pinned::Gone, |info| Pinned::Link {
+                        id: info.id(),
+                        prog: info.program_id(),
+                    })
+            } else {
+                aya::maps::MapInfo::from_pin(&path)
+                    .map_or(Pinned::Gone, |map| Pinned::Map(map.id()))
+            };
+            (name, object)
+        })
+        .collect()
+}
+
+/// The tcx egress programs of `iface` in `ns`, by id (empty: none, or no such interface).
+pub fn tcx_egress_prog_ids(ns: &Netns, iface: &str) -> Vec<u32> {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    ns.run(|| SchedClassifier::query_tcx(iface, TcAttachType::Egress))
+        .map(|(_, programs)| {
+            programs
+                .iter()
+                .map(aya::programs::ProgramInfo::id)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ids of the maps program `prog` uses (empty when there is no such program).
+pub fn prog_map_ids(prog: u32) -> Vec<u32> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .find(|info| info.id() == prog)
+        .and_then(|info| info.map_ids().ok().flatten())
+        .unwrap_or_default()
+}
+
+/// What the filter of one interface holds in bpffs and the kernel. Two equal values are the
+/// same pins naming the same maps, links and programs, with the same programs attached: a
+/// command that changed nothing leaves it equal (other tests' programs do not enter it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterObjects {
+    /// Its pin directory's pins (empty: no directory).
+    pub pins: std::collections::BTreeMap<String, Pinned>,
+    /// The XDP program attached to the interface.
+    pub xdp: Option<u32>,
+    /// The tcx egress programs of the interface.
+    pub tcx_egress: Vec<u32>,
+    /// Its entries in the staging directory.
+    pub staging: Vec<PathBuf>,
+}
+
+/// [`FilterObjects`] of `iface` in `ns` now.
+pub fn filter_objects(ns: &Netns, iface: &str) -> FilterObjects {
+    FilterObjects {
+        pins: pins(&pin_dir(iface)),
+        xdp: crate::xdp_prog_id(ns, iface),
+        tcx_egress: tcx_egress_prog_ids(ns, iface),
+        staging: staging_leftovers(iface),
+    }
+}

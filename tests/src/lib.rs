@@ -40,9 +40,10 @@ mod lab_tests;
 
 pub use daemon::{Bounds, Daemon, Finished, Transport, find_program, listening, run_bounded};
 pub use gotofw::{
-    Attached, EXIT_USAGE, GOTOFW_BIN_ENV, GW_ADDR, GW_ROUTES, Gotofw, INET_ADDR, OUTSIDE, PIN_ROOT,
-    PIN_STAGING, TURN_A, TURN_B, WanLab, counter, counter_in, exit_code, expect_success,
-    find_gotofw_bin, gotofw, gotofw_bin, pin_dir, staging_leftovers, status_json,
+    Attached, EXIT_USAGE, FilterObjects, GOTOFW_BIN_ENV, GW_ADDR, GW_ROUTES, Gotofw, INET_ADDR,
+    OUTSIDE, PIN_ROOT, PIN_STAGING, Pinned, Running, TURN_A, TURN_B, WanLab, counter, counter_in,
+    exit_code, expect_success, filter_objects, find_gotofw_bin, gotofw, gotofw_bin, pin_dir, pins,
+    prog_map_ids, staging_leftovers, status_json, tcx_egress_prog_ids,
 };
 pub use lab3::{
     Endpoint, EndpointCounts, Explained, LAN_ADDR, LAN_GW_ADDR, Lab3, MEDIA_PORTS, Mode, Outcome,

@@ -890,3 +890,160 @@ fn issue6_reload_applies_the_file_atomically() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn issue6_drop_log_samples_drops_within_its_rate() {
+    if !require_root_or_skip("issue6_drop_log_samples_drops_within_its_rate") {
+        return;
+    }
+    let lab = Lab::new();
+    let attached = lab.gotofw.attach(
+        lab.gw(),
+        lab.wan(),
+        &["--scenario", "udp-turn", "--log-rate", "1000"],
+    );
+    // The reader runs while blocked traffic is sent: an outbound probe outside the TURN
+    // networks (dropped at egress) and an inbound datagram no flow expects (dropped at ingress).
+    let reader = {
+        let bin = lab.gotofw.bin().to_string_lossy().into_owned();
+        let ns = lab.gw().path().display().to_string();
+        let wan = lab.wan().to_owned();
+        thread::spawn(move || {
+            std::process::Command::new("nsenter")
+                .arg(format!("--net={ns}"))
+                .args([&bin, "log", &wan, "--json", "--timeout", "2"])
+                .output()
+                .unwrap()
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    assert!(!lab.probe(UDP_OUTSIDE));
+    udp_send_from(
+        lab.net.inet(),
+        SocketAddr::from((OUTSIDE, 443)),
+        SocketAddr::from((GW_ADDR, 41_000)),
+        3,
+    )
+    .unwrap();
+    let out = reader.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // (Other drops show up too, e.g. the namespace's own IPv6 multicast listener reports.)
+    let out_drop = lines
+        .iter()
+        .find(|l| l["direction"] == "egress" && l["dst"] == "198.51.100.10:3478")
+        .unwrap_or_else(|| panic!("no egress sample of the probe in {lines:?}"));
+    assert_eq!(out_drop["protocol"], "udp");
+    assert_eq!(out_drop["rule"], "default-block");
+    let in_drop = lines
+        .iter()
+        .find(|l| l["direction"] == "ingress" && l["src"] == "198.51.100.10:443")
+        .unwrap_or_else(|| panic!("no ingress sample of the datagram in {lines:?}"));
+    assert_eq!(in_drop["dst"], "203.0.113.2:41000");
+    assert_eq!(in_drop["protocol"], "udp");
+    assert_eq!(in_drop["rule"], "default-block");
+
+    // The rate limit: 2 per second and CPU, 300 drops in a burst. A CPU's bucket holds at most
+    // 2 samples and earns 2 a second, so over T seconds at most 2 * CPUs * (T + 1) samples
+    // reach the log (whatever else is dropped meanwhile included), while every drop is counted.
+    let started = std::time::Instant::now();
+    let out = lab.gotofw(&[
+        "attach",
+        lab.wan(),
+        "--scenario",
+        "udp-turn",
+        "--replace",
+        "--log-rate",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drain = lab.gotofw(&["log", lab.wan(), "--json", "--timeout", "0.2"]);
+    assert!(drain.status.success());
+    udp_send_from(
+        lab.net.inet(),
+        SocketAddr::from((OUTSIDE, 443)),
+        SocketAddr::from((GW_ADDR, 41_000)),
+        300,
+    )
+    .unwrap();
+    let out = lab.gotofw(&["log", lab.wan(), "--json", "--timeout", "0.5"]);
+    let sampled = String::from_utf8_lossy(&out.stdout).lines().count();
+    let cpus = thread::available_parallelism().map_or(1, usize::from);
+    let bound = 2 * cpus * (usize::try_from(started.elapsed().as_secs()).unwrap() + 2);
+    assert!(
+        (1..=bound).contains(&sampled) && sampled < 30,
+        "{sampled} samples of 300 drops (bound {bound})"
+    );
+    let status = attached.status_json();
+    assert!(
+        counter_in(&status, "default-block", "ingress").0 >= 300,
+        "{status}"
+    );
+}
+
+#[test]
+fn issue6_set_scenario_does_not_lose_a_concurrent_change() {
+    if !require_root_or_skip("issue6_set_scenario_does_not_lose_a_concurrent_change") {
+        return;
+    }
+    // A replace that adds a network holds the interface lock (paused by the testing hook) while
+    // set-scenario starts: set-scenario must read the filter after the replace, not before.
+    let lab = Lab::new();
+    let attached = lab.attach_in("udp-turn", Mode::Stateful);
+    let replace = {
+        let bin = lab.gotofw.bin().to_string_lossy().into_owned();
+        let ns = lab.gw().path().display().to_string();
+        let wan = lab.wan().to_owned();
+        thread::spawn(move || {
+            std::process::Command::new("nsenter")
+                .arg(format!("--net={ns}"))
+                .args([&bin, "attach", &wan, "--scenario", "tcp-turn", "--replace"])
+                .args(["--network", "2001:db8:77::/48"])
+                .env("GOTOFW_PAUSE_STAGE", "locked")
+                .env("GOTOFW_PAUSE_SECS", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    let out = lab.gotofw(&["set-scenario", lab.wan(), "udp-turn"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replaced = replace.join().unwrap();
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("from tcp-turn to udp-turn"),
+        "set-scenario did not see the replace: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["scenario"], "udp-turn");
+    let turn = &status["interfaces"][0]["counters"][0];
+    assert_eq!(turn["name"], "turn-udp");
+    assert!(
+        turn["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "2001:db8:77::/48"),
+        "the replace's network was lost: {turn}"
+    );
+}

@@ -539,3 +539,52 @@ fn issue6_rule_swap_keeps_the_flows_the_new_rules_allow() {
         DEFAULT,
     );
 }
+
+#[test]
+fn issue6_drop_log_takes_samples_of_drops_in_both_directions() {
+    use Direction::{Egress, Ingress};
+    if !require_root_or_skip("issue6_drop_log_takes_samples_of_drops_in_both_directions") {
+        return;
+    }
+    let options = Options::new(Scenario::UdpTurn);
+    let rules = options.rules();
+    let mut compiled =
+        Compiled::with_mode(&rules, options.allowance_bits(), &Mode::Stateful(LIMITS)).unwrap();
+    compiled.config.log_rate = 100;
+    let mut s = Stateful::with(Scenario::UdpTurn, 0, None);
+    s.ebpf = kernel::load(&compiled, b"{}").unwrap();
+    s.check(
+        "blocked outbound",
+        Egress,
+        &out_udp("203.0.113.10:3478"),
+        DEFAULT,
+    );
+    s.check(
+        "unsolicited inbound",
+        Ingress,
+        &in_udp("198.51.100.10:443", CLIENT),
+        DEFAULT,
+    );
+    s.check(
+        "allowed outbound",
+        Egress,
+        &out_udp("68.64.0.10:3478"),
+        (ALLOW, "turn-udp"),
+    );
+    let mut ring = aya::maps::RingBuf::try_from(s.ebpf.map_mut("LOG").unwrap()).unwrap();
+    let mut events = Vec::new();
+    while let Some(item) = ring.next() {
+        // SAFETY: the kernel writes whole events.
+        events.push(unsafe {
+            std::ptr::read_unaligned(item.as_ptr().cast::<filter_common::DropEvent>())
+        });
+    }
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].direction, Egress as u8);
+    assert_eq!((events[0].proto, events[0].dport), (ipproto::UDP, 3478));
+    assert_eq!(&events[0].dst[..4], &[203, 0, 113, 10]);
+    assert_eq!(events[1].direction, Ingress as u8);
+    assert_eq!((events[1].proto, events[1].sport), (ipproto::UDP, 443));
+    assert_eq!(&events[1].src[..4], &[198, 51, 100, 10]);
+    assert_eq!(events[1].slot, filter_common::slot::DEFAULT_BLOCK);
+}

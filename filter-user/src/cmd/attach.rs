@@ -44,7 +44,8 @@ pub fn build_plan(
 ) -> anyhow::Result<AttachPlan> {
     let ifindex = system::ifindex(iface)?;
     let rules = options.rules();
-    let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
+    let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
+    compiled.config.log_rate = options.log_rate;
     let meta = Meta {
         version: 1,
         interface: iface.to_owned(),

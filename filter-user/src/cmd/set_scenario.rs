@@ -13,23 +13,28 @@ use crate::{
 /// Runs the command.
 pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
-    let old = kernel::read_attached(&args.iface)?;
-    let mut options = old.meta.options.clone().ok_or_else(|| {
-        anyhow!(
-            "the filter on {} does not record how it was built: attach it again with `gotofw attach {} --scenario {} --replace` and its options",
-            args.iface,
-            args.iface,
-            args.scenario
-        )
+    // Read, change and swap under the interface lock, so that a change another command makes
+    // meanwhile is not lost.
+    let mut from = None;
+    let meta = kernel::attach_with(&args.iface, || {
+        let old = kernel::read_attached(&args.iface)?;
+        let mut options = old.meta.options.clone().ok_or_else(|| {
+            anyhow!(
+                "the filter on {} does not record how it was built: attach it again with `gotofw attach {} --scenario {} --replace` and its options",
+                args.iface,
+                args.iface,
+                args.scenario
+            )
+        })?;
+        from = Some(options.scenario);
+        options.scenario = args.scenario;
+        let mode = match (old.meta.mode.as_str(), old.meta.flows) {
+            ("stateful", Some(limits)) => Mode::Stateful(limits),
+            _ => Mode::Stateless,
+        };
+        build_plan(&args.iface, &options, mode, old.meta.xdp_mode, true)
     })?;
-    let from = options.scenario;
-    options.scenario = args.scenario;
-    let mode = match (old.meta.mode.as_str(), old.meta.flows) {
-        ("stateful", Some(limits)) => Mode::Stateful(limits),
-        _ => Mode::Stateless,
-    };
-    let plan = build_plan(&args.iface, &options, mode, old.meta.xdp_mode, true)?;
-    let meta = kernel::attach(&plan)?;
+    let from = from.map_or_else(|| "?".to_owned(), |s| s.to_string());
     let flows = if meta.mode == "stateful" {
         format!(
             "flows are kept; each is checked against {} at its next packet, and one the new rules do not allow stops there",
