@@ -416,6 +416,44 @@ pub const fn flow_alive(cfg: &Config, value: &FlowValue, now: u64) -> bool {
     now.saturating_sub(value.last_seen_ns) <= flow_timeout_ns(cfg, value.state)
 }
 
+/// Stateful inbound: what the flow table says of a packet whose flow entry is `value`, at
+/// `now`; a live flow of the current rule set is refreshed for the packet. The kernel's and the
+/// host's [`Tables`] both answer with this.
+#[inline(always)]
+pub fn flow_judge_ingress(
+    cfg: &Config,
+    value: &mut FlowValue,
+    now: u64,
+    tcp_flags: u8,
+    len: u64,
+) -> FlowHit {
+    if !flow_alive(cfg, value, now) {
+        return FlowHit::Miss;
+    }
+    if value.generation != cfg.generation {
+        return FlowHit::Stale;
+    }
+    flow_touch(value, Direction::Ingress, tcp_flags, now, len);
+    FlowHit::Live(value.rule)
+}
+
+/// Binds the flow `value` to `rule` of `generation` and refreshes it for a packet seen in
+/// `direction`.
+#[inline(always)]
+pub fn flow_rebind(
+    value: &mut FlowValue,
+    rule: u32,
+    generation: u32,
+    direction: Direction,
+    tcp_flags: u8,
+    now: u64,
+    len: u64,
+) {
+    value.rule = rule;
+    value.generation = generation;
+    flow_touch(value, direction, tcp_flags, now, len);
+}
+
 /// Updates a live flow for a packet seen in `direction` with TCP `flags` (zero for UDP): state,
 /// last-seen time and counters. The kernel and the host model both call this.
 #[inline(always)]

@@ -23,7 +23,7 @@ use filter_common::{
     ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent, FlowHit,
     FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, MAX_PACKET_OFFSET,
     META_SIZE, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index, flow_alive,
-    flow_new, flow_touch, log_token, packet::Header,
+    flow_judge_ingress, flow_new, flow_rebind, log_token, packet::Header,
 };
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
@@ -200,18 +200,9 @@ impl Tables for Maps {
         let Some(value) = FLOWS.get_ptr_mut(key) else {
             return FlowHit::Miss;
         };
-        let now = now();
         // SAFETY: a valid map value; concurrent updates from other CPUs can at worst lose a
         // counter increment or a timestamp (documented as approximate).
-        let value = unsafe { &mut *value };
-        if !flow_alive(cfg, value, now) {
-            return FlowHit::Miss;
-        }
-        if value.generation != cfg.generation {
-            return FlowHit::Stale;
-        }
-        flow_touch(value, Direction::Ingress, tcp_flags, now, len);
-        FlowHit::Live(value.rule)
+        flow_judge_ingress(cfg, unsafe { &mut *value }, now(), tcp_flags, len)
     }
 
     #[inline(always)]
@@ -219,9 +210,15 @@ impl Tables for Maps {
         if let Some(value) = FLOWS.get_ptr_mut(key) {
             // SAFETY: as in `flow_ingress`.
             let value = unsafe { &mut *value };
-            value.rule = rule;
-            value.generation = cfg.generation;
-            flow_touch(value, Direction::Ingress, tcp_flags, now(), len);
+            flow_rebind(
+                value,
+                rule,
+                cfg.generation,
+                Direction::Ingress,
+                tcp_flags,
+                now(),
+                len,
+            );
         }
     }
 
@@ -240,9 +237,15 @@ impl Tables for Maps {
             // SAFETY: as in `flow_ingress`.
             let value = unsafe { &mut *value };
             if flow_alive(cfg, value, now) {
-                value.rule = rule;
-                value.generation = generation;
-                flow_touch(value, Direction::Egress, tcp_flags, now, len);
+                flow_rebind(
+                    value,
+                    rule,
+                    generation,
+                    Direction::Egress,
+                    tcp_flags,
+                    now,
+                    len,
+                );
                 return;
             }
         }

@@ -9,7 +9,7 @@ use std::{
 use filter_common::{
     Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
     MAX_RULES, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables,
-    flow_alive, flow_new, flow_touch, port_index,
+    flow_alive, flow_judge_ingress, flow_new, flow_rebind, port_index,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -237,26 +237,24 @@ impl Tables for SoftTables<'_> {
 
     fn flow_ingress(&self, cfg: &Config, key: &FlowKey, tcp_flags: u8, len: u64) -> FlowHit {
         let now = self.now.get();
-        let mut flows = self.flows.borrow_mut();
-        let Some(value) = flows.get_mut(key) else {
-            return FlowHit::Miss;
-        };
-        if !flow_alive(cfg, value, now) {
-            return FlowHit::Miss;
+        match self.flows.borrow_mut().get_mut(key) {
+            Some(value) => flow_judge_ingress(cfg, value, now, tcp_flags, len),
+            None => FlowHit::Miss,
         }
-        if value.generation != cfg.generation {
-            return FlowHit::Stale;
-        }
-        flow_touch(value, Direction::Ingress, tcp_flags, now, len);
-        FlowHit::Live(value.rule)
     }
 
     fn flow_rebind(&self, cfg: &Config, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
         let now = self.now.get();
         if let Some(value) = self.flows.borrow_mut().get_mut(key) {
-            value.rule = rule;
-            value.generation = cfg.generation;
-            flow_touch(value, Direction::Ingress, tcp_flags, now, len);
+            flow_rebind(
+                value,
+                rule,
+                cfg.generation,
+                Direction::Ingress,
+                tcp_flags,
+                now,
+                len,
+            );
         }
     }
 
@@ -273,9 +271,15 @@ impl Tables for SoftTables<'_> {
         let mut flows = self.flows.borrow_mut();
         match flows.get_mut(key) {
             Some(value) if flow_alive(cfg, value, now) => {
-                value.rule = rule;
-                value.generation = generation;
-                flow_touch(value, Direction::Egress, tcp_flags, now, len);
+                flow_rebind(
+                    value,
+                    rule,
+                    generation,
+                    Direction::Egress,
+                    tcp_flags,
+                    now,
+                    len,
+                );
             }
             _ => {
                 flows.insert(
