@@ -26,11 +26,17 @@ const PACKAGES: [(&str, &str); 13] = [
     ("curl", "curl"),
 ];
 
-/// Checks every command; installs the missing ones' packages with apt-get
-/// when root, or says how to otherwise. Returns one (item, status) per command.
+/// Checks every command the tests need; installs the missing ones' packages
+/// with apt-get when root, or says how to otherwise. Returns one (item,
+/// status) per command.
 pub fn ensure(root: bool) -> Result<Vec<(String, Status)>> {
+    ensure_commands(root, &PACKAGES)
+}
+
+/// [`ensure`] for any list of (command, Debian package).
+pub fn ensure_commands(root: bool, packages: &[(&str, &str)]) -> Result<Vec<(String, Status)>> {
     let mut missing: Vec<&str> = Vec::new();
-    for &(command, package) in &PACKAGES {
+    for &(command, package) in packages {
         if paths::find(command).is_none() && !missing.contains(&package) {
             missing.push(package);
         }
@@ -38,22 +44,22 @@ pub fn ensure(root: bool) -> Result<Vec<(String, Status)>> {
     if !missing.is_empty() {
         if !root {
             let hint = format!("as root run: apt-get install -y {}", missing.join(" "));
-            return Ok(report(&missing, &Status::Missing(hint)));
+            return Ok(report(packages, &missing, &Status::Missing(hint)));
         }
         install(&missing)?;
     }
-    for (command, package) in PACKAGES {
+    for &(command, package) in packages {
         if paths::find(command).is_none() {
             bail!("package {package} is installed but `{command}` is still not found");
         }
     }
-    Ok(report(&missing, &Status::Installed(None)))
+    Ok(report(packages, &missing, &Status::Installed(None)))
 }
 
 /// One line per command: `Status::Ok` unless its package is in `missing`,
 /// in which case `status`.
-fn report(missing: &[&str], status: &Status) -> Vec<(String, Status)> {
-    PACKAGES
+fn report(packages: &[(&str, &str)], missing: &[&str], status: &Status) -> Vec<(String, Status)> {
+    packages
         .iter()
         .map(|(command, package)| {
             let item = format!("{command} ({package})");
@@ -91,7 +97,7 @@ mod tests {
 
     #[test]
     fn report_marks_only_missing_packages() {
-        let lines = report(&["socat"], &Status::Installed(None));
+        let lines = report(&PACKAGES, &["socat"], &Status::Installed(None));
         assert_eq!(lines.len(), PACKAGES.len());
         assert_eq!(
             lines[4],
@@ -102,7 +108,7 @@ mod tests {
 
     #[test]
     fn a_package_with_several_commands_is_reported_for_each() {
-        let lines = report(&["coturn"], &Status::Installed(None));
+        let lines = report(&PACKAGES, &["coturn"], &Status::Installed(None));
         let installed: Vec<&str> = lines
             .iter()
             .filter(|(_, status)| *status == Status::Installed(None))
