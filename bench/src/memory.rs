@@ -91,8 +91,12 @@ fn loaded_maps(ebpf: &mut Ebpf) -> Result<Vec<MapMem>> {
 
 fn map_info(map: &aya::maps::Map) -> Result<u32> {
     use aya::maps::Map;
-    let (Map::Array(data) | Map::PerCpuArray(data) | Map::LpmTrie(data) | Map::LruHashMap(data)) =
-        map
+    let (Map::Array(data)
+    | Map::PerCpuArray(data)
+    | Map::LpmTrie(data)
+    | Map::LruHashMap(data)
+    | Map::RingBuf(data)
+    | Map::ProgramArray(data)) = map
     else {
         return Err(anyhow!("unexpected map type in the gotofw object"));
     };
