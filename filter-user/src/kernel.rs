@@ -375,6 +375,8 @@ pub fn attach_with(
     iface: &str,
     plan: impl FnOnce() -> anyhow::Result<AttachPlan>,
 ) -> anyhow::Result<Meta> {
+    // The name becomes a lock file's name: check it before anything is created.
+    system::check_interface_name(iface)?;
     system::ensure_bpffs()?;
     for dir in [PIN_ROOT, PIN_STAGING] {
         system::create_private_dir(Path::new(dir)).with_context(|| format!("creating {dir}"))?;
