@@ -238,9 +238,18 @@ pub fn load(path: &Path) -> Result<Config, UsageError> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, UsageError> {
     let at = Locator { path, text };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let message = one_line(e.message());
+        let mut message = one_line(e.message());
         match e.span() {
-            Some(span) => at.error(&span, message),
+            Some(span) => {
+                // toml names the fault, not the key: take it from the file.
+                let key = text.get(span.clone()).map(str::trim).unwrap_or_default();
+                if message.starts_with("duplicate key") && !key.is_empty() {
+                    message = format!(
+                        "duplicate key `{key}`: a key may appear once in its table; keep one of them"
+                    );
+                }
+                at.error(&span, message)
+            }
             None => at.whole(message),
         }
     })?;
@@ -520,6 +529,12 @@ impl Locator<'_> {
                         })?);
                     }
                     Some(dedup_networks(nets))
+                }
+                toml::Value::Array(_) => {
+                    return Err(self.error(
+                        &r.networks.span(),
+                        format!("[[rules]] '{name}': networks = [] names no address, so the rule could never match: list at least one CIDR, or write \"any\""),
+                    ));
                 }
                 other => {
                     return Err(self.error(

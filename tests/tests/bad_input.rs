@@ -777,11 +777,11 @@ const CONFIG: &[ConfigCase] = &[
     ),
     // Syntax, and a file without a scenario.
     ("scenario = \n", 2, &["quoted"]),
-    // The toml crate says no more than "duplicate key": the line is what names it.
+    // The toml crate says no more than "duplicate key": gotofw names the key.
     (
         "scenario = \"udp-turn\"\nscenario = \"tcp-443\"\n",
         3,
-        &["duplicate key"],
+        &["duplicate key `scenario`"],
     ),
 ];
 
@@ -841,7 +841,7 @@ const RULES: &[(&str, &str, usize, &[&str])] = &[
         "networks = [\"198.51.100.7\"]",
         "networks = []",
         8,
-        &["networks"],
+        &["networks = [] names no address"],
     ),
     (
         "networks = [\"198.51.100.7\"]",
