@@ -166,11 +166,27 @@ pub struct Config {
     pub generation: u32,
     /// Dropped packets sampled into the drop log, per second and CPU; 0 switches the log off.
     pub log_rate: u32,
-    /// Always zero.
-    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
-    pub _pad: u32,
+    /// [`ARMED`] once the rule set is in force. Until then (while `attach` installs it) both
+    /// programs hand every packet to the program they took the place of, in slot
+    /// [`tail::PREVIOUS`] of their tail-call table, or pass it when there is none. So swapping
+    /// the programs into the links, or attaching new links, changes nothing a packet sees, and
+    /// one write of this field puts both hooks under the new rules at once.
+    pub armed: u32,
 }
 const _: () = assert!(size_of::<Config>() == 64);
+
+/// [`Config::armed`] of a rule set in force.
+pub const ARMED: u32 = 1;
+
+/// Slots of the programs' tail-call tables (`TAIL_XDP`, `TAIL_TC`: one per program type).
+pub mod tail {
+    /// The drop-log program.
+    pub const LOG: u32 = 0;
+    /// The program this one replaces, while its rule set is not [`ARMED`](super::ARMED) yet.
+    pub const PREVIOUS: u32 = 1;
+    /// Entries of a table.
+    pub const ENTRIES: u32 = 2;
+}
 
 /// Most drop-log samples per second and CPU an operator may ask for.
 pub const MAX_LOG_RATE: u32 = 10_000;

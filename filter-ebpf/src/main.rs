@@ -20,10 +20,11 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent, FlowHit,
-    FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, MAX_PACKET_OFFSET,
-    META_SIZE, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index, flow_alive,
-    flow_judge_ingress, flow_new, flow_rebind, log_token, packet::Header,
+    ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
+    FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket,
+    MAX_PACKET_OFFSET, META_SIZE, MODE_STATEFUL, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
+    classify, counter_index, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
+    packet::Header, tail,
 };
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
@@ -62,14 +63,15 @@ static LOG: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 static LOG_BUCKET: PerCpuArray<LogBucket> = PerCpuArray::with_max_entries(1, 0);
 
-/// The XDP drop-log program, tail-called with a sampled drop. (A program array serves one
-/// program type, hence one per hook.)
+/// Programs the XDP program tail-calls (slots in `filter_common::tail`): the drop log, tail-called
+/// with a sampled drop, and the program this one replaces, until its rule set is armed. (A
+/// program array serves one program type, hence one per hook.)
 #[map]
-static LOG_XDP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+static TAIL_XDP: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 
-/// The TC drop-log program, likewise.
+/// The same for the TC program.
 #[map]
-static LOG_TC: ProgramArray = ProgramArray::with_max_entries(1, 0);
+static TAIL_TC: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 
 /// What the loader attached (JSON), for `gotofw status`; never read here.
 #[map]
@@ -160,7 +162,7 @@ static NO_CONFIG: Config = Config {
     tcp_transitory_timeout: 0,
     generation: 0,
     log_rate: 0,
-    _pad: 0,
+    armed: ARMED,
 };
 
 /// The maps as the classifier's lookup tables.
@@ -314,12 +316,17 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
 #[xdp]
 #[inline(always)]
 pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
+    if Maps.config().armed != ARMED {
+        // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
+        unsafe { TAIL_XDP.tail_call(&ctx, tail::PREVIOUS) };
+        return xdp_action::XDP_PASS;
+    }
     let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
     let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
     if account(Direction::Ingress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
-        unsafe { LOG_XDP.tail_call(&ctx, 0) };
+        unsafe { TAIL_XDP.tail_call(&ctx, tail::LOG) };
     }
     if outcome.decision.action == ACTION_PASS {
         xdp_action::XDP_PASS
@@ -335,10 +342,21 @@ const TCX_DROP: i32 = 2;
 /// Headers the egress program wants in the linear part of the packet.
 const EGRESS_HEADERS: u32 = 256;
 
-/// WAN egress (stateful mode): enforces the rules as written and opens flows.
+/// WAN egress (stateful mode): enforces the rules as written and opens flows. A stateless rule
+/// set passes everything here: its program takes a stateful filter's egress link only for the
+/// moment a `--replace` to stateless mode needs to switch both hooks at once.
 #[classifier]
 #[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
+    let cfg = Maps.config();
+    if cfg.armed != ARMED {
+        // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
+        unsafe { TAIL_TC.tail_call(&ctx, tail::PREVIOUS) };
+        return TCX_NEXT;
+    }
+    if cfg.mode != MODE_STATEFUL {
+        return TCX_NEXT;
+    }
     // Egress packets normally carry their headers in the linear part; make sure they do.
     let want = if ctx.len() < EGRESS_HEADERS {
         ctx.len()
@@ -359,7 +377,7 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     let outcome = classify(&frame, &Maps, Direction::Egress, &mut key);
     if account(Direction::Egress, &outcome, &key, u64::from(ctx.len())) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
-        unsafe { LOG_TC.tail_call(&ctx, 0) };
+        unsafe { TAIL_TC.tail_call(&ctx, tail::LOG) };
     }
     if outcome.decision.action == ACTION_PASS {
         TCX_NEXT

@@ -96,6 +96,7 @@ impl Compiled {
         let mut config = Config {
             allowances,
             mode: MODE_STATELESS,
+            armed: filter_common::ARMED,
             ..Config::default()
         };
         let mut flow_table_size = 16;

@@ -1,12 +1,14 @@
 //! Loading the XDP program, filling its maps, attaching and pinning it; and reading it back.
 //!
-//! Attach is all or nothing: the program is loaded and its maps filled before it touches the
-//! interface; link and maps are pinned in a private temporary directory that is renamed into place
-//! last, so a failure at any step leaves no program, link or pin behind (dropping the `Ebpf` object
-//! detaches what was attached and unloads what was loaded).
+//! Attach is all or nothing, even under `kill -9`: the programs are loaded unarmed (they hand
+//! every packet to the programs they replace, or pass it), their maps filled, and everything is
+//! put on the interface and pinned in a private staging directory before one write arms the new
+//! rule set; then its pins move into place. A failure before the arming leaves the interface as
+//! it was, and the next command settles what a killed one left behind (see [`recover`]).
 
 use std::{
     fs, io,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
 
@@ -25,7 +27,7 @@ use filter_common::{COUNTER_ENTRIES, Counter, Direction, META_SIZE, counter_inde
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    EBPF_OBJECT,
+    EBPF_OBJECT, bpf_sys,
     compile::Compiled,
     error::UsageError,
     system::{self, InterfaceLock, PIN_ROOT, PIN_STAGING},
@@ -39,8 +41,9 @@ const EGRESS_PROGRAM: &str = "gotofw_egress";
 const MAPS: [&str; 11] = [
     "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META", "LOG",
     // Program arrays lose their entries when no user-space reference is left: pinned, they
-    // keep the drop-log programs for as long as the filter is attached.
-    "LOG_XDP", "LOG_TC",
+    // keep the drop-log programs for as long as the filter is attached (and the programs a
+    // killed `--replace` took the place of, for the next command to put back).
+    "TAIL_XDP", "TAIL_TC",
 ];
 /// Drop-log programs, tail-called by the main ones.
 const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
@@ -168,6 +171,22 @@ pub fn load_reusing(
     meta: &[u8],
     flows: Option<&Path>,
 ) -> anyhow::Result<Ebpf> {
+    load_with(
+        compiled,
+        meta,
+        flows,
+        compiled.config.mode == filter_common::MODE_STATEFUL,
+    )
+}
+
+/// Like [`load_reusing`], with the egress program loaded if `egress` (it passes everything in
+/// stateless mode, and takes a stateful filter's egress link in a `--replace` to stateless).
+fn load_with(
+    compiled: &Compiled,
+    meta: &[u8],
+    flows: Option<&Path>,
+    egress: bool,
+) -> anyhow::Result<Ebpf> {
     if meta.len() > META_SIZE {
         return Err(anyhow!(
             "the rule set's description takes {} bytes, more than the {META_SIZE} the filter stores: use fewer networks",
@@ -204,7 +223,7 @@ pub fn load_reusing(
     program
         .load()
         .context("the kernel refused the gotofw XDP program (verifier)")?;
-    if compiled.config.mode == filter_common::MODE_STATEFUL {
+    if egress {
         let egress: &mut SchedClassifier = ebpf
             .program_mut(EGRESS_PROGRAM)
             .ok_or_else(|| anyhow!("the eBPF object has no program {EGRESS_PROGRAM}"))?
@@ -231,8 +250,10 @@ fn load_drop_log(ebpf: &mut Ebpf, stateful: bool) -> anyhow::Result<()> {
         .context("the kernel refused the drop-log XDP program (verifier)")?;
     let fd = xdp.fd()?.try_clone()?;
     let mut slots: aya::maps::ProgramArray<_> =
-        aya::maps::ProgramArray::try_from(map_mut(ebpf, "LOG_XDP")?)?;
-    slots.set(0, &fd, 0).context("filling the drop-log map")?;
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, "TAIL_XDP")?)?;
+    slots
+        .set(filter_common::tail::LOG, &fd, 0)
+        .context("filling the drop-log map")?;
     if stateful {
         let tc: &mut SchedClassifier = ebpf
             .program_mut(LOG_TC_PROGRAM)
@@ -242,8 +263,10 @@ fn load_drop_log(ebpf: &mut Ebpf, stateful: bool) -> anyhow::Result<()> {
             .context("the kernel refused the drop-log TC program (verifier)")?;
         let fd = tc.fd()?.try_clone()?;
         let mut slots: aya::maps::ProgramArray<_> =
-            aya::maps::ProgramArray::try_from(map_mut(ebpf, "LOG_TC")?)?;
-        slots.set(0, &fd, 0).context("filling the drop-log map")?;
+            aya::maps::ProgramArray::try_from(map_mut(ebpf, "TAIL_TC")?)?;
+        slots
+            .set(filter_common::tail::LOG, &fd, 0)
+            .context("filling the drop-log map")?;
     }
     Ok(())
 }
@@ -316,11 +339,12 @@ pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
 ///   so tests can run a second command meanwhile.
 ///
 /// The stages, in order: `locked` (lock held, nothing done), `loaded` (maps created), `filled`,
-/// `verified` (programs loaded), `maps-pinned` (maps pinned in the staging directory), `attached`
-/// (XDP link created, or with `--replace` the new program swapped into the pinned link),
-/// `link-pinned` (XDP link pinned in staging), `egress-attached` (stateful mode: the tcx link
-/// created or swapped, not pinned yet), `pinned` (everything pinned and described in staging),
-/// `renamed` (the new directory in place; with `--replace` the old one not yet removed).
+/// `verified` (programs loaded, not armed), `maps-pinned` (maps pinned in the staging
+/// directory), `attached` (XDP link created, or with `--replace` the new program swapped into the
+/// pinned link), `link-pinned` (XDP link pinned in staging), `egress-attached` (stateful mode, or
+/// a stateful filter replaced: the tcx link created or swapped, not pinned yet), `pinned`
+/// (everything pinned and described in staging), `armed` (the new rule set in force), `renamed`
+/// (the new directory in place; with `--replace` the old one not yet removed).
 fn fault_point(stage: &str) {
     if std::env::var_os("GOTOFW_PAUSE_STAGE").is_some_and(|s| s == stage) {
         let secs = std::env::var("GOTOFW_PAUSE_SECS")
@@ -350,16 +374,152 @@ fn stale_dirs(key: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Removes staging pin directories of `iface` that a killed gotofw left behind (called with the
-/// interface lock held, so none is in use). Unpinning a staged link detaches it, unless the
-/// pin directory holds it too. Returns whether one of them held a link.
-fn remove_stale(key: &str) -> bool {
-    let mut links = false;
+/// The rule set's configuration pinned in `dir`.
+fn pinned_config(dir: &Path) -> anyhow::Result<filter_common::Config> {
+    let data = MapData::from_pin(dir.join("config"))
+        .with_context(|| format!("opening {}/config", dir.display()))?;
+    let map: Array<_, filter_common::Config> = Array::try_from(aya::maps::Map::Array(data))?;
+    Ok(map.get(&0, 0)?)
+}
+
+/// Whether generation `a` came after `b` (generations wrap).
+const fn newer(a: u32, b: u32) -> bool {
+    let ahead = a.wrapping_sub(b);
+    ahead != 0 && ahead < u32::MAX / 2
+}
+
+/// Settles what an attach killed midway left in staging for pin key `key`; the caller holds
+/// the interface lock, so no attach is running.
+///
+/// An attach arms its rule set with one write, after everything is staged and before its pins
+/// move into place. A staged rule set that is armed (and newer than the pinned one) is in force:
+/// its pins move into place (roll forward). One that is not armed was never in force: the links
+/// get back the programs of the pinned rule set, and the staged pins go, which detaches links
+/// pinned only there (roll back). Either way the interface goes on doing what it did; only the
+/// pins catch up. Then the pinned filter lets go of what only the switch needed.
+fn recover(key: &str) -> anyhow::Result<()> {
+    let final_dir = system::key_dir(key);
     for dir in stale_dirs(key) {
-        links |= dir.join(LINK_PIN).exists();
-        let _ = fs::remove_dir_all(dir);
+        let staged = pinned_config(&dir).ok();
+        let pinned = if final_dir.exists() {
+            Some(pinned_config(&final_dir)?)
+        } else {
+            None
+        };
+        let in_force = staged.is_some_and(|s| {
+            s.armed == filter_common::ARMED
+                && pinned.is_none_or(|p| newer(s.generation, p.generation))
+        });
+        let out_of_force = match (in_force, pinned.is_some()) {
+            (true, true) => swap_into_place(&dir, &final_dir)
+                .with_context(|| format!("moving {} into place", dir.display()))?,
+            (true, false) => {
+                fs::rename(&dir, &final_dir)
+                    .with_context(|| format!("moving {} into place", dir.display()))?;
+                continue;
+            }
+            (false, true) => {
+                restore_links(&final_dir)?;
+                dir
+            }
+            (false, false) => dir,
+        };
+        // The rule set that is not in force; its links, if pinned only here, go with it.
+        fs::remove_dir_all(&out_of_force)
+            .with_context(|| format!("removing {}", out_of_force.display()))?;
     }
-    links
+    if final_dir.exists() {
+        settle(&final_dir)?;
+    }
+    Ok(())
+}
+
+/// [`recover`], unless another command holds the interface lock (it is the one at work, and
+/// recovers itself if it fails), or there is nothing to recover. Read-only commands call it
+/// before they read the pins, so that what they show is what the interface does.
+fn recover_if_idle(key: &str) -> anyhow::Result<()> {
+    if stale_dirs(key).is_empty() {
+        return Ok(());
+    }
+    match InterfaceLock::try_acquire(key)? {
+        Some(_lock) => recover(key),
+        None => Ok(()),
+    }
+}
+
+/// Puts back into the links pinned in `dir` the programs of the rule set pinned there, where an
+/// attach that did not arm its own left those in them (the programs are found by their config
+/// map; a program the link still runs is left alone).
+fn restore_links(dir: &Path) -> anyhow::Result<()> {
+    let config_id = MapData::from_pin(dir.join("config"))
+        .with_context(|| format!("opening {}/config", dir.display()))?
+        .info()?
+        .id();
+    for (pin, name) in [(LINK_PIN, PROGRAM), (TC_LINK_PIN, EGRESS_PROGRAM)] {
+        let path = dir.join(pin);
+        let Some(running) = link_program(&path) else {
+            continue;
+        };
+        let uses_config = |p: &aya::programs::ProgramInfo| {
+            p.map_ids()
+                .ok()
+                .flatten()
+                .is_some_and(|ids| ids.contains(&config_id))
+        };
+        if uses_config(&running) {
+            continue;
+        }
+        let program = aya::programs::loaded_programs()
+            .flatten()
+            .find(|p| p.name_as_str() == Some(name) && uses_config(p))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} runs program {} and the program of the rule set pinned in {} is gone: detach and attach again",
+                    path.display(),
+                    running.id(),
+                    dir.display()
+                )
+            })?;
+        let link =
+            bpf_sys::obj_get(&path).with_context(|| format!("opening {}", path.display()))?;
+        bpf_sys::link_update(link.as_fd(), program.fd()?.as_fd()).with_context(|| {
+            format!(
+                "putting program {} back into {}",
+                program.id(),
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The program the link pinned at `path` runs, if there is such a link.
+fn link_program(path: &Path) -> Option<aya::programs::ProgramInfo> {
+    let link = PinnedLink::from_pin(path).ok()?;
+    let id = FdLink::from(link).info().ok()?.program_id();
+    aya::programs::loaded_programs()
+        .flatten()
+        .find(|p| p.id() == id)
+}
+
+/// Lets go of what only the switch to the rule set pinned in `dir` needed (each step changes
+/// nothing a packet sees, and may be repeated): the programs it replaced, kept in the tail-call
+/// tables for as long as it was not armed; and in stateless mode the egress link, which a
+/// stateful filter's replacement keeps passing everything until then.
+fn settle(dir: &Path) -> anyhow::Result<()> {
+    for table in ["tail_xdp", "tail_tc"] {
+        let Ok(data) = MapData::from_pin(dir.join(table)) else {
+            continue;
+        };
+        let mut slots = aya::maps::ProgramArray::try_from(aya::maps::Map::ProgramArray(data))?;
+        // An empty slot (the usual case) is no error to speak of.
+        let _ = slots.clear_index(&filter_common::tail::PREVIOUS);
+    }
+    let tc_link = dir.join(TC_LINK_PIN);
+    if pinned_config(dir)?.mode != filter_common::MODE_STATEFUL && tc_link.exists() {
+        fs::remove_file(&tc_link).with_context(|| format!("removing {}", tc_link.display()))?;
+    }
+    Ok(())
 }
 
 /// Attaches (or, with `replace`, swaps in) a filter as planned, holding the interface lock;
@@ -371,6 +531,12 @@ pub fn attach(plan: &AttachPlan) -> anyhow::Result<Meta> {
 /// Like [`attach`], with the plan made by `plan` once the interface lock is held: a
 /// read-modify-write of the attached filter (`set-scenario`) cannot lose a change another
 /// command made meanwhile.
+///
+/// All or nothing, a SIGKILL included: the new rule set is loaded unarmed (its programs hand
+/// packets to the ones they replace, or pass them), staged, swapped into the links, pinned in a
+/// staging directory, and then armed by one write; only then do its pins move into place. A
+/// failure or kill before the arming leaves the previous filter in force, after it the new one
+/// ([`recover`] tidies the pins at the next command).
 pub fn attach_with(
     iface: &str,
     plan: impl FnOnce() -> anyhow::Result<AttachPlan>,
@@ -385,7 +551,7 @@ pub fn attach_with(
     let _lock = InterfaceLock::acquire(&key)?;
     fault_point("locked");
     let plan = &plan()?;
-    remove_stale(&key);
+    recover(&key)?;
     let final_dir = system::key_dir(&key);
     let exists = final_dir.exists();
     if exists && !plan.replace {
@@ -398,48 +564,86 @@ pub fn attach_with(
     let mut compiled = plan.compiled.clone();
     compiled.config.generation = 1;
     let mut reuse_flows = None;
+    let mut previous = Previous::default();
     if exists {
-        let old = read_attached(&plan.iface)?;
+        let old = read_pins(final_dir.clone())?;
         // A swap keeps the links, so the XDP mode they were attached in.
         meta.xdp_mode = old.meta.xdp_mode;
-        // A new generation makes every kept flow be checked against the new rules. It must be
-        // new to the flows too: a --replace killed after swapping its programs into the links,
-        // before exchanging the directories, stamped flows with a generation the pins do not
-        // show, so the count goes on from the programs the links run when they are ahead.
-        let pinned = old.config()?.generation;
-        let base = running_generations(&final_dir)
-            .into_iter()
-            .fold(pinned, |base, g| {
-                if g.wrapping_sub(base) < u32::MAX / 2 {
-                    g
-                } else {
-                    base
-                }
-            });
-        compiled.config.generation = base.wrapping_add(1).max(1);
+        // A new generation makes every kept flow be checked against the new rules.
+        compiled.config.generation = old.config()?.generation.wrapping_add(1).max(1);
         let flows = final_dir.join("flows");
         let same_table = old.meta.flows.map(|f| f.table_size) == meta.flows.map(|f| f.table_size);
         if old.meta.mode == "stateful" && meta.mode == "stateful" && same_table && flows.exists() {
             reuse_flows = Some(flows);
         }
+        previous = Previous {
+            xdp: link_program(&final_dir.join(LINK_PIN)),
+            tc: link_program(&final_dir.join(TC_LINK_PIN)),
+        };
     }
-    let mut ebpf = load_reusing(
+    compiled.config.armed = 0;
+    let stateful = compiled.config.mode == filter_common::MODE_STATEFUL;
+    let mut ebpf = load_with(
         &compiled,
         &serde_json::to_vec(&meta)?,
         reuse_flows.as_deref(),
+        stateful || previous.tc.is_some(),
     )?;
+    previous.install(&mut ebpf)?;
     let pid = std::process::id();
     let tmp = Path::new(PIN_STAGING).join(format!("{key}@new-{pid}"));
-    let result = attach_and_pin(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
-    if result.is_err() {
-        // Unpinning is what detaches: the link pin goes with the directory, and the program and
-        // link go when `ebpf` drops.
-        let _ = fs::remove_dir_all(&tmp);
+    let result = stage_and_arm(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
+    if let Err(e) = result {
+        // Whatever was staged goes; links swapped before the arming get their programs back.
+        // (The programs and links not pinned go when `ebpf` drops.)
+        if let Err(undo) = recover(&key) {
+            return Err(e.context(format!("and undoing the attach failed too: {undo:#}")));
+        }
+        return Err(e);
     }
-    result.map(|()| meta)
+    fault_point("renamed");
+    // The new rule set is in force and in place; what is left is tidying.
+    let tidy = || -> anyhow::Result<()> {
+        for dir in stale_dirs(&key) {
+            fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        settle(&final_dir)
+    };
+    tidy().context(
+        "the new rule set is in force, but letting go of the old one failed (the next gotofw command on the interface tries again)",
+    )?;
+    Ok(meta)
 }
 
-fn attach_and_pin(
+/// The programs a `--replace` takes the place of, which the new ones hand packets to until
+/// they are armed.
+#[derive(Default)]
+struct Previous {
+    xdp: Option<aya::programs::ProgramInfo>,
+    tc: Option<aya::programs::ProgramInfo>,
+}
+
+impl Previous {
+    /// Puts the programs in the new object's tail-call tables.
+    fn install(&self, ebpf: &mut Ebpf) -> anyhow::Result<()> {
+        for (program, table) in [(&self.xdp, "TAIL_XDP"), (&self.tc, "TAIL_TC")] {
+            let Some(program) = program else { continue };
+            let fd = program
+                .fd()
+                .context("opening the attached filter's program")?;
+            let mut slots = aya::maps::ProgramArray::try_from(map_mut(ebpf, table)?)?;
+            slots
+                .set(filter_common::tail::PREVIOUS, &fd, 0)
+                .context("handing the new programs the attached filter's")?;
+        }
+        Ok(())
+    }
+}
+
+/// Stages the loaded, unarmed rule set in `tmp`, puts it on the interface (new links, or
+/// swapped into the links pinned in `final_dir` with `replace`), arms it and moves its pins
+/// into place.
+fn stage_and_arm(
     ebpf: &mut Ebpf,
     plan: &AttachPlan,
     meta: &mut Meta,
@@ -481,86 +685,52 @@ fn attach_and_pin(
     link.pin(tmp.join(LINK_PIN))
         .with_context(|| format!("pinning the link in {}", tmp.display()))?;
     fault_point("link-pinned");
-    if plan.compiled.config.mode == filter_common::MODE_STATEFUL {
-        attach_egress(
-            ebpf,
-            plan,
-            &final_dir.join(TC_LINK_PIN),
-            &tmp.join(TC_LINK_PIN),
-            replace,
-        )?;
+    let old_tc = final_dir.join(TC_LINK_PIN);
+    let swap_tc = replace && old_tc.exists();
+    if plan.compiled.config.mode == filter_common::MODE_STATEFUL || swap_tc {
+        attach_egress(ebpf, plan, &old_tc, &tmp.join(TC_LINK_PIN), swap_tc)?;
     }
     store_meta(ebpf, meta)?;
     fault_point("pinned");
+    // The commit: both programs read this one entry.
+    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, "CONFIG")?)?;
+    let mut armed = config.get(&0, 0)?;
+    armed.armed = filter_common::ARMED;
+    config.set(0, armed, 0).context("arming the new rule set")?;
+    fault_point("armed");
     if replace {
-        // One atomic exchange: the new pins take the directory's place and the old ones land in
-        // staging, so there is no moment without a directory for the live links (two renames
-        // had one, and whatever ran next on the interface removed both halves, links included).
-        // bpffs exchanges since Linux 5.15; before, two renames it is.
-        match exchange(tmp, final_dir) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let old = Path::new(PIN_STAGING).join(format!(
-                    "{}@old-{}",
-                    final_dir.file_name().unwrap_or_default().to_string_lossy(),
-                    std::process::id()
-                ));
-                fs::rename(final_dir, &old).context("moving the old pins aside")?;
-                if let Err(e) = fs::rename(tmp, final_dir) {
-                    let _ = fs::rename(&old, final_dir);
-                    return Err(e).context("moving the new pins into place");
-                }
-                fs::rename(&old, tmp).context("moving the old pins aside")?;
-            }
-            result => result.context("swapping the new pins into place")?,
-        }
-        fault_point("renamed");
-        // The links stay: they are pinned in the new directory too.
-        fs::remove_dir_all(tmp).context("removing the old pins")?;
+        swap_into_place(tmp, final_dir).context("swapping the new pins into place")?;
     } else {
         fs::rename(tmp, final_dir)
             .with_context(|| format!("moving the pins into {}", final_dir.display()))?;
-        fault_point("renamed");
     }
     Ok(())
 }
 
-/// The rule-set generations of the programs the links pinned in `dir` run, read from their own
-/// config maps (which need not be the ones pinned in `dir`).
-fn running_generations(dir: &Path) -> Vec<u32> {
-    let mut generations = Vec::new();
-    for pin in [LINK_PIN, TC_LINK_PIN] {
-        let Ok(link) = PinnedLink::from_pin(dir.join(pin)) else {
-            continue;
-        };
-        let Ok(info) = FdLink::from(link).info() else {
-            continue;
-        };
-        let prog = info.program_id();
-        let Some(Ok(Some(map_ids))) = aya::programs::loaded_programs()
-            .flatten()
-            .find(|p| p.id() == prog)
-            .map(|p| p.map_ids())
-        else {
-            continue;
-        };
-        for id in map_ids {
-            let is_config = aya::maps::MapInfo::from_id(id)
-                .is_ok_and(|map| map.name_as_str() == Some("CONFIG"));
-            let config = is_config
-                .then(|| MapData::from_id(id).ok())
-                .flatten()
-                .and_then(|data| {
-                    Array::<_, filter_common::Config>::try_from(aya::maps::Map::Array(data)).ok()
-                })
-                .and_then(|map| map.get(&0, 0).ok());
-            generations.extend(config.map(|c| c.generation));
+/// Moves the staged pin directory `staged` into place at `final_dir`, and the pins there into
+/// staging; returns where those are now. One atomic exchange where bpffs can (Linux 5.15 and
+/// later), so there is no moment without a directory for the live links; else two renames, and
+/// a command that runs after a kill between them finds the armed rule set in staging, no pin
+/// directory, and moves it into place ([`recover`]).
+fn swap_into_place(staged: &Path, final_dir: &Path) -> io::Result<PathBuf> {
+    match exchange(staged, final_dir) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let name = staged.file_name().unwrap_or_default().to_string_lossy();
+            let aside = staged.with_file_name(format!("{name}-old"));
+            fs::rename(final_dir, &aside)?;
+            if let Err(e) = fs::rename(staged, final_dir) {
+                let _ = fs::rename(&aside, final_dir);
+                return Err(e);
+            }
+            Ok(aside)
         }
+        Err(e) => Err(e),
+        Ok(()) => Ok(staged.to_owned()),
     }
-    generations
 }
 
 /// Swaps the directories `a` and `b` atomically (`renameat2` with `RENAME_EXCHANGE`, which bpffs
-/// supports).
+/// supports since Linux 5.15).
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt as _;
     let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
@@ -685,7 +855,8 @@ fn attach_error(iface: &str, mode: XdpModeArg, err: ProgramError) -> anyhow::Err
 }
 
 /// Removes the filter of `iface` (an interface name, or a `NAME:NETNS` pin key): link first (the
-/// interface stops filtering), then the maps.
+/// interface stops filtering), then the maps. What a killed attach left is settled first, so
+/// that its links go too.
 pub fn detach(iface: &str) -> anyhow::Result<()> {
     let key = system::key_for(iface)?;
     let dir = system::key_dir(&key);
@@ -694,11 +865,11 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
     let _lock = InterfaceLock::acquire(&key)?;
-    // An attach killed after pinning its link in staging, before the rename, left the interface
-    // filtered with no pin directory: removing what it staged detaches that too.
-    let removed_link = remove_stale(&key);
+    let staged = !stale_dirs(&key).is_empty();
+    recover(&key)?;
     if !dir.exists() {
-        if removed_link {
+        // A killed attach that had not armed its rule set: what it staged is gone now.
+        if staged {
             return Ok(());
         }
         return Err(UsageError::NotAttached(iface.to_owned()).into());
@@ -717,7 +888,24 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
 }
 
 /// Pin keys of every gotofw filter on this bpffs, any namespace.
-pub fn attached_keys() -> io::Result<Vec<String>> {
+/// What attaches killed midway left is settled first (see [`recover`]).
+pub fn attached_keys() -> anyhow::Result<Vec<String>> {
+    let mut staged: Vec<String> = fs::read_dir(PIN_STAGING)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.split_once('@').map(|(key, _)| key.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    staged.sort();
+    staged.dedup();
+    for key in staged {
+        recover_if_idle(&key)?;
+    }
     let mut keys = Vec::new();
     match fs::read_dir(PIN_ROOT) {
         Ok(entries) => {
@@ -726,7 +914,7 @@ pub fn attached_keys() -> io::Result<Vec<String>> {
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(e).with_context(|| format!("reading {PIN_ROOT}")),
     }
     Ok(keys)
 }
@@ -743,11 +931,19 @@ pub struct Attached {
 }
 
 /// Reads the filter of `iface` (an interface name, or a `NAME:NETNS` pin key) from its pins.
+/// What an attach killed midway left is settled first (see [`recover`]).
 pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
-    let dir = system::key_dir(&system::key_for(iface)?);
+    let key = system::key_for(iface)?;
+    recover_if_idle(&key)?;
+    let dir = system::key_dir(&key);
     if !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
+    read_pins(dir)
+}
+
+/// Reads the filter pinned in `dir`.
+fn read_pins(dir: PathBuf) -> anyhow::Result<Attached> {
     let meta_data = MapData::from_pin(dir.join("meta"))
         .with_context(|| format!("opening {}/meta", dir.display()))?;
     let meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
@@ -803,10 +999,7 @@ pub fn monotonic_coarse_ns() -> u64 {
 impl Attached {
     /// The rule set's configuration, read back from the config map.
     pub fn config(&self) -> anyhow::Result<filter_common::Config> {
-        let data = MapData::from_pin(self.dir.join("config"))
-            .with_context(|| format!("opening {}/config", self.dir.display()))?;
-        let map: Array<_, filter_common::Config> = Array::try_from(aya::maps::Map::Array(data))?;
-        Ok(map.get(&0, 0)?)
+        pinned_config(&self.dir)
     }
 
     /// Every entry of the flow map, with its liveness at `now` (see [`monotonic_coarse_ns`]).

@@ -1,6 +1,7 @@
 //! The gotofw loader and operator CLI, as a library: scenarios and rule compilation, the host run
 //! of the kernel's classifier, and attach/detach/status over bpffs pins.
 
+mod bpf_sys;
 pub mod cli;
 pub mod cmd;
 pub mod compile;

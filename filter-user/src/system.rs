@@ -6,7 +6,7 @@ use std::{
     io,
     os::{
         fd::AsRawFd,
-        unix::fs::{DirBuilderExt, MetadataExt},
+        unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
     },
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -218,32 +218,32 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// An exclusive lock on one interface's gotofw state, held until dropped. Two gotofw commands on
-/// the same interface run one after the other.
+/// the same interface run one after the other. The lock file goes when the lock is let go.
 #[derive(Debug)]
 pub struct InterfaceLock {
+    /// Holds the lock: closing it lets go.
     _file: File,
+    path: PathBuf,
+}
+
+/// One attempt at the lock.
+enum Attempt {
+    Held(InterfaceLock),
+    Busy,
+    /// Locked a file its last holder removed meanwhile: try again with a new one.
+    Stale,
 }
 
 impl InterfaceLock {
     /// Waits (up to ten seconds) for the lock of pin key `key` (see [`pin_key`]).
     pub fn acquire(key: &str) -> anyhow::Result<Self> {
-        create_private_dir(Path::new(LOCK_DIR)).with_context(|| format!("creating {LOCK_DIR}"))?;
-        let path = Path::new(LOCK_DIR).join(format!("{key}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening lock file {}", path.display()))?;
+        let path = Self::path(key)?;
         let start = Instant::now();
         loop {
-            // SAFETY: a valid open descriptor.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(Self { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err).with_context(|| format!("locking {}", path.display()));
+            match Self::attempt(&path)? {
+                Attempt::Held(lock) => return Ok(lock),
+                Attempt::Stale => continue,
+                Attempt::Busy => {}
             }
             if start.elapsed() > LOCK_WAIT {
                 bail!(
@@ -255,6 +255,63 @@ impl InterfaceLock {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The lock of pin key `key` if no other command holds it, without waiting.
+    pub fn try_acquire(key: &str) -> anyhow::Result<Option<Self>> {
+        let path = Self::path(key)?;
+        // A file can go stale once per holder that lets go meanwhile; a few tries settle it.
+        for _ in 0..8 {
+            match Self::attempt(&path)? {
+                Attempt::Held(lock) => return Ok(Some(lock)),
+                Attempt::Busy => return Ok(None),
+                Attempt::Stale => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn path(key: &str) -> anyhow::Result<PathBuf> {
+        create_private_dir(Path::new(LOCK_DIR)).with_context(|| format!("creating {LOCK_DIR}"))?;
+        Ok(Path::new(LOCK_DIR).join(format!("{key}.lock")))
+    }
+
+    fn attempt(path: &Path) -> anyhow::Result<Attempt> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        // SAFETY: a valid open descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(Attempt::Busy);
+            }
+            return Err(err).with_context(|| format!("locking {}", path.display()));
+        }
+        // The holder before us removes the file as it lets go: a lock on a file no longer at
+        // `path` is one nobody else sees.
+        let ours = file.metadata()?;
+        let same = fs::metadata(path).is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino());
+        Ok(if same {
+            Attempt::Held(Self {
+                _file: file,
+                path: path.to_owned(),
+            })
+        } else {
+            Attempt::Stale
+        })
+    }
+}
+
+impl Drop for InterfaceLock {
+    /// Removes the lock file, still holding the lock; a command that opened it meanwhile sees
+    /// that it is gone once it gets the lock, and opens a new one.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 

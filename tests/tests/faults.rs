@@ -4,28 +4,20 @@
 //! The kills use gotofw's testing hook `GOTOFW_FAULT_STAGE=STAGE` (see `fault_point` in
 //! `filter-user/src/kernel.rs`): gotofw raises SIGKILL on itself when it reaches the stage. For
 //! each stage, a fresh attach (`tcp-443` on a clean interface) and a `--replace` (`tcp-443` over
-//! a counting `udp-turn` filter), both stateful, so both links are involved. Right after the
-//! kill the test establishes what the interface has, in every detail ([`observe`]): the pins,
-//! the kernel objects they name, the programs attached to the interface, the maps those programs
-//! use, what `status` says, which probes pass and which counters move. The outcome must be the
-//! one [`expected`] names for the stage:
+//! a counting `udp-turn` filter), both stateful, so both links are involved.
 //!
-//! - nothing (no pin directory, no program on the interface, all traffic passes), or the
-//!   previous filter, or the new one, complete: every pin, the pinned links are the programs on
-//!   the interface, those programs count in the pinned maps, `status` works, traffic is filtered
-//!   as its scenario says and the counters move;
-//! - or one of two windows no ordering of the steps can close, since attaching a link and
-//!   pinning it, and pinning two links, are separate system calls. A fresh attach killed between
-//!   pinning its link in the staging directory and renaming that into place leaves its programs
-//!   attached with their pins only in staging ([`Outcome::Staged`]); a `--replace` killed between
-//!   swapping its programs into the pinned links and exchanging the directories leaves the
-//!   previous filter's directory (and `status`) in place while the links run the new programs,
-//!   which count in maps no pin names ([`Outcome::Swapped`]).
+//! Right after the kill, before any other gotofw command runs, the interface must do what it did
+//! before the attach, or what the new filter says: an attach arms its rule set with one write,
+//! and until then its programs hand every packet to the ones they replace (or pass it). Which of
+//! the two depends only on whether the kill came before the stage `armed` ([`expected`]).
 //!
-//! Then the next ordinary command must recover cleanly: `attach` (or `attach --replace`), which
-//! removes what the killed one staged, yields the new complete filter, and `detach` leaves the
-//! interface with no program, no pins and no staging entry. `detach` alone also recovers from
-//! both windows.
+//! The next gotofw command, even `status`, then settles the pins to match ([`observe`] checks
+//! every detail: the pins, the kernel objects they name, the programs attached to the interface,
+//! the maps those programs use, what `status` says, which probes pass and which counters move):
+//! nothing at all (no pin directory, no program on the interface, all traffic passes), or the
+//! previous filter, or the new one, complete. Then the next ordinary command works: `attach`
+//! (or `attach --replace`) yields the new complete filter, and `detach` leaves the interface
+//! with no program, no pins and no staging entry. `detach` alone recovers from any stage too.
 
 use std::{
     collections::BTreeMap,
@@ -39,8 +31,8 @@ use std::{
 
 use gotofw_tests::{
     Attached, EXIT_USAGE, FilterObjects, Gotofw, OUTSIDE, Pinned, ServerHandle, TURN_A, WanLab,
-    counter_in, filter_objects, pin_dir, pins, prog_map_ids, require_root_or_skip,
-    staging_leftovers, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe,
+    counter_in, filter_objects, pin_dir, prog_map_ids, require_root_or_skip, staging_leftovers,
+    tcp_echo_server, tcp_probe, udp_echo_server, udp_probe,
 };
 use serde_json::Value;
 
@@ -75,13 +67,6 @@ const OPEN: Traffic = Traffic {
     outside_udp: true,
     https: true,
 };
-/// A stateful XDP program without its egress half: no flow is ever opened.
-const CLOSED: Traffic = Traffic {
-    turn_udp: false,
-    outside_udp: false,
-    https: false,
-};
-
 /// The traffic of a stateful filter of `scenario` (one of [`PREVIOUS`] and [`NEW`]).
 fn traffic_of(scenario: &str) -> Traffic {
     match scenario {
@@ -106,31 +91,48 @@ enum Outcome {
     Nothing,
     /// A complete filter of this scenario.
     Complete(&'static str),
-    /// No pin directory; the killed attach's XDP program attached, pinned only in staging, and
-    /// with `tc` its egress program too (else no program on the egress: in stateful mode no
-    /// flow opens, so nothing comes back in).
-    Staged { tc: bool },
-    /// The previous filter's pin directory, maps and `status`, but its XDP link runs the new
-    /// program, and with `tc` its egress link too (else the egress link still runs the previous
-    /// program); the new programs count in maps no pin names.
-    Swapped { tc: bool },
 }
 
-/// The outcome of an attach (`replace`: `--replace`) killed at `stage`.
+impl Outcome {
+    /// The probes that pass.
+    fn traffic(self) -> Traffic {
+        match self {
+            Self::Nothing => OPEN,
+            Self::Complete(scenario) => traffic_of(scenario),
+        }
+    }
+}
+
+/// Stages of an attach, in order (see `fault_point`).
+const STAGES: [&str; 11] = [
+    "locked",
+    "loaded",
+    "filled",
+    "verified",
+    "maps-pinned",
+    "attached",
+    "link-pinned",
+    "egress-attached",
+    "pinned",
+    "armed",
+    "renamed",
+];
+
+/// The outcome of an attach (`replace`: `--replace`) killed at `stage`: the previous state
+/// before the new rule set is armed, the new filter after.
 fn expected(stage: &str, replace: bool) -> Outcome {
-    match (stage, replace) {
-        ("locked" | "loaded" | "filled" | "verified" | "maps-pinned" | "attached", false) => {
-            Outcome::Nothing
-        }
-        ("link-pinned" | "egress-attached", false) => Outcome::Staged { tc: false },
-        ("pinned", false) => Outcome::Staged { tc: true },
-        ("locked" | "loaded" | "filled" | "verified" | "maps-pinned", true) => {
-            Outcome::Complete(PREVIOUS)
-        }
-        ("attached" | "link-pinned", true) => Outcome::Swapped { tc: false },
-        ("egress-attached" | "pinned", true) => Outcome::Swapped { tc: true },
-        ("renamed", _) => Outcome::Complete(NEW),
-        (other, _) => panic!("unknown stage {other}"),
+    let at = |s: &str| {
+        STAGES
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or_else(|| panic!("unknown stage {s}"))
+    };
+    if at(stage) >= at("armed") {
+        Outcome::Complete(NEW)
+    } else if replace {
+        Outcome::Complete(PREVIOUS)
+    } else {
+        Outcome::Nothing
     }
 }
 
@@ -295,13 +297,19 @@ fn link_prog(pins: &BTreeMap<String, Pinned>, name: &str) -> Option<u32> {
     }
 }
 
-/// Establishes what the interface has, checks every detail of it against one of the outcomes,
-/// and returns that outcome; panics, describing everything, when it is none of them. `previous`
-/// is the filter a `--replace` replaced.
+/// Runs `status` (which settles what a killed attach left), then establishes what the interface
+/// has, checks every detail of it against one of the outcomes, and returns that outcome;
+/// panics, describing everything, when it is none of them. `previous` is the filter a
+/// `--replace` replaced.
 fn observe(lab: &Lab, previous: Option<&FilterObjects>) -> Outcome {
+    let status = lab.status();
     let objects = filter_objects(lab.net.gw(), lab.wan());
-    let staged: Vec<BTreeMap<String, Pinned>> = objects.staging.iter().map(|d| pins(d)).collect();
-    let describe = || format!("{objects:#?}\nstaged pins: {staged:#?}");
+    let describe = || format!("{objects:#?}");
+    assert!(
+        objects.staging.is_empty(),
+        "status left staging entries: {}",
+        describe()
+    );
     assert!(
         xdp_prog_count(&lab.net, lab.wan()) <= 1,
         "more than one XDP program: {}",
@@ -309,32 +317,17 @@ fn observe(lab: &Lab, previous: Option<&FilterObjects>) -> Outcome {
     );
     if objects.pins.is_empty() {
         assert!(
-            lab.status().is_none(),
+            status.is_none(),
             "status reports a filter without a pin directory: {}",
             describe()
         );
-        if objects.xdp.is_none() && objects.tcx_egress.is_empty() {
-            assert_eq!(lab.traffic(), OPEN, "no filter, yet: {}", describe());
-            return Outcome::Nothing;
-        }
-        // Programs attached with no pin directory: they must be what an attach staged.
-        let staged_prog = |name| staged.iter().find_map(|p| link_prog(p, name));
         assert!(
-            objects.xdp.is_some() && objects.xdp == staged_prog("link"),
-            "an XDP program is attached that no pin names: {}",
+            objects.xdp.is_none() && objects.tcx_egress.is_empty(),
+            "programs attached with no pin directory: {}",
             describe()
         );
-        let tc_prog = staged_prog("tc_link");
-        assert_eq!(
-            objects.tcx_egress,
-            Vec::from_iter(tc_prog),
-            "egress programs: {}",
-            describe()
-        );
-        let tc = tc_prog.is_some();
-        let expect = if tc { traffic_of(NEW) } else { CLOSED };
-        assert_eq!(lab.traffic(), expect, "staged programs: {}", describe());
-        return Outcome::Staged { tc };
+        assert_eq!(lab.traffic(), OPEN, "no filter, yet: {}", describe());
+        return Outcome::Nothing;
     }
     for name in REQUIRED_PINS {
         assert!(
@@ -365,13 +358,20 @@ fn observe(lab: &Lab, previous: Option<&FilterObjects>) -> Outcome {
         "the egress program is not the pinned link's: {}",
         describe()
     );
-    let xdp_counts_here = prog_map_ids(xdp_prog).contains(&counters);
-    let tc_counts_here = prog_map_ids(tc_prog).contains(&counters);
-    let status = lab.status().expect("status reports the pinned filter");
+    assert!(
+        prog_map_ids(xdp_prog).contains(&counters) && prog_map_ids(tc_prog).contains(&counters),
+        "the pinned links run programs that do not count in the pinned maps: {}",
+        describe()
+    );
+    let status = status.expect("status reports the pinned filter");
     let scenario = status["interfaces"][0]["scenario"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    let scenario = [PREVIOUS, NEW]
+        .into_iter()
+        .find(|s| *s == scenario)
+        .unwrap_or_else(|| panic!("unexpected scenario {scenario}"));
     let https = |status: &Value| {
         (
             counter_in(status, "https", "ingress").0,
@@ -381,59 +381,16 @@ fn observe(lab: &Lab, previous: Option<&FilterObjects>) -> Outcome {
     let before = https(&status);
     let traffic = lab.traffic();
     let after = https(&lab.status().expect("status again"));
-    let (in_moved, out_moved) = (after.0 > before.0, after.1 > before.1);
-    if xdp_counts_here && tc_counts_here {
-        let scenario = [PREVIOUS, NEW]
-            .into_iter()
-            .find(|s| *s == scenario)
-            .unwrap_or_else(|| panic!("unexpected scenario {scenario}"));
-        assert_eq!(traffic, traffic_of(scenario), "{scenario}: {}", describe());
-        assert!(
-            in_moved && out_moved,
-            "{scenario}: the https counters did not move ({before:?} -> {after:?})"
-        );
-        if let Some(previous) = previous {
-            let names = |p: &BTreeMap<String, Pinned>| p.keys().cloned().collect::<Vec<_>>();
-            assert_eq!(names(&objects.pins), names(&previous.pins), "pin names");
-        }
-        return Outcome::Complete(scenario);
-    }
-    // The links run programs that count elsewhere: a --replace killed between its link swaps
-    // and its directory exchange. The directory is still the previous filter's.
-    let previous = previous.unwrap_or_else(|| {
-        panic!(
-            "the pinned links run programs that do not count in the pinned maps, and nothing was replaced: {}",
-            describe()
-        )
-    });
-    let maps_and_links = |p: &BTreeMap<String, Pinned>| -> Vec<(String, Pinned)> {
-        p.iter()
-            .map(|(name, object)| match object {
-                Pinned::Link { id, .. } => (name.clone(), Pinned::Link { id: *id, prog: 0 }),
-                other => (name.clone(), *other),
-            })
-            .collect()
-    };
-    assert_eq!(
-        maps_and_links(&objects.pins),
-        maps_and_links(&previous.pins),
-        "the pin directory is not the previous filter's: {}",
-        describe()
-    );
-    assert_eq!(scenario, PREVIOUS, "status: {status}");
-    assert!(!xdp_counts_here, "{}", describe());
-    assert_eq!(traffic, traffic_of(NEW), "swapped programs: {}", describe());
+    assert_eq!(traffic, traffic_of(scenario), "{scenario}: {}", describe());
     assert!(
-        !in_moved,
-        "the ingress counters moved although the XDP program counts elsewhere"
+        after.0 > before.0 && after.1 > before.1,
+        "{scenario}: the https counters did not move ({before:?} -> {after:?})"
     );
-    assert_eq!(
-        out_moved, tc_counts_here,
-        "the egress counters moved ({out_moved}) though the egress program counts here ({tc_counts_here})"
-    );
-    Outcome::Swapped {
-        tc: !tc_counts_here,
+    if let Some(previous) = previous {
+        let names = |p: &BTreeMap<String, Pinned>| p.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&objects.pins), names(&previous.pins), "pin names");
     }
+    Outcome::Complete(scenario)
 }
 
 /// Kills `attach --scenario tcp-443` (with `replace`, over a `udp-turn` filter) at `stage`,
@@ -452,9 +409,16 @@ fn kill_at(stage: &str, replace: bool) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let staging = filter_objects(lab.net.gw(), lab.wan()).staging;
-    let outcome = observe(&lab, previous.as_ref());
     let what = if replace { "--replace" } else { "fresh attach" };
+    // Before any other command: the interface does what the outcome says.
+    let staging = filter_objects(lab.net.gw(), lab.wan()).staging;
+    assert!(xdp_prog_count(&lab.net, lab.wan()) <= 1);
+    assert_eq!(
+        lab.traffic(),
+        expected(stage, replace).traffic(),
+        "{what} killed at {stage}: traffic before any other command"
+    );
+    let outcome = observe(&lab, previous.as_ref());
     assert_eq!(
         outcome,
         expected(stage, replace),
@@ -513,7 +477,8 @@ kills! {
     fresh_attach_killed_after_attach_before_link_pin: "attached", false;
     fresh_attach_killed_after_link_pin: "link-pinned", false;
     fresh_attach_killed_after_egress_attach: "egress-attached", false;
-    fresh_attach_killed_after_pin_before_rename: "pinned", false;
+    fresh_attach_killed_after_pin_before_arming: "pinned", false;
+    fresh_attach_killed_after_arming: "armed", false;
     fresh_attach_killed_after_rename: "renamed", false;
     replace_killed_when_locked: "locked", true;
     replace_killed_after_load: "loaded", true;
@@ -523,26 +488,29 @@ kills! {
     replace_killed_after_swap_before_link_pin: "attached", true;
     replace_killed_after_link_pin: "link-pinned", true;
     replace_killed_after_egress_swap: "egress-attached", true;
-    replace_killed_after_pin_before_rename: "pinned", true;
+    replace_killed_after_pin_before_arming: "pinned", true;
+    replace_killed_after_arming_before_exchange: "armed", true;
     replace_killed_after_rename: "renamed", true;
 }
 
 #[test]
-fn detach_alone_recovers_from_both_windows() {
-    if !require_root_or_skip("detach_alone_recovers_from_both_windows") {
+fn detach_alone_recovers_from_a_kill_at_any_stage() {
+    if !require_root_or_skip("detach_alone_recovers_from_a_kill_at_any_stage") {
         return;
     }
-    for (stage, replace) in [("pinned", false), ("attached", true)] {
+    for (stage, replace) in [
+        ("pinned", false),
+        ("armed", false),
+        ("link-pinned", true),
+        ("armed", true),
+    ] {
         let lab = Lab::new();
         let guard = lab.guard();
-        let previous = replace.then(|| lab.attach_previous());
+        if replace {
+            lab.attach_previous();
+        }
         let out = lab.attach_new(replace, &[("GOTOFW_FAULT_STAGE", stage)]);
         assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-        assert_eq!(
-            observe(&lab, previous.as_ref()),
-            expected(stage, replace),
-            "killed at {stage}"
-        );
         let out = lab.run_ok(&["detach", lab.wan()]);
         assert!(
             out.stderr.is_empty(),
@@ -550,6 +518,60 @@ fn detach_alone_recovers_from_both_windows() {
             String::from_utf8_lossy(&out.stderr)
         );
         lab.assert_clean(&format!("killed at {stage}, then detached"));
+        drop(guard);
+    }
+}
+
+/// A `--replace` between stateful and stateless mode switches the egress hook with the XDP one:
+/// to stateless, the new egress program (which passes everything once armed) takes the stateful
+/// filter's egress link until the pins move, and the link goes then; to stateful, a new egress
+/// link passes everything until armed. Killed just before or just after the arming, the
+/// interface does what the previous or the new filter says, and `status` then settles the pins.
+#[test]
+fn replace_across_modes_killed_around_the_arming() {
+    if !require_root_or_skip("replace_across_modes_killed_around_the_arming") {
+        return;
+    }
+    // tcp-443 stateless admits replies by source port: the three probes come out as stateful.
+    for (from, to, stage, in_force) in [
+        ("stateful", "stateless", "pinned", PREVIOUS),
+        ("stateful", "stateless", "armed", NEW),
+        ("stateless", "stateful", "pinned", PREVIOUS),
+        ("stateless", "stateful", "armed", NEW),
+    ] {
+        let what = format!("{from} -> {to}, killed at {stage}");
+        let lab = Lab::new();
+        let guard = lab.guard();
+        let mode_flag = |mode: &str| (mode == "stateless").then_some("--stateless");
+        let mut args = vec!["attach", lab.wan(), "--scenario", PREVIOUS];
+        args.extend(mode_flag(from));
+        lab.run_ok(&args);
+        let mut args = vec!["attach", lab.wan(), "--scenario", NEW, "--replace"];
+        args.extend(mode_flag(to));
+        let out = lab.run(&args, &[("GOTOFW_FAULT_STAGE", stage)]);
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{what}");
+        assert_eq!(lab.traffic(), traffic_of(in_force), "{what}: traffic");
+        let status = lab.status().expect("a filter");
+        let iface = &status["interfaces"][0];
+        let mode = if in_force == NEW { to } else { from };
+        assert_eq!(iface["scenario"], in_force, "{what}: {status}");
+        assert_eq!(iface["mode"], mode, "{what}: {status}");
+        let objects = filter_objects(lab.net.gw(), lab.wan());
+        assert!(objects.staging.is_empty(), "{what}: {objects:#?}");
+        let stateful = mode == "stateful";
+        assert_eq!(
+            objects.pins.contains_key("tc_link"),
+            stateful,
+            "{what}: {objects:#?}"
+        );
+        assert_eq!(
+            objects.tcx_egress.len(),
+            usize::from(stateful),
+            "{what}: {objects:#?}"
+        );
+        assert_eq!(lab.traffic(), traffic_of(in_force), "{what}: after status");
+        lab.run_ok(&["detach", lab.wan()]);
+        lab.assert_clean(&what);
         drop(guard);
     }
 }
@@ -708,6 +730,19 @@ fn pins_and_locks_are_root_only() {
     let staged = filter_objects(lab.net.gw(), lab.wan()).staging;
     assert_eq!(staged.len(), 1, "{staged:?}");
     assert_private_dir(&staged[0]);
+    // The lock file, while the attach holds it: root's, 0600.
+    let key = staged[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .split_once('@')
+        .unwrap()
+        .0
+        .to_owned();
+    let lock = Path::new("/run/gotofw").join(format!("{key}.lock"));
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&lock).unwrap());
+    assert_eq!(owner, 0, "{}", lock.display());
+    assert_eq!(mode(&lock), 0o600, "{}", lock.display());
     let out = attach.wait(DEADLINE);
     assert!(
         out.status.success(),
@@ -722,15 +757,8 @@ fn pins_and_locks_are_root_only() {
         assert_eq!(mode(Path::new(dir)), 0o700, "{dir}");
     }
     assert_private_dir(&pin_dir(lab.wan()));
-    // The lock file takes the umask (0666 under umask 000): the directory keeps others out.
-    let key = pin_dir(lab.wan())
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let lock = Path::new("/run/gotofw").join(format!("{key}.lock"));
-    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&lock).unwrap());
-    assert_eq!(owner, 0, "{}", lock.display());
+    // Let go with the lock.
+    assert!(!lock.exists(), "{} outlived the attach", lock.display());
     drop(guard);
 }
 
@@ -780,19 +808,18 @@ fn missing_capabilities_are_named_and_change_nothing() {
     drop(guard);
 }
 
-/// A `--replace` after one killed between its link swaps and its directory exchange must not
-/// reuse the killed attempt's rule-set generation: flows that attempt opened are checked against
-/// the rules in force at their next packet, like any flow of an earlier rule set.
+/// A `--replace` killed after arming its rule set leaves it in force, and the `--replace` after
+/// it must not reuse that rule set's generation: flows opened under it are checked against the
+/// rules in force at their next packet, like any flow of an earlier rule set.
 #[test]
-fn a_replace_after_a_killed_replace_rechecks_the_killed_attempts_flows() {
-    if !require_root_or_skip("a_replace_after_a_killed_replace_rechecks_the_killed_attempts_flows")
-    {
+fn a_replace_after_a_killed_armed_replace_rechecks_its_flows() {
+    if !require_root_or_skip("a_replace_after_a_killed_armed_replace_rechecks_its_flows") {
         return;
     }
     let lab = Lab::new();
     let guard = lab.guard();
     lab.attach_previous();
-    // Killed after swapping in udp-turn with --turn-dst any (UDP 3478 to any address).
+    // Killed after arming udp-turn with --turn-dst any (UDP 3478 to any address).
     let out = lab.run(
         &[
             "attach",
@@ -803,7 +830,7 @@ fn a_replace_after_a_killed_replace_rechecks_the_killed_attempts_flows() {
             "any",
             "--replace",
         ],
-        &[("GOTOFW_FAULT_STAGE", "pinned")],
+        &[("GOTOFW_FAULT_STAGE", "armed")],
     );
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
     // A TURN call to a server outside the TURN networks, which the killed attempt's rules allow.

@@ -6,12 +6,12 @@ use std::{net::SocketAddr, thread, time::Duration};
 
 use aya::{
     Ebpf,
-    maps::PerCpuArray,
+    maps::{Array, PerCpuArray, ProgramArray},
     programs::{TestRun, TestRunOptions},
 };
 use filter_common::{
-    ACTION_PASS, COUNTER_ENTRIES, Counter, Direction, FragKey, SLOTS_PER_DIRECTION, classify,
-    ethertype, ipproto,
+    ACTION_PASS, ARMED, COUNTER_ENTRIES, Counter, Direction, FragKey, SLOTS_PER_DIRECTION,
+    classify, counter_index, ethertype, ipproto, rule_slot, tail,
 };
 use filter_user::{
     compile::{Compiled, FlowLimits, Mode},
@@ -54,11 +54,20 @@ impl Stateful {
 
     /// A rule set of `generation`, its flow map pinned at (or reused from) `flows`.
     fn with(scenario: Scenario, generation: u32, flows: Option<&std::path::Path>) -> Self {
+        Self::configured(scenario, flows, |config| config.generation = generation)
+    }
+
+    /// A rule set whose config `edit` changes before the load.
+    fn configured(
+        scenario: Scenario,
+        flows: Option<&std::path::Path>,
+        edit: impl FnOnce(&mut filter_common::Config),
+    ) -> Self {
         let options = Options::new(scenario);
         let rules = options.rules();
         let mut compiled =
             Compiled::with_mode(&rules, options.allowance_bits(), &Mode::Stateful(LIMITS)).unwrap();
-        compiled.config.generation = generation;
+        edit(&mut compiled.config);
         let ebpf = kernel::load_reusing(&compiled, b"{}", flows).unwrap();
         Self {
             names: rules.iter().map(|r| r.name.clone()).collect(),
@@ -90,6 +99,22 @@ impl Stateful {
         self.host_now += u64::try_from(by.as_nanos()).unwrap();
     }
 
+    /// The kernel program's return value for `frame` in `direction`.
+    fn run(&mut self, direction: Direction, frame: &[u8]) -> u32 {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::new()
+        };
+        match direction {
+            Direction::Ingress => kernel::program(&mut self.ebpf).unwrap().test_run(opts),
+            Direction::Egress => kernel::egress_program(&mut self.ebpf)
+                .unwrap()
+                .test_run(opts),
+        }
+        .unwrap()
+        .return_value
+    }
+
     /// Runs `frame` in `direction` through the kernel and the host; both must give `want`.
     fn check(&mut self, what: &str, direction: Direction, frame: &[u8], want: (&str, &str)) {
         // Host.
@@ -113,39 +138,11 @@ impl Stateful {
         );
         // Kernel.
         let before = self.counters();
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            ..TestRunOptions::new()
-        };
-        let (ret, verdict) = match direction {
-            Direction::Ingress => {
-                let r = kernel::program(&mut self.ebpf)
-                    .unwrap()
-                    .test_run(opts)
-                    .unwrap();
-                (
-                    r.return_value,
-                    match r.return_value {
-                        XDP_PASS => "allow",
-                        XDP_DROP => "block",
-                        other => panic!("{what}: XDP action {other}"),
-                    },
-                )
-            }
-            Direction::Egress => {
-                let r = kernel::egress_program(&mut self.ebpf)
-                    .unwrap()
-                    .test_run(opts)
-                    .unwrap();
-                (
-                    r.return_value,
-                    match r.return_value {
-                        TCX_NEXT => "allow",
-                        TCX_DROP => "block",
-                        other => panic!("{what}: tcx verdict {other}"),
-                    },
-                )
-            }
+        let ret = self.run(direction, frame);
+        let verdict = match (direction, ret) {
+            (Direction::Ingress, XDP_PASS) | (Direction::Egress, TCX_NEXT) => "allow",
+            (Direction::Ingress, XDP_DROP) | (Direction::Egress, TCX_DROP) => "block",
+            (_, other) => panic!("{what}: {direction:?} verdict {other}"),
         };
         let after = self.counters();
         let moved: Vec<usize> = (0..after.len())
@@ -587,4 +584,73 @@ fn issue6_drop_log_takes_samples_of_drops_in_both_directions() {
     assert_eq!((events[1].proto, events[1].sport), (ipproto::UDP, 443));
     assert_eq!(&events[1].src[..4], &[198, 51, 100, 10]);
     assert_eq!(events[1].slot, filter_common::slot::DEFAULT_BLOCK);
+}
+
+/// Until its rule set is armed, a program hands every packet to the one in its `PREVIOUS` slot
+/// (the program of the filter it replaces), which decides and counts; with none there, it
+/// passes. Arming, one write of the config entry, switches both hooks to the new rules. This
+/// is what makes a killed attach leave the previous filter or the new one, nothing between.
+#[test]
+fn issue5_an_unarmed_rule_set_hands_packets_to_the_one_it_replaces() {
+    use Direction::{Egress, Ingress};
+    if !require_root_or_skip("issue5_an_unarmed_rule_set_hands_packets_to_the_one_it_replaces") {
+        return;
+    }
+    let mut old = Stateful::new(Scenario::UdpTurn);
+    let mut new = Stateful::configured(Scenario::Tcp443, None, |c| c.armed = 0);
+    let turn = "68.64.0.10:3478";
+    let zero = vec![Counter::default(); COUNTER_ENTRIES as usize];
+
+    // Alone and unarmed: everything passes, nothing counts, in either direction.
+    assert_eq!(new.run(Egress, &out_udp(turn)), TCX_NEXT);
+    assert_eq!(new.run(Ingress, &in_udp(turn, CLIENT)), XDP_PASS);
+    assert_eq!(new.run(Egress, &out_udp("203.0.113.10:80")), TCX_NEXT);
+    assert_eq!(new.counters(), zero, "an unarmed rule set counted");
+
+    // Handing to the previous program: its verdicts, its counters, its flows.
+    let xdp = kernel::program(&mut old.ebpf).unwrap().fd().unwrap();
+    let xdp = xdp.try_clone().unwrap();
+    let tc = kernel::egress_program(&mut old.ebpf).unwrap().fd().unwrap();
+    let tc = tc.try_clone().unwrap();
+    for (fd, table) in [(xdp, "TAIL_XDP"), (tc, "TAIL_TC")] {
+        let mut slots = ProgramArray::try_from(new.ebpf.map_mut(table).unwrap()).unwrap();
+        slots.set(tail::PREVIOUS, &fd, 0).unwrap();
+    }
+    let slot = |s: &Stateful, direction: Direction, name: &str| {
+        let rule = s.names.iter().position(|n| n == name).unwrap();
+        let index = counter_index(direction, rule_slot(u32::try_from(rule).unwrap()));
+        s.counters()[index as usize].packets
+    };
+    assert_eq!(new.run(Egress, &out_udp(turn)), TCX_NEXT, "udp-turn allows");
+    assert_eq!(
+        new.run(Ingress, &in_udp(turn, CLIENT)),
+        XDP_PASS,
+        "its flow"
+    );
+    assert_eq!(
+        new.run(Ingress, &in_udp("203.0.113.10:3478", CLIENT)),
+        XDP_DROP,
+        "no flow"
+    );
+    assert_eq!(new.run(Egress, &out_udp("203.0.113.10:80")), TCX_DROP);
+    assert_eq!(slot(&old, Egress, "turn-udp"), 1);
+    assert_eq!(slot(&old, Ingress, "turn-udp"), 1);
+    assert_eq!(new.counters(), zero, "the unarmed rule set counted");
+
+    // Armed: its own rules, its own counters, at both hooks.
+    let mut config: Array<_, filter_common::Config> =
+        Array::try_from(new.ebpf.map_mut("CONFIG").unwrap()).unwrap();
+    let mut armed = config.get(&0, 0).unwrap();
+    armed.armed = ARMED;
+    config.set(0, armed, 0).unwrap();
+    let before = old.counters();
+    new.check("to TURN, armed", Egress, &out_udp(turn), DEFAULT);
+    new.check("from TURN, armed", Ingress, &in_udp(turn, CLIENT), DEFAULT);
+    new.check(
+        "https, armed",
+        Egress,
+        &tcp_frame(CLIENT, "203.0.113.10:443", TCP_SYN),
+        (ALLOW, "https"),
+    );
+    assert_eq!(old.counters(), before, "the previous rule set still counts");
 }
