@@ -67,9 +67,17 @@ struct RawConfig {
     #[serde(default)]
     rules: Vec<Spanned<RawRule>>,
     #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
     metrics: RawMetrics,
     #[serde(default)]
     service: RawService,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    rate: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +225,8 @@ pub struct Config {
     pub flows: FlowSettings,
     /// `[[rules]]`, each with the line of its name.
     pub rules: Vec<(OperatorRule, usize)>,
+    /// `[log] rate`: drop-log samples per second and CPU.
+    pub log_rate: Option<u32>,
     /// `[metrics] listen`.
     pub metrics_listen: Option<SocketAddr>,
     /// `[service] on_stop`.
@@ -369,26 +379,37 @@ impl Locator<'_> {
         };
         let f = &raw.flows;
         let flows = FlowSettings {
-            table_size: self.bounded(f.table_size.as_ref(), "table_size", TABLE_SIZE, "flows")?,
+            table_size: self.bounded(
+                f.table_size.as_ref(),
+                "[flows] table_size",
+                TABLE_SIZE,
+                "flows",
+            )?,
             udp_timeout: self.bounded(
                 f.udp_timeout.as_ref(),
-                "udp_timeout",
+                "[flows] udp_timeout",
                 UDP_TIMEOUT,
                 "seconds",
             )?,
             tcp_timeout: self.bounded(
                 f.tcp_timeout.as_ref(),
-                "tcp_timeout",
+                "[flows] tcp_timeout",
                 TCP_TIMEOUT,
                 "seconds",
             )?,
             tcp_transitory_timeout: self.bounded(
                 f.tcp_transitory_timeout.as_ref(),
-                "tcp_transitory_timeout",
+                "[flows] tcp_transitory_timeout",
                 TCP_TRANSITORY_TIMEOUT,
                 "seconds",
             )?,
         };
+        let log_rate = self.bounded(
+            raw.log.rate.as_ref(),
+            "[log] rate",
+            (0, filter_common::MAX_LOG_RATE),
+            "samples per second and CPU (0 switches the drop log off)",
+        )?;
         let rules = self.rules(&raw.rules)?;
         let metrics_listen = raw
             .metrics
@@ -426,6 +447,7 @@ impl Locator<'_> {
             ntp_servers,
             flows,
             rules,
+            log_rate,
             metrics_listen,
             on_stop: raw.service.on_stop.unwrap_or_default(),
         })
@@ -462,7 +484,7 @@ impl Locator<'_> {
             .ok_or_else(|| {
                 self.error(
                     &value.span(),
-                    format!("[flows] {key} = {n} is out of range: give {low} to {high} {unit}"),
+                    format!("{key} = {n} is out of range: give {low} to {high} {unit}"),
                 )
             })
     }
@@ -829,7 +851,10 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         ntp_servers,
         media_ports,
         operator_rules: config.rules.iter().map(|(r, _)| r.clone()).collect(),
-        log_rate: cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE),
+        log_rate: cli
+            .log_rate
+            .or(config.log_rate)
+            .unwrap_or(crate::scenario::DEFAULT_LOG_RATE),
     };
     let total = options.rules().len();
     if total > MAX_RULES {
@@ -1066,6 +1091,7 @@ mod tests {
             Some("127.0.0.1:9469".parse().unwrap())
         );
         assert!(config.rules.is_empty());
+        assert_eq!(config.log_rate, Some(crate::scenario::DEFAULT_LOG_RATE));
         let r = resolve(Some(&config), &Overrides::default()).unwrap();
         assert_eq!(r.options, Options::new(Scenario::UdpTurn));
         assert_eq!(r.mode, Mode::Stateful(FlowLimits::default()));
@@ -1206,12 +1232,13 @@ mod tests {
     #[test]
     fn the_command_line_wins_over_the_file() {
         let text = format!(
-            "{MINIMAL}mode = \"stateful\"\nxdp_mode = \"native\"\n[turn]\nextra_networks = [\"2001:db8:77::/48\"]\n[allow]\ndns = false\nntp_servers = [\"192.0.2.123\"]\n[flows]\nudp_timeout = 60\ntcp_timeout = 600\n"
+            "{MINIMAL}mode = \"stateful\"\nxdp_mode = \"native\"\n[turn]\nextra_networks = [\"2001:db8:77::/48\"]\n[allow]\ndns = false\nntp_servers = [\"192.0.2.123\"]\n[flows]\nudp_timeout = 60\ntcp_timeout = 600\n[log]\nrate = 3\n"
         );
         let r = resolved(&text, &Overrides::default());
         assert_eq!(r.interfaces, ["wan0"]);
         assert_eq!(r.options.turn_networks.len(), 6);
         assert_eq!(r.options.disabled, [Allowance::Dns]);
+        assert_eq!(r.options.log_rate, 3);
         assert_eq!(r.xdp_mode, XdpModeArg::Native);
         let Mode::Stateful(limits) = r.mode else {
             panic!("{:?}", r.mode)
@@ -1235,10 +1262,12 @@ mod tests {
                 ..FlowSettings::default()
             },
             xdp_mode: Some(XdpModeArg::Generic),
+            log_rate: Some(0),
             ..Overrides::default()
         };
         let r = resolved(&text, &cli);
         assert_eq!(r.interfaces, ["eth7"]);
+        assert_eq!(r.options.log_rate, 0);
         assert_eq!(r.options.scenario, Scenario::UdpTurn);
         assert_eq!(r.options.turn_dst, TurnDst::Any);
         // --network replaces extra_networks.
@@ -1444,6 +1473,31 @@ mod tests {
                 }
                 let file = parse(Path::new("t"), &format!("[flows]\n{key} = {value}\n"));
                 assert_eq!(file.is_ok(), ok, "{key} = {value}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_log_rate_bounds_are_the_command_lines() {
+        for (value, ok) in [(-1, false), (0, true), (10_000, true), (10_001, false)] {
+            let text = value.to_string();
+            let cli = Cli::try_parse_from([
+                "gotofw",
+                "attach",
+                "wan0",
+                "--scenario",
+                "tcp-443",
+                "--log-rate",
+                &text,
+            ]);
+            assert_eq!(cli.is_ok(), ok, "--log-rate {value}");
+            let file = parse(Path::new("t"), &format!("[log]\nrate = {value}\n"));
+            assert_eq!(file.is_ok(), ok, "[log] rate = {value}");
+            if let Err(e) = file {
+                assert!(
+                    e.to_string().contains(&format!("[log] rate = {value}")),
+                    "{e}"
+                );
             }
         }
     }

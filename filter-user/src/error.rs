@@ -107,9 +107,9 @@ pub enum UsageError {
     #[error("several interfaces have a gotofw filter ({0}): name the one whose drop log to follow")]
     WhichInterface(String),
 
-    /// `log` of a filter attached with `--log-rate 0`.
+    /// `log` of a filter attached with `--log-rate 0` (or `[log] rate = 0`).
     #[error(
-        "the drop log of {0} is off (attached with --log-rate 0): swap it in with `gotofw attach {0} --scenario <NAME> --replace --log-rate 10`"
+        "the drop log of {0} is off (attached with --log-rate 0 or [log] rate = 0): swap it in with `gotofw attach {0} --scenario <NAME> --replace --log-rate 10`"
     )]
     LogOff(String),
 

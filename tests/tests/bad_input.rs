@@ -763,6 +763,11 @@ const CONFIG: &[ConfigCase] = &[
         4,
         &["tcp_transitory_timeout = 3601"],
     ),
+    // The drop log's rate.
+    ("[log]\nrate = 10001\n", 4, &["[log] rate = 10001"]),
+    ("[log]\nrate = -1\n", 4, &["[log] rate = -1"]),
+    ("[log]\nrate = \"fast\"\n", 4, &["\"fast\""]),
+    ("[log]\nburst = 5\n", 4, &["burst"]),
     // Metrics.
     ("[metrics]\nlisten = \"localhost\"\n", 4, &["\"localhost\""]),
     (

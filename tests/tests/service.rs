@@ -18,7 +18,7 @@ use std::{
 };
 
 use gotofw_tests::{
-    Attached, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, WanLab, counter_in,
+    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, WanLab, counter_in,
     require_root_or_skip, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, unique_name,
     xdp_prog_id,
 };
@@ -701,6 +701,9 @@ ports = [443]
 networks = ["{OUTSIDE}/32"]
 action = "block"
 position = "before"
+
+[log]
+rate = 0
 "#,
             wan = lab.wan()
         ),
@@ -762,6 +765,17 @@ position = "before"
     assert_eq!(lab.scenario().as_deref(), Some("tcp-443"));
     assert!(!lab.udp(UDP_TURN), "tcp-443 has no UDP rule");
     assert!(lab.udp(UDP_OUTSIDE), "the operator's rule stays");
+    // [log] rate = 0: no drop log.
+    let log = lab.gotofw.run(
+        lab.gw(),
+        &["log", lab.wan(), "--count", "1", "--timeout", "1"],
+    );
+    let stderr = String::from_utf8_lossy(&log.stderr);
+    assert_eq!(log.status.code(), Some(EXIT_USAGE), "{stderr}");
+    assert!(
+        stderr.contains("drop log of") && stderr.contains("is off"),
+        "{stderr}"
+    );
 }
 
 fn run_config(lab: &Lab, scenario: &str, extra: &str) -> String {
