@@ -410,19 +410,38 @@ fn recover(key: &str) -> anyhow::Result<()> {
             s.armed == filter_common::ARMED
                 && pinned.is_none_or(|p| newer(s.generation, p.generation))
         });
+        // Our own staging (an attach that failed and undoes itself) needs no telling.
+        let killed = !is_own(&dir);
+        let note = |what: &str| {
+            if killed {
+                eprintln!("gotofw: note: {key}: a gotofw attach was killed midway; {what}");
+            }
+        };
         let out_of_force = match (in_force, pinned.is_some()) {
-            (true, true) => swap_into_place(&dir, &final_dir)
-                .with_context(|| format!("moving {} into place", dir.display()))?,
+            (true, true) => {
+                note("its rule set was armed and is in force: moved its pins into place");
+                swap_into_place(&dir, &final_dir)
+                    .with_context(|| format!("moving {} into place", dir.display()))?
+            }
             (true, false) => {
+                note("its rule set was armed and is in force: moved its pins into place");
                 fs::rename(&dir, &final_dir)
                     .with_context(|| format!("moving {} into place", dir.display()))?;
                 continue;
             }
             (false, true) => {
+                note(if staged.is_some_and(|s| s.armed == filter_common::ARMED) {
+                    "removed the pins of the rule set it replaced"
+                } else {
+                    "its rule set was never armed: removed it, the filter in force is unchanged"
+                });
                 restore_links(&final_dir)?;
                 dir
             }
-            (false, false) => dir,
+            (false, false) => {
+                note("its rule set was never armed: removed it, the interface is unfiltered");
+                dir
+            }
         };
         // The rule set that is not in force; its links, if pinned only here, go with it.
         fs::remove_dir_all(&out_of_force)
@@ -432,6 +451,16 @@ fn recover(key: &str) -> anyhow::Result<()> {
         settle(&final_dir)?;
     }
     Ok(())
+}
+
+/// Whether the staging directory `dir` is this process's (`KEY@new-PID...`).
+fn is_own(dir: &Path) -> bool {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let ours = format!("@new-{}", std::process::id());
+    name.split_once('@').is_some_and(|(_, rest)| {
+        let rest = format!("@{rest}");
+        rest == ours || rest == format!("{ours}-old")
+    })
 }
 
 /// [`recover`], unless another command holds the interface lock (it is the one at work, and

@@ -512,10 +512,15 @@ fn detach_alone_recovers_from_a_kill_at_any_stage() {
         let out = lab.attach_new(replace, &[("GOTOFW_FAULT_STAGE", stage)]);
         assert_eq!(out.status.signal(), Some(libc::SIGKILL));
         let out = lab.run_ok(&["detach", lab.wan()]);
+        // One line tells what the killed attach left and what became of it.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let armed = stage == "armed";
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(
-            out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr.starts_with("gotofw: note: ")
+                && stderr.contains("was killed midway")
+                && stderr.contains(if armed { "is in force" } else { "never armed" }),
+            "killed at {stage}: {stderr}"
         );
         lab.assert_clean(&format!("killed at {stage}, then detached"));
         drop(guard);
