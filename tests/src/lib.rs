@@ -24,6 +24,7 @@
 //! ```
 
 mod daemon;
+pub mod fuzz;
 mod gotofw;
 pub mod harness;
 mod lab3;

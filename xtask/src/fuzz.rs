@@ -124,7 +124,7 @@ fn coverage_guided(seconds: u64) -> Result<()> {
         &scratch,
         Path::new("fuzz/corpus/classify"),
     )))
-    .context("the fuzz target failed: the crashing input is in fuzz/artifacts/classify/")
+    .context("the fuzz target failed to build or found a crash (its input is then in fuzz/artifacts/classify/)")
 }
 
 /// `+nightly fuzz run classify SCRATCH SEEDS -- -max_total_time=N -print_final_stats=1`:

@@ -1,0 +1,164 @@
+//! The invariants of the coverage-guided fuzz target `classify` (`fuzz/`), on the host
+//! classifier: `filter_common::classify` over `SoftTables`. They live here, in the workspace, so
+//! that every test run compiles them and runs them over the seed corpus
+//! (`fuzz_invariants_hold_on_the_seed_corpus`); the fuzz target only calls [`check_input`].
+//!
+//! Input: the first byte picks a rule set of [`rule_sets`] (modulo their number); the rest is one
+//! Ethernet frame, classified in both directions. Invariants:
+//!
+//! - the classifier never panics (nor reads out of bounds: libFuzzer runs it under ASan);
+//! - the decision is consistent with the rule set: a pass only in a pass slot (a passing
+//!   allowance or an allow rule), a drop only in a drop slot, and the slot exists;
+//! - the outcome does not depend on what the fragment-key buffer held before;
+//! - whenever `remember` is set, or the frame is a later fragment whose first was not seen, the
+//!   fragment key is fully written (the same whatever the buffer held) and names the frame's
+//!   family and direction;
+//! - remembering a first fragment's verdict does not change the verdict of that frame again; a
+//!   later fragment whose first is remembered takes the remembered verdict.
+
+use std::{mem::MaybeUninit, sync::OnceLock};
+
+use filter_common::{Decision, Direction, FragKey, FragVerdict, Outcome, classify, slot};
+use filter_user::compile::Compiled;
+
+use crate::harness::{decision_consistent, rule_sets};
+
+/// A compiled rule set and its number of rules.
+struct Set {
+    label: &'static str,
+    compiled: Compiled,
+    rules: usize,
+}
+
+fn sets() -> &'static [Set] {
+    static SETS: OnceLock<Vec<Set>> = OnceLock::new();
+    SETS.get_or_init(|| {
+        rule_sets()
+            .into_iter()
+            .map(|(label, options)| {
+                let rules = options.rules();
+                Set {
+                    label,
+                    compiled: Compiled::new(&rules, options.allowance_bits())
+                        .expect("the rule sets compile"),
+                    rules: rules.len(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Classifies `frame` with the key buffer filled with `fill` first; returns the outcome and the
+/// buffer's bytes afterwards.
+fn run(
+    tables: &filter_user::compile::SoftTables<'_>,
+    frame: &[u8],
+    direction: Direction,
+    fill: u8,
+) -> (Outcome, [u8; size_of::<FragKey>()]) {
+    let mut key = MaybeUninit::<FragKey>::uninit();
+    // SAFETY: any byte pattern is a valid value for the integers FragKey is made of; the buffer
+    // is fully written here.
+    unsafe {
+        key.as_mut_ptr()
+            .cast::<u8>()
+            .write_bytes(fill, size_of::<FragKey>());
+    }
+    let outcome = classify(frame, tables, direction, &mut key);
+    // SAFETY: initialised above (and possibly rewritten by the classifier).
+    let key = unsafe { key.assume_init() };
+    // SAFETY: FragKey is `repr(C)` plain integers with no padding (40 bytes, asserted in
+    // filter-common).
+    let bytes = unsafe { std::mem::transmute::<FragKey, [u8; size_of::<FragKey>()]>(key) };
+    (outcome, bytes)
+}
+
+fn key_of(bytes: [u8; size_of::<FragKey>()]) -> FragKey {
+    // SAFETY: as in `run`.
+    unsafe { std::mem::transmute::<[u8; size_of::<FragKey>()], FragKey>(bytes) }
+}
+
+/// Checks the invariants on one fuzz input: the first byte picks the rule set, the rest is the
+/// frame. Panics, naming the rule set and direction, where one does not hold.
+pub fn check_input(data: &[u8]) {
+    let Some((&pick, frame)) = data.split_first() else {
+        return;
+    };
+    let sets = sets();
+    let set = &sets[usize::from(pick) % sets.len()];
+    for direction in [Direction::Ingress, Direction::Egress] {
+        let mut tables = set.compiled.tables();
+        let (a, key_a) = run(&tables, frame, direction, 0x00);
+        let (b, key_b) = run(&tables, frame, direction, 0xff);
+        let ctx = format!("[{}] {direction:?}", set.label);
+        assert_eq!(a, b, "{ctx}: the outcome depends on the key buffer");
+        let d = a.decision;
+        assert!(
+            decision_consistent(&set.compiled, set.rules, d),
+            "{ctx}: inconsistent decision {d:?}"
+        );
+        let later_unknown = d.slot == slot::FRAGMENT_UNKNOWN;
+        if !(a.remember || later_unknown) {
+            continue;
+        }
+        assert_eq!(key_a, key_b, "{ctx}: fragment key not fully written");
+        let key = key_of(key_a);
+        assert!(matches!(key.family, 4 | 6), "{ctx}: key family {key:?}");
+        assert_eq!(key.direction, direction as u8, "{ctx}: key direction");
+        assert_eq!(key._pad, 0, "{ctx}: key padding");
+        if a.remember {
+            tables.fragments.insert(key, a.frag_verdict());
+            let (again, _) = run(&tables, frame, direction, 0x00);
+            assert_eq!(
+                again, a,
+                "{ctx}: a remembered first fragment changes its own verdict"
+            );
+        } else {
+            // A later fragment whose first fragment is now known takes its verdict.
+            let remembered = Decision {
+                action: filter_common::ACTION_PASS,
+                slot: slot::NON_IP,
+            };
+            tables.fragments.insert(
+                key,
+                FragVerdict {
+                    slot: remembered.slot,
+                    action: filter_common::ACTION_PASS as u16,
+                    // The later fragment may start anywhere.
+                    guard: 0,
+                },
+            );
+            let (again, _) = run(&tables, frame, direction, 0x00);
+            assert_eq!(
+                again.decision, remembered,
+                "{ctx}: a later fragment ignores its first fragment's verdict"
+            );
+            assert!(
+                !again.remember,
+                "{ctx}: a later fragment asks to be remembered"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, path::Path};
+
+    use super::check_input;
+
+    /// Every seed of the fuzz target, and every truncation of it, meets the invariants.
+    #[test]
+    fn fuzz_invariants_hold_on_the_seed_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/classify");
+        let mut seeds = 0;
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let data = fs::read(entry.unwrap().path()).unwrap();
+            for end in 0..=data.len() {
+                check_input(&data[..end]);
+            }
+            seeds += 1;
+        }
+        assert!(seeds >= 40, "only {seeds} seeds in {}", dir.display());
+    }
+}
