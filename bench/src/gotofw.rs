@@ -50,9 +50,11 @@ pub fn limits(size: u32) -> FlowLimits {
     }
 }
 
-/// Compiles `rules` for `mode` and loads the programs (unattached), with maps filled.
+/// Compiles `rules` for `mode` and loads the programs (unattached), with maps filled and the
+/// drop log sampling at `attach`'s default rate, as an operator runs it.
 pub fn load(rules: &[Rule], mode: &Mode) -> Result<Ebpf> {
-    let compiled = Compiled::with_mode(rules, allowances(), mode)?;
+    let mut compiled = Compiled::with_mode(rules, allowances(), mode)?;
+    compiled.config.log_rate = filter_user::scenario::DEFAULT_LOG_RATE;
     kernel::load(&compiled, b"{}")
 }
 

@@ -163,7 +163,8 @@ fn cost(md: &mut String, r: &Report) {
         "## 1. Program cost\n\nBPF_PROG_TEST_RUN, {} repetitions per run, ns per packet as the \
          kernel reports it, and what the program returned. The rule set is udp-turn's (TURN \
          networks for UDP 3478, https, DHCP, DNS, NTP) with no-restrictions' media rule (UDP \
-         45000-49999) added, so every class has a rule; the stateful program has the known flow \
+         45000-49999) added, so every class has a rule, and the drop log samples at attach's \
+         default rate (10 per second and CPU); the stateful program has the known flow \
          in its table (without a flow, stateful mode drops every inbound TCP or UDP packet but \
          DHCP's). xdp-filter: deny policy, allowed source ports 443 and 53 (TCP), 53, 123, 67, \
          3478 and the media range (UDP); it cannot tie a port to a network, so it does less \

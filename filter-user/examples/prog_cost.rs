@@ -1,8 +1,9 @@
 //! Cost of the loaded XDP program per packet class, measured with BPF_PROG_TEST_RUN.
 //!
-//! `cargo run --release -p filter-user --example prog_cost [-- REPEAT]` (root). Prints the median
-//! of five runs of REPEAT (default 1,000,000) repetitions each, in nanoseconds per packet, as the
-//! kernel reports it. A measurement, not a test: nothing is asserted.
+//! `cargo run --release -p filter-user --example prog_cost [-- REPEAT [LOG_RATE]]` (root). Prints
+//! the median of five runs of REPEAT (default 1,000,000) repetitions each, in nanoseconds per
+//! packet, as the kernel reports it, with the drop log sampling at LOG_RATE (default: attach's
+//! default, 10; 0 switches it off). A measurement, not a test: nothing is asserted.
 
 use std::net::SocketAddr;
 
@@ -20,9 +21,15 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map_or(Ok(1_000_000), |s| s.parse())?;
     let options = Options::new(Scenario::UdpTurn);
-    let compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
+    let log_rate: u32 = std::env::args()
+        .nth(2)
+        .map_or(Ok(filter_user::scenario::DEFAULT_LOG_RATE), |s| s.parse())?;
+    let mut compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
+    compiled.config.log_rate = log_rate;
     let mut ebpf = kernel::load(&compiled, b"{}")?;
-    println!("BPF_PROG_TEST_RUN, scenario udp-turn, {repeat} repetitions, median of 5 runs");
+    println!(
+        "BPF_PROG_TEST_RUN, scenario udp-turn, drop log at {log_rate}/s, {repeat} repetitions, median of 5 runs"
+    );
     let floor: &mut aya::programs::Xdp = ebpf.program_mut("gotofw_floor").unwrap().try_into()?;
     floor.load()?;
     let floor_frame = frame::packet(
