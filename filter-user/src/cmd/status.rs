@@ -84,6 +84,31 @@ pub struct CounterStatus {
     pub networks: Option<serde_json::Value>,
 }
 
+impl CounterStatus {
+    /// The table cells of what the counter's rule matches, as `status` and `status --watch`
+    /// print them: direction, protocol, ports, networks.
+    pub fn match_cells(&self) -> [String; 4] {
+        let direction = if self.direction == "ingress" {
+            "in"
+        } else {
+            "out"
+        };
+        let ports = match (&self.ports, &self.local_ports) {
+            (Some(ports), Some(local)) => format!("{ports} (local {local})"),
+            (Some(ports), None) => ports.clone(),
+            (None, _) => "-".into(),
+        };
+        [
+            direction.to_owned(),
+            self.protocol.clone().unwrap_or_else(|| "-".into()),
+            ports,
+            self.networks
+                .as_ref()
+                .map_or_else(|| "-".into(), kernel::networks_text),
+        ]
+    }
+}
+
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     let stateful = a.meta.mode == "stateful";
     let directions: &[Direction] = if stateful {
@@ -266,30 +291,10 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             .to_vec(),
         ];
         for c in &s.counters {
-            let networks = c
-                .networks
-                .as_ref()
-                .map_or_else(|| "-".into(), kernel::networks_text);
-            rows.push(vec![
-                c.name.clone(),
-                c.kind.clone(),
-                c.action.clone(),
-                (if c.direction == "ingress" {
-                    "in"
-                } else {
-                    "out"
-                })
-                .to_owned(),
-                c.protocol.clone().unwrap_or_else(|| "-".into()),
-                match (&c.ports, &c.local_ports) {
-                    (Some(ports), Some(local)) => format!("{ports} (local {local})"),
-                    (Some(ports), None) => ports.clone(),
-                    (None, _) => "-".into(),
-                },
-                networks,
-                c.packets.to_string(),
-                c.bytes.to_string(),
-            ]);
+            let mut row = vec![c.name.clone(), c.kind.clone(), c.action.clone()];
+            row.extend(c.match_cells());
+            row.extend([c.packets.to_string(), c.bytes.to_string()]);
+            rows.push(row);
         }
         out.push_str(&table(&rows));
     }

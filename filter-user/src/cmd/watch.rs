@@ -16,7 +16,7 @@ use crate::{
         status::{self, Status},
         table,
     },
-    kernel, system,
+    system,
 };
 
 /// Moves the cursor home and clears the screen.
@@ -152,29 +152,15 @@ fn render(
         ];
         for c in &s.counters {
             let old = before.get(&(s.key.as_str(), c.direction, c.name.as_str()));
-            rows.push(vec![
-                c.name.clone(),
-                c.action.clone(),
-                (if c.direction == "ingress" {
-                    "in"
-                } else {
-                    "out"
-                })
-                .to_owned(),
-                c.protocol.clone().unwrap_or_else(|| "-".into()),
-                match (&c.ports, &c.local_ports) {
-                    (Some(ports), Some(local)) => format!("{ports} (local {local})"),
-                    (Some(ports), None) => ports.clone(),
-                    (None, _) => "-".into(),
-                },
-                c.networks
-                    .as_ref()
-                    .map_or_else(|| "-".into(), kernel::networks_text),
+            let mut row = vec![c.name.clone(), c.action.clone()];
+            row.extend(c.match_cells());
+            row.extend([
                 c.packets.to_string(),
                 c.bytes.to_string(),
                 human(rate(c.packets, old.map(|o| o.0), elapsed)),
                 human(rate(c.bytes, old.map(|o| o.1), elapsed)),
             ]);
+            rows.push(row);
         }
         out.push_str(&table(&rows));
     }
