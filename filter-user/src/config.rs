@@ -1434,6 +1434,19 @@ mod tests {
         );
     }
 
+    /// `gotofw attach wan0 --scenario tcp-443 FLAG VALUE`, parsed.
+    fn attach_with(flag: &str, value: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([
+            "gotofw",
+            "attach",
+            "wan0",
+            "--scenario",
+            "tcp-443",
+            flag,
+            value,
+        ])
+    }
+
     #[test]
     fn flow_bounds_are_the_command_lines() {
         for (flag, key, (low, high)) in [
@@ -1453,15 +1466,7 @@ mod tests {
                 (high + 1, false),
             ] {
                 let value = value.to_string();
-                let cli = Cli::try_parse_from([
-                    "gotofw",
-                    "attach",
-                    "wan0",
-                    "--scenario",
-                    "tcp-443",
-                    flag,
-                    &value,
-                ]);
+                let cli = attach_with(flag, &value);
                 assert_eq!(cli.is_ok(), ok, "{flag} {value}");
                 if let Ok(Cli {
                     command: Command::Attach(args),
@@ -1480,16 +1485,7 @@ mod tests {
     #[test]
     fn the_log_rate_bounds_are_the_command_lines() {
         for (value, ok) in [(-1, false), (0, true), (10_000, true), (10_001, false)] {
-            let text = value.to_string();
-            let cli = Cli::try_parse_from([
-                "gotofw",
-                "attach",
-                "wan0",
-                "--scenario",
-                "tcp-443",
-                "--log-rate",
-                &text,
-            ]);
+            let cli = attach_with("--log-rate", &value.to_string());
             assert_eq!(cli.is_ok(), ok, "--log-rate {value}");
             let file = parse(Path::new("t"), &format!("[log]\nrate = {value}\n"));
             assert_eq!(file.is_ok(), ok, "[log] rate = {value}");
