@@ -35,6 +35,12 @@ pub enum Command {
     )]
     Scenarios(ScenariosArgs),
     /// Attach the filter to an interface with a scenario, pin it, and exit.
+    ///
+    /// All or nothing: the new rule set is loaded, put on the interface and pinned while it still
+    /// hands every packet to the filter it replaces (or passes it), then switched on at both hooks
+    /// with one write. Whatever fails, or kills gotofw, before that write leaves the interface as
+    /// it was; after it, the new filter is in force. The next gotofw command on the interface
+    /// settles what a killed one left and says so in a `gotofw: note:` line.
     #[command(
         after_help = "EXAMPLES:\n  gotofw attach eth1 --scenario udp-turn\n  gotofw attach eth1 --scenario udp-turn --turn-dst any --flow-table-size 1048576\n  gotofw attach eth1 --scenario udp-turn --stateless\n  gotofw attach eth1 --scenario tcp-turn --network 2001:db8:77::/48\n  gotofw attach eth1 --scenario tcp-443 --no-allow ntp --dns-server 192.0.2.53\n  gotofw attach eth1 --scenario no-restrictions --replace\n  gotofw attach --config /etc/gotofw/gotofw.toml\n  gotofw attach --config gotofw.toml eth1 --scenario tcp-443 --replace"
     )]
