@@ -335,6 +335,7 @@ fn scenario_round_trip(scenario: &str, mode: Mode, expect: Expectation) {
     assert_eq!(iface["scenario"], scenario);
     assert_eq!(iface["mode"], mode.name());
     assert_eq!(iface["present"], true);
+    assert_eq!(iface["log_rate"], 10, "attach's default drop-log rate");
     // Each answered UDP probe is one echo through its rule; each TCP one is at
     // least a SYN-ACK and the echoed data.
     let mut rules: Vec<&str> = PROBES.iter().filter_map(|&p| expect(p)).collect();

@@ -765,7 +765,9 @@ rate = 0
     assert_eq!(lab.scenario().as_deref(), Some("tcp-443"));
     assert!(!lab.udp(UDP_TURN), "tcp-443 has no UDP rule");
     assert!(lab.udp(UDP_OUTSIDE), "the operator's rule stays");
-    // [log] rate = 0: no drop log.
+    // [log] rate = 0: no drop log, and status says so.
+    let status = lab.gotofw.run_ok(lab.gw(), &["status", lab.wan()]);
+    assert!(status.contains("drop log off"), "{status}");
     let log = lab.gotofw.run(
         lab.gw(),
         &["log", lab.wan(), "--count", "1", "--timeout", "1"],

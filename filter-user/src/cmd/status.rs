@@ -44,6 +44,8 @@ pub struct InterfaceStatus {
     pub mode: String,
     /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
+    /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
+    pub log_rate: u32,
     /// Unix time of the attach.
     pub attached_at: u64,
     /// Where the pins are.
@@ -146,6 +148,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         scenario: a.meta.scenario.clone(),
         mode: a.meta.mode.clone(),
         xdp_mode: a.meta.xdp_mode,
+        log_rate: a.config()?.log_rate,
         attached_at: a.meta.attached_at,
         pin_dir: a.dir.display().to_string(),
         flows,
@@ -264,11 +267,15 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     for s in &status.interfaces {
         let _ = writeln!(
             out,
-            "{}: scenario {}, {} mode, xdp {}, attached {}{}",
+            "{}: scenario {}, {} mode, xdp {}, {}, attached {}{}",
             s.interface,
             s.scenario,
             s.mode,
             serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
+            match s.log_rate {
+                0 => "drop log off".to_owned(),
+                rate => format!("drop log {rate}/s per CPU"),
+            },
             system::format_utc(s.attached_at),
             if s.present {
                 ""
