@@ -910,7 +910,8 @@ fn resolve_command_line(cli: &Overrides) -> Result<Resolved, UsageError> {
         .interface
         .clone()
         .ok_or_else(|| UsageError::BadInterfaceName(String::new()))?;
-    let options = Options::from_raw(&cli.networks, scenario)?;
+    let mut options = Options::from_raw(&cli.networks, scenario)?;
+    options.log_rate = cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE);
     let mode = if cli.stateless {
         Mode::Stateless
     } else {
@@ -1479,6 +1480,23 @@ mod tests {
                 let file = parse(Path::new("t"), &format!("[flows]\n{key} = {value}\n"));
                 assert_eq!(file.is_ok(), ok, "{key} = {value}");
             }
+        }
+    }
+
+    #[test]
+    fn log_rate_without_a_file_is_the_command_lines() {
+        for (given, want) in [(Some(0), 0), (Some(2), 2), (None, 10)] {
+            let cli = Overrides {
+                interface: Some("wan0".into()),
+                scenario: Some(Scenario::Tcp443),
+                log_rate: given,
+                ..Overrides::default()
+            };
+            assert_eq!(
+                resolve(None, &cli).unwrap().options.log_rate,
+                want,
+                "{given:?}"
+            );
         }
     }
 

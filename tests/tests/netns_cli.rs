@@ -969,6 +969,11 @@ fn issue6_drop_log_samples_drops_within_its_rate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        attached.status_json()["interfaces"][0]["log_rate"],
+        2,
+        "--log-rate 2 is the rate in force"
+    );
     let drain = lab.gotofw(&["log", lab.wan(), "--json", "--timeout", "0.2"]);
     assert!(drain.status.success());
     udp_send_from(
