@@ -184,6 +184,11 @@ pub struct AttachArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub xdp_mode: Option<XdpModeArg>,
 
+    /// Stateful mode's egress hook: auto (tcx where the kernel has it, Linux 6.6 and later, else
+    /// clsact; the default), tcx, or clsact. A --replace keeps the hook in use.
+    #[arg(long, value_enum, value_name = "HOOK")]
+    pub egress_hook: Option<crate::kernel::EgressHook>,
+
     /// Swap the rule set of the filter already attached to IFACE, atomically (counters restart).
     #[arg(long)]
     pub replace: bool,

@@ -25,7 +25,7 @@ use crate::{
     cli::AttachArgs,
     compile::{FlowLimits, Mode},
     error::UsageError,
-    kernel::XdpModeArg,
+    kernel::{EgressHook, XdpModeArg},
     operator::{OperatorRule, Position, RuleDirection},
     scenario::{
         Action, Allowance, MEDIA_PORTS, Options, PortRange, Protocol, RawNetworkArgs, Scenario,
@@ -54,6 +54,7 @@ struct RawConfig {
     scenario: Option<Spanned<String>>,
     mode: Option<Spanned<ModeName>>,
     xdp_mode: Option<XdpModeArg>,
+    egress_hook: Option<EgressHook>,
     #[serde(default)]
     training: bool,
     #[serde(default)]
@@ -205,6 +206,8 @@ pub struct Config {
     pub mode: Option<(ModeName, usize)>,
     /// `xdp_mode`.
     pub xdp_mode: Option<XdpModeArg>,
+    /// `egress_hook`.
+    pub egress_hook: Option<EgressHook>,
     /// `training`: the GoTo Training add-on (domains only; see the README).
     pub training: bool,
     /// `[turn] destination`.
@@ -437,6 +440,7 @@ impl Locator<'_> {
                 .as_ref()
                 .map(|m| (*m.get_ref(), self.line(&m.span()))),
             xdp_mode: raw.xdp_mode,
+            egress_hook: raw.egress_hook,
             training: raw.training,
             turn_dst,
             networks,
@@ -679,6 +683,8 @@ pub struct Overrides {
     pub flows: FlowSettings,
     /// `--xdp-mode`.
     pub xdp_mode: Option<XdpModeArg>,
+    /// `--egress-hook`.
+    pub egress_hook: Option<EgressHook>,
     /// `--log-rate`.
     pub log_rate: Option<u32>,
 }
@@ -697,6 +703,7 @@ impl From<&AttachArgs> for Overrides {
                 tcp_transitory_timeout: args.flows.tcp_transitory_timeout,
             },
             xdp_mode: args.xdp_mode,
+            egress_hook: args.egress_hook,
             log_rate: args.log_rate,
         }
     }
@@ -855,6 +862,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
             .log_rate
             .or(config.log_rate)
             .unwrap_or(crate::scenario::DEFAULT_LOG_RATE),
+        egress_hook: cli.egress_hook.or(config.egress_hook).unwrap_or_default(),
     };
     let total = options.rules().len();
     if total > MAX_RULES {
@@ -912,6 +920,7 @@ fn resolve_command_line(cli: &Overrides) -> Result<Resolved, UsageError> {
         .ok_or_else(|| UsageError::BadInterfaceName(String::new()))?;
     let mut options = Options::from_raw(&cli.networks, scenario)?;
     options.log_rate = cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE);
+    options.egress_hook = cli.egress_hook.unwrap_or_default();
     let mode = if cli.stateless {
         Mode::Stateless
     } else {

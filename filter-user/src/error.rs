@@ -131,6 +131,19 @@ pub enum UsageError {
     )]
     NothingToReplace(String),
 
+    /// `--egress-hook` other than the hook a swap keeps.
+    #[error(
+        "--egress-hook {asked}: the filter of {iface} runs its egress program on {used}, and a swap keeps the hook: detach it, then attach with --egress-hook {asked}"
+    )]
+    EgressHookInUse {
+        /// The interface.
+        iface: String,
+        /// The hook asked for.
+        asked: &'static str,
+        /// The hook in use.
+        used: &'static str,
+    },
+
     /// A destination that is not ADDR:PORT.
     #[error(
         "'{0}' is not a destination: write ADDR:PORT, e.g. 68.64.0.10:3478 or [2001:db8::1]:443 (port 1-65535)"

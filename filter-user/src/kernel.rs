@@ -19,7 +19,7 @@ use aya::{
     programs::{
         LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, LinkError, PinnedLink},
-        tc::{SchedClassifierLink, TcAttachOptions},
+        tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
         xdp::XdpLink,
     },
 };
@@ -50,8 +50,40 @@ const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
 const LOG_TC_PROGRAM: &str = "gotofw_log_tc";
 /// File name of the XDP link pin.
 const LINK_PIN: &str = "link";
-/// File name of the tcx egress link pin (stateful mode).
+/// File name of the tcx egress link pin (stateful mode, tcx).
 const TC_LINK_PIN: &str = "tc_link";
+/// File name of the egress program's pin (stateful mode, clsact: a netlink filter has no link to
+/// pin, and the program is what a roll-back puts back).
+const EGRESS_PROG_PIN: &str = "egress_prog";
+/// Priority and handle of gotofw's clsact egress filter: fixed, so that any later command finds
+/// it without a record.
+const CLSACT_PRIORITY: u16 = 0xc0f0;
+const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xf0);
+
+/// Which hook carries the egress program in stateful mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressHook {
+    /// tcx where the kernel has it (Linux 6.6 and later), clsact otherwise.
+    #[default]
+    Auto,
+    /// A tcx link (Linux 6.6 and later), pinned like the XDP link.
+    Tcx,
+    /// A direct-action filter on the clsact qdisc (older kernels; `tc filter show dev IFACE
+    /// egress` lists it).
+    Clsact,
+}
+
+impl EgressHook {
+    /// `auto`, `tcx` or `clsact`, as typed and shown.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Tcx => "tcx",
+            Self::Clsact => "clsact",
+        }
+    }
+}
 
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -131,6 +163,9 @@ pub struct Meta {
     pub options: Option<crate::scenario::Options>,
     /// XDP mode the program runs in (`native` or `generic`; `auto` only before attach).
     pub xdp_mode: XdpModeArg,
+    /// The hook the egress program runs in (stateful mode; `tcx` or `clsact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_hook: Option<EgressHook>,
     /// Unix time of the attach.
     pub attached_at: u64,
     /// The compiled rules, in match order (rule `i` counts in slot `FIXED_SLOTS + i`).
@@ -152,6 +187,8 @@ pub struct AttachPlan {
     pub meta: Meta,
     /// Attach mode.
     pub xdp_mode: XdpModeArg,
+    /// The egress hook to use in stateful mode (a swap keeps the one in use).
+    pub egress_hook: EgressHook,
     /// Swap the rule set of an attached filter instead of attaching a new one.
     pub replace: bool,
 }
@@ -435,11 +472,13 @@ fn recover(key: &str) -> anyhow::Result<()> {
                 } else {
                     "its rule set was never armed: removed it, the filter in force is unchanged"
                 });
-                restore_links(&final_dir)?;
+                restore_links(&final_dir, key)?;
+                remove_stray_clsact(&dir, &final_dir, key);
                 dir
             }
             (false, false) => {
                 note("its rule set was never armed: removed it, the interface is unfiltered");
+                remove_stray_clsact(&dir, &final_dir, key);
                 dir
             }
         };
@@ -448,9 +487,21 @@ fn recover(key: &str) -> anyhow::Result<()> {
             .with_context(|| format!("removing {}", out_of_force.display()))?;
     }
     if final_dir.exists() {
-        settle(&final_dir)?;
+        settle(&final_dir, key)?;
     }
     Ok(())
+}
+
+/// Removes a clsact egress filter that the attach whose pins are in `staged` may have attached,
+/// unless the filter pinned in `final_dir` uses it. (No committed gotofw filter of this pin key
+/// uses it then, so a filter at gotofw's priority and handle can only be that attach's.)
+fn remove_stray_clsact(staged: &Path, final_dir: &Path, key: &str) {
+    if pinned_hook(final_dir) == Some(EgressHook::Clsact) {
+        return;
+    }
+    if let Some(iface) = local_interface(staged, key).or_else(|| local_interface(final_dir, key)) {
+        remove_clsact(&iface);
+    }
 }
 
 /// Whether the staging directory `dir` is this process's (`KEY@new-PID...`).
@@ -466,8 +517,12 @@ fn is_own(dir: &Path) -> bool {
 /// [`recover`], unless another command holds the interface lock (it is the one at work, and
 /// recovers itself if it fails), or there is nothing to recover. Read-only commands call it
 /// before they read the pins, so that what they show is what the interface does.
+///
+/// Only for filters of this network namespace: what a killed attach left in another one is for
+/// a command there (a clsact filter is reached by netlink from its own namespace only).
 fn recover_if_idle(key: &str) -> anyhow::Result<()> {
-    if stale_dirs(key).is_empty() {
+    let name = key.split(':').next().unwrap_or(key);
+    if system::pin_key(name) != key || stale_dirs(key).is_empty() {
         return Ok(());
     }
     match InterfaceLock::try_acquire(key)? {
@@ -479,7 +534,21 @@ fn recover_if_idle(key: &str) -> anyhow::Result<()> {
 /// Puts back into the links pinned in `dir` the programs of the rule set pinned there, where an
 /// attach that did not arm its own left those in them (the programs are found by their config
 /// map; a program the link still runs is left alone).
-fn restore_links(dir: &Path) -> anyhow::Result<()> {
+fn restore_links(dir: &Path, key: &str) -> anyhow::Result<()> {
+    if dir.join(EGRESS_PROG_PIN).exists() {
+        // A clsact filter has no link to ask what it runs: put the program back in any case.
+        let iface = local_interface(dir, key).ok_or_else(|| {
+            anyhow!(
+                "the egress filter of {key} is a clsact filter of another network namespace: run gotofw there"
+            )
+        })?;
+        let mut program = SchedClassifier::from_pin(dir.join(EGRESS_PROG_PIN))
+            .context("opening the pinned egress program")?;
+        let id = program
+            .attach_to_link(clsact_link(&iface)?)
+            .context("putting the egress program back into the clsact filter")?;
+        std::mem::forget(program.take_link(id)?);
+    }
     let config_id = MapData::from_pin(dir.join("config"))
         .with_context(|| format!("opening {}/config", dir.display()))?
         .info()?
@@ -535,7 +604,7 @@ fn link_program(path: &Path) -> Option<aya::programs::ProgramInfo> {
 /// nothing a packet sees, and may be repeated): the programs it replaced, kept in the tail-call
 /// tables for as long as it was not armed; and in stateless mode the egress link, which a
 /// stateful filter's replacement keeps passing everything until then.
-fn settle(dir: &Path) -> anyhow::Result<()> {
+fn settle(dir: &Path, key: &str) -> anyhow::Result<()> {
     for table in ["tail_xdp", "tail_tc"] {
         let Ok(data) = MapData::from_pin(dir.join(table)) else {
             continue;
@@ -544,9 +613,18 @@ fn settle(dir: &Path) -> anyhow::Result<()> {
         // An empty slot (the usual case) is no error to speak of.
         let _ = slots.clear_index(&filter_common::tail::PREVIOUS);
     }
-    let tc_link = dir.join(TC_LINK_PIN);
-    if pinned_config(dir)?.mode != filter_common::MODE_STATEFUL && tc_link.exists() {
-        fs::remove_file(&tc_link).with_context(|| format!("removing {}", tc_link.display()))?;
+    if pinned_config(dir)?.mode != filter_common::MODE_STATEFUL {
+        let tc_link = dir.join(TC_LINK_PIN);
+        if tc_link.exists() {
+            fs::remove_file(&tc_link).with_context(|| format!("removing {}", tc_link.display()))?;
+        }
+        let egress = dir.join(EGRESS_PROG_PIN);
+        if egress.exists()
+            && let Some(iface) = local_interface(dir, key)
+        {
+            remove_clsact(&iface);
+            fs::remove_file(&egress).with_context(|| format!("removing {}", egress.display()))?;
+        }
     }
     Ok(())
 }
@@ -595,6 +673,18 @@ pub fn attach_with(
     let mut reuse_flows = None;
     let mut previous = Previous::default();
     if exists {
+        if let Some(used) = pinned_hook(&final_dir)
+            && plan.egress_hook != EgressHook::Auto
+            && plan.egress_hook != used
+            && plan.compiled.config.mode == filter_common::MODE_STATEFUL
+        {
+            return Err(UsageError::EgressHookInUse {
+                iface: plan.iface.clone(),
+                asked: plan.egress_hook.name(),
+                used: used.name(),
+            }
+            .into());
+        }
         let old = read_pins(final_dir.clone())?;
         // A swap keeps the links, so the XDP mode they were attached in.
         meta.xdp_mode = old.meta.xdp_mode;
@@ -607,7 +697,9 @@ pub fn attach_with(
         }
         previous = Previous {
             xdp: link_program(&final_dir.join(LINK_PIN)),
-            tc: link_program(&final_dir.join(TC_LINK_PIN)),
+            tc: link_program(&final_dir.join(TC_LINK_PIN)).or_else(|| {
+                aya::programs::ProgramInfo::from_pin(final_dir.join(EGRESS_PROG_PIN)).ok()
+            }),
         };
     }
     compiled.config.armed = 0;
@@ -636,7 +728,7 @@ pub fn attach_with(
         for dir in stale_dirs(&key) {
             fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
-        settle(&final_dir)
+        settle(&final_dir, &key)
     };
     tidy().context(
         "the new rule set is in force, but letting go of the old one failed (the next gotofw command on the interface tries again)",
@@ -714,10 +806,15 @@ fn stage_and_arm(
     link.pin(tmp.join(LINK_PIN))
         .with_context(|| format!("pinning the link in {}", tmp.display()))?;
     fault_point("link-pinned");
-    let old_tc = final_dir.join(TC_LINK_PIN);
-    let swap_tc = replace && old_tc.exists();
-    if plan.compiled.config.mode == filter_common::MODE_STATEFUL || swap_tc {
-        attach_egress(ebpf, plan, &old_tc, &tmp.join(TC_LINK_PIN), swap_tc)?;
+    let old_hook = if replace {
+        pinned_hook(final_dir)
+    } else {
+        None
+    };
+    let stateful = plan.compiled.config.mode == filter_common::MODE_STATEFUL;
+    if stateful || old_hook.is_some() {
+        let hook = attach_egress(ebpf, plan, final_dir, tmp, old_hook)?;
+        meta.egress_hook = stateful.then_some(hook);
     }
     store_meta(ebpf, meta)?;
     fault_point("pinned");
@@ -810,17 +907,58 @@ fn attach_in_mode(
     }
 }
 
-/// Attaches the egress program with tcx (or swaps it into the pinned link at `old_pin`), and pins
-/// the link at `pin`.
+/// Puts the egress program on the interface: swapped into the filter pinned in `final_dir`
+/// when that has an egress hook (`old`), else attached anew on the hook the plan asks for
+/// (`auto`: tcx, or clsact where the kernel has no tcx). Pins what a later command needs in
+/// `tmp`, and returns the hook in use.
 fn attach_egress(
     ebpf: &mut Ebpf,
     plan: &AttachPlan,
-    old_pin: &Path,
-    pin: &Path,
-    replace: bool,
+    final_dir: &Path,
+    tmp: &Path,
+    old: Option<EgressHook>,
+) -> anyhow::Result<EgressHook> {
+    let iface = plan.iface.as_str();
+    match old.unwrap_or(plan.egress_hook) {
+        EgressHook::Tcx => {
+            attach_tcx(ebpf, iface, old.map(|_| final_dir.join(TC_LINK_PIN)), tmp)?;
+            Ok(EgressHook::Tcx)
+        }
+        EgressHook::Clsact => {
+            attach_clsact(ebpf, iface, old.is_some(), tmp)?;
+            Ok(EgressHook::Clsact)
+        }
+        EgressHook::Auto => match attach_tcx(ebpf, iface, None, tmp) {
+            Ok(()) => Ok(EgressHook::Tcx),
+            Err(e) if tcx_missing(&e) => {
+                attach_clsact(ebpf, iface, false, tmp)?;
+                Ok(EgressHook::Clsact)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Whether `err` says the kernel has no tcx (before Linux 6.6 the attach type is unknown).
+fn tcx_missing(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<ProgramError>().is_some_and(|e| {
+            matches!(e, ProgramError::SyscallError(s)
+                if matches!(s.io_error.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | 524)))
+        })
+    })
+}
+
+/// Attaches the egress program with tcx (or swaps it into the link pinned at `old_pin`), and
+/// pins the link in `tmp`.
+fn attach_tcx(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    old_pin: Option<PathBuf>,
+    tmp: &Path,
 ) -> anyhow::Result<()> {
     let program = egress_program(ebpf)?;
-    let link_id = if replace && old_pin.exists() {
+    let link_id = if let Some(old_pin) = old_pin {
         let old = PinnedLink::from_pin(old_pin).context("opening the attached egress link")?;
         let old: SchedClassifierLink = FdLink::from(old)
             .try_into()
@@ -831,14 +969,13 @@ fn attach_egress(
     } else {
         program
             .attach_with_options(
-                &plan.iface,
+                iface,
                 TcAttachType::Egress,
                 TcAttachOptions::TcxOrder(LinkOrder::default()),
             )
             .map_err(|e| {
                 anyhow::Error::new(e).context(format!(
-                    "attaching the egress program to {} with tcx (stateful mode needs Linux 6.6 or later; --stateless needs no egress hook)",
-                    plan.iface
+                    "attaching the egress program to {iface} with tcx (Linux 6.6 or later; --egress-hook clsact works before, and --stateless needs no egress hook)"
                 ))
             })?
     };
@@ -847,9 +984,83 @@ fn attach_egress(
         .take_link(link_id)?
         .try_into()
         .map_err(|e: LinkError| anyhow!("the kernel gave no bpf_link for tcx ({e})"))?;
-    link.pin(pin)
+    let pin = tmp.join(TC_LINK_PIN);
+    link.pin(&pin)
         .with_context(|| format!("pinning the egress link at {}", pin.display()))?;
     Ok(())
+}
+
+/// Attaches the egress program as gotofw's direct-action filter on the clsact qdisc of `iface`
+/// (created if missing), or with `replace` swaps it into that filter, and pins the program in
+/// `tmp`. The filter stays when gotofw exits: netlink filters are not tied to a descriptor.
+fn attach_clsact(ebpf: &mut Ebpf, iface: &str, replace: bool, tmp: &Path) -> anyhow::Result<()> {
+    let program = egress_program(ebpf)?;
+    let link_id = if replace {
+        program
+            .attach_to_link(clsact_link(iface)?)
+            .context("swapping the new rule set into the clsact egress filter")?
+    } else {
+        // Fails when the qdisc is there already, which is fine; a real failure shows next.
+        let _ = aya::programs::tc::qdisc_add_clsact(iface);
+        program
+            .attach_with_options(
+                iface,
+                TcAttachType::Egress,
+                TcAttachOptions::Netlink(NlOptions {
+                    priority: CLSACT_PRIORITY,
+                    handle: CLSACT_HANDLE,
+                    ..NlOptions::default()
+                }),
+            )
+            .with_context(|| {
+                format!("attaching the egress program to {iface} as a clsact filter")
+            })?
+    };
+    fault_point("egress-attached");
+    // Dropping the link would detach it.
+    std::mem::forget(program.take_link(link_id)?);
+    let pin = tmp.join(EGRESS_PROG_PIN);
+    program
+        .pin(&pin)
+        .with_context(|| format!("pinning the egress program at {}", pin.display()))?;
+    Ok(())
+}
+
+/// gotofw's clsact egress filter on `iface` (in this network namespace).
+fn clsact_link(iface: &str) -> io::Result<SchedClassifierLink> {
+    SchedClassifierLink::attached(
+        iface,
+        TcAttachType::Egress,
+        CLSACT_PRIORITY,
+        CLSACT_HANDLE,
+        None,
+    )
+}
+
+/// Removes gotofw's clsact egress filter from `iface`, if it has one.
+fn remove_clsact(iface: &str) {
+    if let Ok(link) = clsact_link(iface) {
+        // Fails when there is no such filter: nothing to remove.
+        let _ = aya::programs::Link::detach(link);
+    }
+}
+
+/// The egress hook of the filter pinned in `dir`, by its pins.
+fn pinned_hook(dir: &Path) -> Option<EgressHook> {
+    if dir.join(TC_LINK_PIN).exists() {
+        Some(EgressHook::Tcx)
+    } else if dir.join(EGRESS_PROG_PIN).exists() {
+        Some(EgressHook::Clsact)
+    } else {
+        None
+    }
+}
+
+/// The interface of the filter pinned (or staged) in `dir` for pin key `key`, when it is in this
+/// network namespace: netlink reaches only those.
+fn local_interface(dir: &Path, key: &str) -> Option<String> {
+    let meta = pinned_meta(dir).ok()?;
+    (system::pin_key(&meta.interface) == key).then_some(meta.interface)
 }
 
 /// Rewrites the stored record (after attach, when the mode in use is known).
@@ -903,6 +1114,16 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         }
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
+    // A clsact filter is reached by netlink, in the interface's namespace only: check that
+    // before anything goes.
+    let clsact = match pinned_hook(&dir) {
+        Some(EgressHook::Clsact) => Some(local_interface(&dir, &key).ok_or_else(|| {
+            anyhow!(
+                "the egress filter of {iface} is a clsact filter, which only its own network namespace reaches: run `gotofw detach` there (nsenter --net=...)"
+            )
+        })?),
+        _ => None,
+    };
     for pin in [LINK_PIN, TC_LINK_PIN] {
         let link_path = dir.join(pin);
         if link_path.exists() {
@@ -911,6 +1132,9 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
             // Dropping the last reference detaches the program from the interface.
             drop(link.unpin().context("unpinning the link")?);
         }
+    }
+    if let Some(name) = clsact {
+        remove_clsact(&name);
     }
     fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(())
@@ -971,15 +1195,20 @@ pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
     read_pins(dir)
 }
 
-/// Reads the filter pinned in `dir`.
-fn read_pins(dir: PathBuf) -> anyhow::Result<Attached> {
+/// The record stored with the filter pinned (or staged) in `dir`.
+fn pinned_meta(dir: &Path) -> anyhow::Result<Meta> {
     let meta_data = MapData::from_pin(dir.join("meta"))
         .with_context(|| format!("opening {}/meta", dir.display()))?;
     let meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
     let blob = meta_map.get(&0, 0)?;
     let end = blob.iter().position(|b| *b == 0).unwrap_or(META_SIZE);
-    let meta: Meta = serde_json::from_slice(&blob[..end])
-        .with_context(|| format!("reading the filter description in {}/meta", dir.display()))?;
+    serde_json::from_slice(&blob[..end])
+        .with_context(|| format!("reading the filter description in {}/meta", dir.display()))
+}
+
+/// Reads the filter pinned in `dir`.
+fn read_pins(dir: PathBuf) -> anyhow::Result<Attached> {
+    let meta = pinned_meta(&dir)?;
     let counter_data = MapData::from_pin(dir.join("counters"))
         .with_context(|| format!("opening {}/counters", dir.display()))?;
     let counter_map: PerCpuArray<_, Counter> =
@@ -1104,5 +1333,29 @@ pub fn networks_text(networks: &serde_json::Value) -> String {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--egress-hook auto` falls back to clsact only when tcx itself is missing.
+    #[test]
+    fn only_a_missing_tcx_falls_back_to_clsact() {
+        let failed = |errno| {
+            anyhow::Error::new(ProgramError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_mprog_attach",
+                io_error: io::Error::from_raw_os_error(errno),
+            }))
+            .context("attaching the egress program to wan0 with tcx")
+        };
+        for errno in [libc::EINVAL, libc::EOPNOTSUPP, libc::ENOSYS, 524] {
+            assert!(tcx_missing(&failed(errno)), "errno {errno}");
+        }
+        for errno in [libc::EPERM, libc::ENODEV, libc::EBUSY, libc::ENOMEM] {
+            assert!(!tcx_missing(&failed(errno)), "errno {errno}");
+        }
+        assert!(!tcx_missing(&anyhow!("no such interface")));
     }
 }

@@ -367,6 +367,7 @@ mod tests {
                 scenario: "udp-turn".into(),
                 mode: "stateful".into(),
                 xdp_mode: XdpModeArg::Generic,
+                egress_hook: Some(crate::kernel::EgressHook::Tcx),
                 log_rate: 10,
                 attached_at: 1_795_000_000,
                 pin_dir: "/sys/fs/bpf/gotofw/wan0".into(),

@@ -436,6 +436,9 @@ pub struct Options {
     /// Dropped packets sampled into the drop log, per second and CPU (0: off).
     #[serde(default = "default_log_rate")]
     pub log_rate: u32,
+    /// The hook for the egress program in stateful mode.
+    #[serde(default)]
+    pub egress_hook: crate::kernel::EgressHook,
 }
 
 impl Options {
@@ -451,6 +454,7 @@ impl Options {
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
             log_rate: DEFAULT_LOG_RATE,
+            egress_hook: crate::kernel::EgressHook::Auto,
         }
     }
 
@@ -500,6 +504,7 @@ impl Options {
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
             log_rate: DEFAULT_LOG_RATE,
+            egress_hook: crate::kernel::EgressHook::Auto,
         })
     }
 

@@ -583,6 +583,8 @@ impl Drop for Running {
 pub enum Pinned {
     /// A map, by id.
     Map(u32),
+    /// A program, by id.
+    Program(u32),
     /// A link, by id, and the program it runs.
     Link {
         /// The link's id.
@@ -595,8 +597,9 @@ pub enum Pinned {
 }
 
 /// The pins of directory `dir` by file name, with the objects they name; empty when `dir` does
-/// not exist. Pins whose name ends in `link` (`link`, `tc_link`) are links, the others maps (the
-/// kernel answers an info query on either kind of file, so the name is what tells them apart).
+/// not exist. Pins whose name ends in `link` (`link`, `tc_link`) are links, those ending in
+/// `_prog` (`egress_prog`) programs, the others maps (the kernel answers an info query on any
+/// kind of file, so the name is what tells them apart).
 pub fn pins(dir: &Path) -> std::collections::BTreeMap<String, Pinned> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return std::collections::BTreeMap::new();
@@ -614,6 +617,9 @@ pub fn pins(dir: &Path) -> std::collections::BTreeMap<String, Pinned> {
                         id: info.id(),
                         prog: info.program_id(),
                     })
+            } else if name.ends_with("_prog") {
+                aya::programs::ProgramInfo::from_pin(&path)
+                    .map_or(Pinned::Gone, |prog| Pinned::Program(prog.id()))
             } else {
                 aya::maps::MapInfo::from_pin(&path)
                     .map_or(Pinned::Gone, |map| Pinned::Map(map.id()))
@@ -631,6 +637,25 @@ pub fn tcx_egress_prog_ids(ns: &Netns, iface: &str) -> Vec<u32> {
             programs
                 .iter()
                 .map(aya::programs::ProgramInfo::id)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The programs of the clsact egress filters of `iface` in `ns` (`tc filter show dev IFACE
+/// egress`), by id (empty: none, or no such interface).
+pub fn clsact_egress_prog_ids(ns: &Netns, iface: &str) -> Vec<u32> {
+    let out = ns
+        .exec("tc", ["-j", "filter", "show", "dev", iface, "egress"])
+        .map(|out| out.stdout)
+        .unwrap_or_default();
+    let filters: Value = serde_json::from_slice(&out).unwrap_or_default();
+    filters
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|f| f["options"]["prog"]["id"].as_u64())
+                .filter_map(|id| u32::try_from(id).ok())
                 .collect()
         })
         .unwrap_or_default()
@@ -656,6 +681,8 @@ pub struct FilterObjects {
     pub xdp: Option<u32>,
     /// The tcx egress programs of the interface.
     pub tcx_egress: Vec<u32>,
+    /// The programs of its clsact egress filters.
+    pub clsact_egress: Vec<u32>,
     /// Its entries in the staging directory.
     pub staging: Vec<PathBuf>,
 }
@@ -666,6 +693,7 @@ pub fn filter_objects(ns: &Netns, iface: &str) -> FilterObjects {
         pins: pins(&pin_dir(iface)),
         xdp: crate::xdp_prog_id(ns, iface),
         tcx_egress: tcx_egress_prog_ids(ns, iface),
+        clsact_egress: clsact_egress_prog_ids(ns, iface),
         staging: staging_leftovers(iface),
     }
 }

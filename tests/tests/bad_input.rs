@@ -487,6 +487,15 @@ const ATTACH: &[(&str, &[&str])] = &[
         "attach {wan} --scenario udp-turn --xdp-mode '' --replace",
         &["--xdp-mode"],
     ),
+    // Egress hooks: unknown, and one the filter does not use (a swap keeps the hook).
+    (
+        "attach {wan} --scenario udp-turn --egress-hook tc --replace",
+        &["'tc'", "--egress-hook"],
+    ),
+    (
+        "attach {wan} --scenario udp-turn --egress-hook clsact --replace",
+        &["--egress-hook clsact", "tcx"],
+    ),
     // Unknown options and arguments.
     (
         "attach {wan} --scenarios udp-turn --replace",
@@ -677,6 +686,7 @@ const CONFIG: &[ConfigCase] = &[
     ("scenario = \"udp_turn\"\n", 2, &["\"udp_turn\""]),
     ("mode = \"statefull\"\n", 3, &["`statefull`"]),
     ("xdp_mode = \"fast\"\n", 3, &["`fast`"]),
+    ("egress_hook = \"tc\"\n", 3, &["`tc`"]),
     ("[turn]\ndestination = \"all\"\n", 4, &["\"all\""]),
     ("[service]\non_stop = \"explode\"\n", 4, &["`explode`"]),
     // Types.

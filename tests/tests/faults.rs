@@ -257,6 +257,7 @@ impl Lab {
                 && objects.xdp.is_none()
                 && xdp_prog_count(&self.net, self.wan()) == 0
                 && objects.tcx_egress.is_empty()
+                && objects.clsact_egress.is_empty()
                 && objects.staging.is_empty()
                 && !pin_dir(self.wan()).exists(),
             "{when}: the interface is not clean: {objects:#?}"
@@ -576,6 +577,103 @@ fn replace_across_modes_killed_around_the_arming() {
         );
         assert_eq!(lab.traffic(), traffic_of(in_force), "{what}: after status");
         lab.run_ok(&["detach", lab.wan()]);
+        lab.assert_clean(&what);
+        drop(guard);
+    }
+}
+
+/// The clsact egress hook (`--egress-hook clsact`, what `auto` takes before Linux 6.6): its
+/// netlink filter outlives a killed attach whatever the stage, unlike a tcx link that was not
+/// pinned yet. Killed around the egress attach and the arming, fresh and `--replace`, the
+/// interface does what the previous filter (or none) does before the arming and what the new one
+/// does after; `status` then settles everything: exactly gotofw's filter on the egress, running
+/// the pinned egress program, which counts in the pinned maps, or no filter at all. `detach`
+/// removes the filter with the rest.
+#[test]
+fn clsact_egress_hook_killed_around_the_arming() {
+    if !require_root_or_skip("clsact_egress_hook_killed_around_the_arming") {
+        return;
+    }
+    for (stage, replace) in [
+        ("egress-attached", false),
+        ("pinned", false),
+        ("armed", false),
+        ("egress-attached", true),
+        ("pinned", true),
+        ("armed", true),
+    ] {
+        let what = format!(
+            "clsact, {} killed at {stage}",
+            if replace { "--replace" } else { "fresh attach" }
+        );
+        let lab = Lab::new();
+        let guard = lab.guard();
+        if replace {
+            lab.run_ok(&[
+                "attach",
+                lab.wan(),
+                "--scenario",
+                PREVIOUS,
+                "--egress-hook",
+                "clsact",
+            ]);
+        }
+        let mut args = vec![
+            "attach",
+            lab.wan(),
+            "--scenario",
+            NEW,
+            "--egress-hook",
+            "clsact",
+        ];
+        if replace {
+            args.push("--replace");
+        }
+        let out = lab.run(&args, &[("GOTOFW_FAULT_STAGE", stage)]);
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{what}");
+        let outcome = expected(stage, replace);
+        assert_eq!(lab.traffic(), outcome.traffic(), "{what}: traffic");
+
+        let status = lab.status();
+        let objects = filter_objects(lab.net.gw(), lab.wan());
+        assert!(objects.staging.is_empty(), "{what}: {objects:#?}");
+        assert!(objects.tcx_egress.is_empty(), "{what}: {objects:#?}");
+        match outcome {
+            Outcome::Nothing => {
+                assert!(status.is_none(), "{what}: {status:?}");
+                assert!(
+                    objects.pins.is_empty()
+                        && objects.xdp.is_none()
+                        && objects.clsact_egress.is_empty(),
+                    "{what}: {objects:#?}"
+                );
+            }
+            Outcome::Complete(scenario) => {
+                let status = status.expect("a filter");
+                let iface = &status["interfaces"][0];
+                assert_eq!(iface["scenario"], scenario, "{what}: {status}");
+                assert_eq!(iface["egress_hook"], "clsact", "{what}: {status}");
+                let (Some(Pinned::Program(egress)), Some(Pinned::Map(counters))) = (
+                    objects.pins.get("egress_prog").copied(),
+                    objects.pins.get("counters").copied(),
+                ) else {
+                    panic!("{what}: {objects:#?}");
+                };
+                assert_eq!(objects.clsact_egress, [egress], "{what}: {objects:#?}");
+                assert_eq!(objects.xdp, link_prog(&objects.pins, "link"), "{what}");
+                assert!(prog_map_ids(egress).contains(&counters), "{what}");
+                let before = counter_in(&status, "https", "egress").0;
+                assert_eq!(lab.traffic(), traffic_of(scenario), "{what}: after status");
+                let after = counter_in(&lab.status().expect("status"), "https", "egress").0;
+                assert!(
+                    after > before,
+                    "{what}: egress counters {before} -> {after}"
+                );
+            }
+        }
+        if outcome != Outcome::Nothing {
+            lab.run_ok(&["detach", lab.wan()]);
+        }
         lab.assert_clean(&what);
         drop(guard);
     }

@@ -58,6 +58,7 @@ pub fn build_plan(
             Mode::Stateless => None,
         },
         xdp_mode,
+        egress_hook: None,
         attached_at: system::unix_now(),
         rules: rules.iter().map(RuleInfo::from).collect(),
         options: Some(options.clone()),
@@ -73,6 +74,7 @@ pub fn build_plan(
         compiled,
         meta,
         xdp_mode,
+        egress_hook: options.egress_hook,
         replace,
     })
 }
@@ -139,11 +141,14 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         "attached gotofw to"
     };
     print(&format!(
-        "{verb} {} (ifindex {}): scenario {}, {} mode, xdp {}\n  rules, first match first: {}\n  allowances: {}\n  then: block\n  pinned at {}; watch with `gotofw status {}`, remove with `gotofw detach {}`\n",
+        "{verb} {} (ifindex {}): scenario {}, {} mode{}, xdp {}\n  rules, first match first: {}\n  allowances: {}\n  then: block\n  pinned at {}; watch with `gotofw status {}`, remove with `gotofw detach {}`\n",
         plan.iface,
         plan.ifindex,
         meta.scenario,
         meta.mode,
+        meta.egress_hook
+            .map(|h| format!(" (egress {})", h.name()))
+            .unwrap_or_default(),
         serde_json::to_value(meta.xdp_mode)?
             .as_str()
             .unwrap_or("auto"),

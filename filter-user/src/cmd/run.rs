@@ -258,7 +258,14 @@ fn same_rule_set(attached: &Attached, plan: &AttachPlan) -> anyhow::Result<bool>
     let strip = |meta: &kernel::Meta| -> anyhow::Result<serde_json::Value> {
         let mut value = serde_json::to_value(meta)?;
         if let Some(map) = value.as_object_mut() {
-            for volatile in ["attached_at", "xdp_mode", "ifindex", "netns", "interface"] {
+            for volatile in [
+                "attached_at",
+                "xdp_mode",
+                "egress_hook",
+                "ifindex",
+                "netns",
+                "interface",
+            ] {
                 map.remove(volatile);
             }
         }

@@ -44,6 +44,9 @@ pub struct InterfaceStatus {
     pub mode: String,
     /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
+    /// The egress program's hook in stateful mode: `tcx` or `clsact`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_hook: Option<kernel::EgressHook>,
     /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
     pub log_rate: u32,
     /// Unix time of the attach.
@@ -148,6 +151,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         scenario: a.meta.scenario.clone(),
         mode: a.meta.mode.clone(),
         xdp_mode: a.meta.xdp_mode,
+        egress_hook: a.meta.egress_hook,
         log_rate: a.config()?.log_rate,
         attached_at: a.meta.attached_at,
         pin_dir: a.dir.display().to_string(),
@@ -267,10 +271,13 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     for s in &status.interfaces {
         let _ = writeln!(
             out,
-            "{}: scenario {}, {} mode, xdp {}, {}, attached {}{}",
+            "{}: scenario {}, {} mode{}, xdp {}, {}, attached {}{}",
             s.interface,
             s.scenario,
             s.mode,
+            s.egress_hook
+                .map(|h| format!(" (egress {})", h.name()))
+                .unwrap_or_default(),
             serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
             match s.log_rate {
                 0 => "drop log off".to_owned(),
