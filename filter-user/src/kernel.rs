@@ -379,7 +379,8 @@ pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
 /// `verified` (programs loaded, not armed), `maps-pinned` (maps pinned in the staging
 /// directory), `attached` (XDP link created, or with `--replace` the new program swapped into the
 /// pinned link), `link-pinned` (XDP link pinned in staging), `egress-attached` (stateful mode, or
-/// a stateful filter replaced: the tcx link created or swapped, not pinned yet), `pinned`
+/// a stateful filter replaced: the tcx link or clsact filter created or swapped, its pin not
+/// made yet), `pinned`
 /// (everything pinned and described in staging), `armed` (the new rule set in force), `renamed`
 /// (the new directory in place; with `--replace` the old one not yet removed).
 fn fault_point(stage: &str) {
