@@ -508,11 +508,9 @@ fn remove_stray_clsact(staged: &Path, final_dir: &Path, key: &str) {
 /// Whether the staging directory `dir` is this process's (`KEY@new-PID...`).
 fn is_own(dir: &Path) -> bool {
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    let ours = format!("@new-{}", std::process::id());
-    name.split_once('@').is_some_and(|(_, rest)| {
-        let rest = format!("@{rest}");
-        rest == ours || rest == format!("{ours}-old")
-    })
+    let ours = format!("new-{}", std::process::id());
+    name.split_once('@')
+        .is_some_and(|(_, rest)| rest.strip_suffix("-old").unwrap_or(rest) == ours)
 }
 
 /// [`recover`], unless another command holds the interface lock (it is the one at work, and
