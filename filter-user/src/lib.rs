@@ -9,6 +9,7 @@ pub mod config;
 pub mod domains;
 pub mod error;
 pub mod frame;
+pub mod hostfs;
 pub mod kernel;
 pub mod metrics;
 pub mod operator;

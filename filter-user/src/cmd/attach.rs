@@ -158,7 +158,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         } else {
             meta.allowances.join(", ")
         },
-        system::pin_dir(&plan.iface).display(),
+        system::pin_dir(&plan.iface)?.display(),
         plan.iface,
         plan.iface,
     ))?;
