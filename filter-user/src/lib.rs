@@ -11,6 +11,7 @@ pub mod error;
 pub mod frame;
 pub mod hostfs;
 pub mod kernel;
+pub mod link_type;
 pub mod metrics;
 pub mod operator;
 pub mod scenario;
