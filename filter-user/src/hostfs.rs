@@ -222,11 +222,14 @@ fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
     Ok(a.dev() == b.dev() && a.ino() == b.ino())
 }
 
-/// Whether the mount at `point` follows a mount of another peer group (`master:N` in
-/// `/proc/self/mountinfo`).
+/// Whether the mount at `point` (the last one there, which hides those under it) is a bpffs that
+/// follows a mount of another peer group (`master:N` in `/proc/self/mountinfo`).
 fn is_slave_mount(point: &str) -> bool {
-    fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|info| info.lines().any(|line| mountinfo_is_slave(line, point)))
+    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
+        info.lines()
+            .rfind(|line| line.split(' ').nth(4) == Some(point))
+            .is_some_and(|line| mountinfo_is_slave(line, point))
+    })
 }
 
 /// Whether mountinfo `line` is a mount at `point` with a `master:` tag. Its fields: ID, parent,
