@@ -474,10 +474,10 @@ fn in_private_namespaces(script: &str) -> Output {
         .output()
         .expect("unshare (util-linux)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    if let Some(key) = stdout.lines().find_map(|l| l.strip_prefix("key=")) {
-        if Path::new("/sys/fs/bpf/gotofw").join(key).exists() {
-            let _ = gotofw(&["detach", key]);
-        }
+    if let Some(key) = stdout.lines().find_map(|l| l.strip_prefix("key="))
+        && Path::new("/sys/fs/bpf/gotofw").join(key).exists()
+    {
+        let _ = gotofw(&["detach", key]);
     }
     out
 }
