@@ -185,6 +185,29 @@ pub enum UsageError {
         message: String,
     },
 
+    /// An interface whose frames do not start with an Ethernet header.
+    #[error(
+        "interface {iface} has link type {kind} (link/{kind} in `ip link show {iface}`), whose frames have no Ethernet header for gotofw's classifier to read, so every packet would pass as non-ip: attach gotofw to an Ethernet interface instead"
+    )]
+    UnparsedLinkType {
+        /// The interface.
+        iface: String,
+        /// The link type, as `ip link` names it.
+        kind: String,
+    },
+
+    /// A private mount namespace (`ip netns exec`) and no bpffs on the host to pin in.
+    #[error(
+        "this command runs in a private mount namespace (as under `ip netns exec`) and the host has no bpffs at /sys/fs/bpf, where a filter's pins outlive the command: mount it on the host (`mount -t bpf bpf /sys/fs/bpf`) and run the command again"
+    )]
+    NoHostBpffs,
+
+    /// A private mount namespace (`ip netns exec`) from which the host's bpffs cannot be reached.
+    #[error(
+        "this command runs in a private mount namespace (as under `ip netns exec`) and cannot reach the host's bpffs through /proc/1/root, where a filter's pins outlive the command: run gotofw with `nsenter --net=/run/netns/NAME` instead, which keeps the host's mounts"
+    )]
+    HostMountsUnreachable,
+
     /// `gotofw pac` whose two routes are the same.
     #[error(
         "the GoTo domains and every other host would all go '{0}', so the PAC would change nothing: give --else another route than --proxy/--direct, e.g. --direct --else 'PROXY proxy.example:8080'"

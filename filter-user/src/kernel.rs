@@ -30,7 +30,7 @@ use crate::{
     EBPF_OBJECT, bpf_sys,
     compile::Compiled,
     error::UsageError,
-    system::{self, InterfaceLock, PIN_ROOT, PIN_STAGING},
+    system::{self, InterfaceLock},
 };
 
 /// Name of the XDP program in the object.
@@ -401,7 +401,10 @@ fn fault_point(stage: &str) {
 
 /// Staging pin directories of pin key `key` (`KEY@...`).
 fn stale_dirs(key: &str) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(PIN_STAGING) else {
+    let Ok(staging) = crate::hostfs::places().map(crate::hostfs::Places::pin_staging) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(staging) else {
         return Vec::new();
     };
     let prefix = format!("{key}@");
@@ -436,7 +439,7 @@ const fn newer(a: u32, b: u32) -> bool {
 /// pinned only there (roll back). Either way the interface goes on doing what it did; only the
 /// pins catch up. Then the pinned filter lets go of what only the switch needed.
 fn recover(key: &str) -> anyhow::Result<()> {
-    let final_dir = system::key_dir(key);
+    let final_dir = system::key_dir(key)?;
     for dir in stale_dirs(key) {
         let staged = pinned_config(&dir).ok();
         let pinned = if final_dir.exists() {
@@ -649,16 +652,16 @@ pub fn attach_with(
 ) -> anyhow::Result<Meta> {
     // The name becomes a lock file's name: check it before anything is created.
     system::check_interface_name(iface)?;
-    system::ensure_bpffs()?;
-    for dir in [PIN_ROOT, PIN_STAGING] {
-        system::create_private_dir(Path::new(dir)).with_context(|| format!("creating {dir}"))?;
+    let places = system::ensure_bpffs()?;
+    for dir in [places.pin_root(), places.pin_staging()] {
+        system::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let key = system::pin_key(iface);
     let _lock = InterfaceLock::acquire(&key)?;
     fault_point("locked");
     let plan = &plan()?;
     recover(&key)?;
-    let final_dir = system::key_dir(&key);
+    let final_dir = system::key_dir(&key)?;
     let exists = final_dir.exists();
     if exists && !plan.replace {
         return Err(UsageError::AlreadyAttached(plan.iface.clone()).into());
@@ -711,7 +714,7 @@ pub fn attach_with(
     )?;
     previous.install(&mut ebpf)?;
     let pid = std::process::id();
-    let tmp = Path::new(PIN_STAGING).join(format!("{key}@new-{pid}"));
+    let tmp = places.pin_staging().join(format!("{key}@new-{pid}"));
     let result = stage_and_arm(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
     if let Err(e) = result {
         // Whatever was staged goes; links swapped before the arming get their programs back.
@@ -1098,7 +1101,7 @@ fn attach_error(iface: &str, mode: XdpModeArg, err: ProgramError) -> anyhow::Err
 /// that its links go too.
 pub fn detach(iface: &str) -> anyhow::Result<()> {
     let key = system::key_for(iface)?;
-    let dir = system::key_dir(&key);
+    let dir = system::key_dir(&key)?;
     let nothing = !dir.exists() && stale_dirs(&key).is_empty();
     if !system::bpffs_mounted() || nothing {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
@@ -1142,7 +1145,8 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
 /// Pin keys of every gotofw filter on this bpffs, any namespace.
 /// What attaches killed midway left is settled first (see [`recover`]).
 pub fn attached_keys() -> anyhow::Result<Vec<String>> {
-    let mut staged: Vec<String> = fs::read_dir(PIN_STAGING)
+    let places = crate::hostfs::places()?;
+    let mut staged: Vec<String> = fs::read_dir(places.pin_staging())
         .map(|entries| {
             entries
                 .flatten()
@@ -1159,14 +1163,15 @@ pub fn attached_keys() -> anyhow::Result<Vec<String>> {
         recover_if_idle(&key)?;
     }
     let mut keys = Vec::new();
-    match fs::read_dir(PIN_ROOT) {
+    let root = places.pin_root();
+    match fs::read_dir(&root) {
         Ok(entries) => {
             for entry in entries {
                 keys.push(entry?.file_name().to_string_lossy().into_owned());
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {PIN_ROOT}")),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
     }
     Ok(keys)
 }
@@ -1187,7 +1192,7 @@ pub struct Attached {
 pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
     let key = system::key_for(iface)?;
     recover_if_idle(&key)?;
-    let dir = system::key_dir(&key);
+    let dir = system::key_dir(&key)?;
     if !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }

@@ -6,6 +6,7 @@ use crate::{
     compile::{Compiled, Mode},
     config::{self, Overrides},
     kernel::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
+    link_type,
     scenario::{Allowance, Options},
     system,
 };
@@ -43,6 +44,7 @@ pub fn build_plan(
     replace: bool,
 ) -> anyhow::Result<AttachPlan> {
     let ifindex = system::ifindex(iface)?;
+    link_type::check(iface, ifindex)?;
     let rules = options.rules();
     let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     compiled.config.log_rate = options.log_rate;
@@ -158,7 +160,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         } else {
             meta.allowances.join(", ")
         },
-        system::pin_dir(&plan.iface).display(),
+        system::pin_dir(&plan.iface)?.display(),
         plan.iface,
         plan.iface,
     ))?;

@@ -211,7 +211,7 @@ fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Resul
 }
 
 pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
-    let exists = system::key_dir(&system::key_for(iface)?).exists();
+    let exists = system::key_dir(&system::key_for(iface)?)?.exists();
     let plan = build_plan(
         iface,
         &resolved.options,
