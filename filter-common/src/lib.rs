@@ -20,6 +20,10 @@ pub use packet::{MAX_PACKET_OFFSET, Packet};
 /// Most rules one rule set may hold: a rule is one bit of a `u64` mask.
 pub const MAX_RULES: usize = 64;
 
+/// Most networks one rule set may name, counted over all its rules (a network two rules name
+/// counts twice). Each is an entry of an LPM trie (and a few dozen bytes of the description).
+pub const MAX_NETWORKS: usize = 262_144;
+
 /// Number of IPv6 extension headers the parser walks before it gives up on a packet.
 pub const MAX_IPV6_EXT_HEADERS: usize = 8;
 
@@ -505,9 +509,10 @@ pub const ACTION_PASS: u32 = 1;
 /// Verdict value: drop the packet.
 pub const ACTION_DROP: u32 = 0;
 
-/// Size of the metadata blob the loader stores next to the maps (a JSON description of what is
-/// attached), so that `status` can name rules after the CLI that attached them has exited.
-pub const META_SIZE: usize = 16 * 1024;
+/// Size of one entry of the metadata map, where the loader stores a JSON description of what is
+/// attached (so that `status` can name rules after the CLI that attached them has exited). The
+/// record spans as many entries as it needs: the loader sizes the map when it loads the object.
+pub const META_CHUNK: usize = 16 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -213,4 +213,18 @@ pub enum UsageError {
         "the GoTo domains and every other host would all go '{0}', so the PAC would change nothing: give --else another route than --proxy/--direct, e.g. --direct --else 'PROXY proxy.example:8080'"
     )]
     PacChangesNothing(String),
+
+    /// More rules than a filter holds.
+    #[error(
+        "the rule set has {0} rules, more than the {max} a filter holds (the scenario and the allowances take up to 5): remove rules, or merge rules that share their action, protocol and ports",
+        max = filter_common::MAX_RULES
+    )]
+    TooManyRules(usize),
+
+    /// More networks, over all rules, than a filter holds.
+    #[error(
+        "the rules name {0} networks in all, more than the {max} a filter holds: list fewer networks (adjacent ones merge into a shorter prefix)",
+        max = filter_common::MAX_NETWORKS
+    )]
+    TooManyNetworks(usize),
 }

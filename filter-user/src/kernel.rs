@@ -23,7 +23,7 @@ use aya::{
         xdp::XdpLink,
     },
 };
-use filter_common::{COUNTER_ENTRIES, Counter, Direction, META_SIZE, counter_index};
+use filter_common::{COUNTER_ENTRIES, Counter, Direction, META_CHUNK, counter_index};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -142,7 +142,7 @@ pub struct RuleInfo {
 /// What gotofw stores next to the maps about an attached filter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
-    /// Format version of this record.
+    /// Format version of this record ([`META_VERSION`]; checked on reading).
     pub version: u32,
     /// Interface name at attach time.
     pub interface: String,
@@ -224,19 +224,14 @@ fn load_with(
     flows: Option<&Path>,
     egress: bool,
 ) -> anyhow::Result<Ebpf> {
-    if meta.len() > META_SIZE {
-        return Err(anyhow!(
-            "the rule set's description takes {} bytes, more than the {META_SIZE} the filter stores: use fewer networks",
-            meta.len()
-        ));
-    }
     let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries("NETS_V4", v4)
         .map_max_entries("NETS_V6", v6)
-        .map_max_entries("FLOWS", compiled.flow_table_size.max(16));
+        .map_max_entries("FLOWS", compiled.flow_table_size.max(16))
+        .map_max_entries("META", meta_entries(meta.len())?);
     let log = flows
         .and_then(Path::parent)
         .map(|dir| dir.join("log"))
@@ -348,13 +343,7 @@ fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow::Result<()>
         )
         .with_context(|| format!("adding {net} to the IPv6 network map"))?;
     }
-    let mut blob = [0u8; META_SIZE];
-    blob[..meta.len()].copy_from_slice(meta);
-    let mut meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(map_mut(ebpf, "META")?)?;
-    meta_map
-        .set(0, blob, 0)
-        .context("storing the rule set's description")?;
-    Ok(())
+    write_meta(ebpf, meta)
 }
 
 /// The XDP program of a loaded object.
@@ -1067,14 +1056,41 @@ fn local_interface(dir: &Path, key: &str) -> Option<String> {
 
 /// Rewrites the stored record (after attach, when the mode in use is known).
 fn store_meta(ebpf: &mut Ebpf, meta: &Meta) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec(meta)?;
-    let mut blob = [0u8; META_SIZE];
-    blob.get_mut(..bytes.len())
-        .ok_or_else(|| anyhow!("the filter description outgrew {META_SIZE} bytes"))?
-        .copy_from_slice(&bytes);
-    let mut map: Array<_, [u8; META_SIZE]> = Array::try_from(map_mut(ebpf, "META")?)?;
-    map.set(0, blob, 0)
-        .context("storing the rule set's description")?;
+    write_meta(ebpf, &serde_json::to_vec(meta)?)
+}
+
+/// Room the record may gain between the load and [`store_meta`] (the XDP mode in use, the
+/// egress hook): the map is sized when the object loads, from the record as planned.
+const META_SLACK: usize = 1024;
+
+/// Entries of the `META` map for a record of `len` bytes, with [`META_SLACK`] to spare.
+fn meta_entries(len: usize) -> anyhow::Result<u32> {
+    u32::try_from((len + META_SLACK).div_ceil(META_CHUNK))
+        .context("the rule set's description is too large to store")
+}
+
+/// Stores the JSON record `bytes` in the `META` map, [`META_CHUNK`] bytes an entry, the rest of
+/// the map zeroed (a record ends at its first zero byte, or at the end of the map: JSON text
+/// holds no zero byte).
+fn write_meta(ebpf: &mut Ebpf, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut map: Array<_, [u8; META_CHUNK]> = Array::try_from(map_mut(ebpf, "META")?)?;
+    let entries = map.len();
+    let room = usize::try_from(entries)? * META_CHUNK;
+    if bytes.len() > room {
+        return Err(anyhow!(
+            "the rule set's description takes {} bytes, more than the {room} its map was sized for",
+            bytes.len()
+        ));
+    }
+    let mut parts = bytes.chunks(META_CHUNK);
+    for index in 0..entries {
+        let mut value = [0u8; META_CHUNK];
+        if let Some(part) = parts.next() {
+            value[..part.len()].copy_from_slice(part);
+        }
+        map.set(index, value, 0)
+            .context("storing the rule set's description")?;
+    }
     Ok(())
 }
 
@@ -1199,15 +1215,95 @@ pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
     read_pins(dir)
 }
 
-/// The record stored with the filter pinned (or staged) in `dir`.
+/// The record stored with the filter pinned (or staged) in `dir`, read entry by entry up to its
+/// end; a record of another format version than [`META_VERSION`] is refused.
 fn pinned_meta(dir: &Path) -> anyhow::Result<Meta> {
     let meta_data = MapData::from_pin(dir.join("meta"))
         .with_context(|| format!("opening {}/meta", dir.display()))?;
-    let meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
-    let blob = meta_map.get(&0, 0)?;
-    let end = blob.iter().position(|b| *b == 0).unwrap_or(META_SIZE);
-    serde_json::from_slice(&blob[..end])
+    let meta_map: Array<_, [u8; META_CHUNK]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
+    let mut bytes = Vec::new();
+    for index in 0..meta_map.len() {
+        let chunk = meta_map.get(&index, 0)?;
+        match chunk.iter().position(|b| *b == 0) {
+            Some(end) => {
+                bytes.extend_from_slice(&chunk[..end]);
+                break;
+            }
+            None => bytes.extend_from_slice(&chunk),
+        }
+    }
+    parse_meta(&bytes)
         .with_context(|| format!("reading the filter description in {}/meta", dir.display()))
+}
+
+/// Format version of the stored record ([`Meta::version`]).
+pub const META_VERSION: u32 = 1;
+
+/// Parses a stored record, after checking its format version.
+fn parse_meta(bytes: &[u8]) -> anyhow::Result<Meta> {
+    #[derive(Deserialize)]
+    struct Head {
+        version: u32,
+    }
+    let head: Head = serde_json::from_slice(bytes)?;
+    if head.version != META_VERSION {
+        return Err(anyhow!(
+            "its record has format version {}, and this gotofw reads version {META_VERSION}: run the gotofw that attached the filter, or detach it and attach it again with this one",
+            head.version
+        ));
+    }
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+#[cfg(test)]
+mod meta_tests {
+    use super::*;
+
+    /// A record reads back as stored; one of another format version is refused, naming both.
+    #[test]
+    fn records_of_another_version_are_refused() {
+        let meta = Meta {
+            version: META_VERSION,
+            interface: "wan0".into(),
+            ifindex: 7,
+            netns: 1,
+            scenario: "udp-turn".into(),
+            mode: "stateless".into(),
+            flows: None,
+            options: None,
+            xdp_mode: XdpModeArg::Generic,
+            egress_hook: None,
+            attached_at: 0,
+            rules: Vec::new(),
+            allowances: Vec::new(),
+        };
+        let bytes = serde_json::to_vec(&meta).unwrap();
+        assert_eq!(parse_meta(&bytes).unwrap(), meta);
+        let other = serde_json::to_vec(&Meta {
+            version: META_VERSION + 1,
+            ..meta
+        })
+        .unwrap();
+        let err = parse_meta(&other).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("format version {}", META_VERSION + 1))
+                && err.contains(&format!("reads version {META_VERSION}")),
+            "{err}"
+        );
+        assert!(parse_meta(b"{\"interface\": \"wan0\"}").is_err());
+    }
+
+    /// The map holds the record with room to spare, in whole entries.
+    #[test]
+    fn the_map_is_sized_from_the_record() {
+        assert_eq!(meta_entries(0).unwrap(), 1);
+        assert_eq!(meta_entries(META_CHUNK - META_SLACK).unwrap(), 1);
+        assert_eq!(meta_entries(META_CHUNK - META_SLACK + 1).unwrap(), 2);
+        let big = 9_000_000;
+        let entries = usize::try_from(meta_entries(big).unwrap()).unwrap();
+        assert!(entries * META_CHUNK >= big + META_SLACK);
+        assert!((entries - 1) * META_CHUNK < big + META_SLACK);
+    }
 }
 
 /// Reads the filter pinned in `dir`.

@@ -16,9 +16,6 @@ use crate::{
 pub fn plans(args: &AttachArgs) -> anyhow::Result<(Vec<AttachPlan>, Vec<String>)> {
     let file = args.config.as_deref().map(config::load).transpose()?;
     let resolved = config::resolve(file.as_ref(), &Overrides::from(args))?;
-    if let Some(file) = &file {
-        super::check_config::check_size(file, &resolved)?;
-    }
     let plans = resolved
         .interfaces
         .iter()
@@ -49,7 +46,7 @@ pub fn build_plan(
     let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     compiled.config.log_rate = options.log_rate;
     let meta = Meta {
-        version: 1,
+        version: kernel::META_VERSION,
         interface: iface.to_owned(),
         ifindex,
         netns: system::netns_id()?,

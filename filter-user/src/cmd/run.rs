@@ -49,7 +49,6 @@ fn log(line: &str) {
 fn read(path: &Path) -> anyhow::Result<(Config, Resolved)> {
     let config = config::load(path)?;
     let resolved = config::resolve(Some(&config), &Overrides::default())?;
-    super::check_config::check_size(&config, &resolved)?;
     Ok((config, resolved))
 }
 
