@@ -139,7 +139,11 @@ fn follow(iface: &str, dir: &Path, source: &mut Source, detached: &mut bool) -> 
     match pinned_map_id(&dir.join("log")) {
         Some(id) if id == source.log_id => {
             if pinned_map_id(&dir.join("meta")) != source.meta_id {
-                (source.meta_id, source.rules) = rule_names(iface, dir)?;
+                match rule_names(iface, dir) {
+                    Ok(names) => (source.meta_id, source.rules) = names,
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Some(_) => match open(iface, dir) {
@@ -148,8 +152,7 @@ fn follow(iface: &str, dir: &Path, source: &mut Source, detached: &mut bool) -> 
                 *detached = false;
                 eprintln!("gotofw log: {iface} has a new filter; following its drop log");
             }
-            // Gone again meanwhile.
-            Err(e) if matches!(e.downcast_ref(), Some(UsageError::NotAttached(_))) => {}
+            Err(e) if gone(&e) => {}
             Err(e) => return Err(e),
         },
         None => {
@@ -162,6 +165,11 @@ fn follow(iface: &str, dir: &Path, source: &mut Source, detached: &mut bool) -> 
         }
     }
     Ok(())
+}
+
+/// Whether `e` says the filter went while it was being read (the next check sees what follows).
+fn gone(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref(), Some(UsageError::NotAttached(_)))
 }
 
 /// Runs the command.
