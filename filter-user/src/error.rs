@@ -113,6 +113,17 @@ pub enum UsageError {
     )]
     LogOff(String),
 
+    /// `log` while another `gotofw log` reads the same drop log.
+    #[error(
+        "the drop log of {iface} is being read by another `gotofw log` ({holder}): each sample goes to one reader only, so stop that one first"
+    )]
+    LogBusy {
+        /// The interface.
+        iface: String,
+        /// `pid N`, or what is known of the other reader.
+        holder: String,
+    },
+
     /// `flows` of a stateless filter.
     #[error(
         "interface {0} has a stateless filter, which keeps no flows: re-attach it without --stateless (gotofw attach {0} --scenario <NAME> --replace)"

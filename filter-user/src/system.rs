@@ -230,7 +230,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 #[derive(Debug)]
 pub struct InterfaceLock {
     /// Holds the lock: closing it lets go.
-    _file: File,
+    file: File,
     path: PathBuf,
 }
 
@@ -279,6 +279,33 @@ impl InterfaceLock {
         Ok(None)
     }
 
+    /// The drop-log reader lock of pin key `key`, with this process's id written in it, when no
+    /// other `gotofw log` of that filter holds it; otherwise the holder's pid (`None` when it has
+    /// not written it yet). One reader per filter: a sample one reader takes is gone for others.
+    pub fn try_acquire_log_reader(key: &str) -> anyhow::Result<Result<Self, Option<u32>>> {
+        use std::io::Write as _;
+        let dir = Path::new(LOCK_DIR).join("log");
+        create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{key}.lock"));
+        for _ in 0..8 {
+            match Self::attempt(&path)? {
+                Attempt::Held(lock) => {
+                    lock.file.set_len(0)?;
+                    (&lock.file).write_all(std::process::id().to_string().as_bytes())?;
+                    return Ok(Ok(lock));
+                }
+                Attempt::Busy => {
+                    let pid = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|text| text.trim().parse().ok());
+                    return Ok(Err(pid));
+                }
+                Attempt::Stale => {}
+            }
+        }
+        Ok(Err(None))
+    }
+
     fn path(key: &str) -> anyhow::Result<PathBuf> {
         let dir = &hostfs::places()?.lock_dir;
         create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -307,7 +334,7 @@ impl InterfaceLock {
         let same = fs::metadata(path).is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino());
         Ok(if same {
             Attempt::Held(Self {
-                _file: file,
+                file,
                 path: path.to_owned(),
             })
         } else {
