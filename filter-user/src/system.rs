@@ -284,7 +284,7 @@ impl InterfaceLock {
     /// not written it yet). One reader per filter: a sample one reader takes is gone for others.
     pub fn try_acquire_log_reader(key: &str) -> anyhow::Result<Result<Self, Option<u32>>> {
         use std::io::Write as _;
-        let dir = Path::new(LOCK_DIR).join("log");
+        let dir = hostfs::places()?.lock_dir.join("log");
         create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{key}.lock"));
         for _ in 0..8 {

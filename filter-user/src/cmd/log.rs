@@ -186,7 +186,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
         }
     };
     let key = system::key_for(&iface)?;
-    let dir = system::key_dir(&key);
+    let dir = system::key_dir(&key)?;
     // One reader per filter (a sample the ring hands one reader is gone for the others); the
     // filter's lock is not taken, so commands on the interface go on meanwhile.
     let _reader =
