@@ -1,6 +1,8 @@
 //! Errors in what the operator asked for. They exit with code 2 and change nothing; every message
 //! names the bad value and what to do instead.
 
+use std::fmt::Write as _;
+
 use ipnet::IpNet;
 
 use crate::scenario::Scenario;
@@ -328,7 +330,7 @@ pub fn shorten_values(text: &str) -> String {
                     out.extend(&inner[..SHOWN]);
                     out.push_str("...");
                     out.push(c);
-                    out.push_str(&format!(" ({} characters)", inner.len()));
+                    let _ = write!(out, " ({} characters)", inner.len());
                 } else {
                     out.extend(&chars[i..=end]);
                 }
