@@ -255,8 +255,11 @@ fn read_bounded(path: &Path) -> Result<String, UsageError> {
         message,
     };
     let cannot = |e: std::io::Error| {
+        // The system's words, without Rust's "(os error 2)".
+        let e = e.to_string();
+        let why = e.split(" (os error").next().unwrap_or(&e).to_lowercase();
         refuse(format!(
-            "cannot read the configuration file ({e}): write one (packaging/gotofw.toml is a commented example) or point --config at it"
+            "cannot read the configuration file ({why}): write one (packaging/gotofw.toml is a commented example) or point --config at it"
         ))
     };
     let too_big = || {

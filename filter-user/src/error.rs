@@ -376,6 +376,14 @@ pub fn clap_line(err: &clap::Error, args: &[String]) -> String {
             continue;
         }
         let part = part.strip_prefix("error: ").unwrap_or(part);
+        if let Some(values) = part
+            .strip_prefix("[possible values: ")
+            .and_then(|v| v.strip_suffix(']'))
+        {
+            line.push_str(": use one of ");
+            line.push_str(values);
+            continue;
+        }
         if line.is_empty() {
             line.push_str(part);
         } else if line.ends_with(':') {

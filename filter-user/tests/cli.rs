@@ -666,6 +666,21 @@ fn clap_errors_are_one_line_naming_the_argument_and_the_help() {
             &["<NAME>", "see `gotofw set-scenario --help`"],
         ),
         (&["completions", "tcsh"], &["'tcsh'", "bash"]),
+        (
+            &[
+                "attach",
+                "eth0",
+                "--scenario",
+                "udp-turn",
+                "--xdp-mode",
+                "fast",
+            ],
+            &["'fast'", "--xdp-mode", ": use one of auto, native, generic"],
+        ),
+        (
+            &["check-config", "--config", "/nonexistent/gotofw.toml"],
+            &["/nonexistent/gotofw.toml", "no such file"],
+        ),
     ];
     for (args, needles) in cases {
         let line = usage_error(args, needles);
