@@ -236,9 +236,9 @@ pub struct Config {
     pub on_stop: OnStop,
 }
 
-/// The largest configuration file gotofw reads: 16 MiB. 64 rules and 100,000 networks, written
-/// one per line, take about 5 MiB.
-pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// The largest configuration file gotofw reads: 32 MiB. The most a filter holds, 64 rules and
+/// 262,144 networks, written one per line (IPv6 at full length), takes about 13 MiB.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
 
 /// Reads and checks the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, UsageError> {
@@ -264,7 +264,7 @@ fn read_bounded(path: &Path) -> Result<String, UsageError> {
     };
     let too_big = || {
         refuse(format!(
-            "the file is larger than the {} MiB a configuration file may have (64 rules and 100,000 networks take about 5 MiB): check that --config names the configuration file",
+            "the file is larger than the {} MiB a configuration file may have (the 262,144 networks a filter holds take about 13 MiB): check that --config names the configuration file",
             MAX_FILE_BYTES >> 20
         ))
     };

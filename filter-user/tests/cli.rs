@@ -930,10 +930,10 @@ fn gotofw_within(args: &[&str], secs: u64) -> Output {
 fn configuration_files_are_read_within_a_bound() {
     let dir = Scratch::new("config-bound");
     let big = dir.0.join("big.toml");
-    // A sparse file past the 16 MiB limit.
+    // A sparse file past the 32 MiB limit.
     fs::File::create(&big)
         .unwrap()
-        .set_len((16 << 20) + 1)
+        .set_len((32 << 20) + 1)
         .unwrap();
     let big = big.to_str().unwrap().to_owned();
     let fifo = dir.0.join("fifo.toml");
@@ -942,7 +942,7 @@ fn configuration_files_are_read_within_a_bound() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let fifo = fifo.to_str().unwrap().to_owned();
     let dir_path = dir.0.to_str().unwrap().to_owned();
-    // A pipe that would give 64 MiB: the reader stops past 16 MiB.
+    // A pipe that would give 64 MiB: the reader stops past 32 MiB.
     let feeder = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -959,11 +959,11 @@ fn configuration_files_are_read_within_a_bound() {
     for (file, needles) in [
         (
             "/dev/zero",
-            &["/dev/zero", "character device", "16 MiB"][..],
+            &["/dev/zero", "character device", "32 MiB"][..],
         ),
-        (dir_path.as_str(), &["directory", "16 MiB"]),
-        (big.as_str(), &["big.toml", "larger than the 16 MiB"]),
-        (fifo.as_str(), &["fifo.toml", "larger than the 16 MiB"]),
+        (dir_path.as_str(), &["directory", "32 MiB"]),
+        (big.as_str(), &["big.toml", "larger than the 32 MiB"]),
+        (fifo.as_str(), &["fifo.toml", "larger than the 32 MiB"]),
     ] {
         for command in ["check-config", "attach", "reload", "run"] {
             if file == fifo && command != "check-config" {
