@@ -492,7 +492,7 @@ impl Locator<'_> {
             })
             .transpose()?;
         if let Some(scenario) = scenario {
-            self.take_effect(raw, scenario, media_ports)?;
+            self.take_effect(raw, scenario, networks.as_deref(), media_ports)?;
         }
         self.take_effect_in_any_scenario(raw, &disabled, &flows)?;
         Ok(Config {
@@ -529,10 +529,13 @@ impl Locator<'_> {
         &self,
         raw: &RawConfig,
         scenario: Scenario,
+        networks: Option<&[IpNet]>,
         media_ports: Option<PortRange>,
     ) -> Result<(), UsageError> {
         let turn = &raw.turn;
         let any = turn.destination.as_ref().filter(|d| d.get_ref() == "any");
+        // `networks` restating GoTo's five changes nothing, as `extra_networks = []` does not.
+        let default_networks = networks == Some(default_turn_networks().as_slice());
         for (list, key) in [
             (&turn.networks, "networks"),
             (&turn.extra_networks, "extra_networks"),
@@ -540,6 +543,9 @@ impl Locator<'_> {
             let Some(list) = list.as_ref().filter(|l| !l.get_ref().is_empty()) else {
                 continue;
             };
+            if key == "networks" && default_networks {
+                continue;
+            }
             if !scenario.uses_turn_networks() {
                 return Err(self.error(
                     &list.span(),
@@ -1759,7 +1765,7 @@ mod tests {
         }
         // Defaults restated change nothing anywhere, and are accepted.
         resolved(
-            "interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\nmode = \"stateless\"\n[turn]\ndestination = \"turn-networks\"\nextra_networks = []\n[media]\nports = \"45000-49999\"\n[flows]\nudp_timeout = 120\n[allow]\ndns = false\ndns_servers = []\n",
+            "interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\nmode = \"stateless\"\n[turn]\ndestination = \"turn-networks\"\nnetworks = [\"68.64.0.0/19\", \"173.199.0.0/18\", \"78.108.124.0/23\", \"202.173.24.0/21\", \"23.239.224.0/19\"]\nextra_networks = []\n[media]\nports = \"45000-49999\"\n[flows]\nudp_timeout = 120\n[allow]\ndns = false\ndns_servers = []\n",
             &Overrides::default(),
         );
     }
