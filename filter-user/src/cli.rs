@@ -156,7 +156,7 @@ pub struct AttachArgs {
     pub iface: Option<String>,
 
     /// The GoTo scenario to enforce: no-restrictions, udp-turn, tcp-turn or tcp-443.
-    #[arg(long, value_name = "NAME", value_parser = parse_scenario,
+    #[arg(long, value_name = "NAME", value_parser = ScenarioParser,
           required_unless_present = "config")]
     pub scenario: Option<Scenario>,
 
@@ -338,7 +338,7 @@ pub struct SetScenarioArgs {
     pub iface: String,
 
     /// The new scenario: no-restrictions, udp-turn, tcp-turn or tcp-443.
-    #[arg(value_name = "NAME", value_parser = parse_scenario)]
+    #[arg(value_name = "NAME", value_parser = ScenarioParser)]
     pub scenario: Scenario,
 }
 
@@ -354,7 +354,7 @@ pub struct DetachArgs {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The scenario to evaluate.
-    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
+    #[arg(long, value_name = "NAME", value_parser = ScenarioParser)]
     pub scenario: Scenario,
 
     #[command(flatten)]
@@ -380,6 +380,34 @@ pub struct ExplainArgs {
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
     s.parse::<Scenario>().map_err(|e| e.to_string())
+}
+
+/// Parses a scenario name with gotofw's own error, and tells clap the names, so that shell
+/// completion offers them (and `--help` lists them).
+#[derive(Clone, Copy, Debug)]
+pub struct ScenarioParser;
+
+impl clap::builder::TypedValueParser for ScenarioParser {
+    type Value = Scenario;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Scenario, clap::Error> {
+        parse_scenario.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            Scenario::ALL
+                .into_iter()
+                .map(|s| clap::builder::PossibleValue::new(s.name())),
+        ))
+    }
 }
 
 /// `gotofw domains`.

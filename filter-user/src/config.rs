@@ -236,15 +236,74 @@ pub struct Config {
     pub on_stop: OnStop,
 }
 
+/// The largest configuration file gotofw reads: 32 MiB. The most a filter holds, 64 rules and
+/// 262,144 networks, written one per line (IPv6 at full length), takes about 13 MiB.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
 /// Reads and checks the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, UsageError> {
-    let text = fs::read_to_string(path).map_err(|e| UsageError::Config {
-        location: path.display().to_string(),
-        message: format!(
-            "cannot read the configuration file ({e}): write one (packaging/gotofw.toml is a commented example) or point --config at it"
-        ),
-    })?;
+    let text = read_bounded(path)?;
     parse(path, &text)
+}
+
+/// The text of the file at `path`: a regular file (or a pipe) of at most [`MAX_FILE_BYTES`],
+/// read with that bound whatever the file claims, in UTF-8.
+fn read_bounded(path: &Path) -> Result<String, UsageError> {
+    use std::{io::Read as _, os::unix::fs::FileTypeExt as _};
+    let refuse = |message: String| UsageError::Config {
+        location: path.display().to_string(),
+        message,
+    };
+    let cannot = |e: std::io::Error| {
+        // The system's words, without Rust's "(os error 2)".
+        let e = e.to_string();
+        let why = e.split(" (os error").next().unwrap_or(&e).to_lowercase();
+        refuse(format!(
+            "cannot read the configuration file ({why}): write one (packaging/gotofw.toml is a commented example) or point --config at it"
+        ))
+    };
+    let too_big = || {
+        refuse(format!(
+            "the file is larger than the {} MiB a configuration file may have (the 262,144 networks a filter holds take about 13 MiB): check that --config names the configuration file",
+            MAX_FILE_BYTES >> 20
+        ))
+    };
+    let file = fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let kind = meta.file_type();
+    let what = if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(refuse(format!(
+            "is {what}, not a configuration file: point --config at a TOML file of at most {} MiB (packaging/gotofw.toml is a commented example)",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        refuse(format!(
+            "the file is not UTF-8 text (a bad byte at offset {}): save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Checks `text`, the contents of the configuration file `path`.
@@ -254,6 +313,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, UsageError> {
         let mut message = one_line(e.message());
         match e.span() {
             Some(span) => {
+                message = type_words(&message, &setting_at(text, span.start));
                 // toml names the fault, not the key: take it from the file.
                 let key = text.get(span.clone()).map(str::trim).unwrap_or_default();
                 if message.starts_with("duplicate key") && !key.is_empty() {
@@ -366,7 +426,7 @@ impl Locator<'_> {
             })
             .transpose()?;
         let a = &raw.allow;
-        let disabled = Allowance::ALL
+        let disabled: Vec<Allowance> = Allowance::ALL
             .into_iter()
             .zip([a.non_ip, a.icmpv6_nd, a.icmp_errors, a.dhcp, a.dns, a.ntp])
             .filter(|(_, on)| *on == Some(false))
@@ -431,6 +491,10 @@ impl Locator<'_> {
                     })
             })
             .transpose()?;
+        if let Some(scenario) = scenario {
+            self.take_effect(raw, scenario, networks.as_deref(), media_ports)?;
+        }
+        self.take_effect_in_any_scenario(raw, &disabled, &flows)?;
         Ok(Config {
             path: self.path.to_owned(),
             interfaces,
@@ -455,6 +519,129 @@ impl Locator<'_> {
             metrics_listen,
             on_stop: raw.service.on_stop.unwrap_or_default(),
         })
+    }
+
+    /// Refuses what the file sets that cannot take effect under its own `scenario`, as the
+    /// command line does: the TURN networks outside udp-turn and tcp-turn or with destination =
+    /// "any", destination = "any" outside udp-turn, media ports outside no-restrictions. A value
+    /// equal to the default changes nothing anywhere, and is accepted.
+    fn take_effect(
+        &self,
+        raw: &RawConfig,
+        scenario: Scenario,
+        networks: Option<&[IpNet]>,
+        media_ports: Option<PortRange>,
+    ) -> Result<(), UsageError> {
+        let turn = &raw.turn;
+        let any = turn.destination.as_ref().filter(|d| d.get_ref() == "any");
+        // `networks` restating GoTo's five changes nothing, as `extra_networks = []` does not.
+        let default_networks = networks == Some(default_turn_networks().as_slice());
+        for (list, key) in [
+            (&turn.networks, "networks"),
+            (&turn.extra_networks, "extra_networks"),
+        ] {
+            let Some(list) = list.as_ref().filter(|l| !l.get_ref().is_empty()) else {
+                continue;
+            };
+            if key == "networks" && default_networks {
+                continue;
+            }
+            if !scenario.uses_turn_networks() {
+                return Err(self.error(
+                    &list.span(),
+                    format!("[turn] {key} has no effect with scenario = \"{scenario}\" (only udp-turn and tcp-turn use the TURN networks): remove it, or choose one of those"),
+                ));
+            }
+            if any.is_some() && scenario == Scenario::UdpTurn {
+                return Err(self.error(
+                    &list.span(),
+                    format!("[turn] {key} has no effect with destination = \"any\" (udp-turn then sends UDP 3478 to any address): remove one of them"),
+                ));
+            }
+        }
+        if let Some(d) = any
+            && scenario != Scenario::UdpTurn
+        {
+            return Err(self.error(
+                &d.span(),
+                format!("[turn] destination = \"any\" applies only to scenario udp-turn (GoTo's document offers the choice there alone), not to {scenario}: remove it"),
+            ));
+        }
+        if let Some(p) = &raw.media.ports
+            && media_ports != Some(MEDIA_PORTS)
+            && scenario != Scenario::NoRestrictions
+        {
+            return Err(self.error(
+                &p.span(),
+                format!("[media] ports = \"{}\" applies only to scenario no-restrictions, not to {scenario}: remove it", p.get_ref()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses what cannot take effect whatever the scenario: servers of an allowance the file
+    /// switches off, flow settings (other than the defaults) in stateless mode.
+    fn take_effect_in_any_scenario(
+        &self,
+        raw: &RawConfig,
+        disabled: &[Allowance],
+        flows: &FlowSettings,
+    ) -> Result<(), UsageError> {
+        for (allowance, list, key) in [
+            (Allowance::Dns, &raw.allow.dns_servers, "dns_servers"),
+            (Allowance::Ntp, &raw.allow.ntp_servers, "ntp_servers"),
+        ] {
+            if let Some(list) = list.as_ref().filter(|l| !l.get_ref().is_empty())
+                && disabled.contains(&allowance)
+            {
+                return Err(self.error(
+                    &list.span(),
+                    format!("[allow] {key} has no effect: {allowance} = false switches the {allowance} allowance off; remove one of them"),
+                ));
+            }
+        }
+        if raw
+            .mode
+            .as_ref()
+            .is_some_and(|m| *m.get_ref() == ModeName::Stateless)
+            && flows.over(FlowLimits::default()) != FlowLimits::default()
+        {
+            let (f, d) = (&raw.flows, FlowLimits::default());
+            let first = [
+                (&f.table_size, flows.table_size, d.table_size, "table_size"),
+                (
+                    &f.udp_timeout,
+                    flows.udp_timeout,
+                    d.udp_timeout,
+                    "udp_timeout",
+                ),
+                (
+                    &f.tcp_timeout,
+                    flows.tcp_timeout,
+                    d.tcp_established_timeout,
+                    "tcp_timeout",
+                ),
+                (
+                    &f.tcp_transitory_timeout,
+                    flows.tcp_transitory_timeout,
+                    d.tcp_transitory_timeout,
+                    "tcp_transitory_timeout",
+                ),
+            ]
+            .into_iter()
+            .find_map(|(v, set, default, key)| {
+                v.as_ref()
+                    .filter(|_| set != Some(default))
+                    .map(|v| (v.span(), key))
+            });
+            if let Some((span, key)) = first {
+                return Err(self.error(
+                    &span,
+                    format!("[flows] {key} applies to stateful mode only, and the file says mode = \"stateless\": remove it, or set mode = \"stateful\""),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn networks(
@@ -664,6 +851,76 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The setting (`key = value`) on the line of byte `offset` of `text`, as written; empty when
+/// that line is not one.
+fn setting_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[start..end].trim();
+    let line = line.split(" #").next().unwrap_or(line).trim();
+    if line.contains('=') && !line.starts_with('[') {
+        line.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// serde's words for a value of the wrong type (`invalid type: floating point `1.5`, expected
+/// i64`, which names Rust's types) in an operator's (`udp_timeout = 1.5: give a whole number,
+/// not a decimal number`), for `setting`, the line as written.
+fn type_words(message: &str, setting: &str) -> String {
+    let lead = if setting.is_empty() {
+        String::new()
+    } else {
+        format!("{setting}: ")
+    };
+    if message == "wanted string or table" {
+        return format!("{lead}give one of the names this key takes, in quotes");
+    }
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    else {
+        return message.to_owned();
+    };
+    let value = found
+        .split_once(['`', '"'])
+        .map(|(_, v)| v.trim_end_matches(['`', '"']));
+    let kind = if found.contains(" as i128") || found.contains(" as u128") {
+        "a number too large for any setting"
+    } else if found.starts_with("floating point") {
+        "a decimal number"
+    } else if found.starts_with("integer") {
+        "a number"
+    } else if found.starts_with("string") {
+        "a string"
+    } else if found.starts_with("boolean") {
+        "true or false"
+    } else if found.starts_with("sequence") {
+        "a list"
+    } else if found.starts_with("map") {
+        "a table"
+    } else {
+        found
+    };
+    let wanted = match expected {
+        "i64" | "i32" | "u64" | "u32" | "u16" | "u8" | "usize" => "a whole number",
+        "a sequence" => "a list in brackets, e.g. [\"...\"]",
+        "a boolean" => "true or false",
+        "a string" => "a quoted string",
+        "a map" => "a table",
+        other if other.starts_with("struct ") => "a table",
+        other => other,
+    };
+    let shown = match (setting.is_empty(), value) {
+        (true, Some(v)) if found.starts_with("string") => format!("\"{v}\": "),
+        (true, Some(v)) => format!("{v}: "),
+        _ => lead,
+    };
+    format!("{shown}give {wanted}, not {kind}")
+}
+
 // ---------------------------------------------------------------------------------------------
 // File and command line, merged.
 
@@ -792,6 +1049,17 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         ));
         turn_dst = TurnDst::TurnNetworks;
     }
+    if turn_dst == TurnDst::Any && scenario == Scenario::UdpTurn {
+        // The command line's networks are refused, as without a file; the file's are noted.
+        if let Some(first) = raw.network.first() {
+            return Err(UsageError::NetworksUnusedWithAnyDst(first.clone()));
+        }
+        if config.networks.is_some() || !config.extra_networks.is_empty() {
+            notes.push(
+                "[turn] networks and extra_networks have no effect with --turn-dst any (UDP 3478 to any address): ignored".to_owned(),
+            );
+        }
+    }
     let media_ports = config.media_ports.unwrap_or(MEDIA_PORTS);
     if media_ports != MEDIA_PORTS && scenario != Scenario::NoRestrictions {
         notes.push(format!(
@@ -816,6 +1084,15 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
     };
     let dns_servers = servers(&raw.dns_server, &config.dns_servers, "--dns-server")?;
     let ntp_servers = servers(&raw.ntp_server, &config.ntp_servers, "--ntp-server")?;
+    // Servers on the command line for an allowance switched off are refused (by --no-allow or
+    // by the file); the file's own servers, switched off by --no-allow, are noted.
+    crate::scenario::servers_take_effect(raw, &disabled, |a| {
+        if raw.no_allow.contains(&a) {
+            format!("--no-allow {a}")
+        } else {
+            format!("{a} = false in {}", file())
+        }
+    })?;
     for (allowance, list, key) in [
         (Allowance::Dns, &dns_servers, "dns_servers"),
         (Allowance::Ntp, &ntp_servers, "ntp_servers"),
@@ -1167,7 +1444,7 @@ mod tests {
                 &["'turn'", "CIDR"],
             ),
             ("[media]\nports = \"50000-45000\"", 2, &["50000-45000"]),
-            ("[allow]\ndns = \"no\"", 2, &["\"no\"", "bool"]),
+            ("[allow]\ndns = \"no\"", 2, &["\"no\"", "true or false"]),
             (
                 "[allow]\nntp_servers = [\"192.0.2.300\"]",
                 2,
@@ -1270,7 +1547,6 @@ mod tests {
             networks: RawNetworkArgs {
                 network: vec!["198.51.100.0/24".into()],
                 no_allow: vec![Allowance::Ntp],
-                turn_dst: Some(TurnDst::Any),
                 ..RawNetworkArgs::default()
             },
             flows: FlowSettings {
@@ -1285,7 +1561,13 @@ mod tests {
         assert_eq!(r.interfaces, ["eth7"]);
         assert_eq!(r.options.log_rate, 0);
         assert_eq!(r.options.scenario, Scenario::UdpTurn);
-        assert_eq!(r.options.turn_dst, TurnDst::Any);
+        assert_eq!(r.options.turn_dst, TurnDst::TurnNetworks);
+        // The file's ntp_servers, switched off by --no-allow ntp, are noted.
+        assert!(
+            r.notes.iter().any(|n| n.contains("ntp_servers")),
+            "{:?}",
+            r.notes
+        );
         // --network replaces extra_networks.
         assert_eq!(r.options.turn_networks.len(), 6);
         assert!(
@@ -1396,10 +1678,151 @@ mod tests {
     }
 
     #[test]
-    fn settings_that_do_not_apply_are_noted_not_refused() {
-        let r = resolved(
-            "interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\ntraining = true\n[turn]\ndestination = \"any\"\nextra_networks = [\"2001:db8::/32\"]\n[media]\nports = \"40000-40100\"\n",
+    fn wrong_types_are_named_in_operator_words() {
+        for (body, line, needles) in [
+            (
+                "[flows]\nudp_timeout = 1.5\n",
+                2,
+                &["udp_timeout = 1.5", "whole number", "decimal"][..],
+            ),
+            (
+                "[flows]\nudp_timeout = 99999999999999999999\n",
+                2,
+                &["99999999999999999999", "too large"],
+            ),
+            (
+                "interfaces = \"eth9\"\n",
+                1,
+                &["interfaces = \"eth9\"", "list"],
+            ),
+            ("[allow]\ndns = 1\n", 2, &["dns = 1", "true or false"]),
+            (
+                "[log]\nrate = \"fast\"\n",
+                2,
+                &["rate = \"fast\"", "whole number"],
+            ),
+        ] {
+            let err = error(body, line);
+            for needle in needles {
+                assert!(err.contains(needle), "{body:?}: {needle:?} not in {err}");
+            }
+            for rust in ["i64", "i128", "sequence", "floating point", "invalid type"] {
+                assert!(!err.contains(rust), "{body:?}: {rust:?} in {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn settings_without_effect_in_the_file_are_refused_at_their_line() {
+        let head = "interfaces = [\"wan0\"]\n";
+        let cases: &[(&str, usize, &[&str])] = &[
+            (
+                "scenario = \"tcp-443\"\n[turn]\nextra_networks = [\"2001:db8::/32\"]\n",
+                4,
+                &["extra_networks", "tcp-443"],
+            ),
+            (
+                "scenario = \"no-restrictions\"\n[turn]\nnetworks = [\"198.51.100.0/24\"]\n",
+                4,
+                &["networks", "no-restrictions"],
+            ),
+            (
+                "scenario = \"tcp-turn\"\n[turn]\ndestination = \"any\"\n",
+                4,
+                &["destination = \"any\"", "tcp-turn", "GoTo's document"],
+            ),
+            (
+                "scenario = \"udp-turn\"\n[turn]\ndestination = \"any\"\nextra_networks = [\"10.0.0.0/8\"]\n",
+                5,
+                &["extra_networks", "destination = \"any\""],
+            ),
+            (
+                "scenario = \"udp-turn\"\n[media]\nports = \"40000-40100\"\n",
+                4,
+                &["\"40000-40100\"", "no-restrictions"],
+            ),
+            (
+                "scenario = \"udp-turn\"\n[allow]\ndns = false\ndns_servers = [\"192.0.2.53\"]\n",
+                5,
+                &["dns_servers", "dns = false"],
+            ),
+            (
+                "scenario = \"udp-turn\"\n[allow]\nntp = false\nntp_servers = [\"192.0.2.123\"]\n",
+                5,
+                &["ntp_servers", "ntp = false"],
+            ),
+            (
+                "scenario = \"udp-turn\"\nmode = \"stateless\"\n[flows]\ntable_size = 262144\nudp_timeout = 60\n",
+                6,
+                &["udp_timeout", "stateless"],
+            ),
+        ];
+        for (body, line, needles) in cases {
+            let err = error(&format!("{head}{body}"), *line);
+            for needle in *needles {
+                assert!(err.contains(needle), "{body:?}: {needle:?} not in {err}");
+            }
+        }
+        // Defaults restated change nothing anywhere, and are accepted.
+        resolved(
+            "interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\nmode = \"stateless\"\n[turn]\ndestination = \"turn-networks\"\nnetworks = [\"68.64.0.0/19\", \"173.199.0.0/18\", \"78.108.124.0/23\", \"202.173.24.0/21\", \"23.239.224.0/19\"]\nextra_networks = []\n[media]\nports = \"45000-49999\"\n[flows]\nudp_timeout = 120\n[allow]\ndns = false\ndns_servers = []\n",
             &Overrides::default(),
+        );
+    }
+
+    #[test]
+    fn command_line_options_without_effect_are_refused_over_a_file() {
+        let file =
+            parsed("interfaces = [\"wan0\"]\nscenario = \"udp-turn\"\n[allow]\ndns = false\n");
+        let with = |networks: RawNetworkArgs| {
+            resolve(
+                Some(&file),
+                &Overrides {
+                    networks,
+                    ..Overrides::default()
+                },
+            )
+            .map_err(|e| e.to_string())
+        };
+        let err = with(RawNetworkArgs {
+            dns_server: vec!["192.0.2.53".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("--dns-server '192.0.2.53'") && err.contains("dns = false in test.toml"),
+            "{err}"
+        );
+        let err = with(RawNetworkArgs {
+            turn_dst: Some(TurnDst::Any),
+            network: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("--network '10.0.0.0/8'") && err.contains("--turn-dst any"),
+            "{err}"
+        );
+        let err = with(RawNetworkArgs {
+            no_allow: vec![Allowance::Ntp],
+            ntp_server: vec!["192.0.2.123".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("--ntp-server") && err.contains("--no-allow ntp"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_settings_a_command_line_option_overrides_are_noted() {
+        let r = resolved(
+            "interfaces = [\"wan0\"]\ntraining = true\n[turn]\ndestination = \"any\"\nextra_networks = [\"2001:db8::/32\"]\n[media]\nports = \"40000-40100\"\n",
+            &Overrides {
+                scenario: Some(Scenario::Tcp443),
+                ..Overrides::default()
+            },
         );
         assert_eq!(r.options.rules().len(), 4);
         assert_eq!(r.options.turn_dst, TurnDst::TurnNetworks);

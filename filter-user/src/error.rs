@@ -1,6 +1,8 @@
 //! Errors in what the operator asked for. They exit with code 2 and change nothing; every message
 //! names the bad value and what to do instead.
 
+use std::fmt::Write as _;
+
 use ipnet::IpNet;
 
 use crate::scenario::Scenario;
@@ -54,7 +56,7 @@ pub enum UsageError {
 
     /// `--turn-dst any` with a scenario other than udp-turn.
     #[error(
-        "--turn-dst any applies only to scenario udp-turn (the seed offers the choice there alone), not to {0}; drop the option"
+        "--turn-dst any applies only to scenario udp-turn (GoTo's document offers the choice there alone), not to {0}; drop the option"
     )]
     TurnDstUnused(Scenario),
 
@@ -238,4 +240,256 @@ pub enum UsageError {
         max = filter_common::MAX_NETWORKS
     )]
     TooManyNetworks(usize),
+
+    /// `--network` with `--turn-dst any`: udp-turn's only network-restricted rule then holds for
+    /// any address.
+    #[error(
+        "--network '{0}' has no effect with --turn-dst any: udp-turn then sends UDP 3478 to any address, and none of its rules uses the TURN networks; drop --network, or --turn-dst any"
+    )]
+    NetworksUnusedWithAnyDst(String),
+
+    /// Servers given for an allowance that is switched off.
+    #[error(
+        "{flag} '{value}' has no effect: the {allowance} allowance is switched off ({off}); drop one of them"
+    )]
+    ServersUnused {
+        /// The option that carried them.
+        flag: &'static str,
+        /// The first one given.
+        value: String,
+        /// The allowance they are for.
+        allowance: crate::scenario::Allowance,
+        /// What switched it off.
+        off: String,
+    },
+
+    /// An IPv4-mapped IPv6 network (`::ffff:0:0/96` or inside it): IPv4 packets carry IPv4
+    /// addresses, so it never matches one.
+    #[error(
+        "{flag} '{value}' is an IPv4-mapped IPv6 network, which never matches: IPv4 packets carry IPv4 addresses; write {v4}"
+    )]
+    MappedNetwork {
+        /// The option that carried it.
+        flag: &'static str,
+        /// What was typed.
+        value: String,
+        /// The IPv4 network meant.
+        v4: ipnet::Ipv4Net,
+    },
+
+    /// An IPv4 address with a leading zero in a part, which some tools read as octal.
+    #[error(
+        "{flag} '{value}' has leading zeros, which are ambiguous (some tools read 010 as octal 8): write {plain}"
+    )]
+    LeadingZeros {
+        /// The option that carried it.
+        flag: &'static str,
+        /// What was typed.
+        value: String,
+        /// The same without leading zeros.
+        plain: String,
+    },
+
+    /// `pac --output` somewhere a file cannot be written as asked.
+    #[error("--output '{path}': {reason}")]
+    BadOutput {
+        /// What was typed.
+        path: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+/// Values longer than this many characters are shortened in messages.
+const LONG_VALUE: usize = 64;
+/// How many characters of a shortened value a message shows.
+const SHOWN: usize = 40;
+/// Words (runs without spaces, outside quotes) longer than this are shortened too.
+const LONG_WORD: usize = 100;
+
+/// `text`, with every quoted value (`'...'`, `"..."`, `` `...` ``) longer than 64 characters cut
+/// to its first 40 and its length, and any other word longer than 100 characters likewise: an
+/// error line names what was typed without echoing a 5,000-character input whole.
+pub fn shorten_values(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let is_quote = |c: char| matches!(c, '\'' | '"' | '`');
+    let mut out = String::with_capacity(text.len().min(1024));
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        // An opening quote follows no letter or digit (not the ' of "GoTo's"); its closing quote
+        // is the next one of its kind that no letter or digit follows.
+        if is_quote(c) && (i == 0 || !chars[i - 1].is_alphanumeric()) {
+            let close = (i + 1..chars.len()).find(|&j| {
+                chars[j] == c && chars.get(j + 1).is_none_or(|next| !next.is_alphanumeric())
+            });
+            if let Some(end) = close {
+                let inner = &chars[i + 1..end];
+                if inner.len() > LONG_VALUE {
+                    out.push(c);
+                    out.extend(&inner[..SHOWN]);
+                    out.push_str("...");
+                    out.push(c);
+                    let _ = write!(out, " ({} characters)", inner.len());
+                } else {
+                    out.extend(&chars[i..=end]);
+                }
+                i = end + 1;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out.split(' ')
+        .map(|word| {
+            let n = word.chars().count();
+            if n > LONG_WORD {
+                format!(
+                    "{}... ({n} characters)",
+                    word.chars().take(SHOWN).collect::<String>()
+                )
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A command-line error of clap as one line: what is wrong (the kind of error, the argument and
+/// the value, values shortened as [`shorten_values`] does), clap's tip if it has one, and where
+/// to read more: "see `gotofw CMD --help`". `args` is the command line without the program name.
+pub fn clap_line(err: &clap::Error, args: &[String]) -> String {
+    let rendered = err.render().to_string();
+    let mut line = String::new();
+    let mut tips = Vec::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if let Some(tip) = part.strip_prefix("tip: ") {
+            tips.push(tip.to_owned());
+            continue;
+        }
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if let Some(values) = part
+            .strip_prefix("[possible values: ")
+            .and_then(|v| v.strip_suffix(']'))
+        {
+            line.push_str(": use one of ");
+            line.push_str(values);
+            continue;
+        }
+        if line.is_empty() {
+            line.push_str(part);
+        } else if line.ends_with(':') {
+            line.push(' ');
+            line.push_str(part);
+        } else {
+            line.push_str(", ");
+            line.push_str(part);
+        }
+    }
+    for tip in tips {
+        // clap's advice for a value that starts with '-' fits positional arguments only.
+        let negative = tip
+            .strip_prefix("to pass '-")
+            .and_then(|rest| rest.split('\'').next())
+            .is_some_and(|n| n.parse::<f64>().is_ok());
+        line.push_str(" (");
+        line.push_str(if negative {
+            "negative numbers are not accepted"
+        } else {
+            &tip
+        });
+        line.push(')');
+    }
+    let names: Vec<String> = crate::cli::command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let sub = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| names.contains(a));
+    let help = match sub {
+        Some(sub) => format!("gotofw {sub} --help"),
+        None => "gotofw --help".to_owned(),
+    };
+    format!("{}; see `{help}`", shorten_values(&plain_words(&line)))
+}
+
+/// The words of Rust's number parsers and ranges (`invalid digit found in string`,
+/// `0 is not in 1024..=16777216`) in an operator's.
+fn plain_words(line: &str) -> String {
+    let mut out = line
+        .replace("invalid digit found in string", "not a whole number")
+        .replace(
+            "number too large to fit in target type",
+            "too large a number",
+        )
+        .replace(
+            "number too small to fit in target type",
+            "too small a number",
+        )
+        .replace(
+            "cannot parse integer from empty string",
+            "empty, not a number",
+        )
+        .replace("invalid float literal", "not a number");
+    // `N is not in LOW..=HIGH` (or `LOW..HIGH`, whose high end is u64::MAX: no bound to speak of).
+    if let Some(at) = out.find(" is not in ") {
+        let rest = &out[at + " is not in ".len()..];
+        let end = rest.find([';', ' ']).unwrap_or(rest.len());
+        let range = &rest[..end];
+        let words = match range.split_once("..=") {
+            Some((low, high)) => Some(format!(" is out of range: give {low} to {high}")),
+            None => range
+                .split_once("..")
+                .map(|(low, _)| format!(" is out of range: give {low} or more")),
+        };
+        if let Some(words) = words {
+            out.replace_range(at..at + " is not in ".len() + end, &words);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_shortened_and_short_ones_kept() {
+        let long = "a".repeat(5000);
+        let line = shorten_values(&format!(
+            "--network '{long}' is not a network; unknown field `{long}`; \"{long}\" and {long}"
+        ));
+        assert!(line.len() < 400, "{line}");
+        assert_eq!(line.matches("(5000 characters)").count(), 4, "{line}");
+        assert!(line.starts_with(&format!("--network '{}...' (5000 characters)", &long[..40])));
+        let kept =
+            "GoTo's document: '192.0.2.1' or `gotofw attach eth1 --scenario <NAME> --replace`";
+        assert_eq!(shorten_values(kept), kept);
+    }
+
+    #[test]
+    fn rust_number_words_become_operator_words() {
+        assert_eq!(
+            plain_words(
+                "invalid value '0' for '--flow-table-size <N>': 0 is not in 1024..=16777216"
+            ),
+            "invalid value '0' for '--flow-table-size <N>': 0 is out of range: give 1024 to 16777216"
+        );
+        assert_eq!(
+            plain_words("invalid value '0' for '--count <N>': 0 is not in 1..18446744073709551615"),
+            "invalid value '0' for '--count <N>': 0 is out of range: give 1 or more"
+        );
+        assert!(plain_words("x: invalid digit found in string").ends_with("not a whole number"));
+    }
 }

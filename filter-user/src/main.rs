@@ -2,15 +2,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{Parser as _, error::ErrorKind};
 use filter_user::{
     cli::{Cli, Command},
     cmd,
-    error::{EXIT_FAILURE, EXIT_USAGE, UsageError},
+    error::{EXIT_FAILURE, EXIT_USAGE, UsageError, clap_line, shorten_values},
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return command_line_error(&err),
+    };
     let result = match &cli.command {
         Command::Scenarios(args) => cmd::scenarios::run(args),
         Command::Attach(args) => cmd::attach::run(args),
@@ -37,8 +40,25 @@ fn main() -> ExitCode {
             } else {
                 EXIT_FAILURE
             };
-            eprintln!("gotofw: error: {err:#}");
+            eprintln!("gotofw: error: {}", shorten_values(&format!("{err:#}")));
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }
+}
+
+/// clap's answer to the command line: `--help` and `--version` (and the help that a bare
+/// `gotofw` prints) as clap writes them; a bad command line as one `gotofw: error:` line, exit 2.
+fn command_line_error(err: &clap::Error) -> ExitCode {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!("gotofw: error: {}", clap_line(err, &args));
+    ExitCode::from(u8::try_from(EXIT_USAGE).unwrap_or(2))
 }

@@ -473,6 +473,10 @@ impl Options {
         if raw.turn_dst == Some(TurnDst::Any) && scenario != Scenario::UdpTurn {
             return Err(UsageError::TurnDstUnused(scenario));
         }
+        if raw.turn_dst == Some(TurnDst::Any) && !networks.is_empty() {
+            return Err(UsageError::NetworksUnusedWithAnyDst(raw.network[0].clone()));
+        }
+        servers_take_effect(raw, &raw.no_allow, |a| format!("--no-allow {a}"))?;
         let turn_networks = if raw.replace_networks {
             if networks.is_empty() {
                 return Err(UsageError::EmptyNetworks);
@@ -674,8 +678,89 @@ pub fn default_turn_networks() -> Vec<IpNet> {
         .collect()
 }
 
-/// Parses a CIDR or a bare address (a host network) given to `flag`.
+/// Refuses `--dns-server` and `--ntp-server` of `raw` for an allowance in `disabled`; `off`
+/// says what switched it off.
+pub fn servers_take_effect(
+    raw: &RawNetworkArgs,
+    disabled: &[Allowance],
+    off: impl Fn(Allowance) -> String,
+) -> Result<(), UsageError> {
+    for (allowance, servers, flag) in [
+        (Allowance::Dns, &raw.dns_server, "--dns-server"),
+        (Allowance::Ntp, &raw.ntp_server, "--ntp-server"),
+    ] {
+        if let Some(first) = servers.first()
+            && disabled.contains(&allowance)
+        {
+            return Err(UsageError::ServersUnused {
+                flag,
+                value: first.clone(),
+                allowance,
+                off: off(allowance),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `text` with the leading zeros of its IPv4 parts taken off, when it has any (`010.0.0.0/8`).
+fn without_leading_zeros(text: &str) -> Option<String> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text, None),
+    };
+    // The IPv4 part: the whole address, or the tail of an IPv6 one (`::ffff:010.1.2.3`).
+    let (head, v4) = match addr.rfind(':') {
+        Some(i) => addr.split_at(i + 1),
+        None => ("", addr),
+    };
+    let parts: Vec<&str> = v4.split('.').collect();
+    let padded =
+        |p: &&str| p.len() > 1 && p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() < 2 || !parts.iter().any(padded) {
+        return None;
+    }
+    let plain: Vec<&str> = parts
+        .iter()
+        .map(|p| {
+            if padded(p) {
+                let t = p.trim_start_matches('0');
+                if t.is_empty() { "0" } else { t }
+            } else {
+                p
+            }
+        })
+        .collect();
+    let mut out = format!("{head}{}", plain.join("."));
+    if let Some(prefix) = prefix {
+        out.push('/');
+        out.push_str(prefix);
+    }
+    Some(out)
+}
+
+/// The IPv4 network an IPv4-mapped IPv6 network (inside `::ffff:0:0/96`) stands for.
+fn mapped_v4(net: IpNet) -> Option<ipnet::Ipv4Net> {
+    let IpNet::V6(v6) = net else { return None };
+    let bits = u128::from(v6.network());
+    let mapped = v6.prefix_len() >= 96 && bits >> 32 == 0xffff;
+    let v4 = std::net::Ipv4Addr::from(u32::try_from(bits & 0xffff_ffff).ok()?);
+    mapped
+        .then(|| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+        .flatten()
+}
+
+/// Parses a CIDR or a bare address (a host network) given to `flag`. Refused besides what does
+/// not parse: host bits past the prefix, leading zeros in an IPv4 address (`010.0.0.0/8`: octal
+/// to some tools, decimal to others), and IPv4-mapped IPv6 networks, which never match.
 pub fn parse_network(text: &str, flag: &'static str) -> Result<IpNet, UsageError> {
+    if let Some(plain) = without_leading_zeros(text) {
+        return Err(UsageError::LeadingZeros {
+            flag,
+            value: text.to_owned(),
+            plain,
+        });
+    }
     let net: IpNet = match text.parse::<IpNet>() {
         Ok(net) => net,
         Err(_) => match text.parse::<std::net::IpAddr>() {
@@ -693,6 +778,13 @@ pub fn parse_network(text: &str, flag: &'static str) -> Result<IpNet, UsageError
             flag,
             value: text.to_owned(),
             network: net.trunc(),
+        });
+    }
+    if let Some(v4) = mapped_v4(net) {
+        return Err(UsageError::MappedNetwork {
+            flag,
+            value: text.to_owned(),
+            v4,
         });
     }
     Ok(net)
@@ -755,6 +847,68 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{value}: {err}");
         }
+    }
+
+    #[test]
+    fn networks_that_cannot_match_or_mean_two_things_are_refused() {
+        for (value, needles) in [
+            (
+                "010.000.000.000/8",
+                &["'010.000.000.000/8'", "leading zeros", "10.0.0.0/8"][..],
+            ),
+            ("192.0.2.01", &["'192.0.2.01'", "192.0.2.1"]),
+            ("::ffff:010.1.2.3", &["leading zeros", "::ffff:10.1.2.3"]),
+            ("::ffff:68.64.0.0/116", &["IPv4-mapped", "68.64.0.0/20"]),
+            ("::ffff:192.0.2.1", &["IPv4-mapped", "192.0.2.1/32"]),
+            ("::ffff:0:0/96", &["IPv4-mapped", "0.0.0.0/0"]),
+        ] {
+            let err = parse_network(value, "--network").unwrap_err().to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{value}: {needle:?} not in {err}");
+            }
+        }
+        // Networks around the mapped range match IPv6 packets too; zeros alone are no padding.
+        for value in [
+            "::/0",
+            "::/64",
+            "2001:db8::/32",
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "2001:db8::0100",
+        ] {
+            assert!(parse_network(value, "--network").is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn servers_of_a_switched_off_allowance_are_refused() {
+        let raw = RawNetworkArgs {
+            no_allow: vec![Allowance::Dns],
+            dns_server: vec!["192.0.2.53".into()],
+            ..Default::default()
+        };
+        let err = Options::from_raw(&raw, Scenario::UdpTurn)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--dns-server '192.0.2.53'") && err.contains("--no-allow dns"),
+            "{err}"
+        );
+        let raw = RawNetworkArgs {
+            no_allow: vec![Allowance::Dns],
+            ntp_server: vec!["192.0.2.123".into()],
+            ..Default::default()
+        };
+        assert!(Options::from_raw(&raw, Scenario::UdpTurn).is_ok());
+        let raw = RawNetworkArgs {
+            turn_dst: Some(TurnDst::Any),
+            network: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            Options::from_raw(&raw, Scenario::UdpTurn),
+            Err(UsageError::NetworksUnusedWithAnyDst(_))
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! input, which must give one line naming the value, exit code 2, and change nothing.
 
 use std::{
+    fs,
     path::Path,
     process::{Command, Output},
 };
@@ -18,22 +19,30 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Runs `args`, expects exit code 2 and one stderr line containing every needle.
-fn usage_error(args: &[&str], needles: &[&str]) {
+/// Runs `args`, expects exit code 2 and exactly one stderr line, `gotofw: error: ...`,
+/// containing every needle (clap's errors included); returns that line.
+fn usage_error(args: &[&str], needles: &[&str]) -> String {
     let out = gotofw(args);
+    one_error_line(&out, &format!("{args:?}"), needles)
+}
+
+/// The one line `gotofw: error: ...` of `out` (exit code 2, nothing on standard output),
+/// checked to contain every needle.
+fn one_error_line(out: &Output, what: &str, needles: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+    assert!(out.stdout.is_empty(), "{what} printed to stdout");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    // clap adds a usage hint after its own one-line error; ours are exactly one line.
-    assert!(!lines.is_empty(), "{args:?}: no error");
+    assert_eq!(lines.len(), 1, "{what}: not one line: {stderr:?}");
+    let line = lines[0];
+    assert!(
+        line.starts_with("gotofw: error: "),
+        "{what}: not gotofw's error: {line:?}"
+    );
     for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "{args:?}: {needle:?} not in {:?}",
-            lines[0]
-        );
+        assert!(line.contains(needle), "{what}: {needle:?} not in {line:?}");
     }
+    line.to_owned()
 }
 
 #[test]
@@ -550,4 +559,588 @@ fn a_failed_attach_leaves_the_interface_as_it_was() {
         stdout.contains("native XDP") && stdout.contains("--xdp-mode generic"),
         "{stdout}"
     );
+}
+
+/// Words of Rust's types and parsers that an operator should never read.
+const RUST_WORDS: &[&str] = &[
+    "i64",
+    "i128",
+    "u32",
+    "u64",
+    "floating point",
+    "invalid type",
+    "a sequence",
+    "invalid digit",
+    "float literal",
+    "target type",
+    "..=",
+    "os error",
+];
+
+#[test]
+fn clap_errors_are_one_line_naming_the_argument_and_the_help() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "attach",
+                "eth0",
+                "--scenario",
+                "udp-turn",
+                "--log-rate",
+                "1.5",
+            ],
+            &[
+                "'1.5'",
+                "--log-rate",
+                "not a whole number",
+                "see `gotofw attach --help`",
+            ],
+        ),
+        (
+            &[
+                "attach",
+                "eth0",
+                "--scenario",
+                "udp-turn",
+                "--flow-table-size",
+                "0",
+            ],
+            &["'0'", "--flow-table-size", "give 1024 to 16777216"],
+        ),
+        (
+            &[
+                "attach",
+                "eth0",
+                "--scenario",
+                "udp-turn",
+                "--udp-timeout",
+                "99999999999999999999",
+            ],
+            &["--udp-timeout", "too large"],
+        ),
+        (
+            &[
+                "attach",
+                "eth0",
+                "--scenario",
+                "udp-turn",
+                "--tcp-timeout",
+                "-5",
+            ],
+            &["'-5'", "negative"],
+        ),
+        (
+            &["attach", "eth0", "--scenario"],
+            &["--scenario", "value is required"],
+        ),
+        (&["attach"], &["--scenario", "<IFACE>"]),
+        (
+            &["attach", "eth0", "--scenarios", "udp-turn"],
+            &["'--scenarios'", "'--scenario'"],
+        ),
+        (&["attache", "eth0"], &["'attache'", "see `gotofw --help`"]),
+        (
+            &["status", "--json", "--watch"],
+            &["--json", "--watch", "see `gotofw status --help`"],
+        ),
+        (
+            &["status", "--watch", "--count", "0"],
+            &["'0'", "--count", "1 or more"],
+        ),
+        (
+            &["log", "eth0", "--timeout", "soon"],
+            &["'soon'", "not a number"],
+        ),
+        (
+            &[
+                "explain",
+                "--scenario",
+                "udp_turn",
+                "udp",
+                "68.64.0.10:3478",
+            ],
+            &["'udp_turn'", "tcp-443"],
+        ),
+        (
+            &["set-scenario", "eth0"],
+            &["<NAME>", "see `gotofw set-scenario --help`"],
+        ),
+        (&["completions", "tcsh"], &["'tcsh'", "bash"]),
+        (
+            &[
+                "attach",
+                "eth0",
+                "--scenario",
+                "udp-turn",
+                "--xdp-mode",
+                "fast",
+            ],
+            &["'fast'", "--xdp-mode", ": use one of auto, native, generic"],
+        ),
+        (
+            &["check-config", "--config", "/nonexistent/gotofw.toml"],
+            &["/nonexistent/gotofw.toml", "no such file"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let line = usage_error(args, needles);
+        for word in RUST_WORDS {
+            assert!(!line.contains(word), "{args:?}: {word:?} in {line:?}");
+        }
+    }
+    // Help and version stay as clap writes them.
+    let out = gotofw(&["attach", "--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() > 20);
+    let out = gotofw(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("gotofw "));
+}
+
+#[test]
+fn long_values_are_shortened_in_errors() {
+    let long = "a".repeat(5000);
+    let long_net = format!("{}::/64", "1".repeat(5000));
+    let cases: &[&[&str]] = &[
+        &["attach", "eth0", "--scenario", &long],
+        &["attach", &long, "--scenario", "tcp-443"],
+        &[
+            "explain",
+            "--scenario",
+            "udp-turn",
+            "--network",
+            &long,
+            "udp",
+            "68.64.0.10:3478",
+        ],
+        &[
+            "explain",
+            "--scenario",
+            "udp-turn",
+            "--network",
+            &long_net,
+            "udp",
+            "68.64.0.10:3478",
+        ],
+        &[
+            "explain",
+            "--scenario",
+            "udp-turn",
+            "--dns-server",
+            &long,
+            "udp",
+            "68.64.0.10:3478",
+        ],
+        &["explain", "--scenario", "udp-turn", "udp", &long],
+        &["pac", "--proxy", &long],
+        &["pac", "--direct", "--else", &long],
+        &["status", &long],
+        &[
+            "attach",
+            "eth0",
+            "--scenario",
+            "udp-turn",
+            "--log-rate",
+            &long,
+        ],
+        &["attach", "eth0", "--scenario", "udp-turn", &long],
+    ];
+    for args in cases {
+        let what = format!(
+            "{:?}",
+            args.iter()
+                .map(|a| &a[..a.len().min(12)])
+                .collect::<Vec<_>>()
+        );
+        let line = one_error_line(&gotofw(args), &what, &["characters)"]);
+        assert!(
+            line.len() < 400,
+            "{what}: {} characters: {line}",
+            line.len()
+        );
+    }
+    let dir = Scratch::new("long-config");
+    for body in [
+        format!("scenario = \"{long}\"\n"),
+        format!("{long} = 1\n"),
+        format!("interfaces = [\"{long}\"]\nscenario = \"tcp-443\"\n"),
+        format!("scenario = \"udp-turn\"\n[turn]\nextra_networks = [\"{long}\"]\n"),
+    ] {
+        let file = dir.0.join("long.toml");
+        fs::write(&file, &body).unwrap();
+        let line = usage_error(
+            &["check-config", "--config", file.to_str().unwrap()],
+            &["characters)"],
+        );
+        assert!(line.len() < 400, "{} characters: {line}", line.len());
+    }
+}
+
+#[test]
+fn settings_without_effect_are_refused_on_the_command_line() {
+    // explain checks its options as attach does; attach refuses before it looks for the
+    // interface, which does not exist (nothing could change).
+    let missing = format!("gin{}", std::process::id() % 100_000);
+    for (options, needles) in [
+        (
+            &[
+                "--scenario",
+                "udp-turn",
+                "--no-allow",
+                "dns",
+                "--dns-server",
+                "192.0.2.53",
+            ][..],
+            &["--dns-server '192.0.2.53'", "no effect", "--no-allow dns"][..],
+        ),
+        (
+            &[
+                "--scenario",
+                "udp-turn",
+                "--no-allow",
+                "ntp",
+                "--ntp-server",
+                "192.0.2.123",
+            ],
+            &["--ntp-server '192.0.2.123'", "--no-allow ntp"],
+        ),
+        (
+            &[
+                "--scenario",
+                "udp-turn",
+                "--turn-dst",
+                "any",
+                "--network",
+                "10.0.0.0/8",
+            ],
+            &["--network '10.0.0.0/8'", "no effect", "--turn-dst any"],
+        ),
+        (
+            &["--scenario", "tcp-443", "--network", "10.0.0.0/8"],
+            &["--network '10.0.0.0/8'", "no effect", "tcp-443"],
+        ),
+        (
+            &["--scenario", "no-restrictions", "--network", "10.0.0.0/8"],
+            &["'10.0.0.0/8'", "no-restrictions"],
+        ),
+        (
+            &["--scenario", "tcp-turn", "--turn-dst", "any"],
+            &["--turn-dst any", "tcp-turn", "GoTo's document"],
+        ),
+        (
+            &[
+                "--scenario",
+                "udp-turn",
+                "--network",
+                "::ffff:68.64.0.0/116",
+            ],
+            &["'::ffff:68.64.0.0/116'", "IPv4-mapped", "68.64.0.0/20"],
+        ),
+        (
+            &[
+                "--scenario",
+                "udp-turn",
+                "--dns-server",
+                "::ffff:192.0.2.53",
+            ],
+            &["--dns-server '::ffff:192.0.2.53'", "192.0.2.53/32"],
+        ),
+        (
+            &["--scenario", "udp-turn", "--network", "010.000.000.000/8"],
+            &["'010.000.000.000/8'", "leading zeros", "10.0.0.0/8"],
+        ),
+        (
+            &["--scenario", "udp-turn", "--ntp-server", "192.0.2.010"],
+            &["'192.0.2.010'", "192.0.2.10"],
+        ),
+    ] {
+        let explain: Vec<&str> = ["explain"]
+            .into_iter()
+            .chain(options.iter().copied())
+            .chain(["udp", "68.64.0.10:3478"])
+            .collect();
+        usage_error(&explain, needles);
+        let attach: Vec<&str> = ["attach", missing.as_str()]
+            .into_iter()
+            .chain(options.iter().copied())
+            .collect();
+        usage_error(&attach, needles);
+    }
+    // What does take effect is still accepted.
+    for options in [
+        &[
+            "--scenario",
+            "udp-turn",
+            "--turn-dst",
+            "any",
+            "--no-allow",
+            "ntp",
+        ][..],
+        &[
+            "--scenario",
+            "tcp-turn",
+            "--network",
+            "2001:db8::/32",
+            "--dns-server",
+            "192.0.2.53",
+        ],
+        &["--scenario", "udp-turn", "--network", "::/0"],
+    ] {
+        let args: Vec<&str> = ["explain"]
+            .into_iter()
+            .chain(options.iter().copied())
+            .chain(["udp", "68.64.0.10:3478"])
+            .collect();
+        let out = gotofw(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs `gotofw args`, killed after `secs` seconds if it has not ended.
+fn gotofw_within(args: &[&str], secs: u64) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_gotofw"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gotofw");
+    let pid = child.id();
+    let (done, wait) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done.send(());
+        out
+    });
+    if wait
+        .recv_timeout(std::time::Duration::from_secs(secs))
+        .is_err()
+    {
+        // SAFETY: kill(2) of the child this test started, still unreaped (the waiter holds it).
+        unsafe { libc::kill(i32::try_from(pid).unwrap(), libc::SIGKILL) };
+        panic!("gotofw {args:?} still ran after {secs} s");
+    }
+    waiter.join().unwrap().expect("gotofw's output")
+}
+
+#[test]
+fn configuration_files_are_read_within_a_bound() {
+    let dir = Scratch::new("config-bound");
+    let big = dir.0.join("big.toml");
+    // A sparse file past the 32 MiB limit.
+    fs::File::create(&big)
+        .unwrap()
+        .set_len((32 << 20) + 1)
+        .unwrap();
+    let big = big.to_str().unwrap().to_owned();
+    let fifo = dir.0.join("fifo.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap().to_owned();
+    let dir_path = dir.0.to_str().unwrap().to_owned();
+    // A pipe that would give 64 MiB: the reader stops past 32 MiB.
+    let feeder = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut pipe = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let chunk = vec![b'#'; 1 << 20];
+            for _ in 0..64 {
+                if pipe.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    for (file, needles) in [
+        (
+            "/dev/zero",
+            &["/dev/zero", "character device", "32 MiB"][..],
+        ),
+        (dir_path.as_str(), &["directory", "32 MiB"]),
+        (big.as_str(), &["big.toml", "larger than the 32 MiB"]),
+        (fifo.as_str(), &["fifo.toml", "larger than the 32 MiB"]),
+    ] {
+        for command in ["check-config", "attach", "reload", "run"] {
+            if file == fifo && command != "check-config" {
+                continue; // the pipe gives its content once
+            }
+            let out = gotofw_within(&[command, "--config", file], 5);
+            one_error_line(&out, &format!("{command} --config {file}"), needles);
+        }
+    }
+    feeder.join().unwrap();
+    // Not UTF-8.
+    let latin1 = dir.0.join("latin1.toml");
+    fs::write(&latin1, b"scenario = \"tcp-443\" # \xe9t\xe9\n").unwrap();
+    usage_error(
+        &["check-config", "--config", latin1.to_str().unwrap()],
+        &["latin1.toml", "UTF-8"],
+    );
+}
+
+#[test]
+fn configuration_type_errors_are_in_operator_words() {
+    let dir = Scratch::new("config-types");
+    for (body, needles) in [
+        (
+            "[flows]\ntable_size = 1.5\n",
+            &[":4: table_size = 1.5", "whole number", "decimal"][..],
+        ),
+        (
+            "[flows]\nudp_timeout = 99999999999999999999\n",
+            &[":4: udp_timeout = 99999999999999999999", "too large"],
+        ),
+        ("[allow]\ndns = 1\n", &[":4: dns = 1", "true or false"]),
+        (
+            "[log]\nrate = \"fast\"\n",
+            &[":4: rate = \"fast\"", "whole number"],
+        ),
+        (
+            "[turn]\nextra_networks = \"10.0.0.0/8\"\n",
+            &[":4: ", "list"],
+        ),
+        ("[turn]\nextra_networks = [1]\n", &[":4: ", "quoted string"]),
+        ("rules = 5\n", &[":3: rules = 5", "list"]),
+    ] {
+        let file = dir.0.join("types.toml");
+        fs::write(
+            &file,
+            format!("interfaces = [\"gin0\"]\nscenario = \"udp-turn\"\n{body}"),
+        )
+        .unwrap();
+        let line = usage_error(
+            &["check-config", "--config", file.to_str().unwrap()],
+            needles,
+        );
+        for word in RUST_WORDS {
+            assert!(!line.contains(word), "{body:?}: {word:?} in {line:?}");
+        }
+    }
+}
+
+#[test]
+fn pac_output_follows_a_symlink_and_refuses_a_missing_directory() {
+    let dir = Scratch::new("pac-out");
+    let real = dir.0.join("real");
+    fs::create_dir(&real).unwrap();
+    let target = real.join("proxy.pac");
+    fs::write(&target, "old").unwrap();
+    let link = dir.0.join("proxy.pac");
+    std::os::unix::fs::symlink("real/proxy.pac", &link).unwrap();
+    let pac = |output: &Path| {
+        gotofw(&[
+            "pac",
+            "--direct",
+            "--else",
+            "PROXY p.example:1",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+    };
+    let out = pac(&link);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced"
+    );
+    assert!(
+        fs::read_to_string(&target)
+            .unwrap()
+            .contains("FindProxyForURL")
+    );
+    let leftovers: Vec<_> = fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    let missing = dir.0.join("nodir").join("proxy.pac");
+    one_error_line(
+        &pac(&missing),
+        "pac into a missing directory",
+        &["nodir", "does not exist"],
+    );
+    assert!(!dir.0.join("nodir").exists());
+    one_error_line(&pac(&real), "pac onto a directory", &["is a directory"]);
+    let dangling = dir.0.join("dangling.pac");
+    std::os::unix::fs::symlink("nowhere/proxy.pac", &dangling).unwrap();
+    one_error_line(
+        &pac(&dangling),
+        "pac onto a dangling link",
+        &["dangling.pac", "symbolic link"],
+    );
+    assert!(
+        fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn user_facing_text_says_gotos_document_not_the_seed() {
+    for args in [
+        &["domains"][..],
+        &["domains", "--training"],
+        &["domains", "--format", "json"],
+        &["scenarios"],
+        &["scenarios", "--json"],
+        &["pac", "--direct", "--else", "PROXY p.example:1"],
+    ] {
+        let out = gotofw(args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(!text.contains("seed"), "{args:?} says \"seed\"");
+    }
+    let mut help = vec![filter_user::cli::command()];
+    while let Some(mut cmd) = help.pop() {
+        let text = cmd.render_long_help().to_string().to_lowercase();
+        assert!(
+            !text.contains("seed"),
+            "{} --help says \"seed\"",
+            cmd.get_name()
+        );
+        help.extend(cmd.get_subcommands().cloned());
+    }
+    usage_error(
+        &[
+            "explain",
+            "--scenario",
+            "tcp-443",
+            "--turn-dst",
+            "any",
+            "tcp",
+            "68.64.0.10:443",
+        ],
+        &["GoTo's document"],
+    );
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("gotofw-cli-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }

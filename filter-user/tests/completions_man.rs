@@ -129,6 +129,71 @@ fn bash_completes_subcommands_and_options() {
     assert_eq!(line("2:"), "--training", "{text}");
 }
 
+#[test]
+fn bash_completes_scenario_names_and_hides_the_man_command() {
+    if on_path("bash").is_none() {
+        eprintln!("bash not installed: skipped");
+        return;
+    }
+    let dir = Scratch::new("complete-values");
+    let file = dir.0.join("gotofw.bash");
+    fs::write(&file, completion("bash")).unwrap();
+    // A file whose name a file-name completion would offer.
+    fs::write(dir.0.join("udp-turn.txt"), "").unwrap();
+    // `t WORD...` completes the last word as bash would and prints `[WORDS] -> REPLIES`.
+    let probe = r#"
+        source "$1"; cd "$2"
+        t() {
+            COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
+            _gotofw gotofw "${COMP_WORDS[$COMP_CWORD]}" "${COMP_WORDS[$COMP_CWORD - 1]}"
+            echo "$1:${COMPREPLY[*]}"
+        }
+        t 1 gotofw attach eth1 --scenario ''
+        t 2 gotofw attach eth1 --scenario udp
+        t 3 gotofw explain --scenario ''
+        t 4 gotofw set-scenario eth1 ''
+        t 5 gotofw set-scenario eth1 tcp
+        t 6 gotofw m
+        t 7 gotofw help ''
+    "#;
+    let out = Command::new("bash")
+        .args(["-c", probe, "probe"])
+        .arg(&file)
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let replies = |n: &str| -> Vec<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{n}:")))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let scenarios = ["no-restrictions", "udp-turn", "tcp-turn", "tcp-443"];
+    for n in ["1", "3"] {
+        assert_eq!(replies(n), scenarios, "{text}");
+    }
+    assert_eq!(replies("2"), ["udp-turn"], "{text}");
+    let names = replies("4");
+    for name in scenarios {
+        assert!(names.iter().any(|n| n == name), "set-scenario: {text}");
+    }
+    assert!(!names.iter().any(|n| n.contains(".txt")), "{text}");
+    assert_eq!(replies("5"), ["tcp-turn", "tcp-443"], "{text}");
+    assert_eq!(replies("6"), ["metrics"], "{text}");
+    let help = replies("7");
+    assert!(help.iter().any(|n| n == "attach"), "{text}");
+    assert!(!help.iter().any(|n| n == "man"), "{text}");
+}
+
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
 

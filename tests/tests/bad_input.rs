@@ -11,9 +11,8 @@
 //! other tests' programs running in parallel do not matter); and the filter still counts (an
 //! allowed probe comes back and the `turn-udp` counter moves).
 //!
-//! gotofw's own errors are exactly one line, `gotofw: error: ...`; clap's start `error:` and are
-//! followed by a usage hint. Either way the bad value (or the missing or conflicting option)
-//! must be named. No option asks for an address of one family only (`--network`,
+//! Every error is exactly one line, `gotofw: error: ...`, clap's included (gotofw renders them
+//! so), and names the bad value (or the missing or conflicting option). No option asks for an address of one family only (`--network`,
 //! `--dns-server`, `--ntp-server`, `[[rules]] networks` and `metrics --listen` take IPv4 and
 //! IPv6 alike), so there is no wrong-family case; IPv6 values appear among the malformed ones.
 
@@ -226,8 +225,8 @@ fn shell_words(args: &[&str]) -> String {
         .join(" ")
 }
 
-/// Exit code 2, nothing on standard output, and on standard error either exactly one line
-/// `gotofw: error: ...` or clap's error (`error: ...` and a usage hint), naming all of `names`.
+/// Exit code 2, nothing on standard output, and on standard error exactly one line
+/// `gotofw: error: ...` naming all of `names`.
 fn assert_bad_input(out: &Output, names: &[String], what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -242,22 +241,12 @@ fn assert_bad_input(out: &Output, names: &[String], what: &str) {
         String::from_utf8_lossy(&out.stdout)
     );
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let first = lines.first().copied().unwrap_or_default();
-    let named = if first.starts_with("gotofw: error:") {
-        assert_eq!(lines.len(), 1, "{what}: more than one line: {stderr:?}");
-        first.to_owned()
-    } else {
-        assert!(
-            first.starts_with("error:"),
-            "{what}: neither gotofw's error nor clap's: {stderr:?}"
-        );
-        // clap's message is everything before its usage hint.
-        stderr
-            .split("\nUsage:")
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    assert_eq!(lines.len(), 1, "{what}: not one line: {stderr:?}");
+    let named = lines[0];
+    assert!(
+        named.starts_with("gotofw: error: "),
+        "{what}: not gotofw's error: {named:?}"
+    );
     for name in names {
         assert!(
             named.contains(name.as_str()),
@@ -508,6 +497,31 @@ const ATTACH: &[(&str, &[&str])] = &[
     (
         "attach {wan} extra --scenario udp-turn --replace",
         &["'extra'"],
+    ),
+    // Settings that cannot take effect, and networks that never match or mean two things.
+    (
+        "attach {wan} --scenario udp-turn --no-allow dns --dns-server 192.0.2.53 --replace",
+        &["--dns-server '192.0.2.53'", "--no-allow dns"],
+    ),
+    (
+        "attach {wan} --scenario udp-turn --no-allow ntp --ntp-server 192.0.2.123 --replace",
+        &["--ntp-server '192.0.2.123'", "--no-allow ntp"],
+    ),
+    (
+        "attach {wan} --scenario udp-turn --turn-dst any --network 10.0.0.0/8 --replace",
+        &["--network '10.0.0.0/8'", "--turn-dst any"],
+    ),
+    (
+        "attach {wan} --scenario udp-turn --network ::ffff:68.64.0.0/116 --replace",
+        &["'::ffff:68.64.0.0/116'", "68.64.0.0/20"],
+    ),
+    (
+        "attach {wan} --scenario udp-turn --network 010.000.000.000/8 --replace",
+        &["'010.000.000.000/8'", "10.0.0.0/8"],
+    ),
+    (
+        "attach {wan} --scenario udp-turn --dns-server 192.0.2.053 --replace",
+        &["'192.0.2.053'", "192.0.2.53"],
     ),
     // A configuration file that is not there.
     (
@@ -790,6 +804,53 @@ const CONFIG: &[ConfigCase] = &[
         4,
         &["\"127.0.0.1:99999\""],
     ),
+    // Values of the wrong type, in words.
+    (
+        "[flows]\ntable_size = 1.5\n",
+        4,
+        &["table_size = 1.5", "whole number"],
+    ),
+    (
+        "[flows]\nudp_timeout = 99999999999999999999\n",
+        4,
+        &["udp_timeout = 99999999999999999999", "too large"],
+    ),
+    // Settings that cannot take effect under the file's own scenario and mode.
+    (
+        "[allow]\ndns = false\ndns_servers = [\"192.0.2.53\"]\n",
+        5,
+        &["dns_servers", "dns = false"],
+    ),
+    (
+        "[turn]\ndestination = \"any\"\nextra_networks = [\"10.0.0.0/8\"]\n",
+        5,
+        &["extra_networks", "destination = \"any\""],
+    ),
+    (
+        "[media]\nports = \"40000-40100\"\n",
+        4,
+        &["\"40000-40100\"", "no-restrictions"],
+    ),
+    (
+        "scenario = \"tcp-443\"\n[turn]\nextra_networks = [\"10.0.0.0/8\"]\n",
+        4,
+        &["extra_networks", "tcp-443"],
+    ),
+    (
+        "mode = \"stateless\"\n[flows]\nudp_timeout = 60\n",
+        5,
+        &["udp_timeout", "stateless"],
+    ),
+    (
+        "[turn]\nextra_networks = [\"::ffff:68.64.0.0/116\"]\n",
+        4,
+        &["'::ffff:68.64.0.0/116'", "68.64.0.0/20"],
+    ),
+    (
+        "[turn]\nextra_networks = [\"010.000.000.000/8\"]\n",
+        4,
+        &["'010.000.000.000/8'", "10.0.0.0/8"],
+    ),
     // Syntax, and a file without a scenario.
     ("scenario = \n", 2, &["quoted"]),
     // The toml crate says no more than "duplicate key": gotofw names the key.
@@ -1002,4 +1063,53 @@ fn operator_rules_refuse_bad_values_and_change_nothing() {
         vec!["'r64'", "64"],
     ));
     refuse_files(&lab, &baseline, &files);
+}
+
+/// `reload` of a file naming an interface that does not exist, after one that does: exit 2, and
+/// the one that exists is left as it was, without a filter and then with its own.
+#[test]
+fn reload_with_a_missing_interface_changes_nothing() {
+    if !require_root_or_skip("reload_with_a_missing_interface_changes_nothing") {
+        return;
+    }
+    let lab = Lab::new();
+    let missing = unique_name("gin");
+    let cfg = lab.dir.0.join("two.toml");
+    let file = |scenario: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "interfaces = [\"{}\", \"{missing}\"]\nscenario = \"{scenario}\"\n",
+                lab.wan()
+            ),
+        )
+        .unwrap();
+    };
+    let cfg_arg = cfg.to_string_lossy().into_owned();
+    // Detaches what a reload that fails this test attached anyway.
+    let _guard = Attached::new(lab.gotofw.clone(), lab.net.gw(), lab.wan());
+    file("udp-turn");
+    let out = lab.run(&["reload", "--config", &cfg_arg]);
+    assert_bad_input(
+        &out,
+        std::slice::from_ref(&missing),
+        "reload (no filter yet)",
+    );
+    let objects = filter_objects(lab.net.gw(), lab.wan());
+    assert!(
+        objects.pins.is_empty()
+            && objects.xdp.is_none()
+            && objects.tcx_egress.is_empty()
+            && objects.staging.is_empty(),
+        "reload attached to {} though it exited 2: {objects:?}",
+        lab.wan()
+    );
+    let (_attached, baseline) = lab.attach_previous();
+    file("tcp-443");
+    lab.refuse(
+        &baseline,
+        "reload --config {cfg}",
+        &[missing.as_str()],
+        &cfg,
+    );
 }

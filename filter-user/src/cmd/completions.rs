@@ -5,9 +5,18 @@ use crate::{
     cmd::print,
 };
 
-/// The completion script for `shell`.
+/// The completion script for `shell`, of the visible commands only: the generators offer
+/// hidden subcommands too, so the hidden `man` is left out of the command they are given.
 pub fn script(shell: clap_complete::Shell) -> String {
-    let mut cmd = cli::command();
+    let full = cli::command();
+    let mut cmd = clap::Command::new("gotofw")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "gotofw", &mut out);
     String::from_utf8_lossy(&out).into_owned()

@@ -101,7 +101,7 @@ pub fn plain(training: bool) -> String {
     }
     out.push_str(
         "*.NAME covers NAME and every name below it; a name without * covers itself only.\n\
-         -: the seed does not say.\n\
+         -: GoTo's document does not say.\n\
          Keep these domains out of TLS interception: signaling always runs over TCP 443.\n\
          `gotofw pac` writes a proxy.pac that routes them.\n",
     );

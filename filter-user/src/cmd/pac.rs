@@ -9,7 +9,7 @@ use std::{
     fmt::{self, Write as _},
     fs,
     net::{Ipv4Addr, Ipv6Addr},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context as _;
@@ -249,8 +249,59 @@ function FindProxyForURL(url, host) {
     out
 }
 
+/// Where `--output PATH` goes: PATH itself, or the file a symbolic link at PATH points to (the
+/// link stays a link, as whoever linked it there expects). Bad input (exit 2): PATH names a
+/// directory or no file, its directory does not exist, or it is a link to nothing.
+fn output_target(path: &Path) -> anyhow::Result<PathBuf> {
+    let bad = |reason: String| UsageError::BadOutput {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.file_name().is_none() {
+        return Err(
+            bad("names no file: give a file path such as /var/www/proxy.pac".to_owned()).into(),
+        );
+    }
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            return match fs::metadata(dir) {
+                Ok(m) if m.is_dir() => Ok(path.to_owned()),
+                Ok(_) => Err(bad(format!("is not in a directory: {} is not one", dir.display())).into()),
+                Err(_) => Err(bad(format!(
+                    "is in a directory that does not exist ({}): create it first, or write the PAC elsewhere",
+                    dir.display()
+                ))
+                .into()),
+            };
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("examining {}", path.display())));
+        }
+    };
+    let target = if meta.file_type().is_symlink() {
+        fs::canonicalize(path).map_err(|_| {
+            bad("is a symbolic link to a file in a directory that does not exist: point the link at a file in an existing directory, or remove it".to_owned())
+        })?
+    } else {
+        path.to_owned()
+    };
+    if target.is_dir() {
+        return Err(bad(format!(
+            "is a directory: name the file to write, e.g. {}",
+            path.join("proxy.pac").display()
+        ))
+        .into());
+    }
+    Ok(target)
+}
+
 /// Writes `text` to `path` through a temporary file in the same directory and a rename, so a
-/// web server never serves half a PAC.
+/// web server never serves half a PAC; a file replaced keeps its permissions.
 fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     let name = path
         .file_name()
@@ -260,7 +311,9 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
+    let permissions = fs::metadata(path).ok().map(|m| m.permissions());
     let result = fs::write(&tmp, text)
+        .and_then(|()| permissions.map_or(Ok(()), |p| fs::set_permissions(&tmp, p)))
         .and_then(|()| fs::rename(&tmp, path))
         .with_context(|| format!("writing {} failed", path.display()));
     if result.is_err() {
@@ -276,7 +329,7 @@ pub fn run(args: &PacArgs) -> anyhow::Result<()> {
     match &args.output {
         None => Ok(print(&text)?),
         Some(path) => {
-            write_atomically(path, &text)?;
+            write_atomically(&output_target(path)?, &text)?;
             Ok(print(&format!(
                 "wrote {}: {} GoTo domains go {}, other hosts {}\n",
                 path.display(),

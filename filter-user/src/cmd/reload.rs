@@ -5,16 +5,28 @@ use std::path::Path;
 
 use crate::{
     cli::ReloadArgs,
-    cmd::run::apply_one,
+    cmd::{attach::build_plan, run::apply_one},
     config::{self, DEFAULT_PATH, Overrides},
     system,
 };
 
-/// Runs the command.
+/// Runs the command. Everything is checked before anything changes: the file and every interface
+/// it names (a plan is built for each, rule set and capacity included, touching nothing), so bad
+/// input (exit 2) leaves every filter as it was.
 pub fn run(args: &ReloadArgs) -> anyhow::Result<()> {
     let path = args.config.as_deref().unwrap_or(Path::new(DEFAULT_PATH));
     let file = config::load(path)?;
     let resolved = config::resolve(Some(&file), &Overrides::default())?;
+    for iface in &resolved.interfaces {
+        build_plan(
+            iface,
+            &resolved.options,
+            resolved.mode,
+            resolved.xdp_mode,
+            false,
+        )
+        .map_err(|e| e.context(format!("reloading {iface}: nothing was changed")))?;
+    }
     system::require_capabilities()?;
     for iface in &resolved.interfaces {
         // One line per interface on standard error: attached, swapped, or kept as it was.

@@ -265,7 +265,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let mut out = String::new();
     if status.interfaces.is_empty() {
         out.push_str(
-            "no interface of this network namespace has a gotofw filter; attach one with `gotofw attach IFACE --scenario NAME --stateless`\n",
+            "no interface of this network namespace has a gotofw filter; attach one with `gotofw attach IFACE --scenario NAME` (stateful, the default)\n",
         );
     }
     for s in &status.interfaces {
