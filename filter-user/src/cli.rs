@@ -362,7 +362,11 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "NAME", value_parser = ScenarioParser)]
     pub scenario: Option<Scenario>,
 
-    #[command(flatten)]
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten, next_help_heading = "Rule-set options (with --scenario only)")]
     pub networks: RawNetworkArgs,
 
     /// IFACE PROTO ADDR:PORT: the interface whose attached filter answers, the protocol (tcp or
@@ -374,10 +378,6 @@ pub struct ExplainArgs {
     /// instead of by the flow the outbound packet opened.
     #[arg(long)]
     pub stateless: bool,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
