@@ -9,7 +9,7 @@
 use std::{
     collections::BTreeSet,
     fmt, fs,
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
     path::PathBuf,
     process::Output,
     time::Duration,
@@ -70,6 +70,23 @@ const fn tcp(ip: Ipv4Addr, port: u16) -> Dest {
     }
 }
 
+/// The internet side's IPv6 address on the shared link (the gateway's is `...::2`).
+const INET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 1);
+
+const fn tcp6(ip: Ipv6Addr, port: u16) -> Dest {
+    Dest {
+        proto: Proto::Tcp,
+        dst: SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0)),
+    }
+}
+
+const fn udp6(ip: Ipv6Addr, port: u16) -> Dest {
+    Dest {
+        proto: Proto::Udp,
+        dst: SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0)),
+    }
+}
+
 /// A directory for one test's files, removed on drop.
 struct TempDir(PathBuf);
 
@@ -99,6 +116,14 @@ struct Lab {
 impl Lab {
     fn new(dests: &[Dest]) -> Self {
         let net = WanLab::named(["gexg", "gexi", "gexw", "gexp"]).unwrap();
+        // IPv6 on the link too (no duplicate address detection, so it is usable at once).
+        for (ns, dev, addr) in [
+            (net.gw(), net.wan(), "2001:db8:77::2/64"),
+            (net.inet(), net.isp(), "2001:db8:77::1/64"),
+        ] {
+            ns.ip(["-6", "addr", "add", addr, "dev", dev, "nodad"])
+                .unwrap();
+        }
         let servers = dests
             .iter()
             .map(|&d| {
@@ -326,6 +351,8 @@ fn explain_iface_answers_from_the_attached_filter_and_its_operator_rules() {
         tcp(TURN_A, 80),
         udp(OUTSIDE, 45000),
         tcp(OUTSIDE, 3478),
+        tcp6(INET6, 443),
+        udp6(INET6, 3478),
     ];
     let lab = Lab::new(&dests);
     let config = lab.file(
@@ -392,12 +419,15 @@ fn explain_iface_follows_replaced_networks_and_allowances_in_stateless_mode() {
     let turn_a = tcp(TURN_A, 3478);
     let outside_turn = tcp(OUTSIDE, 3478);
     let dns = udp(INET_ADDR, 53);
+    let turn6 = tcp6(INET6, 3478);
     let dests = [
         turn_a,
         outside_turn,
         tcp(OUTSIDE, 443),
         udp(OUTSIDE, 3478),
         dns,
+        turn6,
+        tcp6(INET6, 3479),
     ];
     let lab = Lab::new(&dests);
     let options = [
@@ -405,6 +435,8 @@ fn explain_iface_follows_replaced_networks_and_allowances_in_stateless_mode() {
         "tcp-turn",
         "--network",
         "198.51.100.0/24",
+        "--network",
+        "2001:db8:77::/48",
         "--replace-networks",
         "--no-allow",
         "dns",
@@ -416,6 +448,7 @@ fn explain_iface_follows_replaced_networks_and_allowances_in_stateless_mode() {
     assert_eq!(by(turn_a).0, "block");
     assert_eq!(by(outside_turn), ("allow".into(), "turn-tcp".into()));
     assert_eq!(by(dns).0, "block");
+    assert_eq!(by(turn6), ("allow".into(), "turn-tcp".into()));
     // Without the options, the scenario allows the first and the DNS allowance the last.
     assert_eq!(
         verdict_of(&lab.explain_scenario("tcp-turn", &["--stateless"], turn_a)).0,
