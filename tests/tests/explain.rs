@@ -268,6 +268,19 @@ fn assert_explain_matches_the_filter(lab: &Lab, dests: &[Dest], stateful: bool) 
         let reply = e["reply"]["verdict"].as_str().unwrap();
         let reply_rule = e["reply"]["rule"].as_str().unwrap();
         let allowed = verdict == "allow" && reply == "allow";
+        // Operators often enter the namespace with `ip netns exec` (a private mount namespace):
+        // the same filter answers.
+        let dst = d.dst.to_string();
+        let bin = lab.gotofw.bin().to_string_lossy().into_owned();
+        let args = ["explain", lab.wan(), d.proto(), &dst, "--json"];
+        let out = lab.net.gw().ip_netns_exec(&bin, args).unwrap();
+        let via_ip: Value = serde_json::from_str(&expect_success(&out, "ip netns exec: explain"))
+            .unwrap_or_else(|err| panic!("{d}: ip netns exec explain --json: {err}"));
+        if via_ip != e {
+            wrong.push(format!(
+                "{d}: through ip netns exec {via_ip}, through nsenter {e}"
+            ));
+        }
         let text = lab.explain_text(d);
         let head = text.lines().next().unwrap_or_default();
         let word = if allowed { "allow" } else { "block" };
