@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     kernel::XdpModeArg,
-    scenario::{Protocol, RawNetworkArgs, Scenario},
+    scenario::{RawNetworkArgs, Scenario},
 };
 
 /// gotofw: the GoTo meeting firewall scenarios, enforced in XDP on a gateway's WAN interface.
@@ -102,9 +102,14 @@ pub enum Command {
     /// Remove the filter from an interface: program, link and pins.
     #[command(after_help = "EXAMPLES:\n  gotofw detach eth1")]
     Detach(DetachArgs),
-    /// Show which rule decides a connection to ADDR:PORT, and its reply, without attaching.
+    /// Show which rule decides a connection to ADDR:PORT, and its reply.
+    ///
+    /// With IFACE: the rules of the filter attached to IFACE (its scenario, options, operator
+    /// rules and mode), read from its pinned maps, so the verdict is the one that filter takes.
+    /// With --scenario instead: a rule set built from the command line, without attaching.
     #[command(
-        after_help = "EXAMPLES:\n  gotofw explain --scenario udp-turn udp 68.64.0.10:3478\n  gotofw explain --scenario udp-turn udp 203.0.113.10:3478 --json\n  gotofw explain --scenario tcp-443 tcp [2001:db8::1]:443"
+        override_usage = "gotofw explain IFACE PROTO ADDR:PORT [--json]\n       gotofw explain --scenario NAME [network options] [--stateless] PROTO ADDR:PORT [--json]",
+        after_help = "EXAMPLES:\n  gotofw explain eth1 udp 68.64.0.10:3478\n  gotofw explain eth1 tcp [2001:db8::1]:443 --json\n  gotofw explain --scenario udp-turn udp 68.64.0.10:3478\n  gotofw explain --scenario udp-turn udp 203.0.113.10:3478 --json\n  gotofw explain --scenario tcp-443 --stateless tcp [2001:db8::1]:443"
     )]
     Explain(ExplainArgs),
     /// List the DNS domains GoTo needs: use, protocols, and whose networks they point to.
@@ -353,29 +358,26 @@ pub struct DetachArgs {
 /// `gotofw explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The scenario to evaluate.
+    /// Evaluate this scenario, built from the command line, instead of an attached filter.
     #[arg(long, value_name = "NAME", value_parser = ScenarioParser)]
-    pub scenario: Scenario,
-
-    #[command(flatten)]
-    pub networks: RawNetworkArgs,
-
-    /// Transport protocol of the connection.
-    #[arg(value_enum, value_name = "PROTO")]
-    pub protocol: Protocol,
-
-    /// Remote end of the connection, ADDR:PORT (IPv6 as [ADDR]:PORT).
-    #[arg(value_name = "ADDR:PORT")]
-    pub destination: String,
-
-    /// Judge the reply as stateless mode does (by its source port and network) instead of by
-    /// the flow the outbound packet opened.
-    #[arg(long)]
-    pub stateless: bool,
+    pub scenario: Option<Scenario>,
 
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten, next_help_heading = "Rule-set options (with --scenario only)")]
+    pub networks: RawNetworkArgs,
+
+    /// IFACE PROTO ADDR:PORT: the interface whose attached filter answers, the protocol (tcp or
+    /// udp) and the remote end (IPv6 as [ADDR]:PORT). With --scenario: PROTO ADDR:PORT.
+    #[arg(value_names = ["IFACE|PROTO", "PROTO|ADDR:PORT", "ADDR:PORT"], required = true, num_args = 2..=3)]
+    pub target: Vec<String>,
+
+    /// With --scenario: judge the reply as stateless mode does (by its source port and network)
+    /// instead of by the flow the outbound packet opened.
+    #[arg(long)]
+    pub stateless: bool,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {

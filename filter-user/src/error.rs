@@ -163,6 +163,44 @@ pub enum UsageError {
     )]
     BadDestination(String),
 
+    /// `explain` given a protocol it does not know.
+    #[error("'{0}' is not a protocol explain knows: use tcp or udp")]
+    BadProtocol(String),
+
+    /// `explain` without a rule set to ask: neither an interface nor `--scenario`.
+    #[error(
+        "`gotofw explain {0}`: give IFACE PROTO ADDR:PORT to ask the filter attached to IFACE, or --scenario NAME PROTO ADDR:PORT to ask a scenario without attaching"
+    )]
+    ExplainWhat(String),
+
+    /// `explain` given both an interface and `--scenario`.
+    #[error(
+        "`gotofw explain {iface}` and --scenario {scenario} are two rule sets: drop --scenario to ask the filter attached to {iface}, or drop {iface} to ask the scenario"
+    )]
+    ExplainBoth {
+        /// The interface.
+        iface: String,
+        /// The scenario.
+        scenario: Scenario,
+    },
+
+    /// `explain IFACE` with an option that builds a rule set of its own.
+    #[error(
+        "{flag} applies to `explain --scenario`: the filter attached to {iface} is explained with the options it was attached with (`gotofw status {iface}` lists its rules); drop {flag}"
+    )]
+    ExplainOptionUnused {
+        /// The option.
+        flag: &'static str,
+        /// The interface.
+        iface: String,
+    },
+
+    /// `explain IFACE` where IFACE has no filter.
+    #[error(
+        "interface {0} has no gotofw filter to explain: attach one (gotofw attach {0} --scenario NAME), or ask a scenario without attaching (gotofw explain --scenario NAME PROTO ADDR:PORT)"
+    )]
+    NothingToExplain(String),
+
     /// A proxy address that is not HOST:PORT.
     #[error(
         "{flag} '{value}' is not a proxy address: {reason}; write HOST:PORT such as proxy.example:3128 or [2001:db8::1]:3128"

@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod link_type;
 pub mod metrics;
 pub mod operator;
+pub mod pinned;
 pub mod scenario;
 pub mod slots;
 pub mod system;

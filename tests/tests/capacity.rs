@@ -406,6 +406,15 @@ fn a_thousand_network_options() {
         args.extend(["udp", dst.as_str(), "--json"]);
         let out: Value = serde_json::from_str(&lab.run_ok(&args)).unwrap();
         assert_eq!(out["verdict"], verdict, "{dst}: {out}");
+        // And the attached filter, asked through its pinned maps, says the same.
+        let args = ["explain", lab.wan(), "udp", dst.as_str(), "--json"];
+        let out: Value = serde_json::from_str(&lab.run_ok(&args)).unwrap();
+        assert_eq!(
+            out["verdict"],
+            verdict,
+            "explain {}: {dst}: {out}",
+            lab.wan()
+        );
     }
     drop(guard);
 }

@@ -888,6 +888,7 @@ fn missing_capabilities_are_named_and_change_nothing() {
             &["detach", lab.wan()],
             &["status", lab.wan(), "--json"],
             &["flows", lab.wan()],
+            &["explain", lab.wan(), "udp", "68.64.0.10:3478"],
         ] {
             let mut args = vec!["--inh-caps=-all", &bounding, &bin];
             args.extend_from_slice(command);

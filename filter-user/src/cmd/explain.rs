@@ -1,8 +1,10 @@
-//! `gotofw explain`: runs the classifier the kernel runs, on the host, for one connection.
+//! `gotofw explain`: runs the classifier the kernel runs, on the host, for one connection: over
+//! the pinned maps of the filter attached to an interface (`explain IFACE ...`), or over a rule
+//! set built from the command line (`explain --scenario NAME ...`).
 
 use std::net::SocketAddr;
 
-use filter_common::{Direction, FragKey, classify};
+use filter_common::{Direction, FragKey, MODE_STATEFUL, Tables, classify};
 use serde::Serialize;
 
 use crate::{
@@ -10,9 +12,11 @@ use crate::{
     cmd::{json, print},
     compile::{Compiled, FlowLimits, Mode},
     error::UsageError,
-    frame,
-    scenario::{Options, Protocol},
+    frame, kernel,
+    pinned::PinnedMaps,
+    scenario::{Options, Protocol, RawNetworkArgs, Scenario},
     slots::slot_name,
+    system,
 };
 
 /// Local end used for the explained connection (documentation addresses).
@@ -31,6 +35,9 @@ pub struct Verdict {
 /// `explain --json`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Explanation {
+    /// The interface whose attached filter answered (`explain IFACE`); absent with `--scenario`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     /// Scenario evaluated.
     pub scenario: String,
     /// Mode whose reply handling is shown.
@@ -39,7 +46,7 @@ pub struct Explanation {
     pub protocol: Protocol,
     /// The remote end.
     pub destination: String,
-    /// Outbound verdict, as the scenario's rules are written.
+    /// Outbound verdict, as the rules are written.
     pub verdict: &'static str,
     /// The rule that decided the outbound packet.
     pub rule: String,
@@ -55,8 +62,107 @@ fn parse_destination(text: &str) -> Result<SocketAddr, UsageError> {
     }
 }
 
-/// Classifies the connection's first packet and its reply: in stateful mode the outbound packet
-/// opens a flow (when allowed) that the reply then belongs to.
+fn parse_protocol(text: &str) -> Result<Protocol, UsageError> {
+    <Protocol as clap::ValueEnum>::from_str(text, false)
+        .map_err(|_| UsageError::BadProtocol(text.to_owned()))
+}
+
+/// Which rule set answers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// The filter attached to this interface (or pin key).
+    Attached(&'a str),
+    /// A scenario built from the command line.
+    Scenario(Scenario),
+}
+
+/// What `explain` was asked: the rule set, the protocol and the remote end.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Question<'a> {
+    /// The rule set.
+    pub source: Source<'a>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The remote end.
+    pub destination: SocketAddr,
+}
+
+/// The first option given that builds a rule set of its own (meaningful with `--scenario` only).
+fn rule_set_option(networks: &RawNetworkArgs, stateless: bool) -> Option<&'static str> {
+    [
+        (stateless, "--stateless"),
+        (networks.turn_dst.is_some(), "--turn-dst"),
+        (!networks.network.is_empty(), "--network"),
+        (networks.replace_networks, "--replace-networks"),
+        (!networks.no_allow.is_empty(), "--no-allow"),
+        (!networks.dns_server.is_empty(), "--dns-server"),
+        (!networks.ntp_server.is_empty(), "--ntp-server"),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag))
+}
+
+/// Tells `explain IFACE PROTO ADDR:PORT` from `explain --scenario NAME PROTO ADDR:PORT`, and
+/// checks the protocol and the destination.
+pub fn question(args: &ExplainArgs) -> Result<Question<'_>, UsageError> {
+    let (source, proto, dst) = match (args.scenario, args.target.as_slice()) {
+        (Some(scenario), [proto, dst]) => (Source::Scenario(scenario), proto, dst),
+        (Some(scenario), [iface, _, _]) => {
+            return Err(UsageError::ExplainBoth {
+                iface: iface.clone(),
+                scenario,
+            });
+        }
+        (None, [iface, proto, dst]) => {
+            if let Some(flag) = rule_set_option(&args.networks, args.stateless) {
+                return Err(UsageError::ExplainOptionUnused {
+                    flag,
+                    iface: iface.clone(),
+                });
+            }
+            (Source::Attached(iface.as_str()), proto, dst)
+        }
+        (_, other) => return Err(UsageError::ExplainWhat(other.join(" "))),
+    };
+    Ok(Question {
+        source,
+        protocol: parse_protocol(proto)?,
+        destination: parse_destination(dst)?,
+    })
+}
+
+/// Classifies the connection's first packet (WAN egress) and its reply (WAN ingress) under
+/// `tables`, whose rules are named `names` in match order. In stateful mode the outbound packet
+/// opens a flow (when allowed) in the tables' flow table, which the reply then belongs to.
+fn connection<T: Tables, S: AsRef<str>>(
+    tables: &T,
+    names: &[S],
+    protocol: Protocol,
+    dst: SocketAddr,
+) -> (Verdict, Verdict) {
+    let local: SocketAddr = if dst.is_ipv4() { LOCAL_V4 } else { LOCAL_V6 }
+        .parse()
+        .expect("valid built-in address");
+    let judge = |src, dst, direction| {
+        let bytes = frame::packet(protocol, src, dst);
+        let d = classify(
+            bytes.as_slice(),
+            tables,
+            direction,
+            &mut std::mem::MaybeUninit::<FragKey>::uninit(),
+        )
+        .decision;
+        Verdict {
+            verdict: if d.passes() { "allow" } else { "block" },
+            rule: slot_name(names, d.slot),
+        }
+    };
+    let out = judge(local, dst, Direction::Egress);
+    let reply = judge(dst, local, Direction::Ingress);
+    (out, reply)
+}
+
+/// Explains a connection under a rule set built from `options` (`explain --scenario`).
 pub fn explain(
     options: &Options,
     stateless: bool,
@@ -71,27 +177,9 @@ pub fn explain(
         Mode::Stateful(FlowLimits::default())
     };
     let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
-    let tables = compiled.tables();
-    let local: SocketAddr = if dst.is_ipv4() { LOCAL_V4 } else { LOCAL_V6 }
-        .parse()
-        .expect("valid built-in address");
-    let judge = |src, dst, direction| {
-        let bytes = frame::packet(protocol, src, dst);
-        let d = classify(
-            bytes.as_slice(),
-            &tables,
-            direction,
-            &mut std::mem::MaybeUninit::<FragKey>::uninit(),
-        )
-        .decision;
-        Verdict {
-            verdict: if d.passes() { "allow" } else { "block" },
-            rule: slot_name(&names, d.slot),
-        }
-    };
-    let out = judge(local, dst, Direction::Egress);
-    let reply = judge(dst, local, Direction::Ingress);
+    let (out, reply) = connection(&compiled.tables(), &names, protocol, dst);
     Ok(Explanation {
+        interface: None,
         scenario: options.scenario.name().to_owned(),
         mode: mode.name(),
         protocol,
@@ -102,31 +190,80 @@ pub fn explain(
     })
 }
 
+/// Explains a connection under the filter attached to `iface` (an interface name or a
+/// `NAME:NETNS` pin key): its pinned port array, configuration (mode included) and prefix
+/// tries, and the rule names of its stored record.
+pub fn explain_attached(
+    iface: &str,
+    protocol: Protocol,
+    dst: SocketAddr,
+) -> anyhow::Result<Explanation> {
+    let attached = kernel::read_attached(iface).map_err(|e| {
+        if matches!(e.downcast_ref(), Some(UsageError::NotAttached(_))) {
+            UsageError::NothingToExplain(iface.to_owned()).into()
+        } else {
+            e
+        }
+    })?;
+    let maps = PinnedMaps::open(&attached)?;
+    let no_rules = Compiled::default();
+    let names: Vec<&str> = attached
+        .meta
+        .rules
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let (out, reply) = connection(&maps.tables(no_rules.tables()), &names, protocol, dst);
+    maps.check()?;
+    Ok(Explanation {
+        interface: Some(attached.meta.interface.clone()),
+        scenario: attached.meta.scenario.clone(),
+        mode: if maps.config().mode == MODE_STATEFUL {
+            "stateful"
+        } else {
+            "stateless"
+        },
+        protocol,
+        destination: dst.to_string(),
+        verdict: out.verdict,
+        rule: out.rule,
+        reply,
+    })
+}
+
 /// Runs the command.
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
-    let options = Options::from_raw(&args.networks, args.scenario)?;
-    let dst = parse_destination(&args.destination)?;
-    let e = explain(&options, args.stateless, args.protocol, dst)?;
+    let q = question(args)?;
+    let e = match q.source {
+        Source::Scenario(scenario) => {
+            let options = Options::from_raw(&args.networks, scenario)?;
+            explain(&options, args.stateless, q.protocol, q.destination)?
+        }
+        Source::Attached(iface) => {
+            system::require_capabilities()?;
+            explain_attached(iface, q.protocol, q.destination)?
+        }
+    };
     if args.json {
         return Ok(print(&json(&e)?)?);
     }
-    let how = if args.stateless {
+    let how = if e.mode == "stateless" {
         "stateless mode: matched by its source port and network"
     } else if e.reply.verdict == "allow" {
         "stateful mode: it belongs to the flow the outbound packet opened"
     } else {
         "stateful mode: no flow admits it"
     };
+    let under = match &e.interface {
+        Some(iface) => format!(
+            "through the filter of {iface} (scenario {}, {} mode)",
+            e.scenario, e.mode
+        ),
+        None => format!("under scenario {}", e.scenario),
+    };
     print(&format!(
-        "{} {} under scenario {}: {}\n  outbound  {:<5}  by {}\n  reply     {:<5}  by {} ({how})\n",
-        e.protocol,
-        e.destination,
-        e.scenario,
-        e.verdict,
-        e.verdict,
-        e.rule,
-        e.reply.verdict,
-        e.reply.rule,
+        "{} {} {under}: {}\n  outbound  {:<5}  by {}\n  reply     {:<5}  by {} ({how})\n",
+        e.protocol, e.destination, e.verdict, e.verdict, e.rule, e.reply.verdict, e.reply.rule,
     ))?;
     Ok(())
 }
@@ -189,6 +326,60 @@ mod tests {
         any.turn_dst = TurnDst::Any;
         let e = explain(&any, false, Udp, "203.0.113.10:3478".parse().unwrap()).unwrap();
         assert_eq!((e.verdict, e.rule.as_str()), ("allow", "turn-udp"));
+    }
+
+    fn args(line: &str) -> ExplainArgs {
+        use clap::Parser as _;
+        let words = ["gotofw", "explain"]
+            .into_iter()
+            .chain(line.split_whitespace());
+        match crate::cli::Cli::try_parse_from(words).unwrap().command {
+            crate::cli::Command::Explain(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_two_forms_are_told_apart() {
+        let a = args("eth1 udp 68.64.0.10:3478 --json");
+        let q = question(&a).unwrap();
+        assert_eq!(q.source, Source::Attached("eth1"));
+        assert_eq!(q.protocol, Protocol::Udp);
+        assert_eq!(q.destination, "68.64.0.10:3478".parse().unwrap());
+        let a = args("--scenario tcp-443 tcp [2001:db8::1]:443");
+        let q = question(&a).unwrap();
+        assert_eq!(q.source, Source::Scenario(Scenario::Tcp443));
+        assert_eq!(q.protocol, Protocol::Tcp);
+        // An interface may be called tcp: the count of values decides, not their spelling.
+        let a = args("tcp udp 68.64.0.10:3478");
+        assert_eq!(question(&a).unwrap().source, Source::Attached("tcp"));
+    }
+
+    #[test]
+    fn a_question_without_one_rule_set_is_refused() {
+        for (line, want) in [
+            ("udp 68.64.0.10:3478", "IFACE PROTO ADDR:PORT"),
+            ("eth1 udp", "`gotofw explain eth1 udp`"),
+            (
+                "--scenario udp-turn eth1 udp 68.64.0.10:3478",
+                "drop --scenario",
+            ),
+            ("eth1 udp 68.64.0.10:3478 --stateless", "drop --stateless"),
+            (
+                "eth1 udp 68.64.0.10:3478 --network 198.51.100.0/24",
+                "drop --network",
+            ),
+            ("eth1 udp 68.64.0.10:3478 --no-allow dns", "drop --no-allow"),
+            ("eth1 udp 68.64.0.10:3478 --turn-dst any", "drop --turn-dst"),
+            ("eth1 icmp 68.64.0.10:3478", "'icmp'"),
+            ("eth1 udp 68.64.0.10", "'68.64.0.10'"),
+            ("--scenario udp-turn sctp 68.64.0.10:1", "'sctp'"),
+        ] {
+            let a = args(line);
+            let err = question(&a).unwrap_err().to_string();
+            assert!(err.contains(want), "{line}: {err}");
+            assert!(!err.contains('\n'), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -44,8 +44,12 @@ pub struct Flow {
     pub local: String,
     /// Remote address and port.
     pub remote: String,
-    /// The rule it belongs to (the one that allowed its outbound packets).
-    pub rule: String,
+    /// The rule it belongs to (the one that allowed its outbound packets); null for a flow of
+    /// an earlier rule set, whose rule the current record does not name.
+    pub rule: Option<String>,
+    /// Opened (or last judged) under an earlier rule set (`set-scenario`, `attach --replace`,
+    /// `reload`): its next packet is checked against the current rules, which keep or stop it.
+    pub earlier_rule_set: bool,
     /// `udp`, `syn-sent`, `established` or `closing`.
     pub state: &'static str,
     /// Seconds since it was opened.
@@ -95,11 +99,10 @@ fn flow(e: &FlowEntry, names: &[String], now: u64) -> Flow {
         protocol: if proto == ipproto::TCP { "tcp" } else { "udp" },
         local: endpoint(addr(local, family), local_port),
         remote: endpoint(addr(remote, family), remote_port),
-        rule: if e.current {
-            slot_name(names, filter_common::rule_slot(v.rule))
-        } else {
-            "(earlier rule set: rechecked at its next packet)".to_owned()
-        },
+        rule: e
+            .current
+            .then(|| slot_name(names, filter_common::rule_slot(v.rule))),
+        earlier_rule_set: !e.current,
         state: match v.state {
             flow_state::UDP => "udp",
             flow_state::TCP_SYN_SENT => "syn-sent",
@@ -151,7 +154,7 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
         });
     }
     Ok(Flows {
-        version: 1,
+        version: 2,
         interfaces,
     })
 }
@@ -181,7 +184,9 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
                 f.protocol.to_owned(),
                 f.local.clone(),
                 f.remote.clone(),
-                f.rule.clone(),
+                f.rule.clone().unwrap_or_else(|| {
+                    "(earlier rule set: rechecked at its next packet)".to_owned()
+                }),
                 if f.alive {
                     f.state.to_owned()
                 } else {
@@ -196,4 +201,42 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
         out.push_str(&table(&rows));
     }
     Ok(print(&out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use filter_common::flow_new;
+
+    use super::*;
+
+    fn entry(current: bool) -> FlowEntry {
+        FlowEntry {
+            key: FlowKey {
+                remote: [68, 64, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                local: [203, 0, 113, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                remote_port: 3478,
+                local_port: 50_000,
+                proto: ipproto::UDP,
+                family: 4,
+                _pad: [0; 2],
+            },
+            value: flow_new(1, 7, ipproto::UDP, 0, 1_000_000_000, 60),
+            alive: true,
+            current,
+        }
+    }
+
+    /// `rule` is a rule name or null, never a sentence; `earlier_rule_set` says which.
+    #[test]
+    fn a_flow_of_an_earlier_rule_set_has_no_rule_name() {
+        let names = ["https".to_owned(), "turn-udp".to_owned()];
+        let now = 3_000_000_000;
+        let current = serde_json::to_value(flow(&entry(true), &names, now)).unwrap();
+        assert_eq!(current["rule"], "turn-udp", "{current}");
+        assert_eq!(current["earlier_rule_set"], false, "{current}");
+        assert_eq!(current["remote"], "68.64.0.10:3478", "{current}");
+        let earlier = serde_json::to_value(flow(&entry(false), &names, now)).unwrap();
+        assert!(earlier["rule"].is_null(), "{earlier}");
+        assert_eq!(earlier["earlier_rule_set"], true, "{earlier}");
+    }
 }
