@@ -34,9 +34,9 @@ use crate::{
 };
 
 /// Name of the XDP program in the object.
-const PROGRAM: &str = "gotofw_ingress";
+pub(crate) const PROGRAM: &str = "gotofw_ingress";
 /// Name of the TC egress program in the object (stateful mode).
-const EGRESS_PROGRAM: &str = "gotofw_egress";
+pub(crate) const EGRESS_PROGRAM: &str = "gotofw_egress";
 /// The object's maps, pinned under these file names (lower case).
 const MAPS: [&str; 11] = [
     "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META", "LOG",
@@ -49,16 +49,16 @@ const MAPS: [&str; 11] = [
 const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
 const LOG_TC_PROGRAM: &str = "gotofw_log_tc";
 /// File name of the XDP link pin.
-const LINK_PIN: &str = "link";
+pub(crate) const LINK_PIN: &str = "link";
 /// File name of the tcx egress link pin (stateful mode, tcx).
-const TC_LINK_PIN: &str = "tc_link";
+pub(crate) const TC_LINK_PIN: &str = "tc_link";
 /// File name of the egress program's pin (stateful mode, clsact: a netlink filter has no link to
 /// pin, and the program is what a roll-back puts back).
-const EGRESS_PROG_PIN: &str = "egress_prog";
+pub(crate) const EGRESS_PROG_PIN: &str = "egress_prog";
 /// Priority and handle of gotofw's clsact egress filter: fixed, so that any later command finds
 /// it without a record.
-const CLSACT_PRIORITY: u16 = 0xc0f0;
-const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xf0);
+pub(crate) const CLSACT_PRIORITY: u16 = 0xc0f0;
+pub(crate) const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xf0);
 
 /// Which hook carries the egress program in stateful mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -400,7 +400,7 @@ fn fault_point(stage: &str) {
 }
 
 /// Staging pin directories of pin key `key` (`KEY@...`).
-fn stale_dirs(key: &str) -> Vec<PathBuf> {
+pub(crate) fn stale_dirs(key: &str) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(PIN_STAGING) else {
         return Vec::new();
     };
@@ -413,7 +413,7 @@ fn stale_dirs(key: &str) -> Vec<PathBuf> {
 }
 
 /// The rule set's configuration pinned in `dir`.
-fn pinned_config(dir: &Path) -> anyhow::Result<filter_common::Config> {
+pub(crate) fn pinned_config(dir: &Path) -> anyhow::Result<filter_common::Config> {
     let data = MapData::from_pin(dir.join("config"))
         .with_context(|| format!("opening {}/config", dir.display()))?;
     let map: Array<_, filter_common::Config> = Array::try_from(aya::maps::Map::Array(data))?;
@@ -659,11 +659,18 @@ pub fn attach_with(
     let plan = &plan()?;
     recover(&key)?;
     let final_dir = system::key_dir(&key);
-    let exists = final_dir.exists();
+    // A filter that does not filter (severed, its interface re-created...) is repaired: it goes,
+    // once the new rule set is loaded, and the new one is attached anew.
+    let broken = if final_dir.exists() {
+        broken_filter(&final_dir, &key)?
+    } else {
+        None
+    };
+    let exists = final_dir.exists() && broken.is_none();
     if exists && !plan.replace {
         return Err(UsageError::AlreadyAttached(plan.iface.clone()).into());
     }
-    if !exists && plan.replace {
+    if !exists && plan.replace && broken.is_none() {
         return Err(UsageError::NothingToReplace(plan.iface.clone()).into());
     }
     let mut meta = plan.meta.clone();
@@ -710,6 +717,18 @@ pub fn attach_with(
         stateful || previous.tc.is_some(),
     )?;
     previous.install(&mut ebpf)?;
+    if let Some(health) = &broken {
+        let clsact = (pinned_hook(&final_dir) == Some(EgressHook::Clsact))
+            .then(|| local_interface(&final_dir, &key))
+            .flatten();
+        remove_pins(&final_dir, clsact.as_deref())
+            .context("removing the filter that was not filtering")?;
+        eprintln!(
+            "gotofw: note: {}: its filter was not filtering ({}): removed it and attaching anew (counters and flows restart)",
+            plan.iface,
+            health.text()
+        );
+    }
     let pid = std::process::id();
     let tmp = Path::new(PIN_STAGING).join(format!("{key}@new-{pid}"));
     let result = stage_and_arm(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
@@ -1123,6 +1142,12 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         })?),
         _ => None,
     };
+    remove_pins(&dir, clsact.as_deref())
+}
+
+/// Removes the filter pinned in `dir`: its links first (the interface stops filtering), the
+/// clsact egress filter of interface `clsact` if given, then the maps.
+fn remove_pins(dir: &Path, clsact: Option<&str>) -> anyhow::Result<()> {
     for pin in [LINK_PIN, TC_LINK_PIN] {
         let link_path = dir.join(pin);
         if link_path.exists() {
@@ -1133,10 +1158,17 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         }
     }
     if let Some(name) = clsact {
-        remove_clsact(&name);
+        remove_clsact(name);
     }
-    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(())
+}
+
+/// The state of the filter pinned in `dir` (pin key `key`, of this network namespace) when it
+/// is not filtering: an attach then treats it as absent, removes it and attaches anew.
+fn broken_filter(dir: &Path, key: &str) -> anyhow::Result<Option<crate::liveness::Health>> {
+    let health = crate::liveness::check(dir, key, &pinned_meta(dir)?);
+    Ok((!health.filtering()).then_some(health))
 }
 
 /// Pin keys of every gotofw filter on this bpffs, any namespace.

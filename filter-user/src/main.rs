@@ -6,7 +6,7 @@ use clap::Parser as _;
 use filter_user::{
     cli::{Cli, Command},
     cmd,
-    error::{EXIT_FAILURE, EXIT_USAGE, UsageError},
+    error::{EXIT_FAILURE, EXIT_NOT_FILTERING, EXIT_USAGE, NotFiltering, UsageError},
 };
 
 fn main() -> ExitCode {
@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = if err.downcast_ref::<UsageError>().is_some() {
                 EXIT_USAGE
+            } else if err.downcast_ref::<NotFiltering>().is_some() {
+                EXIT_NOT_FILTERING
             } else {
                 EXIT_FAILURE
             };
