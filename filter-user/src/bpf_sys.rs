@@ -12,7 +12,7 @@ use std::{
     path::Path,
 };
 
-use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
+use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
 
 fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a valid, fully initialised `bpf_attr` of the size passed; the kernel
@@ -96,4 +96,42 @@ pub fn link_info(link: BorrowedFd<'_>) -> io::Result<LinkTarget> {
         ifindex,
         xdp,
     })
+}
+
+/// The XDP attach type (`BPF_XDP`), for [`link_create`].
+pub const ATTACH_XDP: bpf_attach_type = bpf_attach_type::BPF_XDP;
+/// The tcx egress attach type (`BPF_TCX_EGRESS`), for [`link_create`].
+pub const ATTACH_TCX_EGRESS: bpf_attach_type = bpf_attach_type::BPF_TCX_EGRESS;
+
+/// Attaches program `program` to interface `ifindex` with a new link (`BPF_LINK_CREATE`):
+/// `ATTACH_XDP` with the XDP mode in `flags`, or `ATTACH_TCX_EGRESS` (appended after the
+/// interface's other tcx programs).
+pub fn link_create(
+    program: BorrowedFd<'_>,
+    ifindex: u32,
+    attach_type: bpf_attach_type,
+    flags: u32,
+) -> io::Result<OwnedFd> {
+    // SAFETY: all-zero is a valid `bpf_attr` (a union of plain integers).
+    let mut attr: bpf_attr = unsafe { mem::zeroed() };
+    attr.link_create.__bindgen_anon_1.prog_fd =
+        u32::try_from(program.as_raw_fd()).map_err(|_| io::Error::other("negative descriptor"))?;
+    attr.link_create.__bindgen_anon_2.target_ifindex = ifindex;
+    attr.link_create.attach_type = attach_type as u32;
+    attr.link_create.flags = flags;
+    let fd = sys_bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("BPF_LINK_CREATE: no descriptor"))?;
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Pins the object `fd` at `path` (`BPF_OBJ_PIN`).
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: all-zero is a valid `bpf_attr` (a union of plain integers).
+    let mut attr: bpf_attr = unsafe { mem::zeroed() };
+    attr.__bindgen_anon_4.pathname = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.bpf_fd =
+        u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::other("negative descriptor"))?;
+    sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr).map(drop)
 }

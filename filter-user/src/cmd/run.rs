@@ -243,7 +243,22 @@ fn repair(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
         "{iface}: interface is here (ifindex {ifindex}), its filter is {}: attaching anew",
         health.text()
     ));
-    apply_one(resolved, iface)
+    // The pinned rule set's programs are verified already: new links for them take
+    // milliseconds. When that cannot be done, a full attach of the file's rule set.
+    match kernel::reattach(iface) {
+        Ok(_) => {
+            log(&format!(
+                "{iface}: attached anew (the pinned rule set on ifindex {ifindex}; counters and flows go on)"
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            log(&format!(
+                "{iface}: re-linking the pinned rule set failed ({e:#}): attaching the file's anew"
+            ));
+            apply_one(resolved, iface)
+        }
+    }
 }
 
 /// Starts, moves or stops the metrics endpoint to match `listen`.
