@@ -1243,14 +1243,19 @@ pub fn reattach(iface: &str) -> anyhow::Result<Option<crate::liveness::Health>> 
                     ..NlOptions::default()
                 }),
             )
-            .with_context(|| format!("attaching the egress program to {iface} as a clsact filter"))?;
+            .with_context(|| {
+                format!("attaching the egress program to {iface} as a clsact filter")
+            })?;
         std::mem::forget(program.take_link(id)?);
     }
     meta.ifindex = ifindex;
     store_pinned_meta(&dir, &meta)?;
     let now = crate::liveness::check(&dir, &key, &meta);
     if !now.filtering() {
-        return Err(anyhow!("{iface}: still not filtering after re-attaching: {}", now.text()));
+        return Err(anyhow!(
+            "{iface}: still not filtering after re-attaching: {}",
+            now.text()
+        ));
     }
     Ok(Some(health))
 }

@@ -195,7 +195,9 @@ fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<He
                 .map(|f| f.prog_id)
         });
         return match (ours_there, pinned) {
-            (Some(Some(id)), Ok(pinned)) if id == pinned || ours.runs(id, kernel::EGRESS_PROGRAM) => {
+            (Some(Some(id)), Ok(pinned))
+                if id == pinned || ours.runs(id, kernel::EGRESS_PROGRAM) =>
+            {
                 None
             }
             (Some(id), _) => Some(Health::broken(

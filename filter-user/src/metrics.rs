@@ -122,7 +122,12 @@ impl Collector for Snapshot {
         let mut filtering: Vec<(Labels<'_>, u64)> = self
             .interfaces
             .iter()
-            .map(|s| (vec![("interface", s.interface.as_str())], u64::from(s.filtering)))
+            .map(|s| {
+                (
+                    vec![("interface", s.interface.as_str())],
+                    u64::from(s.filtering),
+                )
+            })
             .collect();
         filtering.extend(
             self.missing

@@ -387,7 +387,11 @@ mod tests {
         payload.extend(attr(TCA_KIND, b"bpf\0"));
         payload.extend(attr(
             TCA_OPTIONS | 0x8000,
-            &[attr(7, b"gotofw_egress\0"), attr(TCA_BPF_ID, &42u32.to_ne_bytes())].concat(),
+            &[
+                attr(7, b"gotofw_egress\0"),
+                attr(TCA_BPF_ID, &42u32.to_ne_bytes()),
+            ]
+            .concat(),
         ));
         let mut buf = message(RTM_NEWTFILTER, &payload);
         buf.extend(message(NLMSG_DONE, &[0; 4]));

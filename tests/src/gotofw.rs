@@ -388,7 +388,10 @@ impl WanLab {
         let p: String = prefix.chars().take(2).collect();
         let gw = Netns::new(&format!("{p}gw"))?;
         let inet = Netns::new(&format!("{p}inet"))?;
-        let (wan, isp) = (unique_name(&format!("{p}wan")), unique_name(&format!("{p}isp")));
+        let (wan, isp) = (
+            unique_name(&format!("{p}wan")),
+            unique_name(&format!("{p}isp")),
+        );
         let veth = veth_pair(&gw, &wan, &inet, &isp)?;
         Self::configure(&gw, &inet, &wan, &isp)?;
         Ok(Self { veth, gw, inet })

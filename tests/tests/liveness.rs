@@ -211,7 +211,10 @@ fn issue10_a_severed_link_is_reported_and_repaired_by_reload_replace_and_set_sce
     for (what, args) in repairs {
         lab.sever();
         lab.assert_state("severed");
-        assert!(lab.blocked_passes(), "{what}: severed, yet traffic is blocked");
+        assert!(
+            lab.blocked_passes(),
+            "{what}: severed, yet traffic is blocked"
+        );
         let out = lab.ok(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("attaching anew"), "{what}: {stderr}");
@@ -246,7 +249,10 @@ fn issue10_a_recreated_interface_is_reported_and_repaired_by_attach_and_set_scen
         lab.net.recreate_wan().unwrap();
         lab.assert_state("interface-recreated");
         assert!(guard.is_attached());
-        assert!(lab.blocked_passes(), "a new interface, yet traffic is blocked");
+        assert!(
+            lab.blocked_passes(),
+            "a new interface, yet traffic is blocked"
+        );
         let out = lab.ok(&repair);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("attaching anew"), "{repair:?}: {stderr}");

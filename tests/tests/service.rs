@@ -932,9 +932,8 @@ fn issue10_run_reattaches_within_a_second_when_its_interface_comes_back() {
     let mut daemon = lab.daemon(&["run", "--config", &config]);
     daemon.wait_for_log("running: udp-turn");
     assert!(!lab.udp(UDP_OUTSIDE), "not filtering at start");
-    let filtering = || {
-        as_count(scrape(lab.gw()).one("gotofw_filtering", &[("interface", lab.wan())]))
-    };
+    let filtering =
+        || as_count(scrape(lab.gw()).one("gotofw_filtering", &[("interface", lab.wan())]));
     assert_eq!(filtering(), 1);
 
     lab.net.delete_wan().unwrap();
@@ -945,9 +944,7 @@ fn issue10_run_reattaches_within_a_second_when_its_interface_comes_back() {
     let start = Instant::now();
     lab.net.recreate_wan().unwrap();
     let filtering_again = || {
-        let out = lab
-            .gotofw
-            .run(lab.gw(), &["status", lab.wan(), "--json"]);
+        let out = lab.gotofw.run(lab.gw(), &["status", lab.wan(), "--json"]);
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
         (v["interfaces"][0]["state"] == "filtering").then_some(())
     };
@@ -962,7 +959,10 @@ fn issue10_run_reattaches_within_a_second_when_its_interface_comes_back() {
         daemon.log()
     );
     daemon.wait_for_log("attached anew");
-    assert!(!lab.udp(UDP_OUTSIDE), "blocked traffic passes the re-created interface");
+    assert!(
+        !lab.udp(UDP_OUTSIDE),
+        "blocked traffic passes the re-created interface"
+    );
     assert!(lab.udp(UDP_TURN), "allowed traffic is blocked");
     assert_eq!(filtering(), 1);
 
@@ -985,8 +985,10 @@ fn issue10_metrics_of_an_interface_without_a_filter_serve_filtering_0() {
     let wan = [("interface", lab.wan())];
     assert_eq!(as_count(scraped.one("gotofw_filtering", &wan)), 0);
     assert_eq!(as_count(scraped.one("gotofw_filter_attached", &wan)), 0);
-    lab.gotofw
-        .run_ok(lab.gw(), &["attach", lab.wan(), "--scenario", "tcp-443", "--stateless"]);
+    lab.gotofw.run_ok(
+        lab.gw(),
+        &["attach", lab.wan(), "--scenario", "tcp-443", "--stateless"],
+    );
     assert_eq!(as_count(scrape(lab.gw()).one("gotofw_filtering", &wan)), 1);
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait().success(), "{}", daemon.log());

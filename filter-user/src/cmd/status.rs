@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::{
     cli::StatusArgs,
     cmd::{json, print, table},
-    error::UsageError,
     error::NotFiltering,
+    error::UsageError,
     kernel::{self, Attached, XdpModeArg},
     liveness,
     slots::FIXED,
