@@ -275,3 +275,17 @@ pub fn of(attached: &kernel::Attached) -> Health {
         .into_owned();
     check(&attached.dir, &key, &attached.meta)
 }
+
+/// Says on standard error, in one `gotofw: note:` line, that the filter `attached` (read by a
+/// command that shows what it holds: `flows`, `log`) is not filtering, if so.
+pub fn note_if_broken(attached: &kernel::Attached) {
+    let health = of(attached);
+    if !health.filtering() {
+        eprintln!(
+            "gotofw: note: {} is not filtering ({}): what follows is what its pins hold; `gotofw status {}` tells more, `gotofw reload` or `gotofw attach ... --replace` attaches it anew",
+            attached.meta.interface,
+            health.text(),
+            attached.meta.interface
+        );
+    }
+}

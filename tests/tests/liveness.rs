@@ -249,6 +249,13 @@ fn issue10_a_recreated_interface_is_reported_and_repaired_by_attach_and_set_scen
         lab.net.recreate_wan().unwrap();
         lab.assert_state("interface-recreated");
         assert!(guard.is_attached());
+        // Commands that show what the pins hold say that it is not in force.
+        let flows = lab.run(&["flows", &wan]);
+        assert!(
+            String::from_utf8_lossy(&flows.stderr)
+                .contains("is not filtering (interface-recreated"),
+            "{flows:?}"
+        );
         assert!(
             lab.blocked_passes(),
             "a new interface, yet traffic is blocked"

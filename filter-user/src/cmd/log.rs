@@ -102,6 +102,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
         }
     };
     let attached = kernel::read_attached(&iface)?;
+    crate::liveness::note_if_broken(&attached);
     if attached.config()?.log_rate == 0 {
         return Err(UsageError::LogOff(iface).into());
     }
