@@ -46,6 +46,11 @@ pub enum Command {
     )]
     Attach(AttachArgs),
     /// Show the attached filters: scenario, mode, and packets and bytes per rule.
+    ///
+    /// Each filter's state says whether it really filters (`filtering`), or is `severed`,
+    /// `interface-gone`, `interface-recreated`, `replaced` or `egress-missing`; the exit code is 3
+    /// when a filter shown is not filtering (`reload`, `set-scenario` or `attach --replace` attach
+    /// it anew).
     #[command(
         after_help = "EXAMPLES:\n  gotofw status\n  gotofw status eth1 --json | jq '.interfaces[0].counters[] | select(.name==\"https\") | .packets'\n  gotofw status eth1 --watch\n  gotofw status eth1 --watch --interval 1 --count 5 > frames.txt"
     )]

@@ -11,6 +11,14 @@ use crate::scenario::Scenario;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code for a failure of the system (kernel, bpffs, ...).
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit code of `status` when a filter it shows is not filtering (severed, interface gone, ...).
+pub const EXIT_NOT_FILTERING: i32 = 3;
+
+/// A filter that `status` shows is pinned but not filtering (exit code 3); the message names
+/// the filters and how to repair them.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFiltering(pub String);
 
 /// A request that cannot be carried out as given.
 #[derive(Debug, thiserror::Error)]

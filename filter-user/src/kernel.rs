@@ -34,9 +34,9 @@ use crate::{
 };
 
 /// Name of the XDP program in the object.
-const PROGRAM: &str = "gotofw_ingress";
+pub(crate) const PROGRAM: &str = "gotofw_ingress";
 /// Name of the TC egress program in the object (stateful mode).
-const EGRESS_PROGRAM: &str = "gotofw_egress";
+pub(crate) const EGRESS_PROGRAM: &str = "gotofw_egress";
 /// The object's maps, pinned under these file names (lower case).
 const MAPS: [&str; 11] = [
     "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META", "LOG",
@@ -49,16 +49,16 @@ const MAPS: [&str; 11] = [
 const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
 const LOG_TC_PROGRAM: &str = "gotofw_log_tc";
 /// File name of the XDP link pin.
-const LINK_PIN: &str = "link";
+pub(crate) const LINK_PIN: &str = "link";
 /// File name of the tcx egress link pin (stateful mode, tcx).
-const TC_LINK_PIN: &str = "tc_link";
+pub(crate) const TC_LINK_PIN: &str = "tc_link";
 /// File name of the egress program's pin (stateful mode, clsact: a netlink filter has no link to
 /// pin, and the program is what a roll-back puts back).
-const EGRESS_PROG_PIN: &str = "egress_prog";
+pub(crate) const EGRESS_PROG_PIN: &str = "egress_prog";
 /// Priority and handle of gotofw's clsact egress filter: fixed, so that any later command finds
 /// it without a record.
-const CLSACT_PRIORITY: u16 = 0xc0f0;
-const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xf0);
+pub(crate) const CLSACT_PRIORITY: u16 = 0xc0f0;
+pub(crate) const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xf0);
 
 /// Which hook carries the egress program in stateful mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -389,7 +389,7 @@ fn fault_point(stage: &str) {
 }
 
 /// Staging pin directories of pin key `key` (`KEY@...`).
-fn stale_dirs(key: &str) -> Vec<PathBuf> {
+pub(crate) fn stale_dirs(key: &str) -> Vec<PathBuf> {
     let Ok(staging) = crate::hostfs::places().map(crate::hostfs::Places::pin_staging) else {
         return Vec::new();
     };
@@ -405,7 +405,7 @@ fn stale_dirs(key: &str) -> Vec<PathBuf> {
 }
 
 /// The rule set's configuration pinned in `dir`.
-fn pinned_config(dir: &Path) -> anyhow::Result<filter_common::Config> {
+pub(crate) fn pinned_config(dir: &Path) -> anyhow::Result<filter_common::Config> {
     let data = MapData::from_pin(dir.join("config"))
         .with_context(|| format!("opening {}/config", dir.display()))?;
     let map: Array<_, filter_common::Config> = Array::try_from(aya::maps::Map::Array(data))?;
@@ -651,11 +651,18 @@ pub fn attach_with(
     let plan = &plan()?;
     recover(&key)?;
     let final_dir = system::key_dir(&key)?;
-    let exists = final_dir.exists();
+    // A filter that does not filter (severed, its interface re-created...) is repaired: it goes,
+    // once the new rule set is loaded, and the new one is attached anew.
+    let broken = if final_dir.exists() {
+        broken_filter(&final_dir, &key)?
+    } else {
+        None
+    };
+    let exists = final_dir.exists() && broken.is_none();
     if exists && !plan.replace {
         return Err(UsageError::AlreadyAttached(plan.iface.clone()).into());
     }
-    if !exists && plan.replace {
+    if !exists && plan.replace && broken.is_none() {
         return Err(UsageError::NothingToReplace(plan.iface.clone()).into());
     }
     let mut meta = plan.meta.clone();
@@ -702,6 +709,18 @@ pub fn attach_with(
         stateful || previous.tc.is_some(),
     )?;
     previous.install(&mut ebpf)?;
+    if let Some(health) = &broken {
+        let clsact = (pinned_hook(&final_dir) == Some(EgressHook::Clsact))
+            .then(|| local_interface(&final_dir, &key))
+            .flatten();
+        remove_pins(&final_dir, clsact.as_deref())
+            .context("removing the filter that was not filtering")?;
+        eprintln!(
+            "gotofw: note: {}: its filter was not filtering ({}): removed it and attaching anew (counters and flows restart)",
+            plan.iface,
+            health.text()
+        );
+    }
     let pid = std::process::id();
     let tmp = places.pin_staging().join(format!("{key}@new-{pid}"));
     let result = stage_and_arm(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
@@ -1073,7 +1092,14 @@ fn meta_entries(len: usize) -> anyhow::Result<u32> {
 /// the map zeroed (a record ends at its first zero byte, or at the end of the map: JSON text
 /// holds no zero byte).
 fn write_meta(ebpf: &mut Ebpf, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut map: Array<_, [u8; META_CHUNK]> = Array::try_from(map_mut(ebpf, "META")?)?;
+    write_meta_to(Array::try_from(map_mut(ebpf, "META")?)?, bytes)
+}
+
+/// [`write_meta`] into an opened `META` map.
+fn write_meta_to<T: std::borrow::BorrowMut<MapData>>(
+    mut map: Array<T, [u8; META_CHUNK]>,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
     let entries = map.len();
     let room = usize::try_from(entries)? * META_CHUNK;
     if bytes.len() > room {
@@ -1142,6 +1168,12 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         })?),
         _ => None,
     };
+    remove_pins(&dir, clsact.as_deref())
+}
+
+/// Removes the filter pinned in `dir`: its links first (the interface stops filtering), the
+/// clsact egress filter of interface `clsact` if given, then the maps.
+fn remove_pins(dir: &Path, clsact: Option<&str>) -> anyhow::Result<()> {
     for pin in [LINK_PIN, TC_LINK_PIN] {
         let link_path = dir.join(pin);
         if link_path.exists() {
@@ -1152,10 +1184,118 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         }
     }
     if let Some(name) = clsact {
-        remove_clsact(&name);
+        remove_clsact(name);
     }
-    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(())
+}
+
+/// The state of the filter pinned in `dir` (pin key `key`, of this network namespace) when it
+/// is not filtering: an attach then treats it as absent, removes it and attaches anew.
+fn broken_filter(dir: &Path, key: &str) -> anyhow::Result<Option<crate::liveness::Health>> {
+    let health = crate::liveness::check(dir, key, &pinned_meta(dir)?);
+    Ok((!health.filtering()).then_some(health))
+}
+
+/// Puts the rule set pinned for `iface` back on the interface when it is not filtering because
+/// its hooks went (the interface re-created, a link severed): the pinned programs, already
+/// verified, get new links on the interface's current index, so the rule set, its counters and
+/// its flows go on, and no program is loaded (`gotofw run` re-attaches within a second). Returns
+/// what was wrong, or `None` when it was filtering. A hook that runs another program is left to
+/// a full attach (an error here).
+pub fn reattach(iface: &str) -> anyhow::Result<Option<crate::liveness::Health>> {
+    let key = system::pin_key(iface);
+    let _lock = InterfaceLock::acquire(&key)?;
+    recover(&key)?;
+    let dir = system::key_dir(&key)?;
+    if !dir.exists() {
+        return Err(UsageError::NotAttached(iface.to_owned()).into());
+    }
+    let mut meta = pinned_meta(&dir)?;
+    let health = crate::liveness::check(&dir, &key, &meta);
+    if health.filtering() {
+        return Ok(None);
+    }
+    if health.state == crate::liveness::State::Replaced {
+        return Err(anyhow!(
+            "{iface}: a hook runs another program ({})",
+            health.detail
+        ));
+    }
+    let ifindex = system::ifindex(iface)?;
+    // A new interface of the name may be of another kind (a tun where an Ethernet was).
+    crate::link_type::check(iface, ifindex)?;
+    let xdp_flags = match meta.xdp_mode {
+        XdpModeArg::Generic => aya_obj::generated::XDP_FLAGS_SKB_MODE,
+        _ => aya_obj::generated::XDP_FLAGS_DRV_MODE,
+    };
+    let relink = |pin: &str, attach_type, flags| -> anyhow::Result<()> {
+        let path = dir.join(pin);
+        let old = bpf_sys::obj_get(&path).with_context(|| format!("opening {}", path.display()))?;
+        let target = bpf_sys::link_info(old.as_fd())?;
+        if target.ifindex == ifindex && target.ifindex == meta.ifindex {
+            return Ok(());
+        }
+        let program = aya::programs::loaded_programs()
+            .flatten()
+            .find(|p| p.id() == target.prog_id)
+            .ok_or_else(|| anyhow!("program {} of {} is gone", target.prog_id, path.display()))?;
+        let link = bpf_sys::link_create(program.fd()?.as_fd(), ifindex, attach_type, flags)
+            .with_context(|| format!("attaching program {} to {iface}", program.id()))?;
+        // bpffs refuses names with a dot.
+        let fresh = dir.join(format!("{pin}_new"));
+        let _ = fs::remove_file(&fresh);
+        bpf_sys::obj_pin(link.as_fd(), &fresh)
+            .with_context(|| format!("pinning {}", fresh.display()))?;
+        // The severed link goes with its pin.
+        fs::rename(&fresh, &path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    };
+    relink(LINK_PIN, bpf_sys::ATTACH_XDP, xdp_flags)?;
+    if dir.join(TC_LINK_PIN).exists() {
+        relink(TC_LINK_PIN, bpf_sys::ATTACH_TCX_EGRESS, 0)?;
+    }
+    if dir.join(EGRESS_PROG_PIN).exists() {
+        let mut program = SchedClassifier::from_pin(dir.join(EGRESS_PROG_PIN))
+            .context("opening the pinned egress program")?;
+        remove_clsact(iface);
+        // Fails when the qdisc is there already, which is fine; a real failure shows next.
+        let _ = aya::programs::tc::qdisc_add_clsact(iface);
+        let id = program
+            .attach_with_options(
+                iface,
+                TcAttachType::Egress,
+                TcAttachOptions::Netlink(NlOptions {
+                    priority: CLSACT_PRIORITY,
+                    handle: CLSACT_HANDLE,
+                    ..NlOptions::default()
+                }),
+            )
+            .with_context(|| {
+                format!("attaching the egress program to {iface} as a clsact filter")
+            })?;
+        std::mem::forget(program.take_link(id)?);
+    }
+    meta.ifindex = ifindex;
+    store_pinned_meta(&dir, &meta)?;
+    let now = crate::liveness::check(&dir, &key, &meta);
+    if !now.filtering() {
+        return Err(anyhow!(
+            "{iface}: still not filtering after re-attaching: {}",
+            now.text()
+        ));
+    }
+    Ok(Some(health))
+}
+
+/// Rewrites the record stored with the filter pinned in `dir`.
+fn store_pinned_meta(dir: &Path, meta: &Meta) -> anyhow::Result<()> {
+    let data = MapData::from_pin(dir.join("meta"))
+        .with_context(|| format!("opening {}/meta", dir.display()))?;
+    write_meta_to(
+        Array::try_from(aya::maps::Map::Array(data))?,
+        &serde_json::to_vec(meta)?,
+    )
 }
 
 /// Pin keys of every gotofw filter on this bpffs, any namespace.

@@ -6,7 +6,10 @@ use clap::{Parser as _, error::ErrorKind};
 use filter_user::{
     cli::{Cli, Command},
     cmd,
-    error::{EXIT_FAILURE, EXIT_USAGE, UsageError, clap_line, shorten_values},
+    error::{
+        EXIT_FAILURE, EXIT_NOT_FILTERING, EXIT_USAGE, NotFiltering, UsageError, clap_line,
+        shorten_values,
+    },
 };
 
 fn main() -> ExitCode {
@@ -37,6 +40,8 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = if err.downcast_ref::<UsageError>().is_some() {
                 EXIT_USAGE
+            } else if err.downcast_ref::<NotFiltering>().is_some() {
+                EXIT_NOT_FILTERING
             } else {
                 EXIT_FAILURE
             };

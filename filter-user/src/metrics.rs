@@ -119,6 +119,46 @@ impl Collector for Snapshot {
             "Whether a gotofw filter is attached to the interface (1) or not (0).",
             &attached,
         )?;
+        let mut filtering: Vec<(Labels<'_>, u64)> = self
+            .interfaces
+            .iter()
+            .map(|s| {
+                (
+                    vec![("interface", s.interface.as_str())],
+                    u64::from(s.filtering),
+                )
+            })
+            .collect();
+        filtering.extend(
+            self.missing
+                .iter()
+                .map(|name| (vec![("interface", name.as_str())], 0)),
+        );
+        gauges(
+            &mut encoder,
+            "gotofw_filtering",
+            "Whether the interface is really filtered (1): its gotofw filter attached to its current index with gotofw's programs at every hook. 0: no filter, or one that is severed, on an interface that went, or replaced (see gotofw_filter_state).",
+            &filtering,
+        )?;
+        let states: Vec<(Labels<'_>, u64)> = self
+            .interfaces
+            .iter()
+            .map(|s| {
+                (
+                    vec![
+                        ("interface", s.interface.as_str()),
+                        ("state", s.state.name()),
+                    ],
+                    1,
+                )
+            })
+            .collect();
+        gauges(
+            &mut encoder,
+            "gotofw_filter_state",
+            "The pinned filter's state (filtering, severed, interface-gone, interface-recreated, replaced, egress-missing); always 1.",
+            &states,
+        )?;
         let each = |f: &dyn Fn(&InterfaceStatus) -> u64| -> Vec<(Labels<'_>, u64)> {
             self.interfaces
                 .iter()
@@ -364,6 +404,9 @@ mod tests {
                 ifindex: 3,
                 netns: 1,
                 present: true,
+                filtering: true,
+                state: crate::liveness::State::Filtering,
+                state_detail: String::new(),
                 scenario: "udp-turn".into(),
                 mode: "stateful".into(),
                 xdp_mode: XdpModeArg::Generic,
@@ -392,6 +435,9 @@ mod tests {
             r#"gotofw_flow_table_live{interface="wan\"0"} 2"#,
             r#"gotofw_flow_table_size{interface="wan\"0"} 1024"#,
             r#"gotofw_filter_attached{interface="eth9"} 0"#,
+            r#"gotofw_filtering{interface="wan\"0"} 1"#,
+            r#"gotofw_filtering{interface="eth9"} 0"#,
+            r#"gotofw_filter_state{interface="wan\"0",state="filtering"} 1"#,
             r#"gotofw_filter_info{interface="wan\"0",scenario="udp-turn",mode="stateful",xdp_mode="generic"} 1"#,
             "# EOF",
         ] {

@@ -393,6 +393,18 @@ impl WanLab {
         Self::named(["gw", "inet", "wan", "isp"])
     }
 
+    /// Builds the lab, its namespace and interface names starting with `prefix` (at most two
+    /// characters of it are kept, so that the names still tell the ends apart).
+    pub fn with_prefix(prefix: &str) -> Result<Self> {
+        let p: String = prefix.chars().take(2).collect();
+        Self::named([
+            &format!("{p}gw"),
+            &format!("{p}inet"),
+            &format!("{p}wan"),
+            &format!("{p}isp"),
+        ])
+    }
+
     /// Builds the lab with the name prefixes `[gateway, internet, wan, isp]` (namespaces, then
     /// interfaces; see [`unique_name`]).
     pub fn named([gw, inet, wan, isp]: [&str; 4]) -> Result<Self> {
@@ -400,16 +412,38 @@ impl WanLab {
         let inet = Netns::new(inet)?;
         let (wan, isp) = (unique_name(wan), unique_name(isp));
         let veth = veth_pair(&gw, &wan, &inet, &isp)?;
-        addr_add(&gw, &wan, &format!("{GW_ADDR}/24"))?;
-        addr_add(&inet, &isp, &format!("{INET_ADDR}/24"))?;
+        Self::configure(&gw, &inet, &wan, &isp)?;
+        Ok(Self { veth, gw, inet })
+    }
+
+    fn configure(gw: &Netns, inet: &Netns, wan: &str, isp: &str) -> Result<()> {
+        addr_add(gw, wan, &format!("{GW_ADDR}/24"))?;
+        addr_add(inet, isp, &format!("{INET_ADDR}/24"))?;
         for server in [TURN_A, TURN_B, OUTSIDE] {
-            addr_add(&inet, &isp, &format!("{server}/32"))?;
+            addr_add(inet, isp, &format!("{server}/32"))?;
         }
         for cidr in GW_ROUTES {
-            route_add(&gw, cidr, IpAddr::V4(INET_ADDR))
+            route_add(gw, cidr, IpAddr::V4(INET_ADDR))
                 .with_context(|| format!("routing {cidr} in {}", gw.name()))?;
         }
-        Ok(Self { veth, gw, inet })
+        Ok(())
+    }
+
+    /// Deletes the WAN link, as a NIC unplugged or a PPP link hung up.
+    pub fn delete_wan(&self) -> Result<()> {
+        self.gw.ip(["link", "del", self.wan()])?;
+        Ok(())
+    }
+
+    /// Creates the WAN link anew with the same names and addresses (a new interface, with a
+    /// new index): a NIC plugged back in, a PPP link dialled again. The old one is deleted
+    /// first if it is still there.
+    pub fn recreate_wan(&self) -> Result<()> {
+        let (wan, isp) = (self.wan(), self.isp());
+        let _ = self.gw.ip(["link", "del", wan]);
+        // Same names as the guard in `self.veth`, which deletes the new link when it drops.
+        std::mem::forget(veth_pair(&self.gw, wan, &self.inet, isp)?);
+        Self::configure(&self.gw, &self.inet, wan, isp)
     }
 
     /// The gateway namespace.

@@ -618,8 +618,12 @@ fn detach_cleans_up_after_the_interface_is_gone() {
             .any(|k| k == key.as_str()),
         "{listing}"
     );
-    let status = guard.status_json();
+    // Not filtering any more: exit code 3, and its links (checked from here) are severed.
+    let out = gotofw.run(&elsewhere, &["status", &key, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["interfaces"][0]["present"], false, "{status}");
+    assert_eq!(status["interfaces"][0]["state"], "severed", "{status}");
     assert_eq!(
         status["interfaces"][0]["interface"],
         wan.as_str(),

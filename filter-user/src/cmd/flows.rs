@@ -134,6 +134,7 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
     let mut interfaces = Vec::new();
     for name in names {
         let attached = kernel::read_attached(&name)?;
+        crate::liveness::note_if_broken(&attached);
         if attached.meta.mode != "stateful" {
             if iface.is_some() {
                 return Err(UsageError::NoFlows(name).into());

@@ -108,6 +108,7 @@ fn pinned_map_id(path: &Path) -> Option<u32> {
 fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Vec<String>)> {
     let meta_id = pinned_map_id(&dir.join("meta"));
     let attached = kernel::read_attached(iface)?;
+    crate::liveness::note_if_broken(&attached);
     if attached.config()?.log_rate == 0 {
         return Err(UsageError::LogOff(iface.to_owned()).into());
     }

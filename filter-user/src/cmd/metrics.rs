@@ -10,7 +10,6 @@ use tokio::{
 
 use crate::{
     cli::MetricsArgs,
-    error::UsageError,
     metrics::{self, Scope},
     system,
 };
@@ -20,9 +19,9 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
     let scope = match &args.iface {
         Some(iface) => {
-            if !system::key_dir(&system::key_for(iface)?)?.exists() {
-                return Err(UsageError::NotAttached(iface.clone()).into());
-            }
+            // A name that cannot be an interface is refused; one without a filter (yet) is
+            // served as not filtering (`gotofw_filtering 0`).
+            system::key_for(iface)?;
             Scope::Only(vec![iface.clone()])
         }
         None => Scope::All,

@@ -26,7 +26,9 @@ use crate::{
     config::{self, Config, OnStop, Overrides, Resolved},
     error::UsageError,
     kernel::{self, AttachPlan, Attached, XdpModeArg},
+    liveness,
     metrics::{self, Scope},
+    netlink::{LinkEvent, LinkMonitor},
     system,
 };
 
@@ -72,6 +74,14 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
         Some(addr) => Some((addr, bind(addr).await?)),
         None => None,
     };
+    // Subscribed before the first attach, so that no event after it is missed.
+    let monitor = LinkMonitor::new().context("subscribing to link events (netlink)")?;
+    // SAFETY: the monitor owns its socket and always returns that one descriptor; it is only
+    // closed when the AsyncFd drops it.
+    let links = unsafe { tokio::io::unix::AsyncFd::register(monitor) }
+        .map_err(std::io::Error::from)
+        .context("watching link events")?;
+    let mut current = resolved.clone();
     let first = resolved.clone();
     let mut managed = tokio::task::spawn_blocking(move || apply(&first, &[], true))
         .await
@@ -124,11 +134,35 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
                             log(&format!("metrics: {e:#}"));
                         }
                         config = new_config;
+                        current = new_resolved.clone();
                         log(&format!("reloaded: {}", summary(&new_resolved)));
                         notify(&format!("STATUS={}", summary(&new_resolved)));
                     }
                 }
                 notify("READY=1");
+            }
+            ready = links.readable() => {
+                let touched = match ready {
+                    Ok(mut guard) => {
+                        let events = guard.get_inner().drain();
+                        guard.clear_ready();
+                        link_events(events, &managed)
+                    }
+                    Err(e) => {
+                        log(&format!("link events: {e}; checking every interface"));
+                        managed.clone()
+                    }
+                };
+                for iface in touched {
+                    let resolved = current.clone();
+                    let name = iface.clone();
+                    let done = tokio::task::spawn_blocking(move || repair(&resolved, &name)).await;
+                    match done {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => log(&format!("{iface}: attaching anew failed: {e:#}")),
+                        Err(e) => log(&format!("{iface}: the repair task failed: {e}")),
+                    }
+                }
             }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
@@ -155,6 +189,75 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// Logs the link events of the interfaces in `managed` that matter (one went: it is not
+/// filtering until it comes back) and returns those to check. An overrun (events lost) checks
+/// them all.
+fn link_events(events: std::io::Result<Vec<LinkEvent>>, managed: &[String]) -> Vec<String> {
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            log(&format!(
+                "link events: {e} (some were lost); checking every interface"
+            ));
+            return managed.to_vec();
+        }
+    };
+    let mut touched = Vec::new();
+    for event in events {
+        let name = event.name();
+        if !managed.iter().any(|m| m == name) {
+            continue;
+        }
+        match &event {
+            LinkEvent::Gone { ifindex, .. } => log(&format!(
+                "{name}: interface gone (ifindex {ifindex}): not filtering until it comes back"
+            )),
+            LinkEvent::New { .. } => {
+                if !touched.iter().any(|t| t == name) {
+                    touched.push(name.to_owned());
+                }
+            }
+        }
+    }
+    touched
+}
+
+/// After a link event on `iface`: when it is there and its pinned filter is not filtering (a
+/// re-created interface, a severed link), attaches it anew. An interface without a filter (a
+/// `gotofw detach` meanwhile) is left alone.
+fn repair(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
+    let Ok(ifindex) = system::ifindex(iface) else {
+        return Ok(());
+    };
+    if !system::key_dir(&system::key_for(iface)?)?.exists() {
+        return Ok(());
+    }
+    let health = liveness::of(&kernel::read_attached(iface)?);
+    if health.filtering() {
+        return Ok(());
+    }
+    log(&format!(
+        "{iface}: interface is here (ifindex {ifindex}), its filter is {}: attaching anew",
+        health.text()
+    ));
+    // The pinned rule set's programs are verified already: new links for them take
+    // milliseconds. When that cannot be done, a full attach of the file's rule set.
+    match kernel::reattach(iface) {
+        Ok(_) => {
+            log(&format!(
+                "{iface}: attached anew (the pinned rule set on ifindex {ifindex}; counters and flows go on)"
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            log(&format!(
+                "{iface}: re-linking the pinned rule set failed ({e:#}): attaching the file's anew"
+            ));
+            apply_one(resolved, iface)
+        }
+    }
 }
 
 /// Starts, moves or stops the metrics endpoint to match `listen`.
@@ -220,6 +323,19 @@ pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> 
     )?;
     if exists {
         let attached = kernel::read_attached(iface)?;
+        let health = liveness::of(&attached);
+        if !health.filtering() {
+            // The attach removes it and attaches anew (and says so).
+            let meta = kernel::attach(&plan)?;
+            log(&format!(
+                "{iface}: attached anew ({} {}, xdp {}); the filter was {}",
+                meta.scenario,
+                meta.mode,
+                meta.xdp_mode.name(),
+                health.text()
+            ));
+            return Ok(());
+        }
         if same_rule_set(&attached, &plan)? {
             if plan.xdp_mode != XdpModeArg::Auto && plan.xdp_mode != attached.meta.xdp_mode {
                 log(&format!(

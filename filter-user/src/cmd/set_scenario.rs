@@ -7,7 +7,7 @@ use crate::{
     cli::SetScenarioArgs,
     cmd::{attach::build_plan, print},
     compile::Mode,
-    kernel, system,
+    kernel, liveness, system,
 };
 
 /// Runs the command.
@@ -16,8 +16,11 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
     // Read, change and swap under the interface lock, so that a change another command makes
     // meanwhile is not lost.
     let mut from = None;
+    let mut broken = None;
     let meta = kernel::attach_with(&args.iface, || {
         let old = kernel::read_attached(&args.iface)?;
+        // A filter that is not filtering is attached anew, not swapped (see `kernel::attach_with`).
+        broken = Some(liveness::of(&old)).filter(|h| !h.filtering());
         let mut options = old.meta.options.clone().ok_or_else(|| {
             anyhow!(
                 "the filter on {} does not record how it was built: attach it again with `gotofw attach {} --scenario {} --replace` and its options",
@@ -35,6 +38,16 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         build_plan(&args.iface, &options, mode, old.meta.xdp_mode, true)
     })?;
     let from = from.map_or_else(|| "?".to_owned(), |s| s.to_string());
+    if let Some(health) = broken {
+        print(&format!(
+            "attached {} to {} anew ({} mode; its {from} filter was not filtering: {}); counters and flows restart\n",
+            args.scenario,
+            args.iface,
+            meta.mode,
+            health.text()
+        ))?;
+        return Ok(());
+    }
     let flows = if meta.mode == "stateful" {
         format!(
             "flows are kept; each is checked against {} at its next packet, and one the new rules do not allow stops there",

@@ -8,8 +8,10 @@ use serde::Serialize;
 use crate::{
     cli::StatusArgs,
     cmd::{json, print, table},
+    error::NotFiltering,
     error::UsageError,
     kernel::{self, Attached, XdpModeArg},
+    liveness,
     slots::FIXED,
     system,
 };
@@ -38,6 +40,14 @@ pub struct InterfaceStatus {
     pub netns: u64,
     /// Whether the interface still exists (same index, same namespace).
     pub present: bool,
+    /// Whether the filter is really filtering: `state` is `filtering`.
+    pub filtering: bool,
+    /// `filtering`, `severed`, `interface-gone`, `interface-recreated`, `replaced` or
+    /// `egress-missing` (see [`liveness::State`]).
+    pub state: liveness::State,
+    /// What was found, when not filtering.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub state_detail: String,
     /// Scenario name.
     pub scenario: String,
     /// `stateless` or `stateful`.
@@ -125,6 +135,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     for &direction in directions {
         push_counters(a, direction, &mut counters);
     }
+    let health = liveness::of(a);
     let flows = if stateful {
         let entries = a.flows(kernel::monotonic_coarse_ns())?;
         Some(FlowSummary {
@@ -146,8 +157,10 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
             .into_owned(),
         ifindex: a.meta.ifindex,
         netns: a.meta.netns,
-        present: system::ifindex(&a.meta.interface).is_ok_and(|i| i == a.meta.ifindex)
-            && system::netns_id().is_ok_and(|n| n == a.meta.netns),
+        present: health.present,
+        filtering: health.filtering(),
+        state: health.state,
+        state_detail: health.detail,
         scenario: a.meta.scenario.clone(),
         mode: a.meta.mode.clone(),
         xdp_mode: a.meta.xdp_mode,
@@ -158,6 +171,23 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         flows,
         counters,
     })
+}
+
+impl InterfaceStatus {
+    /// The state as `status` prints it: `filtering`, or `NOT FILTERING: STATE (DETAIL)`.
+    pub fn state_text(&self) -> String {
+        if self.filtering {
+            "filtering".to_owned()
+        } else if self.state_detail.is_empty() {
+            format!("NOT FILTERING: {}", self.state.name())
+        } else {
+            format!(
+                "NOT FILTERING: {} ({})",
+                self.state.name(),
+                self.state_detail
+            )
+        }
+    }
 }
 
 /// Flow table figures (stateful mode).
@@ -260,7 +290,8 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
     let status = collect(args.iface.as_deref())?;
     if args.json {
-        return Ok(print(&json(&status)?)?);
+        print(&json(&status)?)?;
+        return not_filtering(&status);
     }
     let mut out = String::new();
     if status.interfaces.is_empty() {
@@ -271,8 +302,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     for s in &status.interfaces {
         let _ = writeln!(
             out,
-            "{}: scenario {}, {} mode{}, xdp {}, {}, attached {}{}",
+            "{}: {}, scenario {}, {} mode{}, xdp {}, {}, attached {}",
             s.interface,
+            s.state_text(),
             s.scenario,
             s.mode,
             s.egress_hook
@@ -284,11 +316,6 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 rate => format!("drop log {rate}/s per CPU"),
             },
             system::format_utc(s.attached_at),
-            if s.present {
-                ""
-            } else {
-                " (interface gone: run `gotofw detach` to clean up)"
-            },
         );
         if let Some(f) = &s.flows {
             let _ = writeln!(
@@ -319,5 +346,24 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             status.other_namespaces.join(", ")
         );
     }
-    Ok(print(&out)?)
+    print(&out)?;
+    not_filtering(&status)
+}
+
+/// The error (exit code 3) when a filter `status` showed is not filtering.
+fn not_filtering(status: &Status) -> anyhow::Result<()> {
+    let broken: Vec<String> = status
+        .interfaces
+        .iter()
+        .filter(|s| !s.filtering)
+        .map(|s| format!("{} ({})", s.interface, s.state.name()))
+        .collect();
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(NotFiltering(format!(
+        "not filtering: {}; attach it anew with `gotofw reload`, `gotofw set-scenario IFACE NAME` or `gotofw attach IFACE --scenario NAME --replace`, or remove it with `gotofw detach IFACE`",
+        broken.join(", ")
+    ))
+    .into())
 }

@@ -128,12 +128,12 @@ fn render(
     for s in &status.interfaces {
         let _ = writeln!(
             out,
-            "{}: scenario {}, {} mode, attached {}{}",
+            "{}: {}, scenario {}, {} mode, attached {}",
             s.interface,
+            s.state_text(),
             s.scenario,
             s.mode,
             system::format_utc(s.attached_at),
-            if s.present { "" } else { " (interface gone)" },
         );
         if let Some(f) = &s.flows {
             let _ = writeln!(
