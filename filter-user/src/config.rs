@@ -148,8 +148,23 @@ struct RawService {
 pub enum ModeName {
     /// Flows opened by outbound packets admit the inbound ones.
     Stateful,
-    /// Replies are matched by their source port and network.
+    /// No flows: outbound packets are matched by the rules, replies by their source port and
+    /// network.
     Stateless,
+    /// Inbound packets only, as in stateless mode; outbound traffic is not filtered.
+    #[serde(rename = "ingress-only")]
+    IngressOnly,
+}
+
+impl ModeName {
+    /// The name as the file spells it.
+    const fn text(self) -> &'static str {
+        match self {
+            Self::Stateful => "stateful",
+            Self::Stateless => "stateless",
+            Self::IngressOnly => "ingress-only",
+        }
+    }
 }
 
 /// What `gotofw run` does to its filters when it stops.
@@ -679,6 +694,8 @@ pub struct Overrides {
     pub networks: RawNetworkArgs,
     /// `--stateless`.
     pub stateless: bool,
+    /// `--ingress-only`.
+    pub ingress_only: bool,
     /// The flow table options.
     pub flows: FlowSettings,
     /// `--xdp-mode`.
@@ -696,6 +713,7 @@ impl From<&AttachArgs> for Overrides {
             scenario: args.scenario,
             networks: args.networks.clone(),
             stateless: args.stateless,
+            ingress_only: args.ingress_only,
             flows: FlowSettings {
                 table_size: args.flows.flow_table_size,
                 udp_timeout: args.flows.udp_timeout,
@@ -827,24 +845,53 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         }
     }
 
-    let stateless = cli.stateless || matches!(config.mode, Some((ModeName::Stateless, _)));
-    let mode = if stateless {
-        if let (false, Some((_, line))) = (cli.stateless, config.mode)
+    // The command line's mode wins; the file's applies without one.
+    let cli_mode = if cli.ingress_only {
+        Some(ModeName::IngressOnly)
+    } else if cli.stateless {
+        Some(ModeName::Stateless)
+    } else {
+        None
+    };
+    let chosen = cli_mode.or(config.mode.map(|(m, _)| m));
+    let file_says = |line: usize, flag: &str, name: ModeName, fix: &str| UsageError::Config {
+        location: format!("{}:{line}", file()),
+        message: format!(
+            "{flag} does not apply to {} mode, which the file sets with mode = \"{}\": drop {flag}, or set {fix}",
+            name.text(),
+            name.text()
+        ),
+    };
+    let mode = if let Some(name @ (ModeName::Stateless | ModeName::IngressOnly)) = chosen {
+        if let (None, Some((_, line))) = (cli_mode, config.mode)
             && let Some(flag) = flow_flag(&cli.flows)
         {
-            return Err(UsageError::Config {
-                location: format!("{}:{line}", file()),
-                message: format!(
-                    "{flag} applies to stateful mode, but the file says mode = \"stateless\": drop {flag}, or set mode = \"stateful\""
-                ),
-            });
+            return Err(file_says(line, flag, name, "mode = \"stateful\""));
         }
         if config.flows.over(FlowLimits::default()) != FlowLimits::default() {
-            notes.push(
-                "[flows] applies to stateful mode only: ignored in stateless mode".to_owned(),
-            );
+            notes.push(format!(
+                "[flows] applies to stateful mode only: ignored in {} mode",
+                name.text()
+            ));
         }
-        Mode::Stateless
+        if name == ModeName::IngressOnly {
+            if let (None, Some((_, line)), Some(_)) = (cli_mode, config.mode, cli.egress_hook) {
+                return Err(file_says(
+                    line,
+                    "--egress-hook",
+                    name,
+                    "mode = \"stateless\" (which filters at the egress too)",
+                ));
+            }
+            if config.egress_hook.is_some() {
+                notes.push(
+                    "egress_hook applies to stateful and stateless mode only: ignored in ingress-only mode (no egress hook)".to_owned(),
+                );
+            }
+            Mode::IngressOnly
+        } else {
+            Mode::Stateless
+        }
     } else {
         Mode::Stateful(cli.flows.over(config.flows.over(FlowLimits::default())))
     };
@@ -921,7 +968,9 @@ fn resolve_command_line(cli: &Overrides) -> Result<Resolved, UsageError> {
     let mut options = Options::from_raw(&cli.networks, scenario)?;
     options.log_rate = cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE);
     options.egress_hook = cli.egress_hook.unwrap_or_default();
-    let mode = if cli.stateless {
+    let mode = if cli.ingress_only {
+        Mode::IngressOnly
+    } else if cli.stateless {
         Mode::Stateless
     } else {
         Mode::Stateful(cli.flows.over(FlowLimits::default()))
@@ -947,6 +996,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
             l.table_size, l.udp_timeout, l.tcp_established_timeout, l.tcp_transitory_timeout
         ),
         Mode::Stateless => "stateless mode".to_owned(),
+        Mode::IngressOnly => "ingress-only mode (outbound traffic not filtered)".to_owned(),
     };
     let _ = writeln!(
         out,

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod kernel;
 pub mod metrics;
 pub mod operator;
+mod qdisc;
 pub mod scenario;
 pub mod slots;
 pub mod system;

@@ -55,10 +55,11 @@ pub fn build_plan(
         mode: mode.name().to_owned(),
         flows: match mode {
             Mode::Stateful(limits) => Some(limits),
-            Mode::Stateless => None,
+            Mode::Stateless | Mode::IngressOnly => None,
         },
         xdp_mode,
         egress_hook: None,
+        clsact_qdisc: false,
         attached_at: system::unix_now(),
         rules: rules.iter().map(RuleInfo::from).collect(),
         options: Some(options.clone()),

@@ -40,11 +40,11 @@ pub struct InterfaceStatus {
     pub present: bool,
     /// Scenario name.
     pub scenario: String,
-    /// `stateless` or `stateful`.
+    /// `stateful`, `stateless` or `ingress-only`.
     pub mode: String,
     /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
-    /// The egress program's hook in stateful mode: `tcx` or `clsact`.
+    /// The egress program's hook: `tcx` or `clsact` (none in ingress-only mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress_hook: Option<kernel::EgressHook>,
     /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
@@ -116,7 +116,8 @@ impl CounterStatus {
 
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     let stateful = a.meta.mode == "stateful";
-    let directions: &[Direction] = if stateful {
+    // Every filter with an egress hook counts there (stateful and stateless mode).
+    let directions: &[Direction] = if stateful || a.meta.egress_hook.is_some() {
         &[Direction::Ingress, Direction::Egress]
     } else {
         &[Direction::Ingress]
