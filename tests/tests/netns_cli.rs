@@ -1190,3 +1190,192 @@ fn issue10_stateless_keeps_blocked_requests_in() {
         "ingress-only mode left an egress program"
     );
 }
+
+/// Whether `iface` in `ns` has a clsact qdisc (`tc qdisc show dev IFACE`).
+fn has_clsact(ns: &Netns, iface: &str) -> bool {
+    let out = ns.exec("tc", ["qdisc", "show", "dev", iface]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).contains("clsact")
+}
+
+/// Runs `tc args` in `ns`; it must succeed.
+fn tc(ns: &Netns, args: &[&str]) -> String {
+    let out = ns.exec("tc", args).unwrap();
+    assert!(
+        out.status.success(),
+        "tc {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Item 9 of issue 10: `detach` of a clsact filter removes the clsact qdisc gotofw added for it
+/// (and so does a `--replace` to ingress-only mode, which drops the egress filter), but not a
+/// qdisc the operator had, nor one that holds an operator's filter by then.
+#[test]
+fn issue10_detach_removes_the_clsact_qdisc_it_added() {
+    if !require_root_or_skip("issue10_detach_removes_the_clsact_qdisc_it_added") {
+        return;
+    }
+    let net = WanLab::new().unwrap();
+    let g = Gotofw::default();
+    let (gw, wan) = (net.gw(), net.wan());
+    let clsact = ["--egress-hook", "clsact"];
+    assert!(!has_clsact(gw, wan), "a fresh veth has a clsact qdisc");
+
+    // gotofw adds it; detach removes it.
+    for mode in [&["--stateless"][..], &[]] {
+        let mut args = vec!["--scenario", "tcp-443"];
+        args.extend(mode);
+        args.extend(clsact);
+        let attached = g.attach(gw, wan, &args);
+        assert!(has_clsact(gw, wan), "{args:?}: no clsact qdisc");
+        assert_eq!(
+            attached.status_json()["interfaces"][0]["egress_hook"],
+            "clsact"
+        );
+        expect_success(&attached.detach(), "detach");
+        assert!(
+            !has_clsact(gw, wan),
+            "{args:?}: detach left the clsact qdisc"
+        );
+    }
+
+    // A --replace to ingress-only drops the egress filter, and the qdisc with it.
+    let attached = g.attach(
+        gw,
+        wan,
+        &["--scenario", "udp-turn", "--egress-hook", "clsact"],
+    );
+    assert!(has_clsact(gw, wan));
+    expect_success(
+        &g.run(
+            gw,
+            &[
+                "attach",
+                wan,
+                "--scenario",
+                "udp-turn",
+                "--ingress-only",
+                "--replace",
+            ],
+        ),
+        "replace to ingress-only",
+    );
+    assert!(
+        !has_clsact(gw, wan),
+        "--replace --ingress-only left the clsact qdisc"
+    );
+    expect_success(&attached.detach(), "detach");
+
+    // The operator's own qdisc stays.
+    tc(gw, &["qdisc", "add", "dev", wan, "clsact"]);
+    let attached = g.attach(
+        gw,
+        wan,
+        &["--scenario", "tcp-443", "--egress-hook", "clsact"],
+    );
+    expect_success(&attached.detach(), "detach");
+    assert!(
+        has_clsact(gw, wan),
+        "detach removed the operator's clsact qdisc"
+    );
+    tc(gw, &["qdisc", "del", "dev", wan, "clsact"]);
+
+    // gotofw's qdisc that holds an operator's filter by now stays too, with a note.
+    let attached = g.attach(
+        gw,
+        wan,
+        &["--scenario", "tcp-443", "--egress-hook", "clsact"],
+    );
+    tc(
+        gw,
+        &[
+            "filter",
+            "add",
+            "dev",
+            wan,
+            "ingress",
+            "prio",
+            "7",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0,",
+        ],
+    );
+    let out = attached.detach();
+    expect_success(&out, "detach");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("gotofw: note: ") && stderr.contains("kept the clsact qdisc"),
+        "{stderr}"
+    );
+    assert!(
+        has_clsact(gw, wan),
+        "detach removed a qdisc holding another filter"
+    );
+    assert!(
+        tc(gw, &["filter", "show", "dev", wan, "ingress"]).contains("bytecode"),
+        "the operator's filter is gone"
+    );
+}
+
+/// The live flows `gotofw flows IFACE --json` lists.
+fn flow_count(lab: &Lab) -> usize {
+    let out = lab.gotofw(&["flows", lab.wan(), "--json"]);
+    let text = expect_success(&out, "flows --json");
+    let flows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    flows["interfaces"][0]["flows"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// Item 9 of issue 10: `attach --replace` with another `--flow-table-size` starts an empty flow
+/// table, and now says so on standard error (with the number of flows it drops); with the same
+/// size the flows are kept, silently.
+#[test]
+fn issue10_replace_with_another_flow_table_size_says_the_flows_go() {
+    if !require_root_or_skip("issue10_replace_with_another_flow_table_size_says_the_flows_go") {
+        return;
+    }
+    let lab = Lab::new();
+    let size = |n: &'static str| ["--scenario", "udp-turn", "--flow-table-size", n];
+    let _attached = lab.gotofw.attach(lab.gw(), lab.wan(), &size("1024"));
+    lab.assert_probes(&[UDP_TURN_A, HTTPS], |_| true, "stateful udp-turn");
+    let before = flow_count(&lab);
+    assert!(before >= 2, "{before} flows after two connections");
+
+    let replace = |n: &'static str| {
+        let mut args = vec!["attach", lab.wan(), "--replace"];
+        args.extend(size(n));
+        lab.gotofw(&args)
+    };
+    let same = replace("1024");
+    expect_success(&same, "--replace with the same table size");
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(!stderr.contains("flow table"), "{stderr}");
+    assert_eq!(
+        flow_count(&lab),
+        before,
+        "the same table size kept the flows"
+    );
+
+    let other = replace("2048");
+    expect_success(&other, "--replace with another table size");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    let wan = lab.wan();
+    let note = format!(
+        "gotofw: note: {wan}: the flow table changes size (1024 to 2048 entries) and starts empty: {before} flows of the old one are dropped"
+    );
+    assert!(stderr.contains(&note), "expected {note:?} in: {stderr}");
+    assert_eq!(flow_count(&lab), 0, "the new table is not empty");
+    assert_eq!(
+        lab.gotofw.status_json(lab.gw(), wan)["interfaces"][0]["flows"]["table_size"],
+        2048
+    );
+}
