@@ -1608,4 +1608,53 @@ mod tests {
         assert!(Cli::try_parse_from(["gotofw", "attach", "--scenario", "tcp-443"]).is_err());
         assert!(Cli::try_parse_from(["gotofw", "attach", "--config", "f.toml"]).is_ok());
     }
+
+    /// `--ingress-only` and `mode = "ingress-only"` pick ingress-only mode; what cannot take
+    /// effect there (the flow options, an egress hook) is refused on the command line and noted
+    /// in the file; the command line's mode wins over the file's.
+    #[test]
+    fn ingress_only_from_the_command_line_and_the_file() {
+        let parse = |extra: &[&str]| {
+            let mut line = vec!["gotofw", "attach", "wan0", "--scenario", "udp-turn"];
+            line.extend(extra);
+            Cli::try_parse_from(line)
+        };
+        let Command::Attach(args) = parse(&["--ingress-only"]).unwrap().command else {
+            panic!()
+        };
+        let r = resolve(None, &Overrides::from(&args)).unwrap();
+        assert_eq!(r.mode, Mode::IngressOnly);
+        assert!(parse(&["--ingress-only", "--stateless"]).is_ok());
+        for refused in [
+            &["--ingress-only", "--egress-hook", "tcx"][..],
+            &["--ingress-only", "--flow-table-size", "2048"],
+            &["--ingress-only", "--udp-timeout", "60"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+
+        let text = "interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\nmode = \"ingress-only\"\negress_hook = \"tcx\"\n\n[flows]\nudp_timeout = 30\n";
+        let r = resolved(text, &Overrides::default());
+        assert_eq!(r.mode, Mode::IngressOnly);
+        assert!(
+            r.notes.iter().any(|n| n.contains("egress_hook"))
+                && r.notes.iter().any(|n| n.contains("[flows]")),
+            "{:?}",
+            r.notes
+        );
+        let cli = Overrides {
+            egress_hook: Some(EgressHook::Clsact),
+            ..Overrides::default()
+        };
+        let err = resolve(Some(&parsed(text)), &cli).unwrap_err().to_string();
+        assert!(
+            err.starts_with("test.toml:3: --egress-hook does not apply to ingress-only mode"),
+            "{err}"
+        );
+        let cli = Overrides {
+            stateless: true,
+            ..Overrides::default()
+        };
+        assert_eq!(resolved(text, &cli).mode, Mode::Stateless);
+    }
 }

@@ -147,9 +147,16 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         plan.ifindex,
         meta.scenario,
         meta.mode,
-        meta.egress_hook
-            .map(|h| format!(" (egress {})", h.name()))
-            .unwrap_or_default(),
+        meta.egress_hook.map_or_else(
+            || {
+                if meta.mode == Mode::IngressOnly.name() {
+                    " (outbound traffic not filtered)".to_owned()
+                } else {
+                    String::new()
+                }
+            },
+            |h| format!(" (egress {})", h.name())
+        ),
         serde_json::to_value(meta.xdp_mode)?
             .as_str()
             .unwrap_or("auto"),

@@ -133,7 +133,7 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
         let attached = kernel::read_attached(&name)?;
         if attached.meta.mode != "stateful" {
             if iface.is_some() {
-                return Err(UsageError::NoFlows(name).into());
+                return Err(UsageError::NoFlows(name, attached.meta.mode).into());
             }
             continue;
         }

@@ -276,9 +276,16 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             s.interface,
             s.scenario,
             s.mode,
-            s.egress_hook
-                .map(|h| format!(" (egress {})", h.name()))
-                .unwrap_or_default(),
+            s.egress_hook.map_or_else(
+                || {
+                    if s.mode == "ingress-only" {
+                        " (outbound traffic not filtered)".to_owned()
+                    } else {
+                        String::new()
+                    }
+                },
+                |h| format!(" (egress {})", h.name())
+            ),
             serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
             match s.log_rate {
                 0 => "drop log off".to_owned(),
