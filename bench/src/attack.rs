@@ -382,7 +382,7 @@ fn run_once(lab: &Lab, generator: &Generator, flood: Flood, settings: &Settings)
                 lab.inet.run(|| -> Result<(u64, f64)> {
                     sys::pin_current_thread(GEN_CPU)?;
                     generator.send_paced(
-                        &lab.inet_end,
+                        lab.inet_end.ifindex,
                         &flood_frame,
                         Duration::from_secs(secs) + Duration::from_millis(800),
                         pps,

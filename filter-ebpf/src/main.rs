@@ -22,7 +22,7 @@ use aya_ebpf::{
 use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
     FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket,
-    MAX_PACKET_OFFSET, META_SIZE, MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
+    MAX_PACKET_OFFSET, META_CHUNK, MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
     classify, counter_index, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
     packet::Header, tail,
 };
@@ -85,9 +85,10 @@ static TAIL_XDP: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0)
 #[map]
 static TAIL_TC: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 
-/// What the loader attached (JSON), for `gotofw status`; never read here.
+/// What the loader attached (JSON, over as many entries as it takes: the loader sizes the map),
+/// for `gotofw status`; never read here.
 #[map]
-static META: Array<[u8; META_SIZE]> = Array::with_max_entries(1, 0);
+static META: Array<[u8; META_CHUNK]> = Array::with_max_entries(1, 0);
 
 /// The frame between `data` and `data_end`.
 struct Frame {

@@ -56,7 +56,8 @@ pub enum Command {
     )]
     Flows(FlowsArgs),
     /// Follow the drop log: samples of dropped packets (time, direction, addresses and ports,
-    /// the rule or slot that dropped them), at most --log-rate per second and CPU.
+    /// the rule or slot that dropped them), at most --log-rate per second and CPU. One reader
+    /// per filter; it follows the filter across a detach and a new attach.
     #[command(
         after_help = "EXAMPLES:\n  gotofw log eth1\n  gotofw log eth1 --json | jq -r 'select(.direction==\"egress\") | .dst'\n  gotofw log eth1 --count 10 --timeout 30"
     )]

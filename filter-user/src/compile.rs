@@ -8,13 +8,16 @@ use std::{
 
 use filter_common::{
     Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
-    MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
+    MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
     PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind, port_index,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Action, Networks, Rule};
+use crate::{
+    error::UsageError,
+    scenario::{Action, Networks, Rule},
+};
 
 /// What the kernel maps hold for one rule set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,23 +101,43 @@ impl Mode {
     }
 }
 
-/// Too many rules for the engine.
-#[derive(Debug, thiserror::Error)]
-#[error("{0} rules exceed the engine's maximum of {MAX_RULES}")]
-pub struct TooManyRules(pub usize);
+/// Networks `rules` name in all, as [`check_capacity`] counts them: each rule's list, so that a
+/// network two rules name counts twice.
+pub fn network_count(rules: &[Rule]) -> usize {
+    rules
+        .iter()
+        .map(|rule| match &rule.networks {
+            Networks::Any => 0,
+            Networks::List(nets) => nets.len(),
+        })
+        .sum()
+}
+
+/// Checks that `rules` fit a filter: at most [`MAX_RULES`] rules naming at most
+/// [`MAX_NETWORKS`] networks in all. Every command that builds a rule set (`attach`, `run`,
+/// `reload`, `check-config`, `set-scenario`, `explain`) passes here, so they all accept the same.
+pub fn check_capacity(rules: &[Rule]) -> Result<(), UsageError> {
+    if rules.len() > MAX_RULES {
+        return Err(UsageError::TooManyRules(rules.len()));
+    }
+    let networks = network_count(rules);
+    if networks > MAX_NETWORKS {
+        return Err(UsageError::TooManyNetworks(networks));
+    }
+    Ok(())
+}
 
 impl Compiled {
     /// Compiles `rules` (first match first) with the fixed allowances `allowances`, for stateless
     /// mode.
-    pub fn new(rules: &[Rule], allowances: u32) -> Result<Self, TooManyRules> {
+    pub fn new(rules: &[Rule], allowances: u32) -> Result<Self, UsageError> {
         Self::with_mode(rules, allowances, &Mode::Stateless)
     }
 
-    /// Compiles `rules` (first match first) with the fixed allowances `allowances` for `mode`.
-    pub fn with_mode(rules: &[Rule], allowances: u32, mode: &Mode) -> Result<Self, TooManyRules> {
-        if rules.len() > MAX_RULES {
-            return Err(TooManyRules(rules.len()));
-        }
+    /// Compiles `rules` (first match first) with the fixed allowances `allowances` for `mode`;
+    /// refuses rule sets that do not fit a filter (see [`check_capacity`]).
+    pub fn with_mode(rules: &[Rule], allowances: u32, mode: &Mode) -> Result<Self, UsageError> {
+        check_capacity(rules)?;
         let mut config = Config {
             allowances,
             mode: MODE_STATELESS,
@@ -382,5 +405,35 @@ mod tests {
         let rules: Vec<Rule> = (0..=MAX_RULES).map(|i| rule(&i.to_string(), &[])).collect();
         assert!(Compiled::new(&rules, 0).is_err());
         assert!(Compiled::new(&rules[..MAX_RULES], 0).is_ok());
+        let err = Compiled::new(&rules, 0).unwrap_err().to_string();
+        assert!(err.contains("65 rules") && err.contains("64"), "{err}");
+    }
+
+    #[test]
+    fn the_network_limit_counts_every_rule_s_list() {
+        let nets = |range: std::ops::Range<u32>| -> Networks {
+            Networks::List(
+                range
+                    .map(|i| IpNet::V4(Ipv4Net::new(i.into(), 32).unwrap()))
+                    .collect(),
+            )
+        };
+        let limit = u32::try_from(MAX_NETWORKS).unwrap();
+        let mut a = rule("a", &[]);
+        a.networks = nets(0..limit - 1);
+        let mut b = rule("b", &[]);
+        // A network both rules name counts twice.
+        b.networks = nets(0..1);
+        let mut rules = vec![a, b, rule("any", &[])];
+        rules[2].networks = Networks::Any;
+        assert_eq!(network_count(&rules), MAX_NETWORKS);
+        assert!(check_capacity(&rules).is_ok());
+        rules[1].networks = nets(0..2);
+        let err = Compiled::new(&rules, 0).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{} networks", MAX_NETWORKS + 1))
+                && err.contains(&MAX_NETWORKS.to_string()),
+            "{err}"
+        );
     }
 }

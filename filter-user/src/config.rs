@@ -911,7 +911,8 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
             .unwrap_or(crate::scenario::DEFAULT_LOG_RATE),
         egress_hook: cli.egress_hook.or(config.egress_hook).unwrap_or_default(),
     };
-    let total = options.rules().len();
+    let rules = options.rules();
+    let total = rules.len();
     if total > MAX_RULES {
         let (rule, line) = config
             .rules
@@ -926,6 +927,10 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
             ),
         });
     }
+    crate::compile::check_capacity(&rules).map_err(|e| UsageError::Config {
+        location: file(),
+        message: e.to_string(),
+    })?;
     if config.training {
         notes.push(training_note().to_owned());
     }
@@ -968,6 +973,7 @@ fn resolve_command_line(cli: &Overrides) -> Result<Resolved, UsageError> {
     let mut options = Options::from_raw(&cli.networks, scenario)?;
     options.log_rate = cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE);
     options.egress_hook = cli.egress_hook.unwrap_or_default();
+    crate::compile::check_capacity(&options.rules())?;
     let mode = if cli.ingress_only {
         Mode::IngressOnly
     } else if cli.stateless {

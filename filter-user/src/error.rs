@@ -113,6 +113,17 @@ pub enum UsageError {
     )]
     LogOff(String),
 
+    /// `log` while another `gotofw log` reads the same drop log.
+    #[error(
+        "the drop log of {iface} is being read by another `gotofw log` ({holder}): each sample goes to one reader only, so stop that one first"
+    )]
+    LogBusy {
+        /// The interface.
+        iface: String,
+        /// `pid N`, or what is known of the other reader.
+        holder: String,
+    },
+
     /// `flows` of a filter without flows (stateless or ingress-only), and its mode.
     #[error(
         "interface {0} has a filter in {1} mode, which keeps no flows: re-attach it in stateful mode (gotofw attach {0} --scenario <NAME> --replace, without --stateless or --ingress-only)"
@@ -185,9 +196,46 @@ pub enum UsageError {
         message: String,
     },
 
+    /// An interface whose frames do not start with an Ethernet header.
+    #[error(
+        "interface {iface} has link type {kind} (link/{kind} in `ip link show {iface}`), whose frames have no Ethernet header for gotofw's classifier to read, so every packet would pass as non-ip: attach gotofw to an Ethernet interface instead"
+    )]
+    UnparsedLinkType {
+        /// The interface.
+        iface: String,
+        /// The link type, as `ip link` names it.
+        kind: String,
+    },
+
+    /// A private mount namespace (`ip netns exec`) and no bpffs on the host to pin in.
+    #[error(
+        "this command runs in a private mount namespace (as under `ip netns exec`) and the host has no bpffs at /sys/fs/bpf, where a filter's pins outlive the command: mount it on the host (`mount -t bpf bpf /sys/fs/bpf`) and run the command again"
+    )]
+    NoHostBpffs,
+
+    /// A private mount namespace (`ip netns exec`) from which the host's bpffs cannot be reached.
+    #[error(
+        "this command runs in a private mount namespace (as under `ip netns exec`) and cannot reach the host's bpffs through /proc/1/root, where a filter's pins outlive the command: run gotofw with `nsenter --net=/run/netns/NAME` instead, which keeps the host's mounts"
+    )]
+    HostMountsUnreachable,
+
     /// `gotofw pac` whose two routes are the same.
     #[error(
         "the GoTo domains and every other host would all go '{0}', so the PAC would change nothing: give --else another route than --proxy/--direct, e.g. --direct --else 'PROXY proxy.example:8080'"
     )]
     PacChangesNothing(String),
+
+    /// More rules than a filter holds.
+    #[error(
+        "the rule set has {0} rules, more than the {max} a filter holds (the scenario and the allowances take up to 5): remove rules, or merge rules that share their action, protocol and ports",
+        max = filter_common::MAX_RULES
+    )]
+    TooManyRules(usize),
+
+    /// More networks, over all rules, than a filter holds.
+    #[error(
+        "the rules name {0} networks in all, more than the {max} a filter holds: list fewer networks (adjacent ones merge into a shorter prefix)",
+        max = filter_common::MAX_NETWORKS
+    )]
+    TooManyNetworks(usize),
 }

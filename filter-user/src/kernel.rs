@@ -23,14 +23,14 @@ use aya::{
         xdp::XdpLink,
     },
 };
-use filter_common::{COUNTER_ENTRIES, Counter, Direction, META_SIZE, counter_index};
+use filter_common::{COUNTER_ENTRIES, Counter, Direction, META_CHUNK, counter_index};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     EBPF_OBJECT, bpf_sys,
     compile::Compiled,
     error::UsageError,
-    system::{self, InterfaceLock, PIN_ROOT, PIN_STAGING},
+    system::{self, InterfaceLock},
 };
 
 /// Name of the XDP program in the object.
@@ -142,7 +142,7 @@ pub struct RuleInfo {
 /// What gotofw stores next to the maps about an attached filter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
-    /// Format version of this record.
+    /// Format version of this record ([`META_VERSION`]; checked on reading).
     pub version: u32,
     /// Interface name at attach time.
     pub interface: String,
@@ -228,19 +228,14 @@ fn load_with(
     flows: Option<&Path>,
     egress: bool,
 ) -> anyhow::Result<Ebpf> {
-    if meta.len() > META_SIZE {
-        return Err(anyhow!(
-            "the rule set's description takes {} bytes, more than the {META_SIZE} the filter stores: use fewer networks",
-            meta.len()
-        ));
-    }
     let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries("NETS_V4", v4)
         .map_max_entries("NETS_V6", v6)
-        .map_max_entries("FLOWS", compiled.flow_table_size.max(16));
+        .map_max_entries("FLOWS", compiled.flow_table_size.max(16))
+        .map_max_entries("META", meta_entries(meta.len())?);
     let log = flows
         .and_then(Path::parent)
         .map(|dir| dir.join("log"))
@@ -349,13 +344,7 @@ fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow::Result<()>
         )
         .with_context(|| format!("adding {net} to the IPv6 network map"))?;
     }
-    let mut blob = [0u8; META_SIZE];
-    blob[..meta.len()].copy_from_slice(meta);
-    let mut meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(map_mut(ebpf, "META")?)?;
-    meta_map
-        .set(0, blob, 0)
-        .context("storing the rule set's description")?;
-    Ok(())
+    write_meta(ebpf, meta)
 }
 
 /// The XDP program of a loaded object.
@@ -402,7 +391,10 @@ fn fault_point(stage: &str) {
 
 /// Staging pin directories of pin key `key` (`KEY@...`).
 fn stale_dirs(key: &str) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(PIN_STAGING) else {
+    let Ok(staging) = crate::hostfs::places().map(crate::hostfs::Places::pin_staging) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(staging) else {
         return Vec::new();
     };
     let prefix = format!("{key}@");
@@ -437,7 +429,7 @@ const fn newer(a: u32, b: u32) -> bool {
 /// pinned only there (roll back). Either way the interface goes on doing what it did; only the
 /// pins catch up. Then the pinned filter lets go of what only the switch needed.
 fn recover(key: &str) -> anyhow::Result<()> {
-    let final_dir = system::key_dir(key);
+    let final_dir = system::key_dir(key)?;
     for dir in stale_dirs(key) {
         let staged = pinned_config(&dir).ok();
         let pinned = if final_dir.exists() {
@@ -657,16 +649,16 @@ pub fn attach_with(
 ) -> anyhow::Result<Meta> {
     // The name becomes a lock file's name: check it before anything is created.
     system::check_interface_name(iface)?;
-    system::ensure_bpffs()?;
-    for dir in [PIN_ROOT, PIN_STAGING] {
-        system::create_private_dir(Path::new(dir)).with_context(|| format!("creating {dir}"))?;
+    let places = system::ensure_bpffs()?;
+    for dir in [places.pin_root(), places.pin_staging()] {
+        system::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let key = system::pin_key(iface);
     let _lock = InterfaceLock::acquire(&key)?;
     fault_point("locked");
     let plan = &plan()?;
     recover(&key)?;
-    let final_dir = system::key_dir(&key);
+    let final_dir = system::key_dir(&key)?;
     let exists = final_dir.exists();
     if exists && !plan.replace {
         return Err(UsageError::AlreadyAttached(plan.iface.clone()).into());
@@ -725,7 +717,7 @@ pub fn attach_with(
     )?;
     previous.install(&mut ebpf)?;
     let pid = std::process::id();
-    let tmp = Path::new(PIN_STAGING).join(format!("{key}@new-{pid}"));
+    let tmp = places.pin_staging().join(format!("{key}@new-{pid}"));
     let result = stage_and_arm(&mut ebpf, plan, &mut meta, &tmp, &final_dir, exists);
     if let Err(e) = result {
         // Whatever was staged goes; links swapped before the arming get their programs back.
@@ -1120,14 +1112,41 @@ fn local_interface(dir: &Path, key: &str) -> Option<String> {
 
 /// Rewrites the stored record (after attach, when the mode in use is known).
 fn store_meta(ebpf: &mut Ebpf, meta: &Meta) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec(meta)?;
-    let mut blob = [0u8; META_SIZE];
-    blob.get_mut(..bytes.len())
-        .ok_or_else(|| anyhow!("the filter description outgrew {META_SIZE} bytes"))?
-        .copy_from_slice(&bytes);
-    let mut map: Array<_, [u8; META_SIZE]> = Array::try_from(map_mut(ebpf, "META")?)?;
-    map.set(0, blob, 0)
-        .context("storing the rule set's description")?;
+    write_meta(ebpf, &serde_json::to_vec(meta)?)
+}
+
+/// Room the record may gain between the load and [`store_meta`] (the XDP mode in use, the
+/// egress hook): the map is sized when the object loads, from the record as planned.
+const META_SLACK: usize = 1024;
+
+/// Entries of the `META` map for a record of `len` bytes, with [`META_SLACK`] to spare.
+fn meta_entries(len: usize) -> anyhow::Result<u32> {
+    u32::try_from((len + META_SLACK).div_ceil(META_CHUNK))
+        .context("the rule set's description is too large to store")
+}
+
+/// Stores the JSON record `bytes` in the `META` map, [`META_CHUNK`] bytes an entry, the rest of
+/// the map zeroed (a record ends at its first zero byte, or at the end of the map: JSON text
+/// holds no zero byte).
+fn write_meta(ebpf: &mut Ebpf, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut map: Array<_, [u8; META_CHUNK]> = Array::try_from(map_mut(ebpf, "META")?)?;
+    let entries = map.len();
+    let room = usize::try_from(entries)? * META_CHUNK;
+    if bytes.len() > room {
+        return Err(anyhow!(
+            "the rule set's description takes {} bytes, more than the {room} its map was sized for",
+            bytes.len()
+        ));
+    }
+    let mut parts = bytes.chunks(META_CHUNK);
+    for index in 0..entries {
+        let mut value = [0u8; META_CHUNK];
+        if let Some(part) = parts.next() {
+            value[..part.len()].copy_from_slice(part);
+        }
+        map.set(index, value, 0)
+            .context("storing the rule set's description")?;
+    }
     Ok(())
 }
 
@@ -1154,7 +1173,7 @@ fn attach_error(iface: &str, mode: XdpModeArg, err: ProgramError) -> anyhow::Err
 /// that its links go too.
 pub fn detach(iface: &str) -> anyhow::Result<()> {
     let key = system::key_for(iface)?;
-    let dir = system::key_dir(&key);
+    let dir = system::key_dir(&key)?;
     let nothing = !dir.exists() && stale_dirs(&key).is_empty();
     if !system::bpffs_mounted() || nothing {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
@@ -1201,7 +1220,8 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
 /// Pin keys of every gotofw filter on this bpffs, any namespace.
 /// What attaches killed midway left is settled first (see [`recover`]).
 pub fn attached_keys() -> anyhow::Result<Vec<String>> {
-    let mut staged: Vec<String> = fs::read_dir(PIN_STAGING)
+    let places = crate::hostfs::places()?;
+    let mut staged: Vec<String> = fs::read_dir(places.pin_staging())
         .map(|entries| {
             entries
                 .flatten()
@@ -1218,14 +1238,15 @@ pub fn attached_keys() -> anyhow::Result<Vec<String>> {
         recover_if_idle(&key)?;
     }
     let mut keys = Vec::new();
-    match fs::read_dir(PIN_ROOT) {
+    let root = places.pin_root();
+    match fs::read_dir(&root) {
         Ok(entries) => {
             for entry in entries {
                 keys.push(entry?.file_name().to_string_lossy().into_owned());
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {PIN_ROOT}")),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
     }
     Ok(keys)
 }
@@ -1246,22 +1267,103 @@ pub struct Attached {
 pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
     let key = system::key_for(iface)?;
     recover_if_idle(&key)?;
-    let dir = system::key_dir(&key);
+    let dir = system::key_dir(&key)?;
     if !dir.exists() {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
     read_pins(dir)
 }
 
-/// The record stored with the filter pinned (or staged) in `dir`.
+/// The record stored with the filter pinned (or staged) in `dir`, read entry by entry up to its
+/// end; a record of another format version than [`META_VERSION`] is refused.
 fn pinned_meta(dir: &Path) -> anyhow::Result<Meta> {
     let meta_data = MapData::from_pin(dir.join("meta"))
         .with_context(|| format!("opening {}/meta", dir.display()))?;
-    let meta_map: Array<_, [u8; META_SIZE]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
-    let blob = meta_map.get(&0, 0)?;
-    let end = blob.iter().position(|b| *b == 0).unwrap_or(META_SIZE);
-    serde_json::from_slice(&blob[..end])
+    let meta_map: Array<_, [u8; META_CHUNK]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
+    let mut bytes = Vec::new();
+    for index in 0..meta_map.len() {
+        let chunk = meta_map.get(&index, 0)?;
+        match chunk.iter().position(|b| *b == 0) {
+            Some(end) => {
+                bytes.extend_from_slice(&chunk[..end]);
+                break;
+            }
+            None => bytes.extend_from_slice(&chunk),
+        }
+    }
+    parse_meta(&bytes)
         .with_context(|| format!("reading the filter description in {}/meta", dir.display()))
+}
+
+/// Format version of the stored record ([`Meta::version`]).
+pub const META_VERSION: u32 = 1;
+
+/// Parses a stored record, after checking its format version.
+fn parse_meta(bytes: &[u8]) -> anyhow::Result<Meta> {
+    #[derive(Deserialize)]
+    struct Head {
+        version: u32,
+    }
+    let head: Head = serde_json::from_slice(bytes)?;
+    if head.version != META_VERSION {
+        return Err(anyhow!(
+            "its record has format version {}, and this gotofw reads version {META_VERSION}: run the gotofw that attached the filter, or detach it and attach it again with this one",
+            head.version
+        ));
+    }
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+#[cfg(test)]
+mod meta_tests {
+    use super::*;
+
+    /// A record reads back as stored; one of another format version is refused, naming both.
+    #[test]
+    fn records_of_another_version_are_refused() {
+        let meta = Meta {
+            version: META_VERSION,
+            interface: "wan0".into(),
+            ifindex: 7,
+            netns: 1,
+            scenario: "udp-turn".into(),
+            mode: "stateless".into(),
+            flows: None,
+            options: None,
+            xdp_mode: XdpModeArg::Generic,
+            egress_hook: None,
+            clsact_qdisc: false,
+            attached_at: 0,
+            rules: Vec::new(),
+            allowances: Vec::new(),
+        };
+        let bytes = serde_json::to_vec(&meta).unwrap();
+        assert_eq!(parse_meta(&bytes).unwrap(), meta);
+        let other = serde_json::to_vec(&Meta {
+            version: META_VERSION + 1,
+            ..meta
+        })
+        .unwrap();
+        let err = parse_meta(&other).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("format version {}", META_VERSION + 1))
+                && err.contains(&format!("reads version {META_VERSION}")),
+            "{err}"
+        );
+        assert!(parse_meta(b"{\"interface\": \"wan0\"}").is_err());
+    }
+
+    /// The map holds the record with room to spare, in whole entries.
+    #[test]
+    fn the_map_is_sized_from_the_record() {
+        assert_eq!(meta_entries(0).unwrap(), 1);
+        assert_eq!(meta_entries(META_CHUNK - META_SLACK).unwrap(), 1);
+        assert_eq!(meta_entries(META_CHUNK - META_SLACK + 1).unwrap(), 2);
+        let big = 9_000_000;
+        let entries = usize::try_from(meta_entries(big).unwrap()).unwrap();
+        assert!(entries * META_CHUNK >= big + META_SLACK);
+        assert!((entries - 1) * META_CHUNK < big + META_SLACK);
+    }
 }
 
 /// Reads the filter pinned in `dir`.

@@ -69,7 +69,7 @@ pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
         Scope::Only(names) => {
             let mut snapshot = Snapshot::default();
             for name in names {
-                let present = system::key_dir(&system::key_for(name)?).exists();
+                let present = system::key_dir(&system::key_for(name)?)?.exists();
                 let read = if present {
                     status::collect(Some(name)).map(Some)
                 } else {

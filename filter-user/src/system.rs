@@ -14,17 +14,11 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::error::UsageError;
-
-/// Where bpffs is mounted.
-pub const BPFFS: &str = "/sys/fs/bpf";
-/// Directory of gotofw's pins; one subdirectory per interface.
-pub const PIN_ROOT: &str = "/sys/fs/bpf/gotofw";
-/// Directory of half-made and half-removed pin directories (bpffs refuses names that start with
-/// a dot, so they cannot hide inside [`PIN_ROOT`]).
-pub const PIN_STAGING: &str = "/sys/fs/bpf/gotofw-staging";
-/// Directory of the per-interface lock files.
-pub const LOCK_DIR: &str = "/run/gotofw";
+pub use crate::hostfs::BPFFS;
+use crate::{
+    error::UsageError,
+    hostfs::{self, Places},
+};
 /// How long a command waits for another one on the same interface.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -51,8 +45,8 @@ fn effective_capabilities() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-/// Whether bpffs is mounted at [`BPFFS`].
-pub fn bpffs_mounted() -> bool {
+/// Whether bpffs is mounted at [`BPFFS`] in this mount namespace.
+fn bpffs_mounted_here() -> bool {
     fs::read_to_string("/proc/self/mounts").is_ok_and(|mounts| {
         mounts.lines().any(|l| {
             let mut f = l.split_whitespace();
@@ -62,10 +56,23 @@ pub fn bpffs_mounted() -> bool {
     })
 }
 
-/// Mounts bpffs at [`BPFFS`] when it is not there.
-pub fn ensure_bpffs() -> anyhow::Result<()> {
-    if bpffs_mounted() {
-        return Ok(());
+/// Whether the bpffs gotofw pins in is there (see [`hostfs::places`]).
+pub fn bpffs_mounted() -> bool {
+    match hostfs::places() {
+        Ok(places) if places.may_mount => bpffs_mounted_here(),
+        // Resolved outside the host's mount namespace only when the host's bpffs is there.
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// Where gotofw's pins and locks are, with a bpffs mounted there: in the host's mount namespace
+/// bpffs is mounted at [`BPFFS`] when it is not there; from any other one the host's is used,
+/// and a command that cannot have it is refused (see [`hostfs`]).
+pub fn ensure_bpffs() -> anyhow::Result<&'static Places> {
+    let places = hostfs::places()?;
+    if !places.may_mount || bpffs_mounted_here() {
+        return Ok(places);
     }
     fs::create_dir_all(BPFFS).with_context(|| format!("creating {BPFFS}"))?;
     let src = CString::new("bpf").expect("no NUL");
@@ -86,7 +93,7 @@ pub fn ensure_bpffs() -> anyhow::Result<()> {
             io::Error::last_os_error()
         );
     }
-    Ok(())
+    Ok(places)
 }
 
 /// Checks an interface name as the kernel would (1-15 bytes, no '/', no whitespace).
@@ -150,9 +157,10 @@ pub fn pin_key(name: &str) -> String {
 }
 
 /// The pin directory of interface `name` in this namespace: `/sys/fs/bpf/gotofw/NAME`, or
-/// `/sys/fs/bpf/gotofw/NAME:NETNS` outside the namespace of PID 1.
-pub fn pin_dir(name: &str) -> PathBuf {
-    Path::new(PIN_ROOT).join(pin_key(name))
+/// `/sys/fs/bpf/gotofw/NAME:NETNS` outside the namespace of PID 1 (the host's bpffs as
+/// [`hostfs::places`] reaches it).
+pub fn pin_dir(name: &str) -> Result<PathBuf, UsageError> {
+    key_dir(&pin_key(name))
 }
 
 /// The pin key for what an operator typed: an interface of this namespace, or an explicit
@@ -171,8 +179,8 @@ pub fn key_for(arg: &str) -> Result<String, UsageError> {
 }
 
 /// The pin directory of pin key `key`.
-pub fn key_dir(key: &str) -> PathBuf {
-    Path::new(PIN_ROOT).join(key)
+pub fn key_dir(key: &str) -> Result<PathBuf, UsageError> {
+    Ok(hostfs::places()?.pin_root().join(key))
 }
 
 /// Pin keys among `keys` that belong to other network namespaces.
@@ -222,7 +230,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 #[derive(Debug)]
 pub struct InterfaceLock {
     /// Holds the lock: closing it lets go.
-    _file: File,
+    file: File,
     path: PathBuf,
 }
 
@@ -271,9 +279,37 @@ impl InterfaceLock {
         Ok(None)
     }
 
+    /// The drop-log reader lock of pin key `key`, with this process's id written in it, when no
+    /// other `gotofw log` of that filter holds it; otherwise the holder's pid (`None` when it has
+    /// not written it yet). One reader per filter: a sample one reader takes is gone for others.
+    pub fn try_acquire_log_reader(key: &str) -> anyhow::Result<Result<Self, Option<u32>>> {
+        use std::io::Write as _;
+        let dir = hostfs::places()?.lock_dir.join("log");
+        create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{key}.lock"));
+        for _ in 0..8 {
+            match Self::attempt(&path)? {
+                Attempt::Held(lock) => {
+                    lock.file.set_len(0)?;
+                    (&lock.file).write_all(std::process::id().to_string().as_bytes())?;
+                    return Ok(Ok(lock));
+                }
+                Attempt::Busy => {
+                    let pid = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|text| text.trim().parse().ok());
+                    return Ok(Err(pid));
+                }
+                Attempt::Stale => {}
+            }
+        }
+        Ok(Err(None))
+    }
+
     fn path(key: &str) -> anyhow::Result<PathBuf> {
-        create_private_dir(Path::new(LOCK_DIR)).with_context(|| format!("creating {LOCK_DIR}"))?;
-        Ok(Path::new(LOCK_DIR).join(format!("{key}.lock")))
+        let dir = &hostfs::places()?.lock_dir;
+        create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir.join(format!("{key}.lock")))
     }
 
     fn attempt(path: &Path) -> anyhow::Result<Attempt> {
@@ -298,7 +334,7 @@ impl InterfaceLock {
         let same = fs::metadata(path).is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino());
         Ok(if same {
             Attempt::Held(Self {
-                _file: file,
+                file,
                 path: path.to_owned(),
             })
         } else {

@@ -454,9 +454,12 @@ fn unprivileged_runs_say_which_capability_is_missing() {
     assert!(!Path::new("/sys/fs/bpf/gotofw/lo").exists());
 }
 
-/// Runs a shell script in fresh mount and network namespaces (private bpffs view, only `lo`).
+/// Runs a shell script in fresh mount and network namespaces (only `lo`), with `$HOST_BPFFS` the
+/// host's bpffs as the script reaches it and `$KEY` the pin key of its `lo`. What the script left
+/// pinned under that key is detached afterwards, so a failing script leaves nothing behind.
 fn in_private_namespaces(script: &str) -> Output {
-    Command::new("unshare")
+    let host_bpffs = format!("/proc/{}/root/sys/fs/bpf", std::process::id());
+    let out = Command::new("unshare")
         .args([
             "--mount",
             "--net",
@@ -464,34 +467,45 @@ fn in_private_namespaces(script: &str) -> Output {
             "private",
             "sh",
             "-ec",
-            script,
+            &format!("KEY=\"lo:$(stat -L -c %i /proc/self/ns/net)\"; echo \"key=$KEY\"\n{script}"),
         ])
         .env("GOTOFW", env!("CARGO_BIN_EXE_gotofw"))
+        .env("HOST_BPFFS", host_bpffs)
         .output()
-        .expect("unshare (util-linux)")
+        .expect("unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if let Some(key) = stdout.lines().find_map(|l| l.strip_prefix("key="))
+        && Path::new("/sys/fs/bpf/gotofw").join(key).exists()
+    {
+        let _ = gotofw(&["detach", key]);
+    }
+    out
 }
 
 #[test]
-fn attach_mounts_bpffs_when_it_is_missing() {
+fn a_private_mount_namespace_pins_in_the_host_bpffs() {
     if !is_root() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "needs root in CI"
         );
-        eprintln!("skipping attach_mounts_bpffs_when_it_is_missing: needs root");
+        eprintln!("skipping a_private_mount_namespace_pins_in_the_host_bpffs: needs root");
         return;
     }
-    // In a private mount namespace, bpffs is unmounted; gotofw must mount its own and work.
+    // A private mount namespace without bpffs, as `ip netns exec` leaves one: gotofw must pin
+    // in the host's bpffs (a bpffs mounted here would die with the namespace), mount nothing,
+    // and find the filter again from here.
     let out = in_private_namespaces(
         r#"umount /sys/fs/bpf 2>/dev/null || true
         ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts
         ip link set lo up
         "$GOTOFW" attach lo --scenario tcp-443 --stateless --xdp-mode generic
-        grep -q ' /sys/fs/bpf bpf ' /proc/mounts
+        ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts
+        test -e "$HOST_BPFFS/gotofw/$KEY/link"
         "$GOTOFW" status lo --json | grep -q '"scenario": "tcp-443"'
         "$GOTOFW" detach lo
         ! ip -d link show lo | grep -q xdp
-        test -z "$(ls /sys/fs/bpf/gotofw)"
+        test ! -e "$HOST_BPFFS/gotofw/$KEY"
         echo done"#,
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -512,18 +526,17 @@ fn a_failed_attach_leaves_the_interface_as_it_was() {
         eprintln!("skipping a_failed_attach_leaves_the_interface_as_it_was: needs root");
         return;
     }
-    // Loopback has no native XDP: the attach fails after load and map fill. A private bpffs keeps
-    // this namespace's "lo" apart from every other test's.
+    // Loopback has no native XDP: the attach fails after load and map fill. The pin key of this
+    // namespace's "lo" keeps it apart from every other test's.
     let out = in_private_namespaces(
-        r#"umount /sys/fs/bpf 2>/dev/null || true
-        mount -t bpf bpf /sys/fs/bpf
-        ip link set lo up
+        r#"ip link set lo up
         if out=$("$GOTOFW" attach lo --scenario udp-turn --stateless --xdp-mode native 2>&1); then exit 3; fi
         echo "$out"
         ! ip -d link show lo | grep -q xdp
-        test ! -e /sys/fs/bpf/gotofw/lo
-        test -z "$(ls /sys/fs/bpf/gotofw-staging | grep '^lo@' || true)"
+        test ! -e "$HOST_BPFFS/gotofw/$KEY"
+        test -z "$(ls "$HOST_BPFFS/gotofw-staging" | grep "^$KEY@" || true)"
         "$GOTOFW" attach lo --scenario udp-turn --stateless --xdp-mode generic >/dev/null
+        test -e "$HOST_BPFFS/gotofw/$KEY/link"
         "$GOTOFW" detach lo >/dev/null
         echo done"#,
     );

@@ -155,6 +155,17 @@ impl Gotofw {
             .unwrap_or_else(|err| panic!("gotofw {}: {err:#}", args.join(" ")))
     }
 
+    /// Runs `gotofw args` in `ns` through `ip netns exec` (a private mount namespace, whose
+    /// `/sys` has no bpffs) and returns its output, whatever its exit status.
+    ///
+    /// # Panics
+    /// When `ip` cannot be started.
+    pub fn run_ip_netns_exec(&self, ns: &Netns, args: &[&str]) -> Output {
+        let bin = self.bin.to_str().expect("the gotofw path is UTF-8");
+        ns.ip_netns_exec(bin, args)
+            .unwrap_or_else(|err| panic!("gotofw {}: {err:#}", args.join(" ")))
+    }
+
     /// Runs `gotofw args` outside any lab namespace (for commands that do not
     /// look at interfaces, such as `explain`).
     ///
@@ -379,9 +390,15 @@ pub struct WanLab {
 impl WanLab {
     /// Builds the lab.
     pub fn new() -> Result<Self> {
-        let gw = Netns::new("gw")?;
-        let inet = Netns::new("inet")?;
-        let (wan, isp) = (unique_name("wan"), unique_name("isp"));
+        Self::named(["gw", "inet", "wan", "isp"])
+    }
+
+    /// Builds the lab with the name prefixes `[gateway, internet, wan, isp]` (namespaces, then
+    /// interfaces; see [`unique_name`]).
+    pub fn named([gw, inet, wan, isp]: [&str; 4]) -> Result<Self> {
+        let gw = Netns::new(gw)?;
+        let inet = Netns::new(inet)?;
+        let (wan, isp) = (unique_name(wan), unique_name(isp));
         let veth = veth_pair(&gw, &wan, &inet, &isp)?;
         addr_add(&gw, &wan, &format!("{GW_ADDR}/24"))?;
         addr_add(&inet, &isp, &format!("{INET_ADDR}/24"))?;

@@ -34,6 +34,7 @@ mod netns;
 mod probe;
 mod root;
 mod server;
+pub mod txgen;
 mod xdp;
 
 #[cfg(test)]

@@ -82,6 +82,24 @@ impl Netns {
             .with_context(|| format!("cannot run nsenter for `{program}` (install util-linux)"))
     }
 
+    /// Runs `program args` in the namespace with `ip netns exec NAME`, and returns its output
+    /// whatever its exit status. Unlike [`Netns::exec`], the program gets a private mount
+    /// namespace with a fresh `/sys` of the namespace, without the host's bpffs, as operators
+    /// most often run commands in a namespace.
+    pub fn ip_netns_exec<I, S>(&self, program: &str, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+            .with_context(|| {
+                format!("cannot run `ip netns exec` for `{program}` (install iproute2)")
+            })
+    }
+
     /// Runs `ip -n NAME args` and returns its standard output; fails with its
     /// standard error unless it succeeds.
     pub fn ip<I, S>(&self, args: I) -> Result<String>

@@ -6,6 +6,7 @@ use crate::{
     compile::{Compiled, Mode},
     config::{self, Overrides},
     kernel::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
+    link_type,
     scenario::{Allowance, Options},
     system,
 };
@@ -15,9 +16,6 @@ use crate::{
 pub fn plans(args: &AttachArgs) -> anyhow::Result<(Vec<AttachPlan>, Vec<String>)> {
     let file = args.config.as_deref().map(config::load).transpose()?;
     let resolved = config::resolve(file.as_ref(), &Overrides::from(args))?;
-    if let Some(file) = &file {
-        super::check_config::check_size(file, &resolved)?;
-    }
     let plans = resolved
         .interfaces
         .iter()
@@ -43,11 +41,12 @@ pub fn build_plan(
     replace: bool,
 ) -> anyhow::Result<AttachPlan> {
     let ifindex = system::ifindex(iface)?;
+    link_type::check(iface, ifindex)?;
     let rules = options.rules();
     let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     compiled.config.log_rate = options.log_rate;
     let meta = Meta {
-        version: 1,
+        version: kernel::META_VERSION,
         interface: iface.to_owned(),
         ifindex,
         netns: system::netns_id()?,
@@ -166,7 +165,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         } else {
             meta.allowances.join(", ")
         },
-        system::pin_dir(&plan.iface).display(),
+        system::pin_dir(&plan.iface)?.display(),
         plan.iface,
         plan.iface,
     ))?;

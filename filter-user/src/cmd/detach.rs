@@ -10,7 +10,7 @@ pub fn run(args: &DetachArgs) -> anyhow::Result<()> {
     print(&format!(
         "detached gotofw from {}; removed {}\n",
         args.iface,
-        system::key_dir(&key).display()
+        system::key_dir(&key)?.display()
     ))?;
     Ok(())
 }

@@ -120,7 +120,7 @@ fn flow(e: &FlowEntry, names: &[String], now: u64) -> Flow {
 pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
     let names = match iface {
         Some(name) => {
-            if !system::key_dir(&system::key_for(name)?).exists() {
+            if !system::key_dir(&system::key_for(name)?)?.exists() {
                 return Err(UsageError::NotAttached(name.to_owned()).into());
             }
             vec![name.to_owned()]

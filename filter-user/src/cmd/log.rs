@@ -4,11 +4,12 @@
 use std::{
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{Map, MapData, MapInfo, RingBuf};
 use filter_common::{Direction, DropEvent, ipproto};
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ use crate::{
     error::UsageError,
     kernel::{self, monotonic_coarse_ns},
     slots::slot_name,
-    system,
+    system::{self, InterfaceLock},
 };
 
 /// One sample, as `--json` prints it (one object per line).
@@ -88,6 +89,89 @@ fn sample(e: &DropEvent, iface: &str, rules: &[String], offset_ns: i128) -> Samp
     }
 }
 
+/// The drop log being followed: its ring buffer, the ids of the maps it came with, and the
+/// rule names that name its samples' slots.
+struct Source {
+    ring: RingBuf<MapData>,
+    log_id: u32,
+    meta_id: Option<u32>,
+    rules: Vec<String>,
+}
+
+/// Id of the map pinned at `path`, or `None` when nothing (openable) is pinned there.
+fn pinned_map_id(path: &Path) -> Option<u32> {
+    MapInfo::from_pin(path).ok().map(|info| info.id())
+}
+
+/// The rule names of the filter of `iface`, and the id of the `meta` map they were read from
+/// (taken first: a swap meanwhile shows as a new id at the next check).
+fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Vec<String>)> {
+    let meta_id = pinned_map_id(&dir.join("meta"));
+    let attached = kernel::read_attached(iface)?;
+    if attached.config()?.log_rate == 0 {
+        return Err(UsageError::LogOff(iface.to_owned()).into());
+    }
+    let rules = attached.meta.rules.iter().map(|r| r.name.clone()).collect();
+    Ok((meta_id, rules))
+}
+
+/// Opens the drop log of the filter of `iface`, pinned in `dir`.
+fn open(iface: &str, dir: &Path) -> anyhow::Result<Source> {
+    let (meta_id, rules) = rule_names(iface, dir)?;
+    let data = MapData::from_pin(dir.join("log"))
+        .with_context(|| format!("opening {}/log", dir.display()))?;
+    let log_id = data.info()?.id();
+    let ring = RingBuf::try_from(Map::RingBuf(data))?;
+    Ok(Source {
+        ring,
+        log_id,
+        meta_id,
+        rules,
+    })
+}
+
+/// Checks that the idle ring of `source` is still the drop log of the filter of `iface`, and
+/// follows the filter's new one when it is not: a detach and a new attach replace the ring (and
+/// the old one never fills again); a `--replace` or `set-scenario` may keep it but rename the
+/// rules. Between a detach and the next attach there is none: that is said once, on standard
+/// error, and the wait goes on.
+fn follow(iface: &str, dir: &Path, source: &mut Source, detached: &mut bool) -> anyhow::Result<()> {
+    match pinned_map_id(&dir.join("log")) {
+        Some(id) if id == source.log_id => {
+            if pinned_map_id(&dir.join("meta")) != source.meta_id {
+                match rule_names(iface, dir) {
+                    Ok(names) => (source.meta_id, source.rules) = names,
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Some(_) => match open(iface, dir) {
+            Ok(new) => {
+                *source = new;
+                *detached = false;
+                eprintln!("gotofw log: {iface} has a new filter; following its drop log");
+            }
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(e),
+        },
+        None => {
+            if !*detached {
+                *detached = true;
+                eprintln!(
+                    "gotofw log: the filter of {iface} was detached; waiting for the next attach"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `e` says the filter went while it was being read (the next check sees what follows).
+fn gone(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref(), Some(UsageError::NotAttached(_)))
+}
+
 /// Runs the command.
 pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
@@ -101,14 +185,19 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
             _ => return Err(UsageError::WhichInterface(own.join(", ")).into()),
         }
     };
-    let attached = kernel::read_attached(&iface)?;
-    if attached.config()?.log_rate == 0 {
-        return Err(UsageError::LogOff(iface).into());
-    }
-    let rules: Vec<String> = attached.meta.rules.iter().map(|r| r.name.clone()).collect();
-    let data = MapData::from_pin(attached.dir.join("log"))
-        .with_context(|| format!("opening {}/log", attached.dir.display()))?;
-    let mut ring = RingBuf::try_from(Map::RingBuf(data))?;
+    let key = system::key_for(&iface)?;
+    let dir = system::key_dir(&key)?;
+    // One reader per filter (a sample the ring hands one reader is gone for the others); the
+    // filter's lock is not taken, so commands on the interface go on meanwhile.
+    let _reader =
+        InterfaceLock::try_acquire_log_reader(&key)?.map_err(|pid| UsageError::LogBusy {
+            iface: iface.clone(),
+            holder: pid.map_or_else(
+                || "its pid not written yet".to_owned(),
+                |p| format!("pid {p}"),
+            ),
+        })?;
+    let mut source = open(&iface, &dir)?;
     // Kernel times are CLOCK_MONOTONIC_COARSE; this maps them to wall-clock time.
     let wall = i128::try_from(
         std::time::SystemTime::now()
@@ -120,15 +209,18 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
         .timeout
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let mut seen = 0u64;
+    let mut detached = false;
     loop {
         let mut out = String::new();
-        while let Some(item) = ring.next() {
+        let mut read = 0u64;
+        while let Some(item) = source.ring.next() {
+            read += 1;
             if item.len() < size_of::<DropEvent>() {
                 continue;
             }
             // SAFETY: the kernel writes whole `DropEvent`s; read unaligned to be safe.
             let event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<DropEvent>()) };
-            let s = sample(&event, &iface, &rules, offset_ns);
+            let s = sample(&event, &iface, &source.rules, offset_ns);
             if args.json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&s)?);
             } else {
@@ -152,6 +244,9 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
         print(&out)?;
         if args.count.is_some_and(|n| seen >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(());
+        }
+        if read == 0 {
+            follow(&iface, &dir, &mut source, &mut detached)?;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -20,7 +20,7 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
     let scope = match &args.iface {
         Some(iface) => {
-            if !system::key_dir(&system::key_for(iface)?).exists() {
+            if !system::key_dir(&system::key_for(iface)?)?.exists() {
                 return Err(UsageError::NotAttached(iface.clone()).into());
             }
             Scope::Only(vec![iface.clone()])

@@ -49,7 +49,6 @@ fn log(line: &str) {
 fn read(path: &Path) -> anyhow::Result<(Config, Resolved)> {
     let config = config::load(path)?;
     let resolved = config::resolve(Some(&config), &Overrides::default())?;
-    super::check_config::check_size(&config, &resolved)?;
     Ok((config, resolved))
 }
 
@@ -211,7 +210,7 @@ fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Resul
 }
 
 pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
-    let exists = system::key_dir(&system::key_for(iface)?).exists();
+    let exists = system::key_dir(&system::key_for(iface)?)?.exists();
     let plan = build_plan(
         iface,
         &resolved.options,

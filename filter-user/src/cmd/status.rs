@@ -231,7 +231,7 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
     let keys = kernel::attached_keys()?;
     let (names, other_namespaces) = match iface {
         Some(name) => {
-            if !system::key_dir(&system::key_for(name)?).exists() {
+            if !system::key_dir(&system::key_for(name)?)?.exists() {
                 return Err(UsageError::NotAttached(name.to_owned()).into());
             }
             (vec![name.to_owned()], Vec::new())
