@@ -273,10 +273,14 @@ pub struct DropEvent {
 }
 const _: () = assert!(size_of::<DropEvent>() == 56);
 
-/// Stateless mode: inbound packets are matched against the mirrored outbound rules.
+/// Stateless mode: outbound packets are matched against the rules as written, inbound ones
+/// against their mirror; no flow is kept.
 pub const MODE_STATELESS: u32 = 0;
 /// Stateful mode: inbound packets must belong to a flow an allowed outbound packet opened.
 pub const MODE_STATEFUL: u32 = 1;
+/// Ingress-only mode: inbound packets are matched as in stateless mode; outbound ones are not
+/// filtered (the egress program, if it runs, passes everything).
+pub const MODE_INGRESS_ONLY: u32 = 2;
 
 /// One per-CPU counter.
 #[repr(C)]

@@ -2,9 +2,9 @@
 //!
 //! Thin shells around [`filter_common::classify`]: they give the classifier bounds-checked access
 //! to the frame and the BPF maps as lookup tables, then count the packet in the slot the
-//! classifier named and remember first-fragment verdicts. In stateful mode the egress program
-//! opens flows for allowed outbound packets and the ingress program admits the packets of live
-//! flows. All decisions live in `filter-common`, where the host runs the same code.
+//! classifier named and remember first-fragment verdicts. The egress program enforces the rules
+//! as written (except in ingress-only mode); in stateful mode it also opens flows for allowed
+//! outbound packets, and the ingress program admits the packets of live flows. All decisions live in `filter-common`, where the host runs the same code.
 #![no_std]
 #![no_main]
 // `asm!` on BPF, for the optimisation barrier in `Frame::bytes`; the crate builds with nightly.
@@ -22,7 +22,7 @@ use aya_ebpf::{
 use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
     FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket,
-    MAX_PACKET_OFFSET, META_CHUNK, MODE_STATEFUL, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
+    MAX_PACKET_OFFSET, META_CHUNK, MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
     classify, counter_index, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
     packet::Header, tail,
 };
@@ -371,9 +371,9 @@ const TCX_DROP: i32 = 2;
 /// Headers the egress program wants in the linear part of the packet.
 const EGRESS_HEADERS: u32 = 256;
 
-/// WAN egress (stateful mode): enforces the rules as written and opens flows. A stateless rule
-/// set passes everything here: its program takes a stateful filter's egress link only for the
-/// moment a `--replace` to stateless mode needs to switch both hooks at once.
+/// WAN egress: enforces the rules as written, and in stateful mode opens flows. An ingress-only
+/// rule set passes everything here: its program takes a filter's egress link only for the
+/// moment a `--replace` to ingress-only mode needs to switch both hooks at once.
 #[classifier]
 #[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
@@ -383,7 +383,7 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
         unsafe { TAIL_TC.tail_call(&ctx, tail::PREVIOUS) };
         return TCX_NEXT;
     }
-    if cfg.mode != MODE_STATEFUL {
+    if cfg.mode == MODE_INGRESS_ONLY {
         return TCX_NEXT;
     }
     // Egress packets normally carry their headers in the linear part; make sure they do.

@@ -178,10 +178,16 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub networks: RawNetworkArgs,
 
-    /// Match replies by their source port and network (XDP only, no state, no egress hook). The
-    /// default, stateful mode, admits only packets of flows that allowed outbound packets opened.
+    /// Keep no flow table: match outbound packets by the rules as written (TC egress) and
+    /// replies by their source port and network (XDP). The default, stateful mode, admits only
+    /// packets of flows that allowed outbound packets opened.
     #[arg(long)]
     pub stateless: bool,
+
+    /// Filter inbound traffic only, as --stateless does (XDP), and let every outbound packet
+    /// out unfiltered: no egress hook, so what the rules block outbound still leaves.
+    #[arg(long, conflicts_with = "egress_hook")]
+    pub ingress_only: bool,
 
     #[command(flatten)]
     pub flows: FlowArgs,
@@ -195,8 +201,9 @@ pub struct AttachArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub xdp_mode: Option<XdpModeArg>,
 
-    /// Stateful mode's egress hook: auto (tcx where the kernel has it, Linux 6.6 and later, else
-    /// clsact; the default), tcx, or clsact. A --replace keeps the hook in use.
+    /// The egress hook (stateful and stateless mode): auto (tcx where the kernel has it, Linux
+    /// 6.6 and later, else clsact; the default), tcx, or clsact. A --replace keeps the hook in
+    /// use.
     #[arg(long, value_enum, value_name = "HOOK")]
     pub egress_hook: Option<crate::kernel::EgressHook>,
 
@@ -210,24 +217,24 @@ pub struct AttachArgs {
 #[derive(Debug, Default, Args)]
 pub struct FlowArgs {
     /// Most flows the table holds (default 262144); when full, the least recently used go first.
-    #[arg(long, value_name = "N", conflicts_with = "stateless",
+    #[arg(long, value_name = "N", conflicts_with_all = ["stateless", "ingress_only"],
           value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub flow_table_size: Option<u32>,
 
     /// Idle seconds before a UDP flow expires (default 120).
-    #[arg(long, value_name = "SECS", conflicts_with = "stateless",
+    #[arg(long, value_name = "SECS", conflicts_with_all = ["stateless", "ingress_only"],
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub udp_timeout: Option<u32>,
 
     /// Idle seconds before an established TCP flow expires (default 7200; FIN or RST end it
     /// sooner).
-    #[arg(long, value_name = "SECS", conflicts_with = "stateless",
+    #[arg(long, value_name = "SECS", conflicts_with_all = ["stateless", "ingress_only"],
           value_parser = clap::value_parser!(u32).range(1..=1_209_600))]
     pub tcp_timeout: Option<u32>,
 
     /// Idle seconds before a half-open (SYN sent) or closing (FIN/RST seen) TCP flow expires
     /// (default 30).
-    #[arg(long, value_name = "SECS", conflicts_with = "stateless",
+    #[arg(long, value_name = "SECS", conflicts_with_all = ["stateless", "ingress_only"],
           value_parser = clap::value_parser!(u32).range(1..=3_600))]
     pub tcp_transitory_timeout: Option<u32>,
 }

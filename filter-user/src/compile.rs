@@ -8,8 +8,8 @@ use std::{
 
 use filter_common::{
     Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
-    MAX_NETWORKS, MAX_RULES, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL, PORT_TABLE_REMOTE,
-    Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind, port_index,
+    MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
+    PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind, port_index,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -65,17 +65,39 @@ pub enum Mode {
     /// Inbound packets must belong to a flow an allowed outbound packet opened (TC egress
     /// records flows, XDP admits them).
     Stateful(FlowLimits),
-    /// Inbound packets are matched against the mirrored rules; no egress hook.
+    /// Outbound packets are matched against the rules as written (TC egress), inbound ones
+    /// against the mirrored rules (XDP); no flow is kept.
     Stateless,
+    /// Inbound packets are matched against the mirrored rules (XDP); outbound traffic is not
+    /// filtered, and there is no egress hook.
+    #[serde(rename = "ingress-only")]
+    IngressOnly,
 }
 
 impl Mode {
-    /// `stateful` or `stateless`.
+    /// `stateful`, `stateless` or `ingress-only`.
     pub const fn name(&self) -> &'static str {
         match self {
             Self::Stateful(_) => "stateful",
             Self::Stateless => "stateless",
+            Self::IngressOnly => "ingress-only",
         }
+    }
+
+    /// The mode a filter's record names (`stateful` with its flow limits, `stateless`,
+    /// `ingress-only`); `None` for a name gotofw does not know.
+    pub fn from_record(name: &str, flows: Option<FlowLimits>) -> Option<Self> {
+        match (name, flows) {
+            ("stateful", Some(limits)) => Some(Self::Stateful(limits)),
+            ("stateless", _) => Some(Self::Stateless),
+            ("ingress-only", _) => Some(Self::IngressOnly),
+            _ => None,
+        }
+    }
+
+    /// Whether the egress program enforces the rules (every mode but ingress-only).
+    pub const fn filters_egress(&self) -> bool {
+        !matches!(self, Self::IngressOnly)
     }
 }
 
@@ -123,6 +145,9 @@ impl Compiled {
             ..Config::default()
         };
         let mut flow_table_size = 16;
+        if *mode == Mode::IngressOnly {
+            config.mode = MODE_INGRESS_ONLY;
+        }
         if let Mode::Stateful(limits) = mode {
             flow_table_size = limits.table_size;
             config.mode = MODE_STATEFUL;
@@ -142,7 +167,7 @@ impl Compiled {
             if rule.action == Action::Allow {
                 out.config.allow_mask |= bit;
             }
-            if *mode == Mode::Stateless || rule.unsolicited_replies {
+            if !matches!(mode, Mode::Stateful(_)) || rule.unsolicited_replies {
                 out.config.ingress_mask |= bit;
             }
             for proto in &rule.protocols {

@@ -148,8 +148,23 @@ struct RawService {
 pub enum ModeName {
     /// Flows opened by outbound packets admit the inbound ones.
     Stateful,
-    /// Replies are matched by their source port and network.
+    /// No flows: outbound packets are matched by the rules, replies by their source port and
+    /// network.
     Stateless,
+    /// Inbound packets only, as in stateless mode; outbound traffic is not filtered.
+    #[serde(rename = "ingress-only")]
+    IngressOnly,
+}
+
+impl ModeName {
+    /// The name as the file spells it.
+    const fn text(self) -> &'static str {
+        match self {
+            Self::Stateful => "stateful",
+            Self::Stateless => "stateless",
+            Self::IngressOnly => "ingress-only",
+        }
+    }
 }
 
 /// What `gotofw run` does to its filters when it stops.
@@ -600,10 +615,16 @@ impl Locator<'_> {
                 ));
             }
         }
-        if raw
-            .mode
-            .as_ref()
-            .is_some_and(|m| *m.get_ref() == ModeName::Stateless)
+        let mode = raw.mode.as_ref().map(|m| *m.get_ref());
+        if let (Some(ModeName::IngressOnly), Some(m), Some(_)) =
+            (mode, raw.mode.as_ref(), raw.egress_hook)
+        {
+            return Err(self.error(
+                &m.span(),
+                "egress_hook has no effect with mode = \"ingress-only\" (it has no egress hook): remove egress_hook, or set mode = \"stateless\" (which filters at the egress too)".to_owned(),
+            ));
+        }
+        if let Some(name @ (ModeName::Stateless | ModeName::IngressOnly)) = mode
             && flows.over(FlowLimits::default()) != FlowLimits::default()
         {
             let (f, d) = (&raw.flows, FlowLimits::default());
@@ -637,7 +658,7 @@ impl Locator<'_> {
             if let Some((span, key)) = first {
                 return Err(self.error(
                     &span,
-                    format!("[flows] {key} applies to stateful mode only, and the file says mode = \"stateless\": remove it, or set mode = \"stateful\""),
+                    format!("[flows] {key} applies to stateful mode only, and the file says mode = \"{}\": remove it, or set mode = \"stateful\"", name.text()),
                 ));
             }
         }
@@ -936,6 +957,8 @@ pub struct Overrides {
     pub networks: RawNetworkArgs,
     /// `--stateless`.
     pub stateless: bool,
+    /// `--ingress-only`.
+    pub ingress_only: bool,
     /// The flow table options.
     pub flows: FlowSettings,
     /// `--xdp-mode`.
@@ -953,6 +976,7 @@ impl From<&AttachArgs> for Overrides {
             scenario: args.scenario,
             networks: args.networks.clone(),
             stateless: args.stateless,
+            ingress_only: args.ingress_only,
             flows: FlowSettings {
                 table_size: args.flows.flow_table_size,
                 udp_timeout: args.flows.udp_timeout,
@@ -1104,24 +1128,53 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         }
     }
 
-    let stateless = cli.stateless || matches!(config.mode, Some((ModeName::Stateless, _)));
-    let mode = if stateless {
-        if let (false, Some((_, line))) = (cli.stateless, config.mode)
+    // The command line's mode wins; the file's applies without one.
+    let cli_mode = if cli.ingress_only {
+        Some(ModeName::IngressOnly)
+    } else if cli.stateless {
+        Some(ModeName::Stateless)
+    } else {
+        None
+    };
+    let chosen = cli_mode.or(config.mode.map(|(m, _)| m));
+    let file_says = |line: usize, flag: &str, name: ModeName, fix: &str| UsageError::Config {
+        location: format!("{}:{line}", file()),
+        message: format!(
+            "{flag} does not apply to {} mode, which the file sets with mode = \"{}\": drop {flag}, or set {fix}",
+            name.text(),
+            name.text()
+        ),
+    };
+    let mode = if let Some(name @ (ModeName::Stateless | ModeName::IngressOnly)) = chosen {
+        if let (None, Some((_, line))) = (cli_mode, config.mode)
             && let Some(flag) = flow_flag(&cli.flows)
         {
-            return Err(UsageError::Config {
-                location: format!("{}:{line}", file()),
-                message: format!(
-                    "{flag} applies to stateful mode, but the file says mode = \"stateless\": drop {flag}, or set mode = \"stateful\""
-                ),
-            });
+            return Err(file_says(line, flag, name, "mode = \"stateful\""));
         }
         if config.flows.over(FlowLimits::default()) != FlowLimits::default() {
-            notes.push(
-                "[flows] applies to stateful mode only: ignored in stateless mode".to_owned(),
-            );
+            notes.push(format!(
+                "[flows] applies to stateful mode only: ignored in {} mode",
+                name.text()
+            ));
         }
-        Mode::Stateless
+        if name == ModeName::IngressOnly {
+            if let (None, Some((_, line)), Some(_)) = (cli_mode, config.mode, cli.egress_hook) {
+                return Err(file_says(
+                    line,
+                    "--egress-hook",
+                    name,
+                    "mode = \"stateless\" (which filters at the egress too)",
+                ));
+            }
+            if config.egress_hook.is_some() {
+                notes.push(
+                    "egress_hook applies to stateful and stateless mode only: ignored in ingress-only mode (no egress hook)".to_owned(),
+                );
+            }
+            Mode::IngressOnly
+        } else {
+            Mode::Stateless
+        }
     } else {
         Mode::Stateful(cli.flows.over(config.flows.over(FlowLimits::default())))
     };
@@ -1204,7 +1257,9 @@ fn resolve_command_line(cli: &Overrides) -> Result<Resolved, UsageError> {
     options.log_rate = cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE);
     options.egress_hook = cli.egress_hook.unwrap_or_default();
     crate::compile::check_capacity(&options.rules())?;
-    let mode = if cli.stateless {
+    let mode = if cli.ingress_only {
+        Mode::IngressOnly
+    } else if cli.stateless {
         Mode::Stateless
     } else {
         Mode::Stateful(cli.flows.over(FlowLimits::default()))
@@ -1230,6 +1285,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
             l.table_size, l.udp_timeout, l.tcp_established_timeout, l.tcp_transitory_timeout
         ),
         Mode::Stateless => "stateless mode".to_owned(),
+        Mode::IngressOnly => "ingress-only mode (outbound traffic not filtered)".to_owned(),
     };
     let _ = writeln!(
         out,
@@ -1986,5 +2042,56 @@ mod tests {
         assert!(Cli::try_parse_from(["gotofw", "attach", "wan0"]).is_err());
         assert!(Cli::try_parse_from(["gotofw", "attach", "--scenario", "tcp-443"]).is_err());
         assert!(Cli::try_parse_from(["gotofw", "attach", "--config", "f.toml"]).is_ok());
+    }
+
+    /// `--ingress-only` and `mode = "ingress-only"` pick ingress-only mode; what cannot take
+    /// effect there (the flow options, an egress hook) is refused on the command line and in
+    /// the file alike; the command line's mode wins over the file's.
+    #[test]
+    fn ingress_only_from_the_command_line_and_the_file() {
+        let parse = |extra: &[&str]| {
+            let mut line = vec!["gotofw", "attach", "wan0", "--scenario", "udp-turn"];
+            line.extend(extra);
+            Cli::try_parse_from(line)
+        };
+        let Command::Attach(args) = parse(&["--ingress-only"]).unwrap().command else {
+            panic!()
+        };
+        let r = resolve(None, &Overrides::from(&args)).unwrap();
+        assert_eq!(r.mode, Mode::IngressOnly);
+        assert!(parse(&["--ingress-only", "--stateless"]).is_ok());
+        for refused in [
+            &["--ingress-only", "--egress-hook", "tcx"][..],
+            &["--ingress-only", "--flow-table-size", "2048"],
+            &["--ingress-only", "--udp-timeout", "60"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+
+        let head = "interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\nmode = \"ingress-only\"\n";
+        let err = error(&format!("{head}egress_hook = \"tcx\"\n"), 3);
+        assert!(err.contains("egress_hook has no effect"), "{err}");
+        let err = error(&format!("{head}\n[flows]\nudp_timeout = 30\n"), 6);
+        assert!(
+            err.contains("[flows] udp_timeout applies to stateful mode only") && err.contains("ingress-only"),
+            "{err}"
+        );
+        let text = head;
+        let r = resolved(text, &Overrides::default());
+        assert_eq!(r.mode, Mode::IngressOnly);
+        let cli = Overrides {
+            egress_hook: Some(EgressHook::Clsact),
+            ..Overrides::default()
+        };
+        let err = resolve(Some(&parsed(text)), &cli).unwrap_err().to_string();
+        assert!(
+            err.starts_with("test.toml:3: --egress-hook does not apply to ingress-only mode"),
+            "{err}"
+        );
+        let cli = Overrides {
+            stateless: true,
+            ..Overrides::default()
+        };
+        assert_eq!(resolved(text, &cli).mode, Mode::Stateless);
     }
 }

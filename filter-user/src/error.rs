@@ -134,11 +134,11 @@ pub enum UsageError {
         holder: String,
     },
 
-    /// `flows` of a stateless filter.
+    /// `flows` of a filter without flows (stateless or ingress-only), and its mode.
     #[error(
-        "interface {0} has a stateless filter, which keeps no flows: re-attach it without --stateless (gotofw attach {0} --scenario <NAME> --replace)"
+        "interface {0} has a filter in {1} mode, which keeps no flows: re-attach it in stateful mode (gotofw attach {0} --scenario <NAME> --replace, without --stateless or --ingress-only)"
     )]
-    NoFlows(String),
+    NoFlows(String, String),
 
     /// Not privileged enough.
     #[error(

@@ -35,7 +35,7 @@ use crate::{
 
 /// Name of the XDP program in the object.
 pub(crate) const PROGRAM: &str = "gotofw_ingress";
-/// Name of the TC egress program in the object (stateful mode).
+/// Name of the TC egress program in the object (every mode but ingress-only).
 pub(crate) const EGRESS_PROGRAM: &str = "gotofw_egress";
 /// The object's maps, pinned under these file names (lower case).
 const MAPS: [&str; 11] = [
@@ -50,17 +50,17 @@ const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
 const LOG_TC_PROGRAM: &str = "gotofw_log_tc";
 /// File name of the XDP link pin.
 pub(crate) const LINK_PIN: &str = "link";
-/// File name of the tcx egress link pin (stateful mode, tcx).
+/// File name of the tcx egress link pin (tcx).
 pub(crate) const TC_LINK_PIN: &str = "tc_link";
-/// File name of the egress program's pin (stateful mode, clsact: a netlink filter has no link to
-/// pin, and the program is what a roll-back puts back).
+/// File name of the egress program's pin (clsact: a netlink filter has no link to pin, and the
+/// program is what a roll-back puts back).
 pub(crate) const EGRESS_PROG_PIN: &str = "egress_prog";
 /// Priority and handle of gotofw's clsact egress filter: fixed, so that any later command finds
 /// it without a record.
 pub(crate) const CLSACT_PRIORITY: u16 = 0xc0f0;
 pub(crate) const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xf0);
 
-/// Which hook carries the egress program in stateful mode.
+/// Which hook carries the egress program (stateful and stateless mode).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum EgressHook {
@@ -153,7 +153,7 @@ pub struct Meta {
     pub netns: u64,
     /// Scenario name.
     pub scenario: String,
-    /// `stateful` or `stateless`.
+    /// `stateful`, `stateless` or `ingress-only`.
     pub mode: String,
     /// Flow table limits (stateful mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,9 +163,13 @@ pub struct Meta {
     pub options: Option<crate::scenario::Options>,
     /// XDP mode the program runs in (`native` or `generic`; `auto` only before attach).
     pub xdp_mode: XdpModeArg,
-    /// The hook the egress program runs in (stateful mode; `tcx` or `clsact`).
+    /// The hook the egress program runs in (`tcx` or `clsact`; none in ingress-only mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_hook: Option<EgressHook>,
+    /// gotofw added the interface's clsact qdisc for its egress filter (there was none): the
+    /// filter's removal removes the qdisc too, unless it holds other filters by then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clsact_qdisc: bool,
     /// Unix time of the attach.
     pub attached_at: u64,
     /// The compiled rules, in match order (rule `i` counts in slot `FIXED_SLOTS + i`).
@@ -187,14 +191,14 @@ pub struct AttachPlan {
     pub meta: Meta,
     /// Attach mode.
     pub xdp_mode: XdpModeArg,
-    /// The egress hook to use in stateful mode (a swap keeps the one in use).
+    /// The egress hook to use (a swap keeps the one in use; none in ingress-only mode).
     pub egress_hook: EgressHook,
     /// Swap the rule set of an attached filter instead of attaching a new one.
     pub replace: bool,
 }
 
-/// Loads the programs (the egress one in stateful mode only) with their maps filled from
-/// `compiled`, not attached.
+/// Loads the programs (the egress one in every mode but ingress-only) with their maps filled
+/// from `compiled`, not attached.
 pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
     load_reusing(compiled, meta, None)
 }
@@ -208,16 +212,16 @@ pub fn load_reusing(
     meta: &[u8],
     flows: Option<&Path>,
 ) -> anyhow::Result<Ebpf> {
-    load_with(
-        compiled,
-        meta,
-        flows,
-        compiled.config.mode == filter_common::MODE_STATEFUL,
-    )
+    load_with(compiled, meta, flows, filters_egress(compiled.config.mode))
+}
+
+/// Whether a rule set of config `mode` filters at the egress (every mode but ingress-only).
+const fn filters_egress(mode: u32) -> bool {
+    mode != filter_common::MODE_INGRESS_ONLY
 }
 
 /// Like [`load_reusing`], with the egress program loaded if `egress` (it passes everything in
-/// stateless mode, and takes a stateful filter's egress link in a `--replace` to stateless).
+/// ingress-only mode, and takes a filter's egress link in a `--replace` to ingress-only).
 fn load_with(
     compiled: &Compiled,
     meta: &[u8],
@@ -264,16 +268,13 @@ fn load_with(
             .load()
             .context("the kernel refused the gotofw TC egress program (verifier)")?;
     }
-    load_drop_log(
-        &mut ebpf,
-        compiled.config.mode == filter_common::MODE_STATEFUL,
-    )?;
+    load_drop_log(&mut ebpf, filters_egress(compiled.config.mode))?;
     fault_point("verified");
     Ok(ebpf)
 }
 
 /// Loads the drop-log programs and puts them in the tail-call maps.
-fn load_drop_log(ebpf: &mut Ebpf, stateful: bool) -> anyhow::Result<()> {
+fn load_drop_log(ebpf: &mut Ebpf, egress: bool) -> anyhow::Result<()> {
     let xdp: &mut Xdp = ebpf
         .program_mut(LOG_XDP_PROGRAM)
         .ok_or_else(|| anyhow!("the eBPF object has no program {LOG_XDP_PROGRAM}"))?
@@ -286,7 +287,7 @@ fn load_drop_log(ebpf: &mut Ebpf, stateful: bool) -> anyhow::Result<()> {
     slots
         .set(filter_common::tail::LOG, &fd, 0)
         .context("filling the drop-log map")?;
-    if stateful {
+    if egress {
         let tc: &mut SchedClassifier = ebpf
             .program_mut(LOG_TC_PROGRAM)
             .ok_or_else(|| anyhow!("the eBPF object has no program {LOG_TC_PROGRAM}"))?
@@ -303,7 +304,7 @@ fn load_drop_log(ebpf: &mut Ebpf, stateful: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The TC egress program of a loaded object (stateful mode).
+/// The TC egress program of a loaded object (every mode but ingress-only).
 pub fn egress_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut SchedClassifier> {
     Ok(ebpf
         .program_mut(EGRESS_PROGRAM)
@@ -367,9 +368,9 @@ pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
 /// The stages, in order: `locked` (lock held, nothing done), `loaded` (maps created), `filled`,
 /// `verified` (programs loaded, not armed), `maps-pinned` (maps pinned in the staging
 /// directory), `attached` (XDP link created, or with `--replace` the new program swapped into the
-/// pinned link), `link-pinned` (XDP link pinned in staging), `egress-attached` (stateful mode, or
-/// a stateful filter replaced: the tcx link or clsact filter created or swapped, its pin not
-/// made yet), `pinned`
+/// pinned link), `link-pinned` (XDP link pinned in staging), `egress-attached` (every mode but
+/// ingress-only, or a filter with an egress hook replaced: the tcx link or clsact filter created
+/// or swapped, its pin not made yet), `pinned`
 /// (everything pinned and described in staging), `armed` (the new rule set in force), `renamed`
 /// (the new directory in place; with `--replace` the old one not yet removed).
 fn fault_point(stage: &str) {
@@ -494,6 +495,9 @@ fn remove_stray_clsact(staged: &Path, final_dir: &Path, key: &str) {
     }
     if let Some(iface) = local_interface(staged, key).or_else(|| local_interface(final_dir, key)) {
         remove_clsact(&iface);
+        if pinned_meta(staged).is_ok_and(|m| m.clsact_qdisc) {
+            remove_clsact_qdisc(&iface);
+        }
     }
 }
 
@@ -593,8 +597,9 @@ fn link_program(path: &Path) -> Option<aya::programs::ProgramInfo> {
 
 /// Lets go of what only the switch to the rule set pinned in `dir` needed (each step changes
 /// nothing a packet sees, and may be repeated): the programs it replaced, kept in the tail-call
-/// tables for as long as it was not armed; and in stateless mode the egress link, which a
-/// stateful filter's replacement keeps passing everything until then.
+/// tables for as long as it was not armed; and in ingress-only mode the egress link, which a
+/// filter's replacement keeps passing everything until then (with the clsact qdisc, if gotofw
+/// added it).
 fn settle(dir: &Path, key: &str) -> anyhow::Result<()> {
     for table in ["tail_xdp", "tail_tc"] {
         let Ok(data) = MapData::from_pin(dir.join(table)) else {
@@ -604,7 +609,7 @@ fn settle(dir: &Path, key: &str) -> anyhow::Result<()> {
         // An empty slot (the usual case) is no error to speak of.
         let _ = slots.clear_index(&filter_common::tail::PREVIOUS);
     }
-    if pinned_config(dir)?.mode != filter_common::MODE_STATEFUL {
+    if !filters_egress(pinned_config(dir)?.mode) {
         let tc_link = dir.join(TC_LINK_PIN);
         if tc_link.exists() {
             fs::remove_file(&tc_link).with_context(|| format!("removing {}", tc_link.display()))?;
@@ -614,6 +619,9 @@ fn settle(dir: &Path, key: &str) -> anyhow::Result<()> {
             && let Some(iface) = local_interface(dir, key)
         {
             remove_clsact(&iface);
+            if pinned_meta(dir).is_ok_and(|m| m.clsact_qdisc) {
+                remove_clsact_qdisc(&iface);
+            }
             fs::remove_file(&egress).with_context(|| format!("removing {}", egress.display()))?;
         }
     }
@@ -674,7 +682,7 @@ pub fn attach_with(
         if let Some(used) = pinned_hook(&final_dir)
             && plan.egress_hook != EgressHook::Auto
             && plan.egress_hook != used
-            && plan.compiled.config.mode == filter_common::MODE_STATEFUL
+            && filters_egress(plan.compiled.config.mode)
         {
             return Err(UsageError::EgressHookInUse {
                 iface: plan.iface.clone(),
@@ -688,10 +696,17 @@ pub fn attach_with(
         meta.xdp_mode = old.meta.xdp_mode;
         // A new generation makes every kept flow be checked against the new rules.
         compiled.config.generation = old.config()?.generation.wrapping_add(1).max(1);
+        // The qdisc gotofw added stays gotofw's.
+        meta.clsact_qdisc = old.meta.clsact_qdisc;
         let flows = final_dir.join("flows");
         let same_table = old.meta.flows.map(|f| f.table_size) == meta.flows.map(|f| f.table_size);
         if old.meta.mode == "stateful" && meta.mode == "stateful" && same_table && flows.exists() {
             reuse_flows = Some(flows);
+        } else if let (Some(was), Some(now)) = (old.meta.flows, meta.flows)
+            && old.meta.mode == "stateful"
+            && meta.mode == "stateful"
+        {
+            note_flows_dropped(&plan.iface, &old, was.table_size, now.table_size);
         }
         previous = Previous {
             xdp: link_program(&final_dir.join(LINK_PIN)),
@@ -701,12 +716,11 @@ pub fn attach_with(
         };
     }
     compiled.config.armed = 0;
-    let stateful = compiled.config.mode == filter_common::MODE_STATEFUL;
     let mut ebpf = load_with(
         &compiled,
         &serde_json::to_vec(&meta)?,
         reuse_flows.as_deref(),
-        stateful || previous.tc.is_some(),
+        filters_egress(compiled.config.mode) || previous.tc.is_some(),
     )?;
     previous.install(&mut ebpf)?;
     if let Some(health) = &broken {
@@ -821,10 +835,10 @@ fn stage_and_arm(
     } else {
         None
     };
-    let stateful = plan.compiled.config.mode == filter_common::MODE_STATEFUL;
-    if stateful || old_hook.is_some() {
-        let hook = attach_egress(ebpf, plan, final_dir, tmp, old_hook)?;
-        meta.egress_hook = stateful.then_some(hook);
+    let egress = filters_egress(plan.compiled.config.mode);
+    if egress || old_hook.is_some() {
+        let hook = attach_egress(ebpf, plan, meta, final_dir, tmp, old_hook)?;
+        meta.egress_hook = egress.then_some(hook);
     }
     store_meta(ebpf, meta)?;
     fault_point("pinned");
@@ -924,6 +938,7 @@ fn attach_in_mode(
 fn attach_egress(
     ebpf: &mut Ebpf,
     plan: &AttachPlan,
+    meta: &mut Meta,
     final_dir: &Path,
     tmp: &Path,
     old: Option<EgressHook>,
@@ -935,13 +950,13 @@ fn attach_egress(
             Ok(EgressHook::Tcx)
         }
         EgressHook::Clsact => {
-            attach_clsact(ebpf, iface, old.is_some(), tmp)?;
+            attach_clsact(ebpf, iface, old.is_some(), meta, tmp)?;
             Ok(EgressHook::Clsact)
         }
         EgressHook::Auto => match attach_tcx(ebpf, iface, None, tmp) {
             Ok(()) => Ok(EgressHook::Tcx),
             Err(e) if tcx_missing(&e) => {
-                attach_clsact(ebpf, iface, false, tmp)?;
+                attach_clsact(ebpf, iface, false, meta, tmp)?;
                 Ok(EgressHook::Clsact)
             }
             Err(e) => Err(e),
@@ -985,7 +1000,7 @@ fn attach_tcx(
             )
             .map_err(|e| {
                 anyhow::Error::new(e).context(format!(
-                    "attaching the egress program to {iface} with tcx (Linux 6.6 or later; --egress-hook clsact works before, and --stateless needs no egress hook)"
+                    "attaching the egress program to {iface} with tcx (Linux 6.6 or later; --egress-hook clsact works before, and --ingress-only needs no egress hook)"
                 ))
             })?
     };
@@ -1001,17 +1016,28 @@ fn attach_tcx(
 }
 
 /// Attaches the egress program as gotofw's direct-action filter on the clsact qdisc of `iface`
-/// (created if missing), or with `replace` swaps it into that filter, and pins the program in
-/// `tmp`. The filter stays when gotofw exits: netlink filters are not tied to a descriptor.
-fn attach_clsact(ebpf: &mut Ebpf, iface: &str, replace: bool, tmp: &Path) -> anyhow::Result<()> {
+/// (created if missing, which `meta` then records at once, in the staged record too), or with
+/// `replace` swaps it into that filter, and pins the program in `tmp`. The filter stays when
+/// gotofw exits: netlink filters are not tied to a descriptor.
+fn attach_clsact(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    replace: bool,
+    meta: &mut Meta,
+    tmp: &Path,
+) -> anyhow::Result<()> {
+    if !replace && aya::programs::tc::qdisc_add_clsact(iface).is_ok() {
+        // Recorded before the filter exists, so that a kill from here on still finds it gotofw's.
+        meta.clsact_qdisc = true;
+        store_meta(ebpf, meta)?;
+    }
+    // (The add fails when the qdisc is there already, which is fine; a real failure shows next.)
     let program = egress_program(ebpf)?;
     let link_id = if replace {
         program
             .attach_to_link(clsact_link(iface)?)
             .context("swapping the new rule set into the clsact egress filter")?
     } else {
-        // Fails when the qdisc is there already, which is fine; a real failure shows next.
-        let _ = aya::programs::tc::qdisc_add_clsact(iface);
         program
             .attach_with_options(
                 iface,
@@ -1053,6 +1079,36 @@ fn remove_clsact(iface: &str) {
         // Fails when there is no such filter: nothing to remove.
         let _ = aya::programs::Link::detach(link);
     }
+}
+
+/// Removes the clsact qdisc of `iface`, which gotofw added, unless it holds other filters by now
+/// (an operator's): those keep it.
+fn remove_clsact_qdisc(iface: &str) {
+    let Ok(ifindex) = system::ifindex(iface) else {
+        // The interface is gone, and its qdisc with it.
+        return;
+    };
+    match crate::qdisc::remove_clsact_if_empty(ifindex) {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "gotofw: note: {iface}: kept the clsact qdisc gotofw added, since other filters use it now (`tc filter show dev {iface}`)"
+        ),
+        Err(e) => eprintln!(
+            "gotofw: note: {iface}: could not remove the clsact qdisc gotofw added ({e}); `tc qdisc del dev {iface} clsact` removes it"
+        ),
+    }
+}
+
+/// Says on standard error that the flows of the stateful filter `old` are not kept: the new
+/// rule set's flow table has another size (`from` to `to` entries), and starts empty.
+fn note_flows_dropped(iface: &str, old: &Attached, from: u32, to: u32) {
+    let alive = old
+        .flows(monotonic_coarse_ns())
+        .map(|flows| flows.iter().filter(|f| f.alive).count());
+    let count = alive.map_or_else(|_| "its".to_owned(), |n| n.to_string());
+    eprintln!(
+        "gotofw: note: {iface}: the flow table changes size ({from} to {to} entries) and starts empty: {count} flows of the old one are dropped, and replies to them are blocked until their connections send again"
+    );
 }
 
 /// The egress hook of the filter pinned in `dir`, by its pins.
@@ -1185,6 +1241,9 @@ fn remove_pins(dir: &Path, clsact: Option<&str>) -> anyhow::Result<()> {
     }
     if let Some(name) = clsact {
         remove_clsact(name);
+        if pinned_meta(dir).is_ok_and(|m| m.clsact_qdisc) {
+            remove_clsact_qdisc(name);
+        }
     }
     fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(())
@@ -1413,6 +1472,7 @@ mod meta_tests {
             options: None,
             xdp_mode: XdpModeArg::Generic,
             egress_hook: None,
+            clsact_qdisc: false,
             attached_at: 0,
             rules: Vec::new(),
             allowances: Vec::new(),

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod netlink;
 pub mod operator;
 pub mod pinned;
+mod qdisc;
 pub mod scenario;
 pub mod slots;
 pub mod system;

@@ -183,7 +183,7 @@ impl Collector for Snapshot {
         gauges(
             &mut encoder,
             "gotofw_filter_info",
-            "The attached filter's scenario, mode (stateful or stateless) and XDP mode; always 1.",
+            "The attached filter's scenario, mode (stateful, stateless or ingress-only) and XDP mode; always 1.",
             &info,
         )?;
         gauges(

@@ -262,6 +262,17 @@ impl Lab {
                 && !pin_dir(self.wan()).exists(),
             "{when}: the interface is not clean: {objects:#?}"
         );
+        // The lab's interface had no qdisc of its own: one gotofw added goes with its filter.
+        let qdiscs = self
+            .net
+            .gw()
+            .exec("tc", ["qdisc", "show", "dev", self.wan()])
+            .expect("tc qdisc show");
+        let qdiscs = String::from_utf8_lossy(&qdiscs.stdout);
+        assert!(
+            !qdiscs.contains("clsact"),
+            "{when}: a clsact qdisc is left: {qdiscs}"
+        );
         assert_eq!(self.traffic(), OPEN, "{when}: traffic without a filter");
     }
 }
@@ -528,10 +539,11 @@ fn detach_alone_recovers_from_a_kill_at_any_stage() {
     }
 }
 
-/// A `--replace` between stateful and stateless mode switches the egress hook with the XDP one:
-/// to stateless, the new egress program (which passes everything once armed) takes the stateful
-/// filter's egress link until the pins move, and the link goes then; to stateful, a new egress
-/// link passes everything until armed. Killed just before or just after the arming, the
+/// A `--replace` between modes switches the egress hook with the XDP one. Stateful and
+/// stateless mode both filter at the egress: the new egress program is swapped into the link.
+/// To ingress-only, the new egress program (which passes everything once armed) takes the
+/// filter's egress link until the pins move, and the link goes then; from ingress-only, a new
+/// egress link passes everything until armed. Killed just before or just after the arming, the
 /// interface does what the previous or the new filter says, and `status` then settles the pins.
 #[test]
 fn replace_across_modes_killed_around_the_arming() {
@@ -544,11 +556,19 @@ fn replace_across_modes_killed_around_the_arming() {
         ("stateful", "stateless", "armed", NEW),
         ("stateless", "stateful", "pinned", PREVIOUS),
         ("stateless", "stateful", "armed", NEW),
+        ("stateful", "ingress-only", "pinned", PREVIOUS),
+        ("stateful", "ingress-only", "armed", NEW),
+        ("ingress-only", "stateless", "pinned", PREVIOUS),
+        ("ingress-only", "stateless", "armed", NEW),
     ] {
         let what = format!("{from} -> {to}, killed at {stage}");
         let lab = Lab::new();
         let guard = lab.guard();
-        let mode_flag = |mode: &str| (mode == "stateless").then_some("--stateless");
+        let mode_flag = |mode: &str| match mode {
+            "stateless" => Some("--stateless"),
+            "ingress-only" => Some("--ingress-only"),
+            _ => None,
+        };
         let mut args = vec!["attach", lab.wan(), "--scenario", PREVIOUS];
         args.extend(mode_flag(from));
         lab.run_ok(&args);
@@ -564,15 +584,15 @@ fn replace_across_modes_killed_around_the_arming() {
         assert_eq!(iface["mode"], mode, "{what}: {status}");
         let objects = filter_objects(lab.net.gw(), lab.wan());
         assert!(objects.staging.is_empty(), "{what}: {objects:#?}");
-        let stateful = mode == "stateful";
+        let egress = mode != "ingress-only";
         assert_eq!(
             objects.pins.contains_key("tc_link"),
-            stateful,
+            egress,
             "{what}: {objects:#?}"
         );
         assert_eq!(
             objects.tcx_egress.len(),
-            usize::from(stateful),
+            usize::from(egress),
             "{what}: {objects:#?}"
         );
         assert_eq!(lab.traffic(), traffic_of(in_force), "{what}: after status");

@@ -19,9 +19,9 @@ use std::{
 
 use gotofw_tests::{
     Attached, EXIT_USAGE, GW_ADDR, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab,
-    counter, counter_in, exit_code, pin_dir, require_root_or_skip, staging_leftovers,
-    tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from, unique_name,
-    xdp_prog_id,
+    counter, counter_in, exit_code, expect_success, pin_dir, require_root_or_skip,
+    staging_leftovers, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from,
+    unique_name, xdp_prog_id,
 };
 
 /// How long a probe waits for its echo. An answered probe returns as soon as
@@ -137,9 +137,7 @@ impl Lab {
     /// Attaches `scenario` in `mode` to the WAN interface.
     fn attach_in(&self, scenario: &str, mode: Mode) -> Attached<'_> {
         let mut args = vec!["--scenario", scenario];
-        if mode == Mode::Stateless {
-            args.push("--stateless");
-        }
+        args.extend(mode.flag());
         self.gotofw.attach(self.gw(), self.wan(), &args)
     }
 
@@ -217,6 +215,7 @@ fn assert_usage_error(output: &Output, what: &str) {
 enum Mode {
     Stateful,
     Stateless,
+    IngressOnly,
 }
 
 impl Mode {
@@ -224,7 +223,22 @@ impl Mode {
         match self {
             Self::Stateful => "stateful",
             Self::Stateless => "stateless",
+            Self::IngressOnly => "ingress-only",
         }
+    }
+
+    /// The option of `attach` that picks the mode.
+    const fn flag(self) -> Option<&'static str> {
+        match self {
+            Self::Stateful => None,
+            Self::Stateless => Some("--stateless"),
+            Self::IngressOnly => Some("--ingress-only"),
+        }
+    }
+
+    /// Whether the outbound rules are enforced at the egress.
+    fn filters_egress(self) -> bool {
+        self != Self::IngressOnly
     }
 }
 
@@ -313,12 +327,13 @@ fn scenario_round_trip(scenario: &str, mode: Mode, expect: Expectation) {
         |probe| expect(probe).is_some(),
         &format!("with gotofw {scenario} ({})", mode.name()),
     );
-    // Stateless mode filters only the WAN ingress: every UDP request reached
-    // its server, so a blocked UDP probe is a dropped reply. Stateful mode
-    // enforces the rules at the egress: a blocked request never leaves.
+    // Ingress-only mode filters only the WAN ingress: every UDP request reached
+    // its server, so a blocked UDP probe is a dropped reply. Stateful and
+    // stateless mode enforce the rules at the egress: a blocked request never
+    // leaves.
     for (probe, before) in PROBES.iter().zip(served_before) {
         if probe.proto == Proto::Udp {
-            let sent = mode == Mode::Stateless || expect(*probe).is_some();
+            let sent = !mode.filters_egress() || expect(*probe).is_some();
             assert_eq!(
                 lab.served(*probe),
                 before + usize::from(sent),
@@ -354,18 +369,30 @@ fn scenario_round_trip(scenario: &str, mode: Mode, expect: Expectation) {
             packets >= least && bytes > 0,
             "{rule}: {packets} packets, {bytes} bytes; expected at least {least} packets"
         );
-        if mode == Mode::Stateful {
+        if mode.filters_egress() {
             // The requests went out under the same rule.
             let (out, _) = counter_in(&status, rule, "egress");
             assert!(out >= least / 2, "{rule}: {out} packets out: {status}");
         }
     }
-    // Blocked probes: their replies (stateless) or their requests (stateful).
+    // Blocked probes: their replies (ingress-only) or their requests.
     let blocked = PROBES.iter().filter(|&&p| expect(p).is_none()).count() as u64;
-    let direction = match mode {
-        Mode::Stateless => "ingress",
-        Mode::Stateful => "egress",
+    let direction = if mode.filters_egress() {
+        "egress"
+    } else {
+        "ingress"
     };
+    let egress_rows = iface["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["direction"] == "egress")
+        .count();
+    assert_eq!(
+        egress_rows > 0,
+        mode.filters_egress(),
+        "egress rows in status ({egress_rows}): {status}"
+    );
     let (packets, bytes) = counter_in(&status, "default-block", direction);
     assert!(
         packets >= blocked && bytes > 0,
@@ -461,6 +488,8 @@ round_trips! {
     stateful_udp_turn_round_trip: "udp-turn", Mode::Stateful, expect_udp_turn;
     stateful_tcp_turn_round_trip: "tcp-turn", Mode::Stateful, expect_tcp_turn;
     stateful_tcp_443_round_trip: "tcp-443", Mode::Stateful, expect_tcp_443;
+    ingress_only_udp_turn_round_trip: "udp-turn", Mode::IngressOnly, expect_udp_turn;
+    ingress_only_tcp_443_round_trip: "tcp-443", Mode::IngressOnly, expect_tcp_443;
 }
 
 #[test]
@@ -1055,5 +1084,302 @@ fn issue6_set_scenario_does_not_lose_a_concurrent_change() {
             .iter()
             .any(|n| n == "2001:db8:77::/48"),
         "the replace's network was lost: {turn}"
+    );
+}
+
+/// Copies of the TCP or UDP packets a namespace receives for its own addresses (a raw IPv4
+/// socket, as a capture on the internet side would see them); closed on drop.
+struct Capture {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Capture {
+    fn new(ns: &Netns, proto: i32) -> Self {
+        use std::os::fd::FromRawFd as _;
+        let fd = ns.run(|| {
+            // SAFETY: plain socket(2) call.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto) }
+        });
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        // SAFETY: a descriptor just created, owned by nobody else.
+        Self {
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        }
+    }
+
+    /// Packets received so far to destination port `port`; TCP: SYNs without ACK only.
+    fn count(&self, port: u16) -> usize {
+        use std::os::fd::AsRawFd as _;
+        let mut n = 0;
+        let mut buf = [0u8; 2048];
+        // Bounded: the socket buffer holds far fewer packets than this.
+        for _ in 0..100_000 {
+            // SAFETY: receives into `buf`, at most its length.
+            let got =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let Ok(got) = usize::try_from(got) else { break };
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            if got < ihl + 14 {
+                continue;
+            }
+            let l4 = &buf[ihl..got];
+            let syn_only = buf[9] != 6 || l4[13] & 0x12 == 0x02;
+            if u16::from_be_bytes([l4[2], l4[3]]) == port && syn_only {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// What leaves the gateway for UDP port 5000 and TCP port 80 (both blocked by every scenario
+/// but no-restrictions' media range): datagrams and SYNs a capture on the internet side sees.
+fn blocked_requests_seen(lab: &Lab) -> (usize, usize) {
+    let udp_cap = Capture::new(lab.net.inet(), libc::IPPROTO_UDP);
+    let tcp_cap = Capture::new(lab.net.inet(), libc::IPPROTO_TCP);
+    let udp_5000 = SocketAddr::from((OUTSIDE, 5000));
+    udp_send_from(lab.gw(), SocketAddr::from((GW_ADDR, 41_500)), udp_5000, 3).unwrap();
+    // A connection attempt: its SYN (and any retransmission) towards a real listener.
+    let _ = lab.probe(HTTP_TURN_A);
+    thread::sleep(Duration::from_millis(100));
+    (udp_cap.count(5000), tcp_cap.count(80))
+}
+
+/// Item 6 of issue 10: with `--stateless`, UDP to port 5000 and a TCP SYN to port 80 no longer
+/// leave the gateway (the egress enforces the rules as written, without a flow table); with
+/// `--ingress-only` they do, as its name says; allowed traffic works in both, and the egress
+/// counters tell which rule decided.
+#[test]
+fn issue10_stateless_keeps_blocked_requests_in() {
+    if !require_root_or_skip("issue10_stateless_keeps_blocked_requests_in") {
+        return;
+    }
+    let lab = Lab::new();
+    let allowed = [UDP_TURN_A, HTTPS];
+    let (udp, syn) = blocked_requests_seen(&lab);
+    assert!(
+        udp >= 3 && syn >= 1,
+        "without a filter: {udp} datagrams, {syn} SYNs arrived"
+    );
+
+    let attached = lab.attach_in("udp-turn", Mode::Stateless);
+    lab.assert_probes(&allowed, |_| true, "stateless, allowed");
+    let (udp, syn) = blocked_requests_seen(&lab);
+    assert_eq!(
+        (udp, syn),
+        (0, 0),
+        "--stateless let blocked requests leave (datagrams to 5000, SYNs to 80)"
+    );
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["mode"], "stateless");
+    let (blocked, _) = counter_in(&status, "default-block", "egress");
+    assert!(blocked >= 4, "egress default-block: {blocked}: {status}");
+    let (https, _) = counter_in(&status, "https", "egress");
+    assert!(https >= 1, "egress https: {https}: {status}");
+    assert!(status["interfaces"][0]["flows"].is_null(), "{status}");
+    expect_success(&attached.detach(), "detach");
+
+    let attached = lab.attach_in("udp-turn", Mode::IngressOnly);
+    lab.assert_probes(&allowed, |_| true, "ingress-only, allowed");
+    let (udp, syn) = blocked_requests_seen(&lab);
+    assert!(
+        udp >= 3 && syn >= 1,
+        "--ingress-only: {udp} datagrams, {syn} SYNs arrived (they are not filtered)"
+    );
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["mode"], "ingress-only");
+    assert!(status["interfaces"][0]["egress_hook"].is_null(), "{status}");
+    assert!(
+        gotofw_tests::tcx_egress_prog_ids(lab.gw(), lab.wan()).is_empty(),
+        "ingress-only mode left an egress program"
+    );
+}
+
+/// Whether `iface` in `ns` has a clsact qdisc (`tc qdisc show dev IFACE`).
+fn has_clsact(ns: &Netns, iface: &str) -> bool {
+    let out = ns.exec("tc", ["qdisc", "show", "dev", iface]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).contains("clsact")
+}
+
+/// Runs `tc args` in `ns`; it must succeed.
+fn tc(ns: &Netns, args: &[&str]) -> String {
+    let out = ns.exec("tc", args).unwrap();
+    assert!(
+        out.status.success(),
+        "tc {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Item 9 of issue 10: `detach` of a clsact filter removes the clsact qdisc gotofw added for it
+/// (and so does a `--replace` to ingress-only mode, which drops the egress filter), but not a
+/// qdisc the operator had, nor one that holds an operator's filter by then.
+#[test]
+fn issue10_detach_removes_the_clsact_qdisc_it_added() {
+    if !require_root_or_skip("issue10_detach_removes_the_clsact_qdisc_it_added") {
+        return;
+    }
+    let net = WanLab::new().unwrap();
+    let g = Gotofw::default();
+    let (gw, wan) = (net.gw(), net.wan());
+    let clsact = ["--egress-hook", "clsact"];
+    assert!(!has_clsact(gw, wan), "a fresh veth has a clsact qdisc");
+
+    // gotofw adds it; detach removes it.
+    for mode in [&["--stateless"][..], &[]] {
+        let mut args = vec!["--scenario", "tcp-443"];
+        args.extend(mode);
+        args.extend(clsact);
+        let attached = g.attach(gw, wan, &args);
+        assert!(has_clsact(gw, wan), "{args:?}: no clsact qdisc");
+        assert_eq!(
+            attached.status_json()["interfaces"][0]["egress_hook"],
+            "clsact"
+        );
+        expect_success(&attached.detach(), "detach");
+        assert!(
+            !has_clsact(gw, wan),
+            "{args:?}: detach left the clsact qdisc"
+        );
+    }
+
+    // A --replace to ingress-only drops the egress filter, and the qdisc with it.
+    let attached = g.attach(
+        gw,
+        wan,
+        &["--scenario", "udp-turn", "--egress-hook", "clsact"],
+    );
+    assert!(has_clsact(gw, wan));
+    expect_success(
+        &g.run(
+            gw,
+            &[
+                "attach",
+                wan,
+                "--scenario",
+                "udp-turn",
+                "--ingress-only",
+                "--replace",
+            ],
+        ),
+        "replace to ingress-only",
+    );
+    assert!(
+        !has_clsact(gw, wan),
+        "--replace --ingress-only left the clsact qdisc"
+    );
+    expect_success(&attached.detach(), "detach");
+
+    // The operator's own qdisc stays.
+    tc(gw, &["qdisc", "add", "dev", wan, "clsact"]);
+    let attached = g.attach(
+        gw,
+        wan,
+        &["--scenario", "tcp-443", "--egress-hook", "clsact"],
+    );
+    expect_success(&attached.detach(), "detach");
+    assert!(
+        has_clsact(gw, wan),
+        "detach removed the operator's clsact qdisc"
+    );
+    tc(gw, &["qdisc", "del", "dev", wan, "clsact"]);
+
+    // gotofw's qdisc that holds an operator's filter by now stays too, with a note.
+    let attached = g.attach(
+        gw,
+        wan,
+        &["--scenario", "tcp-443", "--egress-hook", "clsact"],
+    );
+    tc(
+        gw,
+        &[
+            "filter",
+            "add",
+            "dev",
+            wan,
+            "ingress",
+            "prio",
+            "7",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0,",
+        ],
+    );
+    let out = attached.detach();
+    expect_success(&out, "detach");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("gotofw: note: ") && stderr.contains("kept the clsact qdisc"),
+        "{stderr}"
+    );
+    assert!(
+        has_clsact(gw, wan),
+        "detach removed a qdisc holding another filter"
+    );
+    assert!(
+        tc(gw, &["filter", "show", "dev", wan, "ingress"]).contains("bytecode"),
+        "the operator's filter is gone"
+    );
+}
+
+/// The live flows `gotofw flows IFACE --json` lists.
+fn flow_count(lab: &Lab) -> usize {
+    let out = lab.gotofw(&["flows", lab.wan(), "--json"]);
+    let text = expect_success(&out, "flows --json");
+    let flows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    flows["interfaces"][0]["flows"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// Item 9 of issue 10: `attach --replace` with another `--flow-table-size` starts an empty flow
+/// table, and now says so on standard error (with the number of flows it drops); with the same
+/// size the flows are kept, silently.
+#[test]
+fn issue10_replace_with_another_flow_table_size_says_the_flows_go() {
+    if !require_root_or_skip("issue10_replace_with_another_flow_table_size_says_the_flows_go") {
+        return;
+    }
+    let lab = Lab::new();
+    let size = |n: &'static str| ["--scenario", "udp-turn", "--flow-table-size", n];
+    let _attached = lab.gotofw.attach(lab.gw(), lab.wan(), &size("1024"));
+    lab.assert_probes(&[UDP_TURN_A, HTTPS], |_| true, "stateful udp-turn");
+    let before = flow_count(&lab);
+    assert!(before >= 2, "{before} flows after two connections");
+
+    let replace = |n: &'static str| {
+        let mut args = vec!["attach", lab.wan(), "--replace"];
+        args.extend(size(n));
+        lab.gotofw(&args)
+    };
+    let same = replace("1024");
+    expect_success(&same, "--replace with the same table size");
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(!stderr.contains("flow table"), "{stderr}");
+    assert_eq!(
+        flow_count(&lab),
+        before,
+        "the same table size kept the flows"
+    );
+
+    let other = replace("2048");
+    expect_success(&other, "--replace with another table size");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    let wan = lab.wan();
+    let note = format!(
+        "gotofw: note: {wan}: the flow table changes size (1024 to 2048 entries) and starts empty: {before} flows of the old one are dropped"
+    );
+    assert!(stderr.contains(&note), "expected {note:?} in: {stderr}");
+    assert_eq!(flow_count(&lab), 0, "the new table is not empty");
+    assert_eq!(
+        lab.gotofw.status_json(lab.gw(), wan)["interfaces"][0]["flows"]["table_size"],
+        2048
     );
 }

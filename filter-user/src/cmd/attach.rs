@@ -54,10 +54,11 @@ pub fn build_plan(
         mode: mode.name().to_owned(),
         flows: match mode {
             Mode::Stateful(limits) => Some(limits),
-            Mode::Stateless => None,
+            Mode::Stateless | Mode::IngressOnly => None,
         },
         xdp_mode,
         egress_hook: None,
+        clsact_qdisc: false,
         attached_at: system::unix_now(),
         rules: rules.iter().map(RuleInfo::from).collect(),
         options: Some(options.clone()),
@@ -145,9 +146,16 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         plan.ifindex,
         meta.scenario,
         meta.mode,
-        meta.egress_hook
-            .map(|h| format!(" (egress {})", h.name()))
-            .unwrap_or_default(),
+        meta.egress_hook.map_or_else(
+            || {
+                if meta.mode == Mode::IngressOnly.name() {
+                    " (outbound traffic not filtered)".to_owned()
+                } else {
+                    String::new()
+                }
+            },
+            |h| format!(" (egress {})", h.name())
+        ),
         serde_json::to_value(meta.xdp_mode)?
             .as_str()
             .unwrap_or("auto"),

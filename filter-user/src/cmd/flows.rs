@@ -137,7 +137,7 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
         crate::liveness::note_if_broken(&attached);
         if attached.meta.mode != "stateful" {
             if iface.is_some() {
-                return Err(UsageError::NoFlows(name).into());
+                return Err(UsageError::NoFlows(name, attached.meta.mode).into());
             }
             continue;
         }

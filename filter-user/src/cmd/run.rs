@@ -377,6 +377,7 @@ fn same_rule_set(attached: &Attached, plan: &AttachPlan) -> anyhow::Result<bool>
                 "attached_at",
                 "xdp_mode",
                 "egress_hook",
+                "clsact_qdisc",
                 "ifindex",
                 "netns",
                 "interface",
@@ -387,6 +388,13 @@ fn same_rule_set(attached: &Attached, plan: &AttachPlan) -> anyhow::Result<bool>
         Ok(value)
     };
     if strip(&attached.meta)? != strip(&plan.meta)? {
+        return Ok(false);
+    }
+    // A stateless filter attached by a gotofw before egress filtering in stateless mode has no
+    // egress hook: swapping the same rule set in puts one on.
+    if plan.compiled.config.mode != filter_common::MODE_INGRESS_ONLY
+        && attached.meta.egress_hook.is_none()
+    {
         return Ok(false);
     }
     let mut now = attached.config()?;

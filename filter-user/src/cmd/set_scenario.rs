@@ -31,10 +31,15 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         })?;
         from = Some(options.scenario);
         options.scenario = args.scenario;
-        let mode = match (old.meta.mode.as_str(), old.meta.flows) {
-            ("stateful", Some(limits)) => Mode::Stateful(limits),
-            _ => Mode::Stateless,
-        };
+        let mode = Mode::from_record(&old.meta.mode, old.meta.flows).ok_or_else(|| {
+            anyhow!(
+                "the filter on {} records mode {:?}, which this gotofw does not know: attach it again with `gotofw attach {} --scenario {} --replace`",
+                args.iface,
+                old.meta.mode,
+                args.iface,
+                args.scenario
+            )
+        })?;
         build_plan(&args.iface, &options, mode, old.meta.xdp_mode, true)
     })?;
     let from = from.map_or_else(|| "?".to_owned(), |s| s.to_string());
@@ -54,7 +59,7 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
             args.scenario
         )
     } else {
-        "stateless mode: replies are judged by the new rules from the next packet".to_owned()
+        "no flows are kept: every packet is judged by the new rules from the next one".to_owned()
     };
     print(&format!(
         "switched {} from {from} to {} atomically ({} mode); {flows}; counters restart\n",

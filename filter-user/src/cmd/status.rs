@@ -50,11 +50,11 @@ pub struct InterfaceStatus {
     pub state_detail: String,
     /// Scenario name.
     pub scenario: String,
-    /// `stateless` or `stateful`.
+    /// `stateful`, `stateless` or `ingress-only`.
     pub mode: String,
     /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
-    /// The egress program's hook in stateful mode: `tcx` or `clsact`.
+    /// The egress program's hook: `tcx` or `clsact` (none in ingress-only mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress_hook: Option<kernel::EgressHook>,
     /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
@@ -126,7 +126,8 @@ impl CounterStatus {
 
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     let stateful = a.meta.mode == "stateful";
-    let directions: &[Direction] = if stateful {
+    // Every filter with an egress hook counts there (stateful and stateless mode).
+    let directions: &[Direction] = if stateful || a.meta.egress_hook.is_some() {
         &[Direction::Ingress, Direction::Egress]
     } else {
         &[Direction::Ingress]
@@ -307,9 +308,16 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             s.state_text(),
             s.scenario,
             s.mode,
-            s.egress_hook
-                .map(|h| format!(" (egress {})", h.name()))
-                .unwrap_or_default(),
+            s.egress_hook.map_or_else(
+                || {
+                    if s.mode == "ingress-only" {
+                        " (outbound traffic not filtered)".to_owned()
+                    } else {
+                        String::new()
+                    }
+                },
+                |h| format!(" (egress {})", h.name())
+            ),
             serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
             match s.log_rate {
                 0 => "drop log off".to_owned(),
