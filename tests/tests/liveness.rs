@@ -117,18 +117,26 @@ impl Lab {
     }
 
     /// Severs the filter's XDP link as an operator would (`bpftool link detach id N`).
+    /// Severs the filter's links with `bpftool link detach`: the XDP link, and the egress
+    /// link too where there is one (stateless mode filters outbound as well, so blocked traffic
+    /// flows only once both are gone).
     fn sever(&self) {
-        let link = pin_dir(&self.wan()).join("link");
-        let id = link_id(&link);
-        let out = std::process::Command::new("bpftool")
-            .args(["link", "detach", "id", &id.to_string()])
-            .output()
-            .expect("run bpftool (installed by `cargo xtask setup`)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for pin in ["link", "tc_link"] {
+            let link = pin_dir(&self.wan()).join(pin);
+            if pin == "tc_link" && !link.exists() {
+                continue;
+            }
+            let id = link_id(&link);
+            let out = std::process::Command::new("bpftool")
+                .args(["link", "detach", "id", &id.to_string()])
+                .output()
+                .expect("run bpftool (installed by `cargo xtask setup`)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert_eq!(xdp_prog_id(self.gw(), &self.wan()), None);
     }
 
