@@ -2073,7 +2073,8 @@ mod tests {
         assert!(err.contains("egress_hook has no effect"), "{err}");
         let err = error(&format!("{head}\n[flows]\nudp_timeout = 30\n"), 6);
         assert!(
-            err.contains("[flows] udp_timeout applies to stateful mode only") && err.contains("ingress-only"),
+            err.contains("[flows] udp_timeout applies to stateful mode only")
+                && err.contains("ingress-only"),
             "{err}"
         );
         let text = head;

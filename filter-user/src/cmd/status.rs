@@ -8,8 +8,7 @@ use serde::Serialize;
 use crate::{
     cli::StatusArgs,
     cmd::{json, print, table},
-    error::NotFiltering,
-    error::UsageError,
+    error::{NotFiltering, UsageError},
     kernel::{self, Attached, XdpModeArg},
     liveness,
     slots::FIXED,
