@@ -491,6 +491,53 @@ fn explain_iface_follows_turn_dst_any() {
     );
 }
 
+/// Ingress-only: no egress program, so `explain WAN` says every outbound packet leaves
+/// (`unfiltered`), which the servers see, and the connection stands or falls by the reply's
+/// mirrored rule, as the probes show.
+#[test]
+fn explain_iface_in_ingress_only_mode_says_outbound_is_unfiltered() {
+    if !require_root_or_skip("explain_iface_in_ingress_only_mode_says_outbound_is_unfiltered") {
+        return;
+    }
+    let turn = udp(TURN_A, 3478);
+    let outside = udp(OUTSIDE, 3478);
+    let dests = [turn, outside, tcp(OUTSIDE, 443)];
+    let lab = Lab::new(&dests);
+    let _attached = lab.attach(&["--scenario", "udp-turn", "--ingress-only"]);
+    let mut wrong = Vec::new();
+    for d in dests {
+        let e = lab.explain(d);
+        if e["mode"] != "ingress-only" || e["verdict"] != "allow" || e["rule"] != "unfiltered" {
+            wrong.push(format!("{d}: {e}"));
+        }
+        let reply = e["reply"]["verdict"].as_str().unwrap().to_owned();
+        let head = lab
+            .explain_text(d)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if !head.ends_with(&format!(": {reply}")) {
+            wrong.push(format!("{d}: text {head:?}, reply {reply}"));
+        }
+        let served = lab.served(d);
+        let got = lab.probe(d);
+        if got != (reply == "allow") {
+            wrong.push(format!(
+                "{d}: probe got through: {got}, explain's reply {reply}"
+            ));
+        }
+        if d.proto == Proto::Udp && lab.served(d) <= served {
+            wrong.push(format!(
+                "{d}: the request did not leave, explain says unfiltered"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(lab.explain(turn)["reply"]["verdict"], "allow");
+    assert_eq!(lab.explain(outside)["reply"]["verdict"], "block");
+}
+
 /// Asserts exit code 2, one line on stderr, containing every one of `want`.
 fn assert_usage_error(out: &Output, what: &str, want: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);

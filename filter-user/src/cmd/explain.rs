@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use filter_common::{Direction, FragKey, MODE_STATEFUL, Tables, classify};
+use filter_common::{Direction, FragKey, MODE_INGRESS_ONLY, MODE_STATEFUL, Tables, classify};
 use serde::Serialize;
 
 use crate::{
@@ -32,6 +32,9 @@ pub struct Verdict {
     pub rule: String,
 }
 
+/// The `rule` of an outbound packet that no program judges (ingress-only mode).
+pub const UNFILTERED: &str = "unfiltered";
+
 /// `explain --json`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Explanation {
@@ -46,9 +49,10 @@ pub struct Explanation {
     pub protocol: Protocol,
     /// The remote end.
     pub destination: String,
-    /// Outbound verdict, as the rules are written.
+    /// Outbound verdict, as the rules are written (`allow` in ingress-only mode, which does not
+    /// filter outbound traffic).
     pub verdict: &'static str,
-    /// The rule that decided the outbound packet.
+    /// The rule that decided the outbound packet ([`UNFILTERED`] in ingress-only mode).
     pub rule: String,
     /// The reply's verdict at the WAN ingress (stateful: by the flow the outbound packet opened;
     /// stateless: by its source port and network).
@@ -205,6 +209,8 @@ pub fn explain_attached(
             e
         }
     })?;
+    // Its pins are what it would do; whether it does it is for `status` (said here in one note).
+    crate::liveness::note_if_broken(&attached);
     let maps = PinnedMaps::open(&attached)?;
     let no_rules = Compiled::default();
     let names: Vec<&str> = attached
@@ -215,18 +221,25 @@ pub fn explain_attached(
         .collect();
     let (out, reply) = connection(&maps.tables(no_rules.tables()), &names, protocol, dst);
     maps.check()?;
+    let mode = match maps.config().mode {
+        MODE_STATEFUL => "stateful",
+        MODE_INGRESS_ONLY => "ingress-only",
+        _ => "stateless",
+    };
+    // An ingress-only filter has no egress program: every outbound packet leaves.
+    let (verdict, rule) = if mode == "ingress-only" {
+        ("allow", UNFILTERED.to_owned())
+    } else {
+        (out.verdict, out.rule)
+    };
     Ok(Explanation {
         interface: Some(attached.meta.interface.clone()),
         scenario: attached.meta.scenario.clone(),
-        mode: if maps.config().mode == MODE_STATEFUL {
-            "stateful"
-        } else {
-            "stateless"
-        },
+        mode,
         protocol,
         destination: dst.to_string(),
-        verdict: out.verdict,
-        rule: out.rule,
+        verdict,
+        rule,
         reply,
     })
 }
@@ -249,6 +262,8 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     }
     let how = if e.mode == "stateless" {
         "stateless mode: matched by its source port and network"
+    } else if e.mode == "ingress-only" {
+        "ingress-only mode: matched by its source port and network; outbound is not filtered"
     } else if e.reply.verdict == "allow" {
         "stateful mode: it belongs to the flow the outbound packet opened"
     } else {
@@ -261,9 +276,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         ),
         None => format!("under scenario {}", e.scenario),
     };
+    // The connection works when its first packet leaves and its reply comes back.
+    let connection = if e.verdict == "block" {
+        e.verdict
+    } else {
+        e.reply.verdict
+    };
     print(&format!(
-        "{} {} {under}: {}\n  outbound  {:<5}  by {}\n  reply     {:<5}  by {} ({how})\n",
-        e.protocol, e.destination, e.verdict, e.verdict, e.rule, e.reply.verdict, e.reply.rule,
+        "{} {} {under}: {connection}\n  outbound  {:<5}  by {}\n  reply     {:<5}  by {} ({how})\n",
+        e.protocol, e.destination, e.verdict, e.rule, e.reply.verdict, e.reply.rule,
     ))?;
     Ok(())
 }
@@ -287,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_tables_hold() {
+    fn the_tables_of_gotos_document_hold() {
         use Protocol::{Tcp, Udp};
         use Scenario::*;
         let allow = |r: &str| ("allow".to_owned(), r.to_owned());
