@@ -1,6 +1,6 @@
 //! The DNS domains GoTo needs, from the two domain tables of GoTo's "Minimal Firewall Settings"
-//! (version 2.1): the essential ones, and those GoTo Training adds. Each carries what the seed says
-//! of it (use, transport protocols, whose addresses it resolves to); a cell the seed leaves empty
+//! (version 2.1): the essential ones, and those GoTo Training adds. Each carries what GoTo's document says
+//! of it (use, transport protocols, whose addresses it resolves to); a cell the document leaves empty
 //! is an empty list here, never a guess.
 //!
 //! Matching is by whole DNS labels: `*.goto.com` covers `goto.com` and every name under it, but
@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// Which of the seed's two tables a domain comes from.
+/// Which of the document's two tables a domain comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum List {
@@ -31,7 +31,7 @@ impl List {
     }
 }
 
-/// A transport protocol the seed names for a domain.
+/// A transport protocol the document names for a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
@@ -51,7 +51,7 @@ impl Transport {
     }
 }
 
-/// Whose address space a domain's names resolve into, as the seed says.
+/// Whose address space a domain's names resolve into, as the document says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Operator {
     /// GoTo's own networks.
@@ -66,7 +66,7 @@ pub enum Operator {
 }
 
 impl Operator {
-    /// The name as the seed writes it.
+    /// The name as GoTo's document writes it.
     pub const fn name(self) -> &'static str {
         match self {
             Self::GoTo => "GoTo",
@@ -86,7 +86,7 @@ pub enum Match {
     Exact,
 }
 
-/// One domain of the seed's tables.
+/// One domain of GoTo's document's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Domain {
     /// The table it comes from.
@@ -101,14 +101,14 @@ pub struct Domain {
     /// What GoTo uses it for.
     #[serde(rename = "use")]
     pub purpose: &'static str,
-    /// Transport protocols to it; empty where the seed does not say.
+    /// Transport protocols to it; empty where GoTo's document does not say.
     pub protocols: &'static [Transport],
-    /// Whose addresses it resolves to; empty where the seed does not say.
+    /// Whose addresses it resolves to; empty where GoTo's document does not say.
     pub points_to: &'static [Operator],
 }
 
 impl Domain {
-    /// The name as the seed writes it: `*.goto.com`, `apis.google.com`.
+    /// The name as GoTo's document writes it: `*.goto.com`, `apis.google.com`.
     pub fn pattern(&self) -> String {
         self.to_string()
     }
@@ -168,7 +168,7 @@ const fn suffix(
     }
 }
 
-/// Every domain, essential first, in the seed's order.
+/// Every domain, essential first, in the order of GoTo's document.
 pub const ALL: [Domain; 12] = [
     suffix(
         List::Essential,
@@ -291,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn every_seed_domain_is_listed_once_in_its_table() {
+    fn every_domain_of_the_document_is_listed_once_in_its_table() {
         let essential = [
             "*.goto.com",
             "*.goto-rtc.com",
@@ -321,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_follow_the_seed() {
+    fn rows_follow_gotos_document() {
         let rows: Vec<(List, u8)> = ALL.iter().map(|d| (d.list, d.row)).collect();
         let mut expected: Vec<(List, u8)> = (1..=7).map(|r| (List::Essential, r)).collect();
         expected.extend([1, 2, 3, 4, 4].map(|r| (List::Training, r)));
@@ -329,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn protocols_are_as_the_seed_says() {
+    fn protocols_are_as_gotos_document_says() {
         use Transport::{Tcp, Udp};
         for (pattern, protocols) in [
             ("*.goto.com", &[Tcp][..]),
@@ -337,7 +337,7 @@ mod tests {
             ("*.jive.com", &[Udp, Tcp]),
             ("*.getgo.com", &[Tcp]),
             ("*.gotomeeting.com", &[Tcp]),
-            // The seed gives no protocol for the authentication domain.
+            // GoTo's document gives no protocol for the authentication domain.
             ("*.logmeininc.com", &[]),
             ("*.expertcity.com", &[Tcp]),
             ("*.gototraining.com", &[Tcp]),

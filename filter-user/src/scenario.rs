@@ -442,7 +442,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// The seed's defaults for `scenario`.
+    /// GoTo's document's defaults for `scenario`.
     pub fn new(scenario: Scenario) -> Self {
         Self {
             scenario,
@@ -935,7 +935,7 @@ mod tests {
     }
 
     #[test]
-    fn scenario_rules_follow_the_seed() {
+    fn scenario_rules_follow_gotos_document() {
         let names = |sc| {
             Options::new(sc)
                 .rules()

@@ -1,4 +1,4 @@
-//! `gotofw domains`: the DNS domains GoTo needs, as the seed's two tables give them.
+//! `gotofw domains`: the DNS domains GoTo needs, as the two tables of GoTo's document give them.
 
 use std::fmt::Write as _;
 
@@ -22,7 +22,7 @@ struct Listing {
 
 #[derive(Serialize)]
 struct DomainInfo {
-    /// As the seed writes it, e.g. `*.goto.com`.
+    /// As GoTo's document writes it, e.g. `*.goto.com`.
     pattern: String,
     #[serde(flatten)]
     domain: &'static Domain,
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_lists_patterns_and_seed_cells() {
+    fn json_lists_patterns_and_document_cells() {
         let v = serde_json::to_value(listing(true)).unwrap();
         let domains = v["domains"].as_array().unwrap();
         assert_eq!(domains.len(), 12);

@@ -1,6 +1,6 @@
 //! `gotofw pac`: a proxy auto-config file that routes the GoTo domains on their own.
 //!
-//! The seed suggests a proxy.pac built from its domain lists to send GoTo's traffic to a proxy
+//! GoTo's document suggests a proxy.pac built from its domain lists to send GoTo's traffic to a proxy
 //! other than the one for everything else, and keeping those domains away from proxies that
 //! inspect TLS. The file is plain ECMAScript 3 (no `let`, no `endsWith`), as old PAC engines
 //! need, and uses no DNS functions, so it never resolves a name.

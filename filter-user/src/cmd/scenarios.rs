@@ -1,4 +1,4 @@
-//! `gotofw scenarios`: the scenarios as the seed documents them, and the allowances.
+//! `gotofw scenarios`: the scenarios as GoTo's document gives them, and the allowances.
 
 use std::fmt::Write as _;
 
