@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    kernel::XdpModeArg,
+    loader::options::XdpModeArg,
     scenario::{RawNetworkArgs, Scenario},
 };
 
@@ -205,7 +205,7 @@ pub struct AttachArgs {
     /// 6.6 and later, else clsact; the default), tcx, or clsact. A --replace keeps the hook in
     /// use.
     #[arg(long, value_enum, value_name = "HOOK")]
-    pub egress_hook: Option<crate::kernel::EgressHook>,
+    pub egress_hook: Option<crate::loader::options::EgressHook>,
 
     /// Swap the rule set of the filter already attached to IFACE, atomically (counters restart).
     #[arg(long)]

@@ -25,7 +25,7 @@ use crate::{
     cli::AttachArgs,
     compile::{FlowLimits, Mode},
     error::UsageError,
-    kernel::{EgressHook, XdpModeArg},
+    loader::options::{EgressHook, XdpModeArg},
     operator::{OperatorRule, Position, RuleDirection},
     scenario::{
         Action, Allowance, MEDIA_PORTS, Options, PortRange, Protocol, RawNetworkArgs, Scenario,

@@ -10,9 +10,9 @@ pub mod domains;
 pub mod error;
 pub mod frame;
 pub mod hostfs;
-pub mod kernel;
 pub mod link_type;
 pub mod liveness;
+pub mod loader;
 pub mod metrics;
 pub mod netlink;
 pub mod operator;
@@ -21,6 +21,9 @@ mod qdisc;
 pub mod scenario;
 pub mod slots;
 pub mod system;
+
+/// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.
+pub use loader as kernel;
 
 /// The compiled XDP object, built by `build.rs` from `filter-ebpf`.
 pub static EBPF_OBJECT: &[u8] =

@@ -11,7 +11,7 @@ use filter_common::{
     Tables,
 };
 
-use crate::{compile::SoftTables, kernel::Attached};
+use crate::{compile::SoftTables, loader::read::Attached};
 
 /// The lookup maps of an attached filter, opened from its pins, and its configuration.
 pub struct PinnedMaps {

@@ -438,7 +438,7 @@ pub struct Options {
     pub log_rate: u32,
     /// The hook for the egress program in stateful mode.
     #[serde(default)]
-    pub egress_hook: crate::kernel::EgressHook,
+    pub egress_hook: crate::loader::options::EgressHook,
 }
 
 impl Options {
@@ -454,7 +454,7 @@ impl Options {
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
             log_rate: DEFAULT_LOG_RATE,
-            egress_hook: crate::kernel::EgressHook::Auto,
+            egress_hook: crate::loader::options::EgressHook::Auto,
         }
     }
 
@@ -508,7 +508,7 @@ impl Options {
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
             log_rate: DEFAULT_LOG_RATE,
-            egress_hook: crate::kernel::EgressHook::Auto,
+            egress_hook: crate::loader::options::EgressHook::Auto,
         })
     }
 

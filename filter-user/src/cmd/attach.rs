@@ -5,8 +5,8 @@ use crate::{
     cmd::print,
     compile::{Compiled, Mode},
     config::{self, Overrides},
-    kernel::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
     link_type,
+    loader::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
     scenario::{Allowance, Options},
     system,
 };
@@ -46,7 +46,7 @@ pub fn build_plan(
     let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     compiled.config.log_rate = options.log_rate;
     let meta = Meta {
-        version: kernel::META_VERSION,
+        version: loader::META_VERSION,
         interface: iface.to_owned(),
         ifindex,
         netns: system::netns_id()?,
@@ -88,12 +88,12 @@ pub fn run(args: &AttachArgs) -> anyhow::Result<()> {
         eprintln!("gotofw: note: {note}");
     }
     for (i, plan) in plans.iter().enumerate() {
-        match kernel::attach(plan) {
+        match loader::attach(plan) {
             Ok(meta) => report(plan, &meta)?,
             Err(e) => {
                 let mut undone = Vec::new();
                 for done in plans[..i].iter().filter(|p| !p.replace) {
-                    if kernel::detach(&done.iface).is_ok() {
+                    if loader::detach(&done.iface).is_ok() {
                         undone.push(done.iface.as_str());
                     }
                 }

@@ -17,7 +17,7 @@ use crate::{
     cli::LogArgs,
     cmd::print,
     error::UsageError,
-    kernel::{self, monotonic_coarse_ns},
+    loader::{self, monotonic_coarse_ns},
     slots::slot_name,
     system::{self, InterfaceLock},
 };
@@ -107,7 +107,7 @@ fn pinned_map_id(path: &Path) -> Option<u32> {
 /// (taken first: a swap meanwhile shows as a new id at the next check).
 fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Vec<String>)> {
     let meta_id = pinned_map_id(&dir.join("meta"));
-    let attached = kernel::read_attached(iface)?;
+    let attached = loader::read_attached(iface)?;
     crate::liveness::note_if_broken(&attached);
     if attached.config()?.log_rate == 0 {
         return Err(UsageError::LogOff(iface.to_owned()).into());
@@ -179,7 +179,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     let iface = if let Some(name) = &args.iface {
         name.clone()
     } else {
-        let mut own = system::own_interfaces(kernel::attached_keys()?);
+        let mut own = system::own_interfaces(loader::attached_keys()?);
         match own.len() {
             1 => own.remove(0),
             0 => return Err(UsageError::NoFilters.into()),

@@ -7,7 +7,7 @@ use crate::{
     cli::SetScenarioArgs,
     cmd::{attach::build_plan, print},
     compile::Mode,
-    kernel, liveness, system,
+    liveness, loader, system,
 };
 
 /// Runs the command.
@@ -17,9 +17,9 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
     // meanwhile is not lost.
     let mut from = None;
     let mut broken = None;
-    let meta = kernel::attach_with(&args.iface, || {
-        let old = kernel::read_attached(&args.iface)?;
-        // A filter that is not filtering is attached anew, not swapped (see `kernel::attach_with`).
+    let meta = loader::attach_with(&args.iface, || {
+        let old = loader::read_attached(&args.iface)?;
+        // A filter that is not filtering is attached anew, not swapped (see `loader::attach_with`).
         broken = Some(liveness::of(&old)).filter(|h| !h.filtering());
         let mut options = old.meta.options.clone().ok_or_else(|| {
             anyhow!(
