@@ -15,7 +15,7 @@ use crate::{
     bpf_sys,
     loader::{
         egress::{CLSACT_HANDLE, CLSACT_PRIORITY},
-        meta::Meta,
+        meta::{FilterMode, Meta},
         pins::{self, EGRESS_PROG_PIN, EGRESS_PROGRAM, LINK_PIN, PROGRAM, TC_LINK_PIN},
         read::Attached,
     },
@@ -217,7 +217,7 @@ fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<He
             )),
         };
     }
-    (meta.mode == "stateful").then(|| {
+    (meta.mode == FilterMode::Stateful).then(|| {
         Health::broken(
             State::EgressMissing,
             "a stateful filter without an egress hook",

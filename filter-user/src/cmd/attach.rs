@@ -6,7 +6,7 @@ use crate::{
     compile::{Compiled, Mode},
     config::{self, Overrides},
     link_type,
-    loader::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
+    loader::{self, AttachPlan, FilterMode, Meta, RuleInfo, XdpModeArg},
     scenario::{Allowance, Options},
     system,
 };
@@ -51,7 +51,7 @@ pub fn build_plan(
         ifindex,
         netns: system::netns_id()?,
         scenario: options.scenario.name().to_owned(),
-        mode: mode.name().to_owned(),
+        mode: FilterMode::from(&mode),
         flows: match mode {
             Mode::Stateful(limits) => Some(limits),
             Mode::Stateless | Mode::IngressOnly => None,
@@ -148,7 +148,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         meta.mode,
         meta.egress_hook.map_or_else(
             || {
-                if meta.mode == Mode::IngressOnly.name() {
+                if meta.mode == FilterMode::IngressOnly {
                     " (outbound traffic not filtered)".to_owned()
                 } else {
                     String::new()

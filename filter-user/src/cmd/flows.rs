@@ -12,7 +12,7 @@ use crate::{
     cli::FlowsArgs,
     cmd::{json, print, table},
     error::UsageError,
-    loader::{self, FlowEntry},
+    loader::{self, FilterMode, FlowEntry},
     slots::slot_name,
     system,
 };
@@ -135,9 +135,9 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
     for name in names {
         let attached = loader::read_attached(&name)?;
         crate::liveness::note_if_broken(&attached);
-        if attached.meta.mode != "stateful" {
+        if attached.meta.mode != FilterMode::Stateful {
             if iface.is_some() {
-                return Err(UsageError::NoFlows(name, attached.meta.mode).into());
+                return Err(UsageError::NoFlows(name, attached.meta.mode.name().to_owned()).into());
             }
             continue;
         }

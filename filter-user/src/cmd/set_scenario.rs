@@ -7,7 +7,9 @@ use crate::{
     cli::SetScenarioArgs,
     cmd::{attach::build_plan, print},
     compile::Mode,
-    liveness, loader, system,
+    liveness,
+    loader::{self, FilterMode},
+    system,
 };
 
 /// Runs the command.
@@ -31,11 +33,11 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         })?;
         from = Some(options.scenario);
         options.scenario = args.scenario;
-        let mode = Mode::from_record(&old.meta.mode, old.meta.flows).ok_or_else(|| {
+        let mode = Mode::from_record(old.meta.mode.name(), old.meta.flows).ok_or_else(|| {
             anyhow!(
                 "the filter on {} records mode {:?}, which this gotofw does not know: attach it again with `gotofw attach {} --scenario {} --replace`",
                 args.iface,
-                old.meta.mode,
+                old.meta.mode.name(),
                 args.iface,
                 args.scenario
             )
@@ -53,7 +55,7 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         ))?;
         return Ok(());
     }
-    let flows = if meta.mode == "stateful" {
+    let flows = if meta.mode == FilterMode::Stateful {
         format!(
             "flows are kept; each is checked against {} at its next packet, and one the new rules do not allow stops there",
             args.scenario

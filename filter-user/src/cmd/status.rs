@@ -10,7 +10,7 @@ use crate::{
     cmd::{json, print, table},
     error::{NotFiltering, UsageError},
     liveness,
-    loader::{self, Attached, XdpModeArg},
+    loader::{self, Attached, FilterMode, XdpModeArg},
     slots::FIXED,
     system,
 };
@@ -124,7 +124,7 @@ impl CounterStatus {
 }
 
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
-    let stateful = a.meta.mode == "stateful";
+    let stateful = a.meta.mode == FilterMode::Stateful;
     // Every filter with an egress hook counts there (stateful and stateless mode).
     let directions: &[Direction] = if stateful || a.meta.egress_hook.is_some() {
         &[Direction::Ingress, Direction::Egress]
@@ -162,7 +162,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         state: health.state,
         state_detail: health.detail,
         scenario: a.meta.scenario.clone(),
-        mode: a.meta.mode.clone(),
+        mode: a.meta.mode.name().to_owned(),
         xdp_mode: a.meta.xdp_mode,
         egress_hook: a.meta.egress_hook,
         log_rate: a.config()?.log_rate,

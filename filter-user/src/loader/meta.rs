@@ -38,6 +38,48 @@ pub struct RuleInfo {
     pub description: String,
 }
 
+/// How an attached filter admits inbound traffic, as its record names it (`stateful`,
+/// `stateless`, `ingress-only`; [`crate::compile::Mode`] without the flow limits, which the
+/// record keeps apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterMode {
+    /// Flows opened by outbound packets admit the inbound ones.
+    Stateful,
+    /// No flows: both directions are matched by the rules (inbound by the mirrored ones).
+    Stateless,
+    /// Inbound packets only, by the mirrored rules; outbound traffic is not filtered.
+    #[serde(rename = "ingress-only")]
+    IngressOnly,
+}
+
+impl FilterMode {
+    /// `stateful`, `stateless` or `ingress-only`, as stored and shown.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Stateful => "stateful",
+            Self::Stateless => "stateless",
+            Self::IngressOnly => "ingress-only",
+        }
+    }
+}
+
+impl std::fmt::Display for FilterMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<&crate::compile::Mode> for FilterMode {
+    fn from(mode: &crate::compile::Mode) -> Self {
+        match mode {
+            crate::compile::Mode::Stateful(_) => Self::Stateful,
+            crate::compile::Mode::Stateless => Self::Stateless,
+            crate::compile::Mode::IngressOnly => Self::IngressOnly,
+        }
+    }
+}
+
 /// What gotofw stores next to the maps about an attached filter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
@@ -52,8 +94,8 @@ pub struct Meta {
     pub netns: u64,
     /// Scenario name.
     pub scenario: String,
-    /// `stateful`, `stateless` or `ingress-only`.
-    pub mode: String,
+    /// How inbound traffic is admitted.
+    pub mode: FilterMode,
     /// Flow table limits (stateful mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows: Option<crate::compile::FlowLimits>,
@@ -233,7 +275,7 @@ mod meta_tests {
             ifindex: 7,
             netns: 1,
             scenario: "udp-turn".into(),
-            mode: "stateless".into(),
+            mode: FilterMode::Stateless,
             flows: None,
             options: None,
             xdp_mode: XdpModeArg::Generic,

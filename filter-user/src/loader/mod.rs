@@ -45,7 +45,7 @@ use aya::{
 
 pub use self::{
     detach::detach,
-    meta::{META_VERSION, Meta, RuleInfo, networks_text},
+    meta::{FilterMode, META_VERSION, Meta, RuleInfo, networks_text},
     object::{egress_program, load, load_reusing, program},
     options::{EgressHook, XdpModeArg},
     read::{Attached, FlowEntry, attached_keys, monotonic_coarse_ns, read_attached},
@@ -162,11 +162,15 @@ pub fn attach_with(
         meta.clsact_qdisc = old.meta.clsact_qdisc;
         let flows = final_dir.join("flows");
         let same_table = old.meta.flows.map(|f| f.table_size) == meta.flows.map(|f| f.table_size);
-        if old.meta.mode == "stateful" && meta.mode == "stateful" && same_table && flows.exists() {
+        if old.meta.mode == FilterMode::Stateful
+            && meta.mode == FilterMode::Stateful
+            && same_table
+            && flows.exists()
+        {
             reuse_flows = Some(flows);
         } else if let (Some(was), Some(now)) = (old.meta.flows, meta.flows)
-            && old.meta.mode == "stateful"
-            && meta.mode == "stateful"
+            && old.meta.mode == FilterMode::Stateful
+            && meta.mode == FilterMode::Stateful
         {
             note_flows_dropped(&plan.iface, &old, was.table_size, now.table_size);
         }
