@@ -243,7 +243,9 @@ impl OurPrograms {
         dirs.extend(pins::stale_dirs(key));
         let config_maps = dirs
             .iter()
-            .filter_map(|d| aya::maps::MapData::from_pin(d.join("config")).ok())
+            .filter_map(|d| {
+                aya::maps::MapData::from_pin(d.join(filter_common::names::pin::CONFIG)).ok()
+            })
             .filter_map(|m| m.info().ok().map(|i| i.id()))
             .collect();
         Self { config_maps }

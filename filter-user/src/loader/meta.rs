@@ -8,7 +8,10 @@ use aya::{
     Ebpf,
     maps::{Array, MapData},
 };
-use filter_common::META_CHUNK;
+use filter_common::{
+    META_CHUNK,
+    names::{map, pin},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -138,7 +141,7 @@ pub(super) fn meta_entries(len: usize) -> anyhow::Result<u32> {
 /// the map zeroed (a record ends at its first zero byte, or at the end of the map: JSON text
 /// holds no zero byte).
 pub(super) fn write_meta(ebpf: &mut Ebpf, bytes: &[u8]) -> anyhow::Result<()> {
-    write_meta_to(Array::try_from(map_mut(ebpf, "META")?)?, bytes)
+    write_meta_to(Array::try_from(map_mut(ebpf, map::META)?)?, bytes)
 }
 
 /// [`write_meta`] into an opened `META` map.
@@ -168,7 +171,7 @@ pub(super) fn write_meta_to<T: std::borrow::BorrowMut<MapData>>(
 
 /// Rewrites the record stored with the filter pinned in `dir`.
 pub(super) fn store_pinned_meta(dir: &Path, meta: &Meta) -> anyhow::Result<()> {
-    let data = MapData::from_pin(dir.join("meta"))
+    let data = MapData::from_pin(dir.join(pin::META))
         .with_context(|| format!("opening {}/meta", dir.display()))?;
     write_meta_to(
         Array::try_from(aya::maps::Map::Array(data))?,
@@ -179,7 +182,7 @@ pub(super) fn store_pinned_meta(dir: &Path, meta: &Meta) -> anyhow::Result<()> {
 /// The record stored with the filter pinned (or staged) in `dir`, read entry by entry up to its
 /// end; a record of another format version than [`META_VERSION`] is refused.
 pub(super) fn pinned_meta(dir: &Path) -> anyhow::Result<Meta> {
-    let meta_data = MapData::from_pin(dir.join("meta"))
+    let meta_data = MapData::from_pin(dir.join(pin::META))
         .with_context(|| format!("opening {}/meta", dir.display()))?;
     let meta_map: Array<_, [u8; META_CHUNK]> = Array::try_from(aya::maps::Map::Array(meta_data))?;
     let mut bytes = Vec::new();

@@ -42,6 +42,7 @@ use aya::{
         xdp::XdpLink,
     },
 };
+use filter_common::names::{map, pin};
 
 pub use self::{
     detach::detach,
@@ -56,7 +57,7 @@ use self::{
     egress::attach_egress,
     fault::fault_point,
     meta::{pinned_meta, store_meta},
-    object::{MAPS, filters_egress, load_with, map_mut},
+    object::{filters_egress, load_with, map_mut},
     pins::{
         EGRESS_PROG_PIN, LINK_PIN, TC_LINK_PIN, local_interface, pinned_hook, stale_dirs,
         swap_into_place,
@@ -160,7 +161,7 @@ pub fn attach_with(
         compiled.config.generation = old.config()?.generation.wrapping_add(1).max(1);
         // The qdisc gotofw added stays gotofw's.
         meta.clsact_qdisc = old.meta.clsact_qdisc;
-        let flows = final_dir.join("flows");
+        let flows = final_dir.join(pin::FLOWS);
         let same_table = old.meta.flows.map(|f| f.table_size) == meta.flows.map(|f| f.table_size);
         if old.meta.mode == FilterMode::Stateful
             && meta.mode == FilterMode::Stateful
@@ -237,7 +238,7 @@ struct Previous {
 impl Previous {
     /// Puts the programs in the new object's tail-call tables.
     fn install(&self, ebpf: &mut Ebpf) -> anyhow::Result<()> {
-        for (program, table) in [(&self.xdp, "TAIL_XDP"), (&self.tc, "TAIL_TC")] {
+        for (program, table) in [(&self.xdp, map::TAIL_XDP), (&self.tc, map::TAIL_TC)] {
             let Some(program) = program else { continue };
             let fd = program
                 .fd()
@@ -263,11 +264,11 @@ fn stage_and_arm(
     replace: bool,
 ) -> anyhow::Result<()> {
     system::create_private_dir(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    for name in MAPS {
+    for (name, file) in pin::MAPS {
         let map = ebpf
             .map(name)
             .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))?;
-        map.pin(tmp.join(name.to_lowercase()))
+        map.pin(tmp.join(file))
             .with_context(|| format!("pinning map {name} in {}", tmp.display()))?;
     }
     fault_point("maps-pinned");
@@ -317,7 +318,7 @@ fn stage_and_arm(
     store_meta(ebpf, meta)?;
     fault_point("pinned");
     // The commit: both programs read this one entry.
-    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, "CONFIG")?)?;
+    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, map::CONFIG)?)?;
     let mut armed = config.get(&0, 0)?;
     armed.armed = filter_common::ARMED;
     config.set(0, armed, 0).context("arming the new rule set")?;

@@ -9,6 +9,7 @@ use aya::{
     maps::{Array, LpmTrie, lpm_trie::Key},
     programs::{SchedClassifier, Xdp},
 };
+use filter_common::names::{map, pin, program};
 
 use super::{
     fault::fault_point,
@@ -17,17 +18,9 @@ use super::{
 };
 use crate::{EBPF_OBJECT, compile::Compiled};
 
-/// The object's maps, pinned under these file names (lower case).
-pub(super) const MAPS: [&str; 11] = [
-    "PORTS", "CONFIG", "NETS_V4", "NETS_V6", "COUNTERS", "FRAGS", "FLOWS", "META", "LOG",
-    // Program arrays lose their entries when no user-space reference is left: pinned, they
-    // keep the drop-log programs for as long as the filter is attached (and the programs a
-    // killed `--replace` took the place of, for the next command to put back).
-    "TAIL_XDP", "TAIL_TC",
-];
 /// Drop-log programs, tail-called by the main ones.
-pub(super) const LOG_XDP_PROGRAM: &str = "gotofw_log_xdp";
-pub(super) const LOG_TC_PROGRAM: &str = "gotofw_log_tc";
+pub(super) const LOG_XDP_PROGRAM: &str = program::LOG_XDP;
+pub(super) const LOG_TC_PROGRAM: &str = program::LOG_TC;
 
 /// Loads the programs (the egress one in every mode but ingress-only) with their maps filled
 /// from `compiled`, not attached.
@@ -64,19 +57,19 @@ pub(super) fn load_with(
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
     let mut loader = EbpfLoader::new();
     loader
-        .map_max_entries("NETS_V4", v4)
-        .map_max_entries("NETS_V6", v6)
-        .map_max_entries("FLOWS", compiled.flow_table_size.max(16))
-        .map_max_entries("META", meta_entries(meta.len())?);
+        .map_max_entries(map::NETS_V4, v4)
+        .map_max_entries(map::NETS_V6, v6)
+        .map_max_entries(map::FLOWS, compiled.flow_table_size.max(16))
+        .map_max_entries(map::META, meta_entries(meta.len())?);
     let log = flows
         .and_then(Path::parent)
-        .map(|dir| dir.join("log"))
+        .map(|dir| dir.join(pin::LOG))
         .filter(|p| p.exists());
     if let Some(path) = flows {
-        loader.map_pin_path("FLOWS", path);
+        loader.map_pin_path(map::FLOWS, path);
     }
     if let Some(path) = &log {
-        loader.map_pin_path("LOG", path.as_path());
+        loader.map_pin_path(map::LOG, path.as_path());
     }
     let mut ebpf = loader
         .load(EBPF_OBJECT)
@@ -115,7 +108,7 @@ pub(super) fn load_drop_log(ebpf: &mut Ebpf, egress: bool) -> anyhow::Result<()>
         .context("the kernel refused the drop-log XDP program (verifier)")?;
     let fd = xdp.fd()?.try_clone()?;
     let mut slots: aya::maps::ProgramArray<_> =
-        aya::maps::ProgramArray::try_from(map_mut(ebpf, "TAIL_XDP")?)?;
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_XDP)?)?;
     slots
         .set(filter_common::tail::LOG, &fd, 0)
         .context("filling the drop-log map")?;
@@ -128,7 +121,7 @@ pub(super) fn load_drop_log(ebpf: &mut Ebpf, egress: bool) -> anyhow::Result<()>
             .context("the kernel refused the drop-log TC program (verifier)")?;
         let fd = tc.fd()?.try_clone()?;
         let mut slots: aya::maps::ProgramArray<_> =
-            aya::maps::ProgramArray::try_from(map_mut(ebpf, "TAIL_TC")?)?;
+            aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_TC)?)?;
         slots
             .set(filter_common::tail::LOG, &fd, 0)
             .context("filling the drop-log map")?;
@@ -153,15 +146,15 @@ pub(super) fn map_mut<'a>(
 }
 
 pub(super) fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow::Result<()> {
-    let mut ports: Array<_, u64> = Array::try_from(map_mut(ebpf, "PORTS")?)?;
+    let mut ports: Array<_, u64> = Array::try_from(map_mut(ebpf, map::PORTS)?)?;
     for (index, mask) in &compiled.ports {
         ports.set(*index, mask, 0).context("filling the port map")?;
     }
-    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, "CONFIG")?)?;
+    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, map::CONFIG)?)?;
     config
         .set(0, compiled.config, 0)
         .context("filling the config map")?;
-    let mut v4: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(map_mut(ebpf, "NETS_V4")?)?;
+    let mut v4: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(map_mut(ebpf, map::NETS_V4)?)?;
     for (net, mask) in &compiled.nets_v4 {
         v4.insert(
             &Key::new(u32::from(net.prefix_len()), net.network().octets()),
@@ -170,7 +163,7 @@ pub(super) fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow:
         )
         .with_context(|| format!("adding {net} to the IPv4 network map"))?;
     }
-    let mut v6: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(map_mut(ebpf, "NETS_V6")?)?;
+    let mut v6: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(map_mut(ebpf, map::NETS_V6)?)?;
     for (net, mask) in &compiled.nets_v6 {
         v6.insert(
             &Key::new(u32::from(net.prefix_len()), net.network().octets()),
@@ -188,4 +181,41 @@ pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
         .program_mut(PROGRAM)
         .ok_or_else(|| anyhow!("the eBPF object has no program {PROGRAM}"))?
         .try_into()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use filter_common::names::{map, pin, program};
+
+    /// Programs the object carries for the benchmarks only (`bench/`), never loaded by gotofw.
+    const BENCH_PROGRAMS: [&str; 3] = ["gotofw_floor", "gotofw_parse_floor", "gotofw_txgen"];
+
+    /// The built object's maps and programs are exactly the names `filter-common` shares with
+    /// the loader (the kernel spells them again as its statics' and functions' names), and every
+    /// map the loader pins is pinned under its own name in lower case.
+    #[test]
+    fn the_object_has_exactly_the_shared_names() {
+        let object = aya_obj::Object::parse(crate::EBPF_OBJECT).expect("parsing the eBPF object");
+        // Global data (`.rodata`, `.bss`) shows up as maps named after its section.
+        let maps: BTreeSet<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        assert_eq!(maps, BTreeSet::from(map::ALL));
+        let programs: BTreeSet<&str> = object
+            .programs
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !BENCH_PROGRAMS.contains(name))
+            .collect();
+        assert_eq!(programs, BTreeSet::from(program::ALL));
+        for (name, file) in pin::MAPS {
+            assert!(map::ALL.contains(&name), "{name}");
+            assert_eq!(file, name.to_lowercase(), "{name}");
+        }
+    }
 }

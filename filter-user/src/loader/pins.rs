@@ -8,21 +8,22 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{Array, MapData};
+use filter_common::names::{pin, program};
 
 use super::{meta::pinned_meta, options::EgressHook};
 use crate::system;
 
 /// Name of the XDP program in the object.
-pub(crate) const PROGRAM: &str = "gotofw_ingress";
+pub(crate) const PROGRAM: &str = program::INGRESS;
 /// Name of the TC egress program in the object (every mode but ingress-only).
-pub(crate) const EGRESS_PROGRAM: &str = "gotofw_egress";
+pub(crate) const EGRESS_PROGRAM: &str = program::EGRESS;
 /// File name of the XDP link pin.
-pub(crate) const LINK_PIN: &str = "link";
+pub(crate) const LINK_PIN: &str = pin::LINK;
 /// File name of the tcx egress link pin (tcx).
-pub(crate) const TC_LINK_PIN: &str = "tc_link";
+pub(crate) const TC_LINK_PIN: &str = pin::TC_LINK;
 /// File name of the egress program's pin (clsact: a netlink filter has no link to pin, and the
 /// program is what a roll-back puts back).
-pub(crate) const EGRESS_PROG_PIN: &str = "egress_prog";
+pub(crate) const EGRESS_PROG_PIN: &str = pin::EGRESS_PROG;
 
 /// Staging pin directories of pin key `key` (`KEY@...`).
 pub(crate) fn stale_dirs(key: &str) -> Vec<PathBuf> {
@@ -42,7 +43,7 @@ pub(crate) fn stale_dirs(key: &str) -> Vec<PathBuf> {
 
 /// The rule set's configuration pinned in `dir`.
 pub(crate) fn pinned_config(dir: &Path) -> anyhow::Result<filter_common::Config> {
-    let data = MapData::from_pin(dir.join("config"))
+    let data = MapData::from_pin(dir.join(pin::CONFIG))
         .with_context(|| format!("opening {}/config", dir.display()))?;
     let map: Array<_, filter_common::Config> = Array::try_from(aya::maps::Map::Array(data))?;
     Ok(map.get(&0, 0)?)

@@ -4,7 +4,7 @@ use std::{fs, io, path::PathBuf};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray};
-use filter_common::{COUNTER_ENTRIES, Counter, Direction, counter_index};
+use filter_common::{COUNTER_ENTRIES, Counter, Direction, counter_index, names::pin};
 
 use super::{
     meta::{Meta, pinned_meta},
@@ -73,7 +73,7 @@ pub fn read_attached(iface: &str) -> anyhow::Result<Attached> {
 /// Reads the filter pinned in `dir`.
 pub(super) fn read_pins(dir: PathBuf) -> anyhow::Result<Attached> {
     let meta = pinned_meta(&dir)?;
-    let counter_data = MapData::from_pin(dir.join("counters"))
+    let counter_data = MapData::from_pin(dir.join(pin::COUNTERS))
         .with_context(|| format!("opening {}/counters", dir.display()))?;
     let counter_map: PerCpuArray<_, Counter> =
         PerCpuArray::try_from(aya::maps::Map::PerCpuArray(counter_data))?;
@@ -127,7 +127,7 @@ impl Attached {
     /// Every entry of the flow map, with its liveness at `now` (see [`monotonic_coarse_ns`]).
     pub fn flows(&self, now: u64) -> anyhow::Result<Vec<FlowEntry>> {
         let cfg = self.config()?;
-        let data = MapData::from_pin(self.dir.join("flows"))
+        let data = MapData::from_pin(self.dir.join(pin::FLOWS))
             .with_context(|| format!("opening {}/flows", self.dir.display()))?;
         let map: aya::maps::HashMap<_, filter_common::FlowKey, filter_common::FlowValue> =
             aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data))?;

@@ -11,6 +11,7 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
+use filter_common::names::pin;
 
 use super::{
     egress::{clsact_link, remove_clsact, remove_clsact_qdisc},
@@ -158,7 +159,7 @@ pub(super) fn restore_links(dir: &Path, key: &str) -> anyhow::Result<()> {
             .context("putting the egress program back into the clsact filter")?;
         std::mem::forget(program.take_link(id)?);
     }
-    let config_id = MapData::from_pin(dir.join("config"))
+    let config_id = MapData::from_pin(dir.join(pin::CONFIG))
         .with_context(|| format!("opening {}/config", dir.display()))?
         .info()?
         .id();
@@ -215,7 +216,7 @@ pub(super) fn link_program(path: &Path) -> Option<aya::programs::ProgramInfo> {
 /// filter's replacement keeps passing everything until then (with the clsact qdisc, if gotofw
 /// added it).
 pub(super) fn settle(dir: &Path, key: &str) -> anyhow::Result<()> {
-    for table in ["tail_xdp", "tail_tc"] {
+    for table in [pin::TAIL_XDP, pin::TAIL_TC] {
         let Ok(data) = MapData::from_pin(dir.join(table)) else {
             continue;
         };
