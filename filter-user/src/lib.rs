@@ -18,13 +18,11 @@ pub mod netlink;
 pub mod operator;
 pub mod pinned;
 mod qdisc;
+pub mod rule;
 pub mod scenario;
 pub mod slots;
 pub mod system;
 
 /// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.
 pub use loader as kernel;
-
-/// The compiled XDP object, built by `build.rs` from `filter-ebpf`.
-pub static EBPF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));
+pub use loader::object::EBPF_OBJECT;

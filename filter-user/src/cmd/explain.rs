@@ -114,7 +114,7 @@ pub fn question(args: &ExplainArgs) -> Result<Question<'_>, UsageError> {
         (Some(scenario), [iface, _, _]) => {
             return Err(UsageError::ExplainBoth {
                 iface: iface.clone(),
-                scenario,
+                scenario: scenario.name(),
             });
         }
         (None, [iface, proto, dst]) => {

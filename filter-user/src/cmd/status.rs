@@ -282,11 +282,8 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
     })
 }
 
-/// Runs the command.
+/// Runs the command (`--watch` is [`crate::cmd::watch::run`]'s, which the dispatcher calls).
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
-    if args.watch {
-        return super::watch::run(args);
-    }
     system::require_capabilities()?;
     let status = collect(args.iface.as_deref())?;
     if args.json {

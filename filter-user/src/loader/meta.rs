@@ -14,10 +14,7 @@ use filter_common::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{
-    object::map_mut,
-    options::{EgressHook, XdpModeArg},
-};
+use super::options::{EgressHook, XdpModeArg};
 
 /// A rule as stored with the filter and shown by `status` and `scenarios`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +138,10 @@ pub(super) fn meta_entries(len: usize) -> anyhow::Result<u32> {
 /// the map zeroed (a record ends at its first zero byte, or at the end of the map: JSON text
 /// holds no zero byte).
 pub(super) fn write_meta(ebpf: &mut Ebpf, bytes: &[u8]) -> anyhow::Result<()> {
-    write_meta_to(Array::try_from(map_mut(ebpf, map::META)?)?, bytes)
+    let map = ebpf
+        .map_mut(map::META)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {}", map::META))?;
+    write_meta_to(Array::try_from(map)?, bytes)
 }
 
 /// [`write_meta`] into an opened `META` map.

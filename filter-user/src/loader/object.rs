@@ -16,7 +16,11 @@ use super::{
     meta::{meta_entries, write_meta},
     pins::{EGRESS_PROGRAM, PROGRAM},
 };
-use crate::{EBPF_OBJECT, compile::Compiled};
+use crate::compile::Compiled;
+
+/// The compiled eBPF object, built by `build.rs` from `filter-ebpf`.
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));
 
 /// Drop-log programs, tail-called by the main ones.
 pub(super) const LOG_XDP_PROGRAM: &str = program::LOG_XDP;
@@ -197,7 +201,7 @@ mod tests {
     /// map the loader pins is pinned under its own name in lower case.
     #[test]
     fn the_object_has_exactly_the_shared_names() {
-        let object = aya_obj::Object::parse(crate::EBPF_OBJECT).expect("parsing the eBPF object");
+        let object = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parsing the eBPF object");
         // Global data (`.rodata`, `.bss`) shows up as maps named after its section.
         let maps: BTreeSet<&str> = object
             .maps
