@@ -18,9 +18,9 @@ use std::{
 };
 
 use gotofw_tests::{
-    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, WanLab, counter_in,
-    require_root_or_skip, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, unique_name,
-    xdp_prog_id,
+    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TempDir, WanLab,
+    counter_in, require_root_or_skip, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe,
+    unique_name, xdp_prog_id,
 };
 use serde_json::Value;
 
@@ -60,7 +60,7 @@ impl Lab {
             _servers: servers,
             net,
             gotofw: Gotofw::default(),
-            dir: TempDir::new("gotofw-service"),
+            dir: TempDir::new("gotofw-service").unwrap(),
         }
     }
 
@@ -110,23 +110,6 @@ impl Lab {
     /// Starts `gotofw args` in the gateway namespace.
     fn daemon(&self, args: &[&str]) -> Daemon {
         Daemon::start(self.gw(), self.gotofw.bin(), args, &self.dir.0)
-    }
-}
-
-/// A directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique_name(prefix));
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
