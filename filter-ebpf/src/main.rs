@@ -5,10 +5,14 @@
 //! classifier named and remember first-fragment verdicts. The egress program enforces the rules
 //! as written (except in ingress-only mode); in stateful mode it also opens flows for allowed
 //! outbound packets, and the ingress program admits the packets of live flows. All decisions live in `filter-common`, where the host runs the same code.
+//!
+//! This is the object gotofw loads; the benchmarks' programs are another (`bench.rs`).
 #![no_std]
 #![no_main]
-// `asm!` on BPF, for the optimisation barrier in `Frame::bytes`; the crate builds with nightly.
+// `asm!` on BPF, for the optimisation barrier in `frame::opaque`; the crate builds with nightly.
 #![feature(asm_experimental_arch)]
+
+mod frame;
 
 use core::mem::MaybeUninit;
 
@@ -21,11 +25,12 @@ use aya_ebpf::{
 };
 use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
-    FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket,
-    MAX_PACKET_OFFSET, META_CHUNK, MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
-    classify, counter_index, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
-    packet::Header, tail,
+    FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, META_CHUNK,
+    MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index,
+    flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token, packet::Header, tail,
 };
+
+use crate::frame::Frame;
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
 #[map]
@@ -89,78 +94,6 @@ static TAIL_TC: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 /// for `gotofw status`; never read here.
 #[map]
 static META: Array<[u8; META_CHUNK]> = Array::with_max_entries(1, 0);
-
-/// The frame between `data` and `data_end`.
-struct Frame {
-    start: usize,
-    end: usize,
-    /// Length of the whole packet. In XDP the same as `end - start`; in TC it can be more: the
-    /// part past `end` is paged data the classifier never reads, but the IP and UDP lengths it
-    /// checks count it.
-    len: usize,
-}
-
-impl Frame {
-    /// An XDP frame: all of it lies between `data` and `data_end`.
-    #[inline(always)]
-    fn xdp(ctx: &XdpContext) -> Self {
-        let (start, end) = (ctx.data(), ctx.data_end());
-        Self {
-            start,
-            end,
-            len: end - start,
-        }
-    }
-}
-
-/// A header the verifier knows lies inside the packet: `at..at + len` was checked against
-/// `data_end`, and every read is at a constant index below `len`.
-struct Checked {
-    at: usize,
-}
-
-impl Packet for Frame {
-    type Header<'a> = Checked;
-
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    #[inline(always)]
-    fn header(&self, offset: usize, len: usize) -> Option<Checked> {
-        // The bound gives the verifier a maximum for the variable offset; the comparison with
-        // `end` proves the header is inside the packet.
-        if offset > MAX_PACKET_OFFSET {
-            return None;
-        }
-        let at = opaque(self.start + offset);
-        if opaque(at + len) > self.end {
-            return None;
-        }
-        Some(Checked { at })
-    }
-}
-
-impl Header for Checked {
-    #[inline(always)]
-    fn u8(&self, i: usize) -> u8 {
-        // SAFETY: the classifier reads only below the length `header` checked.
-        unsafe { *((self.at + i) as *const u8) }
-    }
-}
-
-/// Returns `x` unchanged, hiding from LLVM where it came from. Without it LLVM rewrites
-/// `at + 1 > end` as `at >= end`, a form from which the verifier learns no packet range, and
-/// folds pointer arithmetic into forms the verifier rejects.
-#[inline(always)]
-fn opaque(mut x: usize) -> usize {
-    // SAFETY: a register move to itself.
-    unsafe {
-        core::arch::asm!("{0} = {0}", inout(reg) x, options(nomem, nostack, preserves_flags));
-    }
-    x
-}
 
 /// What the classifier sees if the config map were empty: no rule, no allowance.
 static NO_CONFIG: Config = Config {
@@ -494,69 +427,6 @@ pub fn gotofw_log_tc(ctx: TcContext) -> i32 {
         len: ctx.len() as usize,
     });
     TCX_DROP
-}
-
-/// The floor for measurements: drops everything, touches nothing. Never attached by gotofw.
-#[xdp]
-pub fn gotofw_floor(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_DROP
-}
-
-/// The parse-only floor for measurements: reads Ethernet (up to two VLAN tags), the IPv4 or IPv6
-/// header and the transport ports as `gotofw_ingress` does, then drops; no map is touched.
-/// Never attached by gotofw.
-#[xdp]
-pub fn gotofw_parse_floor(ctx: XdpContext) -> u32 {
-    let frame = Frame::xdp(&ctx);
-    let Some(eth) = frame.header(0, 14) else {
-        return xdp_action::XDP_DROP;
-    };
-    let mut ether = eth.be16(12);
-    let mut off = 14;
-    for _ in 0..filter_common::MAX_VLAN_TAGS {
-        if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
-            break;
-        }
-        let Some(tag) = frame.header(off, 4) else {
-            return xdp_action::XDP_DROP;
-        };
-        ether = tag.be16(2);
-        off += 4;
-    }
-    let (proto, l4) = match ether {
-        filter_common::ethertype::IPV4 => {
-            let Some(ip) = frame.header(off, 20) else {
-                return xdp_action::XDP_DROP;
-            };
-            (ip.u8(9), off + usize::from(ip.u8(0) & 0x0f) * 4)
-        }
-        filter_common::ethertype::IPV6 => {
-            let Some(ip) = frame.header(off, 40) else {
-                return xdp_action::XDP_DROP;
-            };
-            (ip.u8(6), off + 40)
-        }
-        _ => return xdp_action::XDP_DROP,
-    };
-    if proto != filter_common::ipproto::TCP && proto != filter_common::ipproto::UDP {
-        return xdp_action::XDP_DROP;
-    }
-    let Some(ports) = frame.header(l4, 4) else {
-        return xdp_action::XDP_DROP;
-    };
-    // Depends on what was read, so nothing above is optimised away; no real frame has both zero.
-    if ports.be16(0) == 0 && ports.be16(2) == 0 {
-        xdp_action::XDP_PASS
-    } else {
-        xdp_action::XDP_DROP
-    }
-}
-
-/// The benchmark's traffic generator: run with BPF_PROG_TEST_RUN in live-frames mode on a veth
-/// end, it sends every frame out of that end to its peer. Never attached by gotofw.
-#[xdp]
-pub fn gotofw_txgen(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_TX
 }
 
 #[cfg(not(test))]

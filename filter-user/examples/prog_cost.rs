@@ -35,7 +35,8 @@ fn main() -> anyhow::Result<()> {
     println!(
         "BPF_PROG_TEST_RUN, scenario udp-turn, drop log at {log_rate}/s, {repeat} repetitions, median of 5 runs"
     );
-    let floor: &mut aya::programs::Xdp = ebpf.program_mut("gotofw_floor").unwrap().try_into()?;
+    let mut floors = aya::EbpfLoader::new().load(filter_user::BENCH_EBPF_OBJECT)?;
+    let floor: &mut aya::programs::Xdp = floors.program_mut("gotofw_floor").unwrap().try_into()?;
     floor.load()?;
     let floor_frame = frame::packet(
         Protocol::Udp,
