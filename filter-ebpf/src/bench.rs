@@ -7,10 +7,14 @@
 // `asm!` on BPF, for the optimisation barrier in `frame::opaque`; the crate builds with nightly.
 #![feature(asm_experimental_arch)]
 
+#[expect(
+    dead_code,
+    reason = "the TC constructor serves only the production object"
+)]
 mod frame;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use filter_common::{Packet, packet::Header};
+use filter_common::{Packet, ether_payload, packet::Header};
 
 use crate::frame::Frame;
 
@@ -25,21 +29,9 @@ pub fn gotofw_floor(_ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn gotofw_parse_floor(ctx: XdpContext) -> u32 {
     let frame = Frame::xdp(&ctx);
-    let Some(eth) = frame.header(0, 14) else {
+    let Some((ether, off)) = ether_payload(&frame) else {
         return xdp_action::XDP_DROP;
     };
-    let mut ether = eth.be16(12);
-    let mut off = 14;
-    for _ in 0..filter_common::MAX_VLAN_TAGS {
-        if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
-            break;
-        }
-        let Some(tag) = frame.header(off, 4) else {
-            return xdp_action::XDP_DROP;
-        };
-        ether = tag.be16(2);
-        off += 4;
-    }
     let (proto, l4) = match ether {
         filter_common::ethertype::IPV4 => {
             let Some(ip) = frame.header(off, 20) else {

@@ -2,13 +2,13 @@
 //! header bounds-checked in the form the verifier follows. Shared by both objects (`main.rs`, the
 //! production programs; `bench.rs`, the benchmark-only ones).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
 use filter_common::{MAX_PACKET_OFFSET, Packet, packet::Header};
 
 /// The frame between `data` and `data_end`.
 pub struct Frame {
-    pub start: usize,
-    pub end: usize,
+    start: usize,
+    end: usize,
     /// Length of the whole packet. In XDP the same as `end - start`; in TC it can be more: the
     /// part past `end` is paged data the classifier never reads, but the IP and UDP lengths it
     /// checks count it.
@@ -24,6 +24,17 @@ impl Frame {
             start,
             end,
             len: end - start,
+        }
+    }
+
+    /// A TC frame: the linear part between `data` and `data_end` holds the headers; the rest
+    /// (paged data of a large or GSO packet) counts in the lengths the classifier checks.
+    #[inline(always)]
+    pub fn tc(ctx: &TcContext) -> Self {
+        Self {
+            start: ctx.data(),
+            end: ctx.data_end(),
+            len: ctx.len() as usize,
         }
     }
 }

@@ -27,7 +27,8 @@ use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
     FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, META_CHUNK,
     MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index,
-    flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token, packet::Header, tail,
+    ether_payload, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
+    packet::Header, tail,
 };
 
 use crate::frame::Frame;
@@ -111,8 +112,19 @@ static NO_CONFIG: Config = Config {
     armed: ARMED,
 };
 
-/// The maps as the classifier's lookup tables.
-struct Maps;
+/// The config map's entry; without one (never, once loaded) everything is blocked.
+#[inline(always)]
+fn config_entry() -> &'static Config {
+    CONFIG.get(0).unwrap_or(&NO_CONFIG)
+}
+
+/// The maps as the classifier's lookup tables. `cfg` is the config entry the program read once
+/// for this packet (XDP); `None` has each use read the entry (TC egress: its stack is at the
+/// BPF limit, and the classifier holding the entry from the start of the parse takes 8 bytes
+/// more than the limit leaves).
+struct Maps {
+    cfg: Option<&'static Config>,
+}
 
 impl Tables for Maps {
     #[inline(always)]
@@ -122,8 +134,10 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn config(&self) -> &Config {
-        // Without an entry (never, once loaded) everything is blocked.
-        CONFIG.get(0).unwrap_or(&NO_CONFIG)
+        match self.cfg {
+            Some(cfg) => cfg,
+            None => config_entry(),
+        }
     }
 
     #[inline(always)]
@@ -234,9 +248,16 @@ fn now() -> u64 {
 }
 
 /// Counts the packet and remembers a first fragment's verdict. Whether the packet is a drop the
-/// log should sample (the slot and direction are then left in `LOG_BUCKET` for the log program).
+/// log should sample at `cfg`'s rate (the slot and direction are then left in `LOG_BUCKET` for
+/// the log program).
 #[inline(always)]
-fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, len: u64) -> bool {
+fn account(
+    cfg: &Config,
+    direction: Direction,
+    outcome: &Outcome,
+    key: &MaybeUninit<FragKey>,
+    len: u64,
+) -> bool {
     let decision = outcome.decision;
     if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(direction, decision.slot)) {
         // SAFETY: per-CPU slot of this CPU; programs do not nest on one CPU.
@@ -256,7 +277,7 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
     if decision.action != ACTION_DROP {
         return false;
     }
-    let rate = Maps.config().log_rate;
+    let rate = cfg.log_rate;
     if rate == 0 {
         return false;
     }
@@ -278,15 +299,22 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
 #[xdp]
 #[inline(always)]
 pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
-    if Maps.config().armed != ARMED {
+    // The one read of the config entry for this packet.
+    let cfg = config_entry();
+    if cfg.armed != ARMED {
         // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::PREVIOUS) };
         return xdp_action::XDP_PASS;
     }
     let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
-    if account(Direction::Ingress, &outcome, &key, frame.len as u64) {
+    let outcome = classify(
+        &frame,
+        &Maps { cfg: Some(cfg) },
+        Direction::Ingress,
+        &mut key,
+    );
+    if account(cfg, Direction::Ingress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::LOG) };
     }
@@ -310,7 +338,7 @@ const EGRESS_HEADERS: u32 = 256;
 #[classifier]
 #[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
-    let cfg = Maps.config();
+    let cfg = config_entry();
     if cfg.armed != ARMED {
         // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
         unsafe { TAIL_TC.tail_call(&ctx, tail::PREVIOUS) };
@@ -328,16 +356,16 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     if ((ctx.data_end() - ctx.data()) as u32) < want {
         let _ = ctx.pull_data(want);
     }
-    // The linear part holds the headers; the rest (paged data of a large or GSO packet) counts
-    // in the lengths the classifier checks.
-    let frame = Frame {
-        start: ctx.data(),
-        end: ctx.data_end(),
-        len: ctx.len() as usize,
-    };
+    let frame = Frame::tc(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(&frame, &Maps, Direction::Egress, &mut key);
-    if account(Direction::Egress, &outcome, &key, u64::from(ctx.len())) {
+    let outcome = classify(&frame, &Maps { cfg: None }, Direction::Egress, &mut key);
+    if account(
+        config_entry(),
+        Direction::Egress,
+        &outcome,
+        &key,
+        frame.len as u64,
+    ) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_TC.tail_call(&ctx, tail::LOG) };
     }
@@ -349,8 +377,9 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
 }
 
 /// Writes a drop-log sample of the frame, whose slot and direction `account` left in
-/// `LOG_BUCKET`. Addresses and ports come from a short parse of its own (up to two VLAN tags,
-/// the fixed IP header, the ports right after it); what it cannot see stays zero.
+/// `LOG_BUCKET`. Addresses and ports come from a short parse (the classifier's VLAN walk,
+/// `ether_payload`, then the fixed IP header and the ports right after it); what it cannot see
+/// stays zero.
 #[inline(always)]
 fn log_drop(frame: &Frame) {
     let Some(bucket) = LOG_BUCKET.get(0) else {
@@ -363,19 +392,7 @@ fn log_drop(frame: &Frame) {
         direction: bucket.direction as u8,
         ..DropEvent::default()
     };
-    if let Some(eth) = frame.header(0, 14) {
-        let mut ether = eth.be16(12);
-        let mut off = 14;
-        for _ in 0..filter_common::MAX_VLAN_TAGS {
-            if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
-                break;
-            }
-            let Some(tag) = frame.header(off, 4) else {
-                break;
-            };
-            ether = tag.be16(2);
-            off += 4;
-        }
+    if let Some((ether, off)) = ether_payload(frame) {
         let l4 = if ether == filter_common::ethertype::IPV4 {
             frame.header(off, 20).map(|ip| {
                 event.family = 4;
@@ -421,11 +438,7 @@ pub fn gotofw_log_xdp(ctx: XdpContext) -> u32 {
 #[classifier]
 #[inline(always)]
 pub fn gotofw_log_tc(ctx: TcContext) -> i32 {
-    log_drop(&Frame {
-        start: ctx.data(),
-        end: ctx.data_end(),
-        len: ctx.len() as usize,
-    });
+    log_drop(&Frame::tc(&ctx));
     TCX_DROP
 }
 
