@@ -119,9 +119,10 @@ fn config_entry() -> &'static Config {
 }
 
 /// The maps as the classifier's lookup tables. `cfg` is the config entry the program read once
-/// for this packet (XDP); `None` has each use read the entry (TC egress: its stack is at the
-/// BPF limit, and the classifier holding the entry from the start of the parse takes 8 bytes
-/// more than the limit leaves).
+/// for this packet (XDP); `None` has each use read the entry (TC egress: its frame takes 504 of
+/// the 512 stack bytes BPF allows, and holding the entry through the whole parse pushes it over:
+/// LLVM refuses the build); there the classifier reads it where it decides, once on each path
+/// (twice for an ICMP error).
 struct Maps {
     cfg: Option<&'static Config>,
 }
