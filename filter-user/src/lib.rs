@@ -22,6 +22,13 @@ pub mod scenario;
 pub mod slots;
 pub mod system;
 
-/// The compiled XDP object, built by `build.rs` from `filter-ebpf`.
+/// The compiled eBPF object gotofw loads (its XDP and TC programs), built by `build.rs` from
+/// `filter-ebpf`.
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));
+
+/// The benchmark-only object, built with [`EBPF_OBJECT`]: the floors (`gotofw_floor`,
+/// `gotofw_parse_floor`) and the traffic generator (`gotofw_txgen`), for `bench` and the tests.
+/// gotofw never loads it, and its binary does not carry it (nothing there refers to it).
+pub static BENCH_EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-bench-ebpf"));
