@@ -127,7 +127,7 @@ pub fn program_cost(settings: &Settings, lab: &VethLab) -> Result<CostTable> {
         1,
         (&key, &gotofw::live_flow(gotofw::HTTPS_RULE, ipproto::TCP)),
     )?;
-    let mut floors = gotofw::load(&gotofw::bench_rules(None), &Mode::Stateless)?;
+    let mut floors = gotofw::bench_object()?;
     gotofw::extra(&mut floors, "gotofw_floor")?;
     gotofw::extra(&mut floors, "gotofw_parse_floor")?;
     let filter = XdpFilter::load(&lab.rx_ns, &lab.rx_end.name)?;

@@ -1,11 +1,11 @@
 //! gotofw's own programs as the benchmarks load them: rule sets, in-process loading, a pre-filled
-//! flow table, and the two floor programs of the same object.
+//! flow table, and the two floor programs (of the benchmark-only object).
 
 use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result, anyhow};
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::HashMap,
     programs::{SchedClassifier, Xdp},
 };
@@ -68,11 +68,20 @@ pub fn egress(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
     kernel::egress_program(ebpf)
 }
 
-/// Loads program `name` of the object (`gotofw_floor`, `gotofw_parse_floor`) and returns it.
+/// The benchmark-only object (`filter_user::BENCH_EBPF_OBJECT`: the floors and the generator),
+/// with no program loaded yet.
+pub fn bench_object() -> Result<Ebpf> {
+    EbpfLoader::new()
+        .load(filter_user::BENCH_EBPF_OBJECT)
+        .context("loading the benchmark-only eBPF object")
+}
+
+/// Loads program `name` of the benchmark-only object (`gotofw_floor`, `gotofw_parse_floor`) and
+/// returns it.
 pub fn extra<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     let prog: &mut Xdp = ebpf
         .program_mut(name)
-        .ok_or_else(|| anyhow!("the gotofw object has no program {name}"))?
+        .ok_or_else(|| anyhow!("the benchmark-only object has no program {name}"))?
         .try_into()?;
     if prog.fd().is_err() {
         prog.load().with_context(|| format!("loading {name}"))?;

@@ -116,7 +116,7 @@ pub fn measure_once(
     let nets = nets.unwrap_or(&default_nets);
     match receiver {
         Receiver::Floor => {
-            let mut ebpf = gotofw::load(&gotofw::bench_rules(None), &Mode::Stateless)?;
+            let mut ebpf = gotofw::bench_object()?;
             let prog = gotofw::extra(&mut ebpf, "gotofw_floor")?;
             lab.attach(prog)?;
             lab.measure(&frame, settings.pps_duration)

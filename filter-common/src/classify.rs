@@ -25,7 +25,8 @@ use crate::{
 pub trait Tables {
     /// Rule mask stored at `index` of the port map (see [`port_index`]); zero when none.
     fn port_mask(&self, index: u32) -> u64;
-    /// The rule set's configuration.
+    /// The rule set's configuration. The kernel's ingress tables return the entry the program
+    /// read once for the packet.
     fn config(&self) -> &Config;
     /// Mask of the rules whose networks contain this IPv4 address (longest prefix match).
     fn net_mask_v4(&self, addr: Ipv4Key) -> u64;
@@ -250,21 +251,9 @@ pub fn classify<P: Packet + ?Sized, T: Tables>(
     direction: Direction,
     frag: &mut MaybeUninit<FragKey>,
 ) -> Outcome {
-    let Some(eth) = pkt.header(0, 14) else {
+    let Some((ether, off)) = ether_payload(pkt) else {
         return Outcome::only(Decision::MALFORMED);
     };
-    let mut ether = eth.be16(12);
-    let mut off = 14;
-    for _ in 0..MAX_VLAN_TAGS {
-        if ether != ethertype::VLAN && ether != ethertype::QINQ {
-            break;
-        }
-        let Some(tag) = pkt.header(off, 4) else {
-            return Outcome::only(Decision::MALFORMED);
-        };
-        ether = tag.be16(2);
-        off += 4;
-    }
     match ether {
         ethertype::IPV4 => ipv4(pkt, tables, direction, off, frag),
         ethertype::IPV6 => ipv6(pkt, tables, direction, off, frag),
@@ -280,6 +269,26 @@ pub fn classify<P: Packet + ?Sized, T: Tables>(
             Outcome::only(decision)
         }
     }
+}
+
+/// The EtherType of the frame's payload past its VLAN tags (up to [`MAX_VLAN_TAGS`]; a frame
+/// with more still names a tag here), and the offset the payload starts at; `None` when the
+/// Ethernet header or a tag is cut. The one walk of the link header, for the classifier and for
+/// the kernel's short parses (the drop log's, the parse-only floor's).
+#[inline(always)]
+pub fn ether_payload<P: Packet + ?Sized>(pkt: &P) -> Option<(u16, usize)> {
+    let eth = pkt.header(0, 14)?;
+    let mut ether = eth.be16(12);
+    let mut off = 14;
+    for _ in 0..MAX_VLAN_TAGS {
+        if ether != ethertype::VLAN && ether != ethertype::QINQ {
+            break;
+        }
+        let tag = pkt.header(off, 4)?;
+        ether = tag.be16(2);
+        off += 4;
+    }
+    Some((ether, off))
 }
 
 #[inline(always)]
@@ -862,5 +871,59 @@ mod tests {
             assert_eq!(lowest_bit(u64::MAX << i), i);
         }
         assert_eq!(lowest_bit(0), 64);
+    }
+
+    /// An Ethernet header with `tags` (each a TPID) in front of `ether`, then `payload`; the
+    /// buffer and the frame's length in it.
+    fn frame(tags: &[u16], ether: u16, payload: &[u8]) -> ([u8; 64], usize) {
+        let mut f = [0u8; 64];
+        let mut at = 12;
+        for (i, tpid) in tags.iter().enumerate() {
+            f[at..at + 2].copy_from_slice(&tpid.to_be_bytes());
+            f[at + 2..at + 4].copy_from_slice(&(100 + i as u16).to_be_bytes());
+            at += 4;
+        }
+        f[at..at + 2].copy_from_slice(&ether.to_be_bytes());
+        at += 2;
+        f[at..at + payload.len()].copy_from_slice(payload);
+        (f, at + payload.len())
+    }
+
+    /// [`ether_payload`] of the first `len` bytes of `f`.
+    fn walk((f, len): &([u8; 64], usize)) -> Option<(u16, usize)> {
+        ether_payload(&f[..*len])
+    }
+
+    #[test]
+    fn ether_payload_walks_up_to_two_vlan_tags() {
+        let ip = [0x45u8; 20];
+        let untagged = frame(&[], ethertype::IPV4, &ip);
+        assert_eq!(walk(&untagged), Some((ethertype::IPV4, 14)));
+        let one = frame(&[ethertype::VLAN], ethertype::IPV6, &ip);
+        assert_eq!(walk(&one), Some((ethertype::IPV6, 18)));
+        let two = frame(&[ethertype::QINQ, ethertype::VLAN], ethertype::IPV4, &ip);
+        assert_eq!(walk(&two), Some((ethertype::IPV4, 22)));
+        // A third tag is not walked: the payload still names a tag (unsupported).
+        let three = frame(
+            &[ethertype::QINQ, ethertype::VLAN, ethertype::VLAN],
+            ethertype::IPV4,
+            &ip,
+        );
+        assert_eq!(walk(&three), Some((ethertype::VLAN, 22)));
+        // Not a tag: not walked, whatever follows.
+        let arp = frame(&[], 0x0806, &ip);
+        assert_eq!(walk(&arp), Some((0x0806, 14)));
+    }
+
+    #[test]
+    fn ether_payload_refuses_a_cut_header_or_tag() {
+        let (two, len) = frame(&[ethertype::QINQ, ethertype::VLAN], ethertype::IPV4, &[]);
+        assert_eq!(len, 22);
+        assert_eq!(ether_payload(&two[..len]), Some((ethertype::IPV4, 22)));
+        // Cut in the Ethernet header, in the first tag, right after it (the second is
+        // missing), in the second.
+        for cut in [0, 13, 17, 18, 19, 21] {
+            assert_eq!(ether_payload(&two[..cut]), None, "cut at {cut}");
+        }
     }
 }

@@ -15,7 +15,7 @@ pub mod classify;
 pub mod names;
 pub mod packet;
 
-pub use classify::{Decision, FlowHit, Outcome, Tables, classify, lowest_bit};
+pub use classify::{Decision, FlowHit, Outcome, Tables, classify, ether_payload, lowest_bit};
 pub use packet::{MAX_PACKET_OFFSET, Packet};
 
 /// Most rules one rule set may hold: a rule is one bit of a `u64` mask.

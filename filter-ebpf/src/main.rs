@@ -5,10 +5,14 @@
 //! classifier named and remember first-fragment verdicts. The egress program enforces the rules
 //! as written (except in ingress-only mode); in stateful mode it also opens flows for allowed
 //! outbound packets, and the ingress program admits the packets of live flows. All decisions live in `filter-common`, where the host runs the same code.
+//!
+//! This is the object gotofw loads; the benchmarks' programs are another (`bench.rs`).
 #![no_std]
 #![no_main]
-// `asm!` on BPF, for the optimisation barrier in `Frame::bytes`; the crate builds with nightly.
+// `asm!` on BPF, for the optimisation barrier in `frame::opaque`; the crate builds with nightly.
 #![feature(asm_experimental_arch)]
+
+mod frame;
 
 use core::mem::MaybeUninit;
 
@@ -21,11 +25,13 @@ use aya_ebpf::{
 };
 use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
-    FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket,
-    MAX_PACKET_OFFSET, META_CHUNK, MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables,
-    classify, counter_index, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
+    FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, META_CHUNK,
+    MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index,
+    ether_payload, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
     packet::Header, tail,
 };
+
+use crate::frame::Frame;
 
 /// Rule masks by (table, protocol, port); see `filter_common::port_index`.
 #[map]
@@ -90,78 +96,6 @@ static TAIL_TC: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 #[map]
 static META: Array<[u8; META_CHUNK]> = Array::with_max_entries(1, 0);
 
-/// The frame between `data` and `data_end`.
-struct Frame {
-    start: usize,
-    end: usize,
-    /// Length of the whole packet. In XDP the same as `end - start`; in TC it can be more: the
-    /// part past `end` is paged data the classifier never reads, but the IP and UDP lengths it
-    /// checks count it.
-    len: usize,
-}
-
-impl Frame {
-    /// An XDP frame: all of it lies between `data` and `data_end`.
-    #[inline(always)]
-    fn xdp(ctx: &XdpContext) -> Self {
-        let (start, end) = (ctx.data(), ctx.data_end());
-        Self {
-            start,
-            end,
-            len: end - start,
-        }
-    }
-}
-
-/// A header the verifier knows lies inside the packet: `at..at + len` was checked against
-/// `data_end`, and every read is at a constant index below `len`.
-struct Checked {
-    at: usize,
-}
-
-impl Packet for Frame {
-    type Header<'a> = Checked;
-
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    #[inline(always)]
-    fn header(&self, offset: usize, len: usize) -> Option<Checked> {
-        // The bound gives the verifier a maximum for the variable offset; the comparison with
-        // `end` proves the header is inside the packet.
-        if offset > MAX_PACKET_OFFSET {
-            return None;
-        }
-        let at = opaque(self.start + offset);
-        if opaque(at + len) > self.end {
-            return None;
-        }
-        Some(Checked { at })
-    }
-}
-
-impl Header for Checked {
-    #[inline(always)]
-    fn u8(&self, i: usize) -> u8 {
-        // SAFETY: the classifier reads only below the length `header` checked.
-        unsafe { *((self.at + i) as *const u8) }
-    }
-}
-
-/// Returns `x` unchanged, hiding from LLVM where it came from. Without it LLVM rewrites
-/// `at + 1 > end` as `at >= end`, a form from which the verifier learns no packet range, and
-/// folds pointer arithmetic into forms the verifier rejects.
-#[inline(always)]
-fn opaque(mut x: usize) -> usize {
-    // SAFETY: a register move to itself.
-    unsafe {
-        core::arch::asm!("{0} = {0}", inout(reg) x, options(nomem, nostack, preserves_flags));
-    }
-    x
-}
-
 /// What the classifier sees if the config map were empty: no rule, no allowance.
 static NO_CONFIG: Config = Config {
     any_mask: 0,
@@ -178,8 +112,20 @@ static NO_CONFIG: Config = Config {
     armed: ARMED,
 };
 
-/// The maps as the classifier's lookup tables.
-struct Maps;
+/// The config map's entry; without one (never, once loaded) everything is blocked.
+#[inline(always)]
+fn config_entry() -> &'static Config {
+    CONFIG.get(0).unwrap_or(&NO_CONFIG)
+}
+
+/// The maps as the classifier's lookup tables. `cfg` is the config entry the program read once
+/// for this packet (XDP); `None` has each use read the entry (TC egress: its frame takes 504 of
+/// the 512 stack bytes BPF allows, and holding the entry through the whole parse pushes it over:
+/// LLVM refuses the build); there the classifier reads it where it decides, once on each path
+/// (twice for an ICMP error).
+struct Maps {
+    cfg: Option<&'static Config>,
+}
 
 impl Tables for Maps {
     #[inline(always)]
@@ -189,8 +135,10 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn config(&self) -> &Config {
-        // Without an entry (never, once loaded) everything is blocked.
-        CONFIG.get(0).unwrap_or(&NO_CONFIG)
+        match self.cfg {
+            Some(cfg) => cfg,
+            None => config_entry(),
+        }
     }
 
     #[inline(always)]
@@ -301,9 +249,16 @@ fn now() -> u64 {
 }
 
 /// Counts the packet and remembers a first fragment's verdict. Whether the packet is a drop the
-/// log should sample (the slot and direction are then left in `LOG_BUCKET` for the log program).
+/// log should sample at `cfg`'s rate (the slot and direction are then left in `LOG_BUCKET` for
+/// the log program).
 #[inline(always)]
-fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, len: u64) -> bool {
+fn account(
+    cfg: &Config,
+    direction: Direction,
+    outcome: &Outcome,
+    key: &MaybeUninit<FragKey>,
+    len: u64,
+) -> bool {
     let decision = outcome.decision;
     if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(direction, decision.slot)) {
         // SAFETY: per-CPU slot of this CPU; programs do not nest on one CPU.
@@ -323,7 +278,7 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
     if decision.action != ACTION_DROP {
         return false;
     }
-    let rate = Maps.config().log_rate;
+    let rate = cfg.log_rate;
     if rate == 0 {
         return false;
     }
@@ -345,15 +300,22 @@ fn account(direction: Direction, outcome: &Outcome, key: &MaybeUninit<FragKey>, 
 #[xdp]
 #[inline(always)]
 pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
-    if Maps.config().armed != ARMED {
+    // The one read of the config entry for this packet.
+    let cfg = config_entry();
+    if cfg.armed != ARMED {
         // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::PREVIOUS) };
         return xdp_action::XDP_PASS;
     }
     let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(&frame, &Maps, Direction::Ingress, &mut key);
-    if account(Direction::Ingress, &outcome, &key, frame.len as u64) {
+    let outcome = classify(
+        &frame,
+        &Maps { cfg: Some(cfg) },
+        Direction::Ingress,
+        &mut key,
+    );
+    if account(cfg, Direction::Ingress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::LOG) };
     }
@@ -377,7 +339,7 @@ const EGRESS_HEADERS: u32 = 256;
 #[classifier]
 #[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
-    let cfg = Maps.config();
+    let cfg = config_entry();
     if cfg.armed != ARMED {
         // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
         unsafe { TAIL_TC.tail_call(&ctx, tail::PREVIOUS) };
@@ -395,16 +357,16 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     if ((ctx.data_end() - ctx.data()) as u32) < want {
         let _ = ctx.pull_data(want);
     }
-    // The linear part holds the headers; the rest (paged data of a large or GSO packet) counts
-    // in the lengths the classifier checks.
-    let frame = Frame {
-        start: ctx.data(),
-        end: ctx.data_end(),
-        len: ctx.len() as usize,
-    };
+    let frame = Frame::tc(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(&frame, &Maps, Direction::Egress, &mut key);
-    if account(Direction::Egress, &outcome, &key, u64::from(ctx.len())) {
+    let outcome = classify(&frame, &Maps { cfg: None }, Direction::Egress, &mut key);
+    if account(
+        config_entry(),
+        Direction::Egress,
+        &outcome,
+        &key,
+        frame.len as u64,
+    ) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_TC.tail_call(&ctx, tail::LOG) };
     }
@@ -416,8 +378,9 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
 }
 
 /// Writes a drop-log sample of the frame, whose slot and direction `account` left in
-/// `LOG_BUCKET`. Addresses and ports come from a short parse of its own (up to two VLAN tags,
-/// the fixed IP header, the ports right after it); what it cannot see stays zero.
+/// `LOG_BUCKET`. Addresses and ports come from a short parse (the classifier's VLAN walk,
+/// `ether_payload`, then the fixed IP header and the ports right after it); what it cannot see
+/// stays zero.
 #[inline(always)]
 fn log_drop(frame: &Frame) {
     let Some(bucket) = LOG_BUCKET.get(0) else {
@@ -430,19 +393,7 @@ fn log_drop(frame: &Frame) {
         direction: bucket.direction as u8,
         ..DropEvent::default()
     };
-    if let Some(eth) = frame.header(0, 14) {
-        let mut ether = eth.be16(12);
-        let mut off = 14;
-        for _ in 0..filter_common::MAX_VLAN_TAGS {
-            if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
-                break;
-            }
-            let Some(tag) = frame.header(off, 4) else {
-                break;
-            };
-            ether = tag.be16(2);
-            off += 4;
-        }
+    if let Some((ether, off)) = ether_payload(frame) {
         let l4 = if ether == filter_common::ethertype::IPV4 {
             frame.header(off, 20).map(|ip| {
                 event.family = 4;
@@ -488,75 +439,8 @@ pub fn gotofw_log_xdp(ctx: XdpContext) -> u32 {
 #[classifier]
 #[inline(always)]
 pub fn gotofw_log_tc(ctx: TcContext) -> i32 {
-    log_drop(&Frame {
-        start: ctx.data(),
-        end: ctx.data_end(),
-        len: ctx.len() as usize,
-    });
+    log_drop(&Frame::tc(&ctx));
     TCX_DROP
-}
-
-/// The floor for measurements: drops everything, touches nothing. Never attached by gotofw.
-#[xdp]
-pub fn gotofw_floor(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_DROP
-}
-
-/// The parse-only floor for measurements: reads Ethernet (up to two VLAN tags), the IPv4 or IPv6
-/// header and the transport ports as `gotofw_ingress` does, then drops; no map is touched.
-/// Never attached by gotofw.
-#[xdp]
-pub fn gotofw_parse_floor(ctx: XdpContext) -> u32 {
-    let frame = Frame::xdp(&ctx);
-    let Some(eth) = frame.header(0, 14) else {
-        return xdp_action::XDP_DROP;
-    };
-    let mut ether = eth.be16(12);
-    let mut off = 14;
-    for _ in 0..filter_common::MAX_VLAN_TAGS {
-        if ether != filter_common::ethertype::VLAN && ether != filter_common::ethertype::QINQ {
-            break;
-        }
-        let Some(tag) = frame.header(off, 4) else {
-            return xdp_action::XDP_DROP;
-        };
-        ether = tag.be16(2);
-        off += 4;
-    }
-    let (proto, l4) = match ether {
-        filter_common::ethertype::IPV4 => {
-            let Some(ip) = frame.header(off, 20) else {
-                return xdp_action::XDP_DROP;
-            };
-            (ip.u8(9), off + usize::from(ip.u8(0) & 0x0f) * 4)
-        }
-        filter_common::ethertype::IPV6 => {
-            let Some(ip) = frame.header(off, 40) else {
-                return xdp_action::XDP_DROP;
-            };
-            (ip.u8(6), off + 40)
-        }
-        _ => return xdp_action::XDP_DROP,
-    };
-    if proto != filter_common::ipproto::TCP && proto != filter_common::ipproto::UDP {
-        return xdp_action::XDP_DROP;
-    }
-    let Some(ports) = frame.header(l4, 4) else {
-        return xdp_action::XDP_DROP;
-    };
-    // Depends on what was read, so nothing above is optimised away; no real frame has both zero.
-    if ports.be16(0) == 0 && ports.be16(2) == 0 {
-        xdp_action::XDP_PASS
-    } else {
-        xdp_action::XDP_DROP
-    }
-}
-
-/// The benchmark's traffic generator: run with BPF_PROG_TEST_RUN in live-frames mode on a veth
-/// end, it sends every frame out of that end to its peer. Never attached by gotofw.
-#[xdp]
-pub fn gotofw_txgen(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_TX
 }
 
 #[cfg(not(test))]

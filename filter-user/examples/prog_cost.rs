@@ -1,16 +1,21 @@
-//! Cost of the loaded XDP program per packet class, measured with BPF_PROG_TEST_RUN.
+//! Cost of the loaded programs per packet class, measured with BPF_PROG_TEST_RUN.
 //!
 //! `cargo run --release -p filter-user --example prog_cost [-- REPEAT [LOG_RATE]]` (root). Prints
 //! the median of five runs of REPEAT (default 1,000,000) repetitions each, in nanoseconds per
 //! packet, as the kernel reports it, with the drop log sampling at LOG_RATE (default: attach's
-//! default, 10; 0 switches it off). A measurement, not a test: nothing is asserted.
+//! default, 10; 0 switches it off): the XDP program in stateless mode, the TC egress program in
+//! stateful mode; and how many instructions the verifier processed for each program, in both
+//! modes. A measurement, not a test: nothing is asserted.
 
 use std::net::SocketAddr;
 
-use aya::programs::{TestRun, TestRunOptions};
+use aya::{
+    Ebpf,
+    programs::{TestRun, TestRunOptions},
+};
 use filter_common::{ethertype, ipproto};
 use filter_user::{
-    compile::Compiled,
+    compile::{Compiled, FlowLimits, Mode},
     frame::{self, Ipv4, ethernet, tcp},
     kernel,
     scenario::{Options, Protocol, Scenario},
@@ -30,7 +35,8 @@ fn main() -> anyhow::Result<()> {
     println!(
         "BPF_PROG_TEST_RUN, scenario udp-turn, drop log at {log_rate}/s, {repeat} repetitions, median of 5 runs"
     );
-    let floor: &mut aya::programs::Xdp = ebpf.program_mut("gotofw_floor").unwrap().try_into()?;
+    let mut floors = aya::EbpfLoader::new().load(filter_user::BENCH_EBPF_OBJECT)?;
+    let floor: &mut aya::programs::Xdp = floors.program_mut("gotofw_floor").unwrap().try_into()?;
     floor.load()?;
     let floor_frame = frame::packet(
         Protocol::Udp,
@@ -47,12 +53,17 @@ fn main() -> anyhow::Result<()> {
         "floor: empty XDP_DROP program",
         r.duration.as_secs_f64() * 1e9
     );
+    // How close each program is to the verifier's budget (1,000,000 instructions processed).
+    let mut stateful = Compiled::with_mode(
+        &options.rules(),
+        options.allowance_bits(),
+        &Mode::Stateful(FlowLimits::default()),
+    )?;
+    stateful.config.log_rate = log_rate;
+    let mut stateful = kernel::load(&stateful, b"{}")?;
+    verifier_counts(&ebpf, "stateless");
+    verifier_counts(&stateful, "stateful");
     let program = kernel::program(&mut ebpf)?;
-    // How close the program is to the verifier's budget (1,000,000 instructions processed).
-    println!(
-        "  verifier: gotofw_ingress processed {} instructions (stateless)",
-        program.info()?.verified_instruction_count().unwrap_or(0)
-    );
     let client4: SocketAddr = "192.0.2.1:50000".parse()?;
     let client6: SocketAddr = "[2001:db8::1]:50000".parse()?;
     let reply = |proto, from: &str| {
@@ -91,25 +102,74 @@ fn main() -> anyhow::Result<()> {
             ethernet(&[], ethertype::IPV4, &bad_ihl),
         ),
     ];
+    println!("  gotofw_ingress (stateless):");
     for (name, frame) in cases {
-        let mut runs: Vec<f64> = (0..5)
-            .map(|_| {
-                let r = program
-                    .test_run(TestRunOptions {
-                        data_in: Some(&frame),
-                        repeat,
-                        ..TestRunOptions::new()
-                    })
-                    .expect("test_run");
-                // The kernel reports the mean duration of one repetition.
-                r.duration.as_secs_f64() * 1e9
-            })
-            .collect();
-        runs.sort_by(f64::total_cmp);
-        println!(
-            "  {name:<62} {:>6.1} ns/packet  (min {:.1}, max {:.1})",
-            runs[2], runs[0], runs[4]
-        );
+        report(name, program, &frame, repeat);
+    }
+    let out = |proto, to: &str| {
+        let to: SocketAddr = to.parse().unwrap();
+        frame::packet(proto, if to.is_ipv4() { client4 } else { client6 }, to)
+    };
+    let egress_cases = [
+        (
+            "allowed: tcp to 443 (https), opens or refreshes its flow",
+            out(Protocol::Tcp, "203.0.113.10:443"),
+        ),
+        (
+            "allowed: udp to TURN 68.64.0.10:3478, opens or refreshes its flow",
+            out(Protocol::Udp, "68.64.0.10:3478"),
+        ),
+        (
+            "blocked: udp to port 9 (no rule names it)",
+            out(Protocol::Udp, "203.0.113.10:9"),
+        ),
+    ];
+    let egress = kernel::egress_program(&mut stateful)?;
+    println!("  gotofw_egress (stateful):");
+    for (name, frame) in egress_cases {
+        report(name, egress, &frame, repeat);
     }
     Ok(())
+}
+
+/// Prints the median of five runs of `frame` through `program`.
+fn report<P>(name: &str, program: &P, frame: &[u8], repeat: u32)
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
+{
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let r = program
+                .test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    repeat,
+                    ..TestRunOptions::new()
+                })
+                .expect("test_run");
+            // The kernel reports the mean duration of one repetition.
+            r.duration.as_secs_f64() * 1e9
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "    {name:<66} {:>6.1} ns/packet  (min {:.1}, max {:.1})",
+        runs[2], runs[0], runs[4]
+    );
+}
+
+/// Prints, for each loaded program of `ebpf`, the instructions the verifier processed and the
+/// size of the program as loaded.
+fn verifier_counts(ebpf: &Ebpf, mode: &str) {
+    let mut programs: Vec<_> = ebpf.programs().collect();
+    programs.sort_by_key(|(name, _)| *name);
+    for (name, program) in programs {
+        if let Ok(info) = program.info() {
+            println!(
+                "  verifier: {name:<18} processed {:>6} instructions, {:>5} loaded ({mode})",
+                info.verified_instruction_count().unwrap_or(0),
+                // Eight bytes per BPF instruction.
+                info.size_translated().unwrap_or(0) / 8
+            );
+        }
+    }
 }

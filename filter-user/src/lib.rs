@@ -26,3 +26,9 @@ pub mod system;
 /// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.
 pub use loader as kernel;
 pub use loader::object::EBPF_OBJECT;
+
+/// The benchmark-only object, built with [`EBPF_OBJECT`]: the floors (`gotofw_floor`,
+/// `gotofw_parse_floor`) and the traffic generator (`gotofw_txgen`), for `bench` and the tests.
+/// gotofw never loads it, and its binary does not carry it (nothing there refers to it).
+pub static BENCH_EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-bench-ebpf"));

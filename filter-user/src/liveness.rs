@@ -226,6 +226,16 @@ fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<He
     })
 }
 
+/// Whether a link pinned in `dir` (the XDP link, or the tcx egress link) is severed: on no
+/// interface any more. Two bpf(2) calls a link, no record read: cheap enough for `gotofw run` to
+/// ask every few seconds, since severing a link (`bpftool link detach`) sends no link event.
+pub fn severed(dir: &Path) -> bool {
+    [LINK_PIN, TC_LINK_PIN].into_iter().any(|pin| {
+        let path = dir.join(pin);
+        path.exists() && link_target(&path).is_ok_and(|target| target.ifindex == 0)
+    })
+}
+
 fn link_target(pin: &Path) -> std::io::Result<bpf_sys::LinkTarget> {
     let fd = bpf_sys::obj_get(pin)?;
     bpf_sys::link_info(fd.as_fd())

@@ -33,9 +33,8 @@
 
 use std::{
     collections::BTreeMap,
-    env, fmt, fs,
+    fmt, fs,
     net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4},
-    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     process::Command,
     thread,
@@ -49,7 +48,9 @@ use crate::{
     Gotofw, Netns, ServerHandle, VethPair, addr_add,
     daemon::{Bounds, Daemon, Finished, Transport, find_program, run_bounded},
     gotofw::{GW_ADDR, GW_ROUTES, INET_ADDR, OUTSIDE, TURN_A, TURN_B},
-    route_add, tcp_echo_server, udp_echo_server, udp_probe, udp_send_from, unique_name, veth_pair,
+    route_add, tcp_echo_server,
+    tempdir::TempDir,
+    udp_echo_server, udp_probe, udp_send_from, unique_name, veth_pair,
 };
 
 /// The client host in `lan`.
@@ -403,29 +404,6 @@ pub fn counter_packets(status: &Value, name: &str, direction: &str) -> u64 {
         .sum()
 }
 
-/// A directory under the system's temporary directory, removed with its
-/// contents on `Drop`.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Result<Self> {
-        let path = env::temp_dir().join(format!("gotofw-{}", unique_name(prefix)));
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Ignored: nothing better to do in a destructor.
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The programs the lab runs, found once at start.
 #[derive(Debug)]
 struct Programs {
@@ -494,7 +472,7 @@ impl Lab3 {
         endpoints.sort_unstable();
         endpoints.dedup();
 
-        let dir = TempDir::new("lab3")?;
+        let dir = TempDir::new("gotofw-lab3")?;
         let mut lab = Self {
             daemons: Vec::new(),
             echoes: Vec::new(),

@@ -34,6 +34,7 @@ mod netns;
 mod probe;
 mod root;
 mod server;
+mod tempdir;
 pub mod txgen;
 mod xdp;
 
@@ -58,4 +59,5 @@ pub use netns::Netns;
 pub use probe::{tcp_probe, udp_probe, udp_send_from};
 pub use root::{is_root, require_root_or_skip};
 pub use server::{ServerHandle, tcp_echo_server, udp_echo_server};
+pub use tempdir::TempDir;
 pub use xdp::xdp_prog_id;

@@ -31,17 +31,17 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Loads `gotofw_txgen` from the gotofw object.
+    /// Loads `gotofw_txgen` from the benchmark-only object.
     ///
     /// # Errors
     /// When the kernel refuses it.
     pub fn load() -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
-            .load(filter_user::EBPF_OBJECT)
-            .context("loading the gotofw object for the generator")?;
+            .load(filter_user::BENCH_EBPF_OBJECT)
+            .context("loading the benchmark-only eBPF object for the generator")?;
         let prog: &mut Xdp = ebpf
             .program_mut("gotofw_txgen")
-            .ok_or_else(|| anyhow!("the gotofw object has no gotofw_txgen"))?
+            .ok_or_else(|| anyhow!("the benchmark-only object has no gotofw_txgen"))?
             .try_into()?;
         prog.load().context("loading gotofw_txgen")?;
         Ok(Self { ebpf })

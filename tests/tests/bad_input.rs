@@ -16,15 +16,10 @@
 //! `--dns-server`, `--ntp-server`, `[[rules]] networks` and `metrics --listen` take IPv4 and
 //! IPv6 alike), so there is no wrong-family case; IPv6 values appear among the malformed ones.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::Output,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, process::Output, time::Duration};
 
 use gotofw_tests::{
-    Attached, EXIT_USAGE, FilterObjects, Gotofw, ServerHandle, TURN_A, WanLab, counter_in,
+    Attached, EXIT_USAGE, FilterObjects, Gotofw, ServerHandle, TURN_A, TempDir, WanLab, counter_in,
     filter_objects, require_root_or_skip, udp_echo_server, udp_probe, unique_name,
 };
 use serde_json::Value;
@@ -37,23 +32,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The echo server the allowed probe (UDP 3478 to a TURN network, `udp-turn`) talks to.
 fn turn_echo() -> SocketAddr {
     SocketAddr::from((TURN_A, 3478))
-}
-
-/// A directory for this test's configuration files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique_name("gfwbad"));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A [`WanLab`] with a UDP echo server behind the allowed probe, and a scratch directory.
@@ -82,7 +60,7 @@ impl Lab {
             _echo: echo,
             net,
             gotofw: Gotofw::default(),
-            dir: TempDir::new(),
+            dir: TempDir::new("gfwbad").unwrap(),
             missing: unique_name("nosuch"),
         }
     }

@@ -17,7 +17,6 @@ use std::{
     fmt::Write as _,
     fs,
     net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4},
-    path::PathBuf,
     process::Output,
     time::{Duration, Instant},
 };
@@ -29,7 +28,7 @@ use filter_user::{
     scenario::{Options, Protocol, Scenario},
 };
 use gotofw_tests::{
-    Attached, EXIT_USAGE, Gotofw, Netns, ServerHandle, VethPair, addr_add, counter_in,
+    Attached, EXIT_USAGE, Gotofw, Netns, ServerHandle, TempDir, VethPair, addr_add, counter_in,
     require_root_or_skip, route_add, udp_echo_server, udp_probe, unique_name, veth_pair,
 };
 use serde_json::Value;
@@ -49,23 +48,6 @@ const TURN_PORT: u16 = 3478;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
 /// Longest any one gotofw command may take (an attach of 262,144 networks takes a few seconds).
 const COMMAND_DEADLINE: Duration = Duration::from_mins(2);
-
-/// A directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique_name("gcp-cap"));
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The two namespaces, their link and the echo servers. Fields drop in order: servers, link,
 /// namespaces.
@@ -103,7 +85,7 @@ impl Lab {
             gw,
             _inet: inet,
             gotofw: Gotofw::default(),
-            dir: TempDir::new(),
+            dir: TempDir::new("gcp-cap").unwrap(),
         };
         for port in [OP_PORT, TURN_PORT] {
             assert!(lab.udp(LAST, port), "the lab answers on {LAST}:{port}");

@@ -10,15 +10,14 @@ use std::{
     collections::BTreeSet,
     fmt, fs,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
-    path::PathBuf,
     process::Output,
     time::Duration,
 };
 
 use gotofw_tests::{
-    Attached, EXIT_USAGE, Gotofw, INET_ADDR, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab,
-    exit_code, expect_success, require_root_or_skip, tcp_echo_server, tcp_probe, udp_echo_server,
-    udp_probe, unique_name,
+    Attached, EXIT_USAGE, Gotofw, INET_ADDR, OUTSIDE, ServerHandle, TURN_A, TURN_B, TempDir,
+    WanLab, exit_code, expect_success, require_root_or_skip, tcp_echo_server, tcp_probe,
+    udp_echo_server, udp_probe,
 };
 use serde_json::Value;
 
@@ -87,23 +86,6 @@ const fn udp6(ip: Ipv6Addr, port: u16) -> Dest {
     }
 }
 
-/// A directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique_name("gex"));
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A `gex` [`WanLab`] with an echo server behind every destination.
 struct Lab {
     // Dropped first: sockets, then link and namespaces, then files.
@@ -138,7 +120,7 @@ impl Lab {
             servers,
             net,
             gotofw: Gotofw::default(),
-            dir: TempDir::new(),
+            dir: TempDir::new("gex").unwrap(),
         }
     }
 

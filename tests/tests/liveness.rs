@@ -9,14 +9,14 @@
 use std::{
     fs,
     net::{SocketAddr, SocketAddrV4},
-    path::{Path, PathBuf},
+    path::Path,
     process::Output,
     time::Duration,
 };
 
 use gotofw_tests::{
-    Attached, Gotofw, Netns, OUTSIDE, ServerHandle, WanLab, exit_code, pin_dir,
-    require_root_or_skip, udp_echo_server, udp_probe, unique_name, xdp_prog_id,
+    Attached, Gotofw, Netns, OUTSIDE, ServerHandle, TempDir, WanLab, exit_code, pin_dir,
+    require_root_or_skip, udp_echo_server, udp_probe, xdp_prog_id,
 };
 use serde_json::Value;
 
@@ -166,23 +166,6 @@ fn link_id(pin: &Path) -> u64 {
     v["id"].as_u64().unwrap()
 }
 
-/// A directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique_name("glv-live"));
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A severed XDP link: `status` says `severed` (exit 3) and blocked traffic flows; `reload`,
 /// `attach --replace` and `set-scenario` each attach the filter anew, and it blocks again.
 #[test]
@@ -193,7 +176,7 @@ fn issue10_a_severed_link_is_reported_and_repaired_by_reload_replace_and_set_sce
         return;
     }
     let lab = Lab::new();
-    let dir = TempDir::new();
+    let dir = TempDir::new("glv-live").unwrap();
     let wan = lab.wan();
     let _guard = Attached::new(lab.gotofw.clone(), lab.gw(), &wan);
     lab.ok(&["attach", &wan, "--scenario", "udp-turn", "--stateless"]);

@@ -18,9 +18,9 @@ use std::{
 };
 
 use gotofw_tests::{
-    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, WanLab, counter_in,
-    require_root_or_skip, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, unique_name,
-    xdp_prog_id,
+    Attached, EXIT_USAGE, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TempDir, WanLab,
+    counter_in, require_root_or_skip, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe,
+    unique_name, xdp_prog_id,
 };
 use serde_json::Value;
 
@@ -60,7 +60,7 @@ impl Lab {
             _servers: servers,
             net,
             gotofw: Gotofw::default(),
-            dir: TempDir::new("gotofw-service"),
+            dir: TempDir::new("gotofw-service").unwrap(),
         }
     }
 
@@ -110,23 +110,6 @@ impl Lab {
     /// Starts `gotofw args` in the gateway namespace.
     fn daemon(&self, args: &[&str]) -> Daemon {
         Daemon::start(self.gw(), self.gotofw.bin(), args, &self.dir.0)
-    }
-}
-
-/// A directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique_name(prefix));
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -966,6 +949,58 @@ fn issue10_run_reattaches_within_a_second_when_its_interface_comes_back() {
     assert!(lab.udp(UDP_TURN), "allowed traffic is blocked");
     assert_eq!(filtering(), 1);
 
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait().success(), "{}", daemon.log());
+}
+
+/// Issue 10: a link of a running service's filter severed with `bpftool link detach` (which
+/// sends no link event) is found by the service's sweep and attached anew: blocked traffic is
+/// blocked again, and the metrics say filtering.
+#[test]
+fn issue10_run_repairs_a_severed_link() {
+    if !require_root_or_skip("issue10_run_repairs_a_severed_link") {
+        return;
+    }
+    let lab = Lab::with_prefix("glv");
+    let guard = lab.guard();
+    let config = run_config(&lab, "udp-turn", "");
+    let mut daemon = lab.daemon(&["run", "--config", &config]);
+    daemon.wait_for_log("running: udp-turn");
+    assert!(!lab.udp(UDP_OUTSIDE), "not filtering at start");
+    for pin in ["link", "tc_link"] {
+        let path = guard.pin_dir().join(pin);
+        let shown = Command::new("bpftool")
+            .args(["-j", "link", "show", "pinned"])
+            .arg(&path)
+            .output()
+            .expect("run bpftool (installed by `cargo xtask setup`)");
+        let id = serde_json::from_slice::<Value>(&shown.stdout)
+            .ok()
+            .and_then(|v| v["id"].as_u64())
+            .unwrap_or_else(|| panic!("bpftool link show pinned {}: {shown:?}", path.display()));
+        let detached = Command::new("bpftool")
+            .args(["link", "detach", "id", &id.to_string()])
+            .output()
+            .expect("run bpftool");
+        assert!(detached.status.success(), "{detached:?}");
+    }
+    let start = Instant::now();
+    daemon.wait_for_log("attached anew");
+    let took = start.elapsed();
+    assert!(
+        took < DAEMON_WAIT,
+        "repaired after {took:?}; the log:\n{}",
+        daemon.log()
+    );
+    assert!(
+        !lab.udp(UDP_OUTSIDE),
+        "blocked traffic passes after the repair; the log:\n{}",
+        daemon.log()
+    );
+    assert!(lab.udp(UDP_TURN), "allowed traffic is blocked");
+    let filtering = as_count(scrape(lab.gw()).one("gotofw_filtering", &[("interface", lab.wan())]));
+    assert_eq!(filtering, 1);
+    eprintln!("severed links repaired {took:?} after the detach");
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait().success(), "{}", daemon.log());
 }

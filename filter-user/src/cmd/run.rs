@@ -111,8 +111,17 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
         on_stop_name(config.on_stop)
     ));
 
+    // Severing a link (`bpftool link detach`) sends no link event: a sweep finds it.
+    let mut sweep = tokio::time::interval(SEVERED_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep.tick().await;
+
     let signal_name = loop {
         tokio::select! {
+            _ = sweep.tick() => {
+                let broken: Vec<String> = managed.iter().filter(|i| severed(i)).cloned().collect();
+                repair_all(broken, &current).await;
+            }
             _ = hup.recv() => {
                 notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
                 log(&format!("SIGHUP: re-reading {}", path.display()));
@@ -153,16 +162,7 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
                         managed.clone()
                     }
                 };
-                for iface in touched {
-                    let resolved = current.clone();
-                    let name = iface.clone();
-                    let done = tokio::task::spawn_blocking(move || repair(&resolved, &name)).await;
-                    match done {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => log(&format!("{iface}: attaching anew failed: {e:#}")),
-                        Err(e) => log(&format!("{iface}: the repair task failed: {e}")),
-                    }
-                }
+                repair_all(touched, &current).await;
             }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
@@ -224,9 +224,33 @@ fn link_events(events: std::io::Result<Vec<LinkEvent>>, managed: &[String]) -> V
     touched
 }
 
-/// After a link event on `iface`: when it is there and its pinned filter is not filtering (a
-/// re-created interface, a severed link), attaches it anew. An interface without a filter (a
-/// `gotofw detach` meanwhile) is left alone.
+/// [`repair`] of each of `ifaces`, off the event loop, one after the other; failures are logged.
+async fn repair_all(ifaces: Vec<String>, current: &Resolved) {
+    for iface in ifaces {
+        let resolved = current.clone();
+        let name = iface.clone();
+        match tokio::task::spawn_blocking(move || repair(&resolved, &name)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log(&format!("{iface}: attaching anew failed: {e:#}")),
+            Err(e) => log(&format!("{iface}: the repair task failed: {e}")),
+        }
+    }
+}
+
+/// How often `gotofw run` looks for severed links of its filters.
+const SEVERED_SWEEP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the filter pinned for `iface` (of this namespace) has a severed link.
+fn severed(iface: &str) -> bool {
+    system::key_for(iface)
+        .ok()
+        .and_then(|key| system::key_dir(&key).ok())
+        .is_some_and(|dir| liveness::severed(&dir))
+}
+
+/// After a link event on `iface`, or a sweep that found a severed link: when it is there and its
+/// pinned filter is not filtering (a re-created interface, a severed link), attaches it anew. An
+/// interface without a filter (a `gotofw detach` meanwhile) is left alone.
 fn repair(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
     let Ok(ifindex) = system::ifindex(iface) else {
         return Ok(());

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::compile::Compiled;
 
-/// The compiled eBPF object, built by `build.rs` from `filter-ebpf`.
+/// The compiled eBPF object gotofw loads (its XDP and TC programs), built by `build.rs` from
+/// `filter-ebpf`.
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));
 
@@ -193,9 +194,6 @@ mod tests {
 
     use filter_common::names::{map, pin, program};
 
-    /// Programs the object carries for the benchmarks only (`bench/`), never loaded by gotofw.
-    const BENCH_PROGRAMS: [&str; 3] = ["gotofw_floor", "gotofw_parse_floor", "gotofw_txgen"];
-
     /// The built object's maps and programs are exactly the names `filter-common` shares with
     /// the loader (the kernel spells them again as its statics' and functions' names), and every
     /// map the loader pins is pinned under its own name in lower case.
@@ -210,12 +208,7 @@ mod tests {
             .filter(|name| !name.starts_with('.'))
             .collect();
         assert_eq!(maps, BTreeSet::from(map::ALL));
-        let programs: BTreeSet<&str> = object
-            .programs
-            .keys()
-            .map(String::as_str)
-            .filter(|name| !BENCH_PROGRAMS.contains(name))
-            .collect();
+        let programs: BTreeSet<&str> = object.programs.keys().map(String::as_str).collect();
         assert_eq!(programs, BTreeSet::from(program::ALL));
         for (name, file) in pin::MAPS {
             assert!(map::ALL.contains(&name), "{name}");

@@ -1,0 +1,89 @@
+//! The frame as the classifier reads it: [`Packet`] over the context's `data`..`data_end`, every
+//! header bounds-checked in the form the verifier follows. Shared by both objects (`main.rs`, the
+//! production programs; `bench.rs`, the benchmark-only ones).
+
+use aya_ebpf::programs::{TcContext, XdpContext};
+use filter_common::{MAX_PACKET_OFFSET, Packet, packet::Header};
+
+/// The frame between `data` and `data_end`.
+pub struct Frame {
+    start: usize,
+    end: usize,
+    /// Length of the whole packet. In XDP the same as `end - start`; in TC it can be more: the
+    /// part past `end` is paged data the classifier never reads, but the IP and UDP lengths it
+    /// checks count it.
+    pub len: usize,
+}
+
+impl Frame {
+    /// An XDP frame: all of it lies between `data` and `data_end`.
+    #[inline(always)]
+    pub fn xdp(ctx: &XdpContext) -> Self {
+        let (start, end) = (ctx.data(), ctx.data_end());
+        Self {
+            start,
+            end,
+            len: end - start,
+        }
+    }
+
+    /// A TC frame: the linear part between `data` and `data_end` holds the headers; the rest
+    /// (paged data of a large or GSO packet) counts in the lengths the classifier checks.
+    #[inline(always)]
+    pub fn tc(ctx: &TcContext) -> Self {
+        Self {
+            start: ctx.data(),
+            end: ctx.data_end(),
+            len: ctx.len() as usize,
+        }
+    }
+}
+
+/// A header the verifier knows lies inside the packet: `at..at + len` was checked against
+/// `data_end`, and every read is at a constant index below `len`.
+pub struct Checked {
+    at: usize,
+}
+
+impl Packet for Frame {
+    type Header<'a> = Checked;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn header(&self, offset: usize, len: usize) -> Option<Checked> {
+        // The bound gives the verifier a maximum for the variable offset; the comparison with
+        // `end` proves the header is inside the packet.
+        if offset > MAX_PACKET_OFFSET {
+            return None;
+        }
+        let at = opaque(self.start + offset);
+        if opaque(at + len) > self.end {
+            return None;
+        }
+        Some(Checked { at })
+    }
+}
+
+impl Header for Checked {
+    #[inline(always)]
+    fn u8(&self, i: usize) -> u8 {
+        // SAFETY: the classifier reads only below the length `header` checked.
+        unsafe { *((self.at + i) as *const u8) }
+    }
+}
+
+/// Returns `x` unchanged, hiding from LLVM where it came from. Without it LLVM rewrites
+/// `at + 1 > end` as `at >= end`, a form from which the verifier learns no packet range, and
+/// folds pointer arithmetic into forms the verifier rejects.
+#[inline(always)]
+fn opaque(mut x: usize) -> usize {
+    // SAFETY: a register move to itself.
+    unsafe {
+        core::arch::asm!("{0} = {0}", inout(reg) x, options(nomem, nostack, preserves_flags));
+    }
+    x
+}
