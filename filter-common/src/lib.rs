@@ -12,6 +12,7 @@
 #![expect(clippy::inline_always, reason = "see above")]
 
 pub mod classify;
+pub mod names;
 pub mod packet;
 
 pub use classify::{Decision, FlowHit, Outcome, Tables, classify, ether_payload, lowest_bit};

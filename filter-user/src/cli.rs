@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    kernel::XdpModeArg,
+    loader::options::XdpModeArg,
     scenario::{RawNetworkArgs, Scenario},
 };
 
@@ -205,7 +205,7 @@ pub struct AttachArgs {
     /// 6.6 and later, else clsact; the default), tcx, or clsact. A --replace keeps the hook in
     /// use.
     #[arg(long, value_enum, value_name = "HOOK")]
-    pub egress_hook: Option<crate::kernel::EgressHook>,
+    pub egress_hook: Option<crate::loader::options::EgressHook>,
 
     /// Swap the rule set of the filter already attached to IFACE, atomically (counters restart).
     #[arg(long)]
@@ -488,4 +488,95 @@ pub struct ManArgs {
 /// The whole command line as a `clap::Command`, for completions and man pages.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// A command-line error of clap as one line: what is wrong (the kind of error, the argument and
+/// the value, values shortened as [`crate::error::shorten_values`] does), clap's tip if it has one, and where
+/// to read more: "see `gotofw CMD --help`". `args` is the command line without the program name.
+pub fn clap_line(err: &clap::Error, args: &[String]) -> String {
+    let rendered = err.render().to_string();
+    let mut line = String::new();
+    let mut tips = Vec::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if let Some(tip) = part.strip_prefix("tip: ") {
+            tips.push(tip.to_owned());
+            continue;
+        }
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if let Some(values) = part
+            .strip_prefix("[possible values: ")
+            .and_then(|v| v.strip_suffix(']'))
+        {
+            line.push_str(": use one of ");
+            line.push_str(values);
+            continue;
+        }
+        if line.is_empty() {
+            line.push_str(part);
+        } else if line.ends_with(':') {
+            line.push(' ');
+            line.push_str(part);
+        } else {
+            line.push_str(", ");
+            line.push_str(part);
+        }
+    }
+    for tip in tips {
+        // clap's advice for a value that starts with '-' fits positional arguments only.
+        let negative = tip
+            .strip_prefix("to pass '-")
+            .and_then(|rest| rest.split('\'').next())
+            .is_some_and(|n| n.parse::<f64>().is_ok());
+        line.push_str(" (");
+        line.push_str(if negative {
+            "negative numbers are not accepted"
+        } else {
+            &tip
+        });
+        line.push(')');
+    }
+    let names: Vec<String> = command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let sub = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| names.contains(a));
+    let help = match sub {
+        Some(sub) => format!("gotofw {sub} --help"),
+        None => "gotofw --help".to_owned(),
+    };
+    format!(
+        "{}; see `{help}`",
+        crate::error::shorten_values(&crate::error::plain_words(&line))
+    )
+}
+
+impl From<&AttachArgs> for crate::config::Overrides {
+    fn from(args: &AttachArgs) -> Self {
+        Self {
+            interface: args.iface.clone(),
+            scenario: args.scenario,
+            networks: args.networks.clone(),
+            stateless: args.stateless,
+            ingress_only: args.ingress_only,
+            flows: crate::config::FlowSettings {
+                table_size: args.flows.flow_table_size,
+                udp_timeout: args.flows.udp_timeout,
+                tcp_timeout: args.flows.tcp_timeout,
+                tcp_transitory_timeout: args.flows.tcp_transitory_timeout,
+            },
+            xdp_mode: args.xdp_mode,
+            egress_hook: args.egress_hook,
+            log_rate: args.log_rate,
+        }
+    }
 }

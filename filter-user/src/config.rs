@@ -22,10 +22,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    cli::AttachArgs,
     compile::{FlowLimits, Mode},
     error::UsageError,
-    kernel::{EgressHook, XdpModeArg},
+    loader::options::{EgressHook, XdpModeArg},
     operator::{OperatorRule, Position, RuleDirection},
     scenario::{
         Action, Allowance, MEDIA_PORTS, Options, PortRange, Protocol, RawNetworkArgs, Scenario,
@@ -969,27 +968,6 @@ pub struct Overrides {
     pub log_rate: Option<u32>,
 }
 
-impl From<&AttachArgs> for Overrides {
-    fn from(args: &AttachArgs) -> Self {
-        Self {
-            interface: args.iface.clone(),
-            scenario: args.scenario,
-            networks: args.networks.clone(),
-            stateless: args.stateless,
-            ingress_only: args.ingress_only,
-            flows: FlowSettings {
-                table_size: args.flows.flow_table_size,
-                udp_timeout: args.flows.udp_timeout,
-                tcp_timeout: args.flows.tcp_timeout,
-                tcp_transitory_timeout: args.flows.tcp_transitory_timeout,
-            },
-            xdp_mode: args.xdp_mode,
-            egress_hook: args.egress_hook,
-            log_rate: args.log_rate,
-        }
-    }
-}
-
 /// Everything an attach needs, from the file and the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
@@ -1035,12 +1013,12 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
     }
     if !scenario.uses_turn_networks() && !cli_networks.is_empty() {
         return Err(UsageError::NetworksUnused {
-            scenario,
+            scenario: scenario.name(),
             network: raw.network[0].clone(),
         });
     }
     if raw.turn_dst == Some(TurnDst::Any) && scenario != Scenario::UdpTurn {
-        return Err(UsageError::TurnDstUnused(scenario));
+        return Err(UsageError::TurnDstUnused(scenario.name()));
     }
     if raw.replace_networks && cli_networks.is_empty() {
         return Err(UsageError::EmptyNetworks);

@@ -5,8 +5,6 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use crate::scenario::Scenario;
-
 /// Exit code for bad input (as clap uses for bad arguments).
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code for a failure of the system (kernel, bpffs, ...).
@@ -56,8 +54,8 @@ pub enum UsageError {
         "--network '{network}' has no effect with scenario {scenario}: only udp-turn and tcp-turn restrict traffic to the TURN networks; drop the option or pick one of those"
     )]
     NetworksUnused {
-        /// The scenario chosen.
-        scenario: Scenario,
+        /// The scenario chosen (its name).
+        scenario: &'static str,
         /// The first network given.
         network: String,
     },
@@ -66,7 +64,7 @@ pub enum UsageError {
     #[error(
         "--turn-dst any applies only to scenario udp-turn (GoTo's document offers the choice there alone), not to {0}; drop the option"
     )]
-    TurnDstUnused(Scenario),
+    TurnDstUnused(&'static str),
 
     /// `--replace-networks` without a network to replace the list with.
     #[error(
@@ -188,8 +186,8 @@ pub enum UsageError {
     ExplainBoth {
         /// The interface.
         iface: String,
-        /// The scenario.
-        scenario: Scenario,
+        /// The scenario (its name).
+        scenario: &'static str,
     },
 
     /// `explain IFACE` with an option that builds a rule set of its own.
@@ -303,8 +301,8 @@ pub enum UsageError {
         flag: &'static str,
         /// The first one given.
         value: String,
-        /// The allowance they are for.
-        allowance: crate::scenario::Allowance,
+        /// The allowance they are for (its name).
+        allowance: &'static str,
         /// What switched it off.
         off: String,
     },
@@ -403,76 +401,9 @@ pub fn shorten_values(text: &str) -> String {
         .join(" ")
 }
 
-/// A command-line error of clap as one line: what is wrong (the kind of error, the argument and
-/// the value, values shortened as [`shorten_values`] does), clap's tip if it has one, and where
-/// to read more: "see `gotofw CMD --help`". `args` is the command line without the program name.
-pub fn clap_line(err: &clap::Error, args: &[String]) -> String {
-    let rendered = err.render().to_string();
-    let mut line = String::new();
-    let mut tips = Vec::new();
-    for part in rendered.lines().map(str::trim) {
-        if part.starts_with("Usage:") || part.starts_with("For more information") {
-            break;
-        }
-        if part.is_empty() {
-            continue;
-        }
-        if let Some(tip) = part.strip_prefix("tip: ") {
-            tips.push(tip.to_owned());
-            continue;
-        }
-        let part = part.strip_prefix("error: ").unwrap_or(part);
-        if let Some(values) = part
-            .strip_prefix("[possible values: ")
-            .and_then(|v| v.strip_suffix(']'))
-        {
-            line.push_str(": use one of ");
-            line.push_str(values);
-            continue;
-        }
-        if line.is_empty() {
-            line.push_str(part);
-        } else if line.ends_with(':') {
-            line.push(' ');
-            line.push_str(part);
-        } else {
-            line.push_str(", ");
-            line.push_str(part);
-        }
-    }
-    for tip in tips {
-        // clap's advice for a value that starts with '-' fits positional arguments only.
-        let negative = tip
-            .strip_prefix("to pass '-")
-            .and_then(|rest| rest.split('\'').next())
-            .is_some_and(|n| n.parse::<f64>().is_ok());
-        line.push_str(" (");
-        line.push_str(if negative {
-            "negative numbers are not accepted"
-        } else {
-            &tip
-        });
-        line.push(')');
-    }
-    let names: Vec<String> = crate::cli::command()
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set())
-        .map(|s| s.get_name().to_owned())
-        .collect();
-    let sub = args
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .filter(|a| names.contains(a));
-    let help = match sub {
-        Some(sub) => format!("gotofw {sub} --help"),
-        None => "gotofw --help".to_owned(),
-    };
-    format!("{}; see `{help}`", shorten_values(&plain_words(&line)))
-}
-
 /// The words of Rust's number parsers and ranges (`invalid digit found in string`,
 /// `0 is not in 1024..=16777216`) in an operator's.
-fn plain_words(line: &str) -> String {
+pub(crate) fn plain_words(line: &str) -> String {
     let mut out = line
         .replace("invalid digit found in string", "not a whole number")
         .replace(

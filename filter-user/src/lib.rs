@@ -10,22 +10,22 @@ pub mod domains;
 pub mod error;
 pub mod frame;
 pub mod hostfs;
-pub mod kernel;
 pub mod link_type;
 pub mod liveness;
+pub mod loader;
 pub mod metrics;
 pub mod netlink;
 pub mod operator;
 pub mod pinned;
 mod qdisc;
+pub mod rule;
 pub mod scenario;
 pub mod slots;
 pub mod system;
 
-/// The compiled eBPF object gotofw loads (its XDP and TC programs), built by `build.rs` from
-/// `filter-ebpf`.
-pub static EBPF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));
+/// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.
+pub use loader as kernel;
+pub use loader::object::EBPF_OBJECT;
 
 /// The benchmark-only object, built with [`EBPF_OBJECT`]: the floors (`gotofw_floor`,
 /// `gotofw_parse_floor`) and the traffic generator (`gotofw_txgen`), for `bench` and the tests.

@@ -13,7 +13,12 @@ use serde::Serialize;
 
 use crate::{
     bpf_sys,
-    kernel::{self, Meta},
+    loader::{
+        egress::{CLSACT_HANDLE, CLSACT_PRIORITY},
+        meta::{FilterMode, Meta},
+        pins::{self, EGRESS_PROG_PIN, EGRESS_PROGRAM, LINK_PIN, PROGRAM, TC_LINK_PIN},
+        read::Attached,
+    },
     netlink, system,
 };
 
@@ -114,7 +119,7 @@ pub fn check(dir: &Path, key: &str, meta: &Meta) -> Health {
         }
     }
     let ours = OurPrograms::of(dir, key);
-    let xdp = match link_target(&dir.join(kernel::LINK_PIN)) {
+    let xdp = match link_target(&dir.join(LINK_PIN)) {
         Ok(target) => target,
         Err(e) => {
             return Health::broken(
@@ -136,7 +141,7 @@ pub fn check(dir: &Path, key: &str, meta: &Meta) -> Health {
         };
         return Health::broken(State::Severed, detail, local);
     }
-    if !ours.runs(xdp.prog_id, kernel::PROGRAM) {
+    if !ours.runs(xdp.prog_id, PROGRAM) {
         return Health::broken(
             State::Replaced,
             format!("the XDP link runs program {}", xdp.prog_id),
@@ -155,13 +160,11 @@ pub fn check(dir: &Path, key: &str, meta: &Meta) -> Health {
 
 /// What is wrong at the egress hook, if anything.
 fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<Health> {
-    let tcx = dir.join(kernel::TC_LINK_PIN);
-    let clsact = dir.join(kernel::EGRESS_PROG_PIN);
+    let tcx = dir.join(TC_LINK_PIN);
+    let clsact = dir.join(EGRESS_PROG_PIN);
     if tcx.exists() {
         return match link_target(&tcx) {
-            Ok(t) if t.ifindex == meta.ifindex && ours.runs(t.prog_id, kernel::EGRESS_PROGRAM) => {
-                None
-            }
+            Ok(t) if t.ifindex == meta.ifindex && ours.runs(t.prog_id, EGRESS_PROGRAM) => None,
             Ok(t) if t.ifindex == meta.ifindex => Some(Health::broken(
                 State::Replaced,
                 format!("the tcx egress link runs program {}", t.prog_id),
@@ -188,18 +191,14 @@ fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<He
         let ours_there = filters.as_ref().ok().and_then(|list| {
             list.iter()
                 .find(|f| {
-                    f.priority == kernel::CLSACT_PRIORITY
-                        && f.handle == u32::from(kernel::CLSACT_HANDLE)
+                    f.priority == CLSACT_PRIORITY
+                        && f.handle == u32::from(CLSACT_HANDLE)
                         && f.kind == "bpf"
                 })
                 .map(|f| f.prog_id)
         });
         return match (ours_there, pinned) {
-            (Some(Some(id)), Ok(pinned))
-                if id == pinned || ours.runs(id, kernel::EGRESS_PROGRAM) =>
-            {
-                None
-            }
+            (Some(Some(id)), Ok(pinned)) if id == pinned || ours.runs(id, EGRESS_PROGRAM) => None,
             (Some(id), _) => Some(Health::broken(
                 State::Replaced,
                 format!(
@@ -218,7 +217,7 @@ fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<He
             )),
         };
     }
-    (meta.mode == "stateful").then(|| {
+    (meta.mode == FilterMode::Stateful).then(|| {
         Health::broken(
             State::EgressMissing,
             "a stateful filter without an egress hook",
@@ -231,12 +230,10 @@ fn egress(dir: &Path, meta: &Meta, local: bool, ours: &OurPrograms) -> Option<He
 /// interface any more. Two bpf(2) calls a link, no record read: cheap enough for `gotofw run` to
 /// ask every few seconds, since severing a link (`bpftool link detach`) sends no link event.
 pub fn severed(dir: &Path) -> bool {
-    [kernel::LINK_PIN, kernel::TC_LINK_PIN]
-        .into_iter()
-        .any(|pin| {
-            let path = dir.join(pin);
-            path.exists() && link_target(&path).is_ok_and(|target| target.ifindex == 0)
-        })
+    [LINK_PIN, TC_LINK_PIN].into_iter().any(|pin| {
+        let path = dir.join(pin);
+        path.exists() && link_target(&path).is_ok_and(|target| target.ifindex == 0)
+    })
 }
 
 fn link_target(pin: &Path) -> std::io::Result<bpf_sys::LinkTarget> {
@@ -253,10 +250,12 @@ struct OurPrograms {
 impl OurPrograms {
     fn of(dir: &Path, key: &str) -> Self {
         let mut dirs = vec![dir.to_owned()];
-        dirs.extend(kernel::stale_dirs(key));
+        dirs.extend(pins::stale_dirs(key));
         let config_maps = dirs
             .iter()
-            .filter_map(|d| aya::maps::MapData::from_pin(d.join("config")).ok())
+            .filter_map(|d| {
+                aya::maps::MapData::from_pin(d.join(filter_common::names::pin::CONFIG)).ok()
+            })
             .filter_map(|m| m.info().ok().map(|i| i.id()))
             .collect();
         Self { config_maps }
@@ -278,7 +277,7 @@ impl OurPrograms {
 }
 
 /// Checks the filter `attached` read back from its pins.
-pub fn of(attached: &kernel::Attached) -> Health {
+pub fn of(attached: &Attached) -> Health {
     let key = attached
         .dir
         .file_name()
@@ -290,7 +289,7 @@ pub fn of(attached: &kernel::Attached) -> Health {
 
 /// Says on standard error, in one `gotofw: note:` line, that the filter `attached` (read by a
 /// command that shows what it holds: `flows`, `log`) is not filtering, if so.
-pub fn note_if_broken(attached: &kernel::Attached) {
+pub fn note_if_broken(attached: &Attached) {
     let health = of(attached);
     if !health.filtering() {
         eprintln!(

@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser as _, error::ErrorKind};
 use filter_user::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, clap_line},
     cmd,
     error::{
-        EXIT_FAILURE, EXIT_NOT_FILTERING, EXIT_USAGE, NotFiltering, UsageError, clap_line,
-        shorten_values,
+        EXIT_FAILURE, EXIT_NOT_FILTERING, EXIT_USAGE, NotFiltering, UsageError, shorten_values,
     },
 };
 
@@ -20,6 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Scenarios(args) => cmd::scenarios::run(args),
         Command::Attach(args) => cmd::attach::run(args),
+        Command::Status(args) if args.watch => cmd::watch::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Detach(args) => cmd::detach::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),

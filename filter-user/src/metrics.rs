@@ -377,7 +377,7 @@ mod tests {
     use super::*;
     use crate::{
         cmd::status::{CounterStatus, FlowSummary},
-        kernel::XdpModeArg,
+        loader::XdpModeArg,
     };
 
     fn counter(name: &str, direction: &'static str, packets: u64) -> CounterStatus {
@@ -410,7 +410,7 @@ mod tests {
                 scenario: "udp-turn".into(),
                 mode: "stateful".into(),
                 xdp_mode: XdpModeArg::Generic,
-                egress_hook: Some(crate::kernel::EgressHook::Tcx),
+                egress_hook: Some(crate::loader::EgressHook::Tcx),
                 log_rate: 10,
                 attached_at: 1_795_000_000,
                 pin_dir: "/sys/fs/bpf/gotofw/wan0".into(),

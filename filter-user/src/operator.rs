@@ -5,7 +5,7 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Action, Networks, PortRange, Protocol, Rule, RuleKind};
+use crate::rule::{Action, Networks, PortRange, Protocol, Rule, RuleKind};
 
 /// Every remote port: what an inbound rule admits connections from.
 const ANY_PORT: PortRange = PortRange {

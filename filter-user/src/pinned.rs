@@ -8,10 +8,10 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::maps::{Array, LpmTrie, Map, MapData, MapError, lpm_trie::Key};
 use filter_common::{
     ARMED, Config, FlowHit, FlowKey, FragKey, FragVerdict, Ipv4Key, Ipv6Key, PORT_MAP_ENTRIES,
-    Tables,
+    Tables, names::pin,
 };
 
-use crate::{compile::SoftTables, kernel::Attached};
+use crate::{compile::SoftTables, loader::read::Attached};
 
 /// The lookup maps of an attached filter, opened from its pins, and its configuration.
 pub struct PinnedMaps {
@@ -33,9 +33,9 @@ impl PinnedMaps {
             MapData::from_pin(dir.join(name))
                 .with_context(|| format!("opening {}/{name}", dir.display()))
         };
-        let ports = Array::try_from(Map::Array(open("ports")?)).context("the ports map")?;
-        let nets_v4 = LpmTrie::try_from(Map::LpmTrie(open("nets_v4")?)).context("nets_v4")?;
-        let nets_v6 = LpmTrie::try_from(Map::LpmTrie(open("nets_v6")?)).context("nets_v6")?;
+        let ports = Array::try_from(Map::Array(open(pin::PORTS)?)).context("the ports map")?;
+        let nets_v4 = LpmTrie::try_from(Map::LpmTrie(open(pin::NETS_V4)?)).context("nets_v4")?;
+        let nets_v6 = LpmTrie::try_from(Map::LpmTrie(open(pin::NETS_V6)?)).context("nets_v6")?;
         let config = attached.config()?;
         if config.armed != ARMED {
             bail!(

@@ -5,8 +5,8 @@ use crate::{
     cmd::print,
     compile::{Compiled, Mode},
     config::{self, Overrides},
-    kernel::{self, AttachPlan, Meta, RuleInfo, XdpModeArg},
     link_type,
+    loader::{self, AttachPlan, FilterMode, Meta, RuleInfo, XdpModeArg},
     scenario::{Allowance, Options},
     system,
 };
@@ -46,12 +46,12 @@ pub fn build_plan(
     let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     compiled.config.log_rate = options.log_rate;
     let meta = Meta {
-        version: kernel::META_VERSION,
+        version: loader::META_VERSION,
         interface: iface.to_owned(),
         ifindex,
         netns: system::netns_id()?,
         scenario: options.scenario.name().to_owned(),
-        mode: mode.name().to_owned(),
+        mode: FilterMode::from(&mode),
         flows: match mode {
             Mode::Stateful(limits) => Some(limits),
             Mode::Stateless | Mode::IngressOnly => None,
@@ -88,12 +88,12 @@ pub fn run(args: &AttachArgs) -> anyhow::Result<()> {
         eprintln!("gotofw: note: {note}");
     }
     for (i, plan) in plans.iter().enumerate() {
-        match kernel::attach(plan) {
+        match loader::attach(plan) {
             Ok(meta) => report(plan, &meta)?,
             Err(e) => {
                 let mut undone = Vec::new();
                 for done in plans[..i].iter().filter(|p| !p.replace) {
-                    if kernel::detach(&done.iface).is_ok() {
+                    if loader::detach(&done.iface).is_ok() {
                         undone.push(done.iface.as_str());
                     }
                 }
@@ -148,7 +148,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         meta.mode,
         meta.egress_hook.map_or_else(
             || {
-                if meta.mode == Mode::IngressOnly.name() {
+                if meta.mode == FilterMode::IngressOnly {
                     " (outbound traffic not filtered)".to_owned()
                 } else {
                     String::new()

@@ -1,12 +1,12 @@
 //! `gotofw detach`: unpin the link (the interface stops filtering), then the maps.
 
-use crate::{cli::DetachArgs, cmd::print, kernel, system};
+use crate::{cli::DetachArgs, cmd::print, loader, system};
 
 /// Runs the command.
 pub fn run(args: &DetachArgs) -> anyhow::Result<()> {
     let key = system::key_for(&args.iface)?;
     system::require_capabilities()?;
-    kernel::detach(&args.iface)?;
+    loader::detach(&args.iface)?;
     print(&format!(
         "detached gotofw from {}; removed {}\n",
         args.iface,

@@ -12,7 +12,7 @@ use crate::{
     cmd::{json, print},
     compile::{Compiled, FlowLimits, Mode},
     error::UsageError,
-    frame, kernel,
+    frame, loader,
     pinned::PinnedMaps,
     scenario::{Options, Protocol, RawNetworkArgs, Scenario},
     slots::slot_name,
@@ -114,7 +114,7 @@ pub fn question(args: &ExplainArgs) -> Result<Question<'_>, UsageError> {
         (Some(scenario), [iface, _, _]) => {
             return Err(UsageError::ExplainBoth {
                 iface: iface.clone(),
-                scenario,
+                scenario: scenario.name(),
             });
         }
         (None, [iface, proto, dst]) => {
@@ -202,7 +202,7 @@ pub fn explain_attached(
     protocol: Protocol,
     dst: SocketAddr,
 ) -> anyhow::Result<Explanation> {
-    let attached = kernel::read_attached(iface).map_err(|e| {
+    let attached = loader::read_attached(iface).map_err(|e| {
         if matches!(e.downcast_ref(), Some(UsageError::NotAttached(_))) {
             UsageError::NothingToExplain(iface.to_owned()).into()
         } else {

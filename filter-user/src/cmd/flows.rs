@@ -12,7 +12,7 @@ use crate::{
     cli::FlowsArgs,
     cmd::{json, print, table},
     error::UsageError,
-    kernel::{self, FlowEntry},
+    loader::{self, FilterMode, FlowEntry},
     slots::slot_name,
     system,
 };
@@ -128,16 +128,16 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
             }
             vec![name.to_owned()]
         }
-        None => system::own_interfaces(kernel::attached_keys()?),
+        None => system::own_interfaces(loader::attached_keys()?),
     };
-    let now = kernel::monotonic_coarse_ns();
+    let now = loader::monotonic_coarse_ns();
     let mut interfaces = Vec::new();
     for name in names {
-        let attached = kernel::read_attached(&name)?;
+        let attached = loader::read_attached(&name)?;
         crate::liveness::note_if_broken(&attached);
-        if attached.meta.mode != "stateful" {
+        if attached.meta.mode != FilterMode::Stateful {
             if iface.is_some() {
-                return Err(UsageError::NoFlows(name, attached.meta.mode).into());
+                return Err(UsageError::NoFlows(name, attached.meta.mode.name().to_owned()).into());
             }
             continue;
         }

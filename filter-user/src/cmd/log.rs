@@ -10,14 +10,14 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{Map, MapData, MapInfo, RingBuf};
-use filter_common::{Direction, DropEvent, ipproto};
+use filter_common::{Direction, DropEvent, ipproto, names::pin};
 use serde::Serialize;
 
 use crate::{
     cli::LogArgs,
     cmd::print,
     error::UsageError,
-    kernel::{self, monotonic_coarse_ns},
+    loader::{self, monotonic_coarse_ns},
     slots::slot_name,
     system::{self, InterfaceLock},
 };
@@ -106,8 +106,8 @@ fn pinned_map_id(path: &Path) -> Option<u32> {
 /// The rule names of the filter of `iface`, and the id of the `meta` map they were read from
 /// (taken first: a swap meanwhile shows as a new id at the next check).
 fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Vec<String>)> {
-    let meta_id = pinned_map_id(&dir.join("meta"));
-    let attached = kernel::read_attached(iface)?;
+    let meta_id = pinned_map_id(&dir.join(pin::META));
+    let attached = loader::read_attached(iface)?;
     crate::liveness::note_if_broken(&attached);
     if attached.config()?.log_rate == 0 {
         return Err(UsageError::LogOff(iface.to_owned()).into());
@@ -119,7 +119,7 @@ fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Vec<Strin
 /// Opens the drop log of the filter of `iface`, pinned in `dir`.
 fn open(iface: &str, dir: &Path) -> anyhow::Result<Source> {
     let (meta_id, rules) = rule_names(iface, dir)?;
-    let data = MapData::from_pin(dir.join("log"))
+    let data = MapData::from_pin(dir.join(pin::LOG))
         .with_context(|| format!("opening {}/log", dir.display()))?;
     let log_id = data.info()?.id();
     let ring = RingBuf::try_from(Map::RingBuf(data))?;
@@ -137,9 +137,9 @@ fn open(iface: &str, dir: &Path) -> anyhow::Result<Source> {
 /// rules. Between a detach and the next attach there is none: that is said once, on standard
 /// error, and the wait goes on.
 fn follow(iface: &str, dir: &Path, source: &mut Source, detached: &mut bool) -> anyhow::Result<()> {
-    match pinned_map_id(&dir.join("log")) {
+    match pinned_map_id(&dir.join(pin::LOG)) {
         Some(id) if id == source.log_id => {
-            if pinned_map_id(&dir.join("meta")) != source.meta_id {
+            if pinned_map_id(&dir.join(pin::META)) != source.meta_id {
                 match rule_names(iface, dir) {
                     Ok(names) => (source.meta_id, source.rules) = names,
                     Err(e) if gone(&e) => {}
@@ -179,7 +179,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     let iface = if let Some(name) = &args.iface {
         name.clone()
     } else {
-        let mut own = system::own_interfaces(kernel::attached_keys()?);
+        let mut own = system::own_interfaces(loader::attached_keys()?);
         match own.len() {
             1 => own.remove(0),
             0 => return Err(UsageError::NoFilters.into()),

@@ -25,8 +25,8 @@ use crate::{
     cmd::{attach::build_plan, metrics::bind},
     config::{self, Config, OnStop, Overrides, Resolved},
     error::UsageError,
-    kernel::{self, AttachPlan, Attached, XdpModeArg},
     liveness,
+    loader::{self, AttachPlan, Attached, XdpModeArg},
     metrics::{self, Scope},
     netlink::{LinkEvent, LinkMonitor},
     system,
@@ -179,7 +179,7 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
         )),
         OnStop::Detach => {
             for iface in &managed {
-                match kernel::detach(iface) {
+                match loader::detach(iface) {
                     Ok(()) => log(&format!(
                         "{signal_name}: detached {iface} (on_stop = \"detach\")"
                     )),
@@ -258,7 +258,7 @@ fn repair(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
     if !system::key_dir(&system::key_for(iface)?)?.exists() {
         return Ok(());
     }
-    let health = liveness::of(&kernel::read_attached(iface)?);
+    let health = liveness::of(&loader::read_attached(iface)?);
     if health.filtering() {
         return Ok(());
     }
@@ -268,7 +268,7 @@ fn repair(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
     ));
     // The pinned rule set's programs are verified already: new links for them take
     // milliseconds. When that cannot be done, a full attach of the file's rule set.
-    match kernel::reattach(iface) {
+    match loader::reattach(iface) {
         Ok(_) => {
             log(&format!(
                 "{iface}: attached anew (the pinned rule set on ifindex {ifindex}; counters and flows go on)"
@@ -328,7 +328,7 @@ fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Resul
         }
     }
     for iface in previous.iter().filter(|i| !resolved.interfaces.contains(i)) {
-        match kernel::detach(iface) {
+        match loader::detach(iface) {
             Ok(()) => log(&format!("{iface}: detached (the file no longer names it)")),
             Err(e) => log(&format!("{iface}: detaching failed: {e:#}")),
         }
@@ -346,11 +346,11 @@ pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> 
         exists,
     )?;
     if exists {
-        let attached = kernel::read_attached(iface)?;
+        let attached = loader::read_attached(iface)?;
         let health = liveness::of(&attached);
         if !health.filtering() {
             // The attach removes it and attaches anew (and says so).
-            let meta = kernel::attach(&plan)?;
+            let meta = loader::attach(&plan)?;
             log(&format!(
                 "{iface}: attached anew ({} {}, xdp {}); the filter was {}",
                 meta.scenario,
@@ -374,13 +374,13 @@ pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> 
             ));
             return Ok(());
         }
-        let meta = kernel::attach(&plan)?;
+        let meta = loader::attach(&plan)?;
         log(&format!(
             "{iface}: swapped in the new rule set atomically ({} {}; was {} {})",
             meta.scenario, meta.mode, attached.meta.scenario, attached.meta.mode
         ));
     } else {
-        let meta = kernel::attach(&plan)?;
+        let meta = loader::attach(&plan)?;
         log(&format!(
             "{iface}: attached ({} {}, xdp {})",
             meta.scenario,
@@ -394,7 +394,7 @@ pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> 
 /// Whether the attached filter enforces exactly what `plan` would: the same record (less when
 /// and where it was attached) and the same configuration entry (less its generation).
 fn same_rule_set(attached: &Attached, plan: &AttachPlan) -> anyhow::Result<bool> {
-    let strip = |meta: &kernel::Meta| -> anyhow::Result<serde_json::Value> {
+    let strip = |meta: &loader::Meta| -> anyhow::Result<serde_json::Value> {
         let mut value = serde_json::to_value(meta)?;
         if let Some(map) = value.as_object_mut() {
             for volatile in [

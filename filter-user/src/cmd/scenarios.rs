@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     cli::ScenariosArgs,
     cmd::{json, print, table},
-    kernel::RuleInfo,
+    loader::RuleInfo,
     scenario::{Allowance, Options, RuleKind, Scenario, TURN_NETWORKS},
 };
 

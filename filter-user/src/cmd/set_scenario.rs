@@ -7,7 +7,9 @@ use crate::{
     cli::SetScenarioArgs,
     cmd::{attach::build_plan, print},
     compile::Mode,
-    kernel, liveness, system,
+    liveness,
+    loader::{self, FilterMode},
+    system,
 };
 
 /// Runs the command.
@@ -17,9 +19,9 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
     // meanwhile is not lost.
     let mut from = None;
     let mut broken = None;
-    let meta = kernel::attach_with(&args.iface, || {
-        let old = kernel::read_attached(&args.iface)?;
-        // A filter that is not filtering is attached anew, not swapped (see `kernel::attach_with`).
+    let meta = loader::attach_with(&args.iface, || {
+        let old = loader::read_attached(&args.iface)?;
+        // A filter that is not filtering is attached anew, not swapped (see `loader::attach_with`).
         broken = Some(liveness::of(&old)).filter(|h| !h.filtering());
         let mut options = old.meta.options.clone().ok_or_else(|| {
             anyhow!(
@@ -31,11 +33,11 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         })?;
         from = Some(options.scenario);
         options.scenario = args.scenario;
-        let mode = Mode::from_record(&old.meta.mode, old.meta.flows).ok_or_else(|| {
+        let mode = Mode::from_record(old.meta.mode.name(), old.meta.flows).ok_or_else(|| {
             anyhow!(
                 "the filter on {} records mode {:?}, which this gotofw does not know: attach it again with `gotofw attach {} --scenario {} --replace`",
                 args.iface,
-                old.meta.mode,
+                old.meta.mode.name(),
                 args.iface,
                 args.scenario
             )
@@ -53,7 +55,7 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         ))?;
         return Ok(());
     }
-    let flows = if meta.mode == "stateful" {
+    let flows = if meta.mode == FilterMode::Stateful {
         format!(
             "flows are kept; each is checked against {} at its next packet, and one the new rules do not allow stops there",
             args.scenario

@@ -9,8 +9,8 @@ use crate::{
     cli::StatusArgs,
     cmd::{json, print, table},
     error::{NotFiltering, UsageError},
-    kernel::{self, Attached, XdpModeArg},
     liveness,
+    loader::{self, Attached, FilterMode, XdpModeArg},
     slots::FIXED,
     system,
 };
@@ -55,7 +55,7 @@ pub struct InterfaceStatus {
     pub xdp_mode: XdpModeArg,
     /// The egress program's hook: `tcx` or `clsact` (none in ingress-only mode).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub egress_hook: Option<kernel::EgressHook>,
+    pub egress_hook: Option<loader::EgressHook>,
     /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
     pub log_rate: u32,
     /// Unix time of the attach.
@@ -118,13 +118,13 @@ impl CounterStatus {
             ports,
             self.networks
                 .as_ref()
-                .map_or_else(|| "-".into(), kernel::networks_text),
+                .map_or_else(|| "-".into(), loader::networks_text),
         ]
     }
 }
 
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
-    let stateful = a.meta.mode == "stateful";
+    let stateful = a.meta.mode == FilterMode::Stateful;
     // Every filter with an egress hook counts there (stateful and stateless mode).
     let directions: &[Direction] = if stateful || a.meta.egress_hook.is_some() {
         &[Direction::Ingress, Direction::Egress]
@@ -137,7 +137,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     }
     let health = liveness::of(a);
     let flows = if stateful {
-        let entries = a.flows(kernel::monotonic_coarse_ns())?;
+        let entries = a.flows(loader::monotonic_coarse_ns())?;
         Some(FlowSummary {
             table_size: a.meta.flows.map_or(0, |f| f.table_size),
             entries: entries.len(),
@@ -162,7 +162,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         state: health.state,
         state_detail: health.detail,
         scenario: a.meta.scenario.clone(),
-        mode: a.meta.mode.clone(),
+        mode: a.meta.mode.name().to_owned(),
         xdp_mode: a.meta.xdp_mode,
         egress_hook: a.meta.egress_hook,
         log_rate: a.config()?.log_rate,
@@ -257,7 +257,7 @@ fn push_counters(a: &Attached, direction: Direction, counters: &mut Vec<CounterS
 
 /// Reads the status of `iface`, or of every attached interface.
 pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
-    let keys = kernel::attached_keys()?;
+    let keys = loader::attached_keys()?;
     let (names, other_namespaces) = match iface {
         Some(name) => {
             if !system::key_dir(&system::key_for(name)?)?.exists() {
@@ -272,7 +272,7 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
     };
     let mut interfaces = Vec::new();
     for name in names {
-        let attached = kernel::read_attached(&name)?;
+        let attached = loader::read_attached(&name)?;
         interfaces.push(interface_status(&attached)?);
     }
     Ok(Status {
@@ -282,11 +282,8 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
     })
 }
 
-/// Runs the command.
+/// Runs the command (`--watch` is [`crate::cmd::watch::run`]'s, which the dispatcher calls).
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
-    if args.watch {
-        return super::watch::run(args);
-    }
     system::require_capabilities()?;
     let status = collect(args.iface.as_deref())?;
     if args.json {

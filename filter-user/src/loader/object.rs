@@ -1,0 +1,218 @@
+//! The eBPF object: loaded unarmed, its maps filled from a compiled rule set, its programs
+//! verified; not attached.
+
+use std::path::Path;
+
+use anyhow::{Context as _, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, LpmTrie, lpm_trie::Key},
+    programs::{SchedClassifier, Xdp},
+};
+use filter_common::names::{map, pin, program};
+
+use super::{
+    fault::fault_point,
+    meta::{meta_entries, write_meta},
+    pins::{EGRESS_PROGRAM, PROGRAM},
+};
+use crate::compile::Compiled;
+
+/// The compiled eBPF object gotofw loads (its XDP and TC programs), built by `build.rs` from
+/// `filter-ebpf`.
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotofw-ebpf"));
+
+/// Drop-log programs, tail-called by the main ones.
+pub(super) const LOG_XDP_PROGRAM: &str = program::LOG_XDP;
+pub(super) const LOG_TC_PROGRAM: &str = program::LOG_TC;
+
+/// Loads the programs (the egress one in every mode but ingress-only) with their maps filled
+/// from `compiled`, not attached.
+pub fn load(compiled: &Compiled, meta: &[u8]) -> anyhow::Result<Ebpf> {
+    load_reusing(compiled, meta, None)
+}
+
+/// Like [`load`], but with the flow map pinned at `flows` (when given) instead of a new one:
+/// a rule-set swap keeps the flows, which the new rules then recheck at their next packet. The
+/// drop log pinned next to it (`log` in the same directory), if any, is kept too, so a running
+/// `gotofw log` goes on reading.
+pub fn load_reusing(
+    compiled: &Compiled,
+    meta: &[u8],
+    flows: Option<&Path>,
+) -> anyhow::Result<Ebpf> {
+    load_with(compiled, meta, flows, filters_egress(compiled.config.mode))
+}
+
+/// Whether a rule set of config `mode` filters at the egress (every mode but ingress-only).
+pub(super) const fn filters_egress(mode: u32) -> bool {
+    mode != filter_common::MODE_INGRESS_ONLY
+}
+
+/// Like [`load_reusing`], with the egress program loaded if `egress` (it passes everything in
+/// ingress-only mode, and takes a filter's egress link in a `--replace` to ingress-only).
+pub(super) fn load_with(
+    compiled: &Compiled,
+    meta: &[u8],
+    flows: Option<&Path>,
+    egress: bool,
+) -> anyhow::Result<Ebpf> {
+    let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
+    let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(map::NETS_V4, v4)
+        .map_max_entries(map::NETS_V6, v6)
+        .map_max_entries(map::FLOWS, compiled.flow_table_size.max(16))
+        .map_max_entries(map::META, meta_entries(meta.len())?);
+    let log = flows
+        .and_then(Path::parent)
+        .map(|dir| dir.join(pin::LOG))
+        .filter(|p| p.exists());
+    if let Some(path) = flows {
+        loader.map_pin_path(map::FLOWS, path);
+    }
+    if let Some(path) = &log {
+        loader.map_pin_path(map::LOG, path.as_path());
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("loading the gotofw eBPF object (maps)")?;
+    fault_point("loaded");
+    fill(&mut ebpf, compiled, meta)?;
+    fault_point("filled");
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {PROGRAM}"))?
+        .try_into()?;
+    program
+        .load()
+        .context("the kernel refused the gotofw XDP program (verifier)")?;
+    if egress {
+        let egress: &mut SchedClassifier = ebpf
+            .program_mut(EGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("the eBPF object has no program {EGRESS_PROGRAM}"))?
+            .try_into()?;
+        egress
+            .load()
+            .context("the kernel refused the gotofw TC egress program (verifier)")?;
+    }
+    load_drop_log(&mut ebpf, filters_egress(compiled.config.mode))?;
+    fault_point("verified");
+    Ok(ebpf)
+}
+
+/// Loads the drop-log programs and puts them in the tail-call maps.
+pub(super) fn load_drop_log(ebpf: &mut Ebpf, egress: bool) -> anyhow::Result<()> {
+    let xdp: &mut Xdp = ebpf
+        .program_mut(LOG_XDP_PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {LOG_XDP_PROGRAM}"))?
+        .try_into()?;
+    xdp.load()
+        .context("the kernel refused the drop-log XDP program (verifier)")?;
+    let fd = xdp.fd()?.try_clone()?;
+    let mut slots: aya::maps::ProgramArray<_> =
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_XDP)?)?;
+    slots
+        .set(filter_common::tail::LOG, &fd, 0)
+        .context("filling the drop-log map")?;
+    if egress {
+        let tc: &mut SchedClassifier = ebpf
+            .program_mut(LOG_TC_PROGRAM)
+            .ok_or_else(|| anyhow!("the eBPF object has no program {LOG_TC_PROGRAM}"))?
+            .try_into()?;
+        tc.load()
+            .context("the kernel refused the drop-log TC program (verifier)")?;
+        let fd = tc.fd()?.try_clone()?;
+        let mut slots: aya::maps::ProgramArray<_> =
+            aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_TC)?)?;
+        slots
+            .set(filter_common::tail::LOG, &fd, 0)
+            .context("filling the drop-log map")?;
+    }
+    Ok(())
+}
+
+/// The TC egress program of a loaded object (every mode but ingress-only).
+pub fn egress_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut SchedClassifier> {
+    Ok(ebpf
+        .program_mut(EGRESS_PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {EGRESS_PROGRAM}"))?
+        .try_into()?)
+}
+
+pub(super) fn map_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> anyhow::Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
+}
+
+pub(super) fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow::Result<()> {
+    let mut ports: Array<_, u64> = Array::try_from(map_mut(ebpf, map::PORTS)?)?;
+    for (index, mask) in &compiled.ports {
+        ports.set(*index, mask, 0).context("filling the port map")?;
+    }
+    let mut config: Array<_, filter_common::Config> = Array::try_from(map_mut(ebpf, map::CONFIG)?)?;
+    config
+        .set(0, compiled.config, 0)
+        .context("filling the config map")?;
+    let mut v4: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(map_mut(ebpf, map::NETS_V4)?)?;
+    for (net, mask) in &compiled.nets_v4 {
+        v4.insert(
+            &Key::new(u32::from(net.prefix_len()), net.network().octets()),
+            mask,
+            0,
+        )
+        .with_context(|| format!("adding {net} to the IPv4 network map"))?;
+    }
+    let mut v6: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(map_mut(ebpf, map::NETS_V6)?)?;
+    for (net, mask) in &compiled.nets_v6 {
+        v6.insert(
+            &Key::new(u32::from(net.prefix_len()), net.network().octets()),
+            mask,
+            0,
+        )
+        .with_context(|| format!("adding {net} to the IPv6 network map"))?;
+    }
+    write_meta(ebpf, meta)
+}
+
+/// The XDP program of a loaded object.
+pub fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
+    Ok(ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {PROGRAM}"))?
+        .try_into()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use filter_common::names::{map, pin, program};
+
+    /// The built object's maps and programs are exactly the names `filter-common` shares with
+    /// the loader (the kernel spells them again as its statics' and functions' names), and every
+    /// map the loader pins is pinned under its own name in lower case.
+    #[test]
+    fn the_object_has_exactly_the_shared_names() {
+        let object = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parsing the eBPF object");
+        // Global data (`.rodata`, `.bss`) shows up as maps named after its section.
+        let maps: BTreeSet<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        assert_eq!(maps, BTreeSet::from(map::ALL));
+        let programs: BTreeSet<&str> = object.programs.keys().map(String::as_str).collect();
+        assert_eq!(programs, BTreeSet::from(program::ALL));
+        for (name, file) in pin::MAPS {
+            assert!(map::ALL.contains(&name), "{name}");
+            assert_eq!(file, name.to_lowercase(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! No import cycles between the modules of `filter-user` (issue 11): each file of `src/` is a
+//! module, and a module that names another (`use crate::a::b`, `crate::a::b::f()`, `super::x`, `self::x`)
+//! depends on the deepest module the path reaches. Test modules (`#[cfg(test)] mod ... { }`),
+//! comments and the binary (`main.rs`) do not count. The test fails naming a cycle; the same
+//! check as `cargo modules dependencies --acyclic`, without installing it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::Path,
+};
+
+/// Module path (`crate`, `loader::meta`) to its dependencies.
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+#[test]
+fn modules_have_no_import_cycles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = source_files(&src);
+    let graph = graph(&files);
+    assert!(
+        graph.len() > 20,
+        "read only {} modules in {}",
+        graph.len(),
+        src.display()
+    );
+    let cycles = all_cycles(graph);
+    assert!(
+        cycles.is_empty(),
+        "import cycles between modules of filter-user (move what they share into a leaf module): {}",
+        cycles.join("; ")
+    );
+}
+
+/// Cycles of `graph`, one for each edge that closes one: a cycle is listed, its last edge
+/// taken out, and the search goes on (bounded by the number of edges).
+fn all_cycles(mut graph: Graph) -> Vec<String> {
+    let edges: usize = graph.values().map(BTreeSet::len).sum();
+    let mut out = Vec::new();
+    for _ in 0..edges {
+        let Some(cycle) = find_cycle(&graph) else {
+            break;
+        };
+        out.push(cycle.join(" -> "));
+        let [.., from, to] = cycle.as_slice() else {
+            break;
+        };
+        if let Some(deps) = graph.get_mut(from) {
+            deps.remove(to);
+        }
+    }
+    out
+}
+
+/// The check finds a cycle, through `super::`, nested use groups and inline paths alike, and
+/// ignores what test modules and comments name.
+#[test]
+fn cycles_are_found() {
+    let files = |b: &str| {
+        BTreeMap::from([
+            (
+                "crate".to_owned(),
+                "pub mod a;\npub mod b;\npub mod c;\n".to_owned(),
+            ),
+            (
+                "a".to_owned(),
+                "use crate::{b::{self, X}, c};\n// crate::c::Z\n".to_owned(),
+            ),
+            ("b".to_owned(), b.to_owned()),
+            ("c".to_owned(), "pub struct Z;\n".to_owned()),
+            (
+                "c::d".to_owned(),
+                "fn f() { super::super::a::g() }\n".to_owned(),
+            ),
+        ])
+    };
+    assert_eq!(find_cycle(&graph(&files("pub struct X;\n"))), None);
+    let test_only = "pub struct X;\n#[cfg(test)]\nmod tests {\n    use crate::a;\n}\n";
+    assert_eq!(find_cycle(&graph(&files(test_only))), None);
+    let cycle = find_cycle(&graph(&files("fn f() -> crate::c::d::T { todo!() }\n"))).unwrap();
+    assert_eq!(cycle, ["a", "b", "c::d", "a"]);
+}
+
+/// Every `.rs` file under `src` but `main.rs`, by module path, with its text.
+fn source_files(src: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![src.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let rel = path.strip_prefix(src).unwrap().with_extension("");
+            let mut parts: Vec<String> = rel
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            match parts.last().map(String::as_str) {
+                Some("main") if parts.len() == 1 => continue,
+                Some("lib") if parts.len() == 1 => parts.clear(),
+                Some("mod") => {
+                    parts.pop();
+                }
+                _ => {}
+            }
+            let module = if parts.is_empty() {
+                "crate".to_owned()
+            } else {
+                parts.join("::")
+            };
+            out.insert(module, fs::read_to_string(&path).unwrap());
+        }
+    }
+    out
+}
+
+/// The dependency graph of `files` (module path to text).
+fn graph(files: &BTreeMap<String, String>) -> Graph {
+    let modules: BTreeSet<&str> = files.keys().map(String::as_str).collect();
+    let mut graph = Graph::new();
+    for (module, text) in files {
+        let deps = graph.entry(module.clone()).or_default();
+        for path in paths(&code(text)) {
+            if let Some(target) = resolve(&modules, module, &path)
+                && target != *module
+            {
+                deps.insert(target);
+            }
+        }
+    }
+    graph
+}
+
+/// `text` without comments and without its test modules.
+fn code(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if trimmed == "#[cfg(test)]" {
+            // A test module ends at the `}` at its own indentation (rustfmt's layout).
+            let indent = &line[..line.len() - trimmed.len()];
+            let end = format!("{indent}}}");
+            for inner in lines.by_ref() {
+                if inner == end {
+                    break;
+                }
+            }
+            continue;
+        }
+        let code = trimmed.split("//").next().unwrap_or_default();
+        out.push_str(code);
+        out.push('\n');
+    }
+    out
+}
+
+/// Every path `code` names from `crate::`, `super::` or `self::`, with `use` groups expanded:
+/// `use crate::{a::{b, c}, d}` gives `crate::a::b`, `crate::a::c`, `crate::d`.
+fn paths(code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &code[i..];
+        let at_word = i == 0 || !is_ident(bytes[i - 1]) && bytes[i - 1] != b':';
+        if at_word
+            && ["crate::", "super::", "self::"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+        {
+            let (tree, len) = use_tree(rest);
+            out.extend(tree);
+            i += len.max(1);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+const fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Parses the path or use tree at the start of `s`; returns its expanded paths and its length.
+fn use_tree(s: &str) -> (Vec<Vec<String>>, usize) {
+    let bytes = s.as_bytes();
+    let mut prefix = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < bytes.len() && bytes[i] == b'{' {
+            // A group: each member is a tree of its own under `prefix`.
+            i += 1;
+            let mut out = Vec::new();
+            loop {
+                while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b',') {
+                    i += 1;
+                }
+                if i >= bytes.len() || bytes[i] == b'}' {
+                    return (out, i + 1);
+                }
+                let (members, len) = use_tree(&s[i..]);
+                for member in members {
+                    let mut path = prefix.clone();
+                    path.extend(member);
+                    out.push(path);
+                }
+                i += len.max(1);
+            }
+        }
+        let start = i;
+        while i < bytes.len() && is_ident(bytes[i]) {
+            i += 1;
+        }
+        if i == start {
+            return (vec![prefix], i);
+        }
+        let segment = &s[start..i];
+        if segment != "self" || prefix.is_empty() {
+            prefix.push(segment.to_owned());
+        }
+        if s[i..].starts_with("::") {
+            i += 2;
+        } else {
+            return (vec![prefix], i);
+        }
+    }
+}
+
+/// The deepest module of `modules` that `path`, named in `from`, reaches.
+fn resolve(modules: &BTreeSet<&str>, from: &str, path: &[String]) -> Option<String> {
+    let mut at: Vec<&str> = Vec::new();
+    let mut segments = path.iter().map(String::as_str).peekable();
+    match segments.peek() {
+        Some(&"crate") => {
+            segments.next();
+        }
+        Some(&"super") => {
+            at = if from == "crate" {
+                return None;
+            } else {
+                from.split("::").collect()
+            };
+            while segments.peek() == Some(&"super") {
+                segments.next();
+                at.pop()?;
+            }
+        }
+        Some(&"self") => {
+            segments.next();
+            if from != "crate" {
+                at = from.split("::").collect();
+            }
+        }
+        _ => return None,
+    }
+    for segment in segments {
+        let mut next = at.clone();
+        next.push(segment);
+        if modules.contains(next.join("::").as_str()) {
+            at = next;
+        } else {
+            break;
+        }
+    }
+    Some(if at.is_empty() {
+        "crate".to_owned()
+    } else {
+        at.join("::")
+    })
+}
+
+/// A cycle of `graph`, as the modules along it (the first one again at the end), if any.
+fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    fn visit(
+        graph: &Graph,
+        node: &str,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        match marks.get(node) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Open) => {
+                let start = stack.iter().position(|n| n == node)?;
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(node.to_owned());
+                return Some(cycle);
+            }
+            None => {}
+        }
+        marks.insert(node.to_owned(), Mark::Open);
+        stack.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(graph, next, marks, stack) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        marks.insert(node.to_owned(), Mark::Done);
+        None
+    }
+    let mut marks = BTreeMap::new();
+    for node in graph.keys() {
+        if let Some(cycle) = visit(graph, node, &mut marks, &mut Vec::new()) {
+            return Some(cycle);
+        }
+    }
+    None
+}
