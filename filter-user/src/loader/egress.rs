@@ -10,9 +10,9 @@ use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
     programs::{
-        LinkOrder, ProgramError, TcAttachType,
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType,
         links::{FdLink, LinkError, PinnedLink},
-        tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
+        tc::{NlOptions, SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions, TcHandle},
     },
 };
 
@@ -137,19 +137,7 @@ pub(super) fn attach_clsact(
             .attach_to_link(clsact_link(iface)?)
             .context("swapping the new rule set into the clsact egress filter")?
     } else {
-        program
-            .attach_with_options(
-                iface,
-                TcAttachType::Egress,
-                TcAttachOptions::Netlink(NlOptions {
-                    priority: CLSACT_PRIORITY,
-                    handle: CLSACT_HANDLE,
-                    ..NlOptions::default()
-                }),
-            )
-            .with_context(|| {
-                format!("attaching the egress program to {iface} as a clsact filter")
-            })?
+        attach_clsact_filter(program, iface)?
     };
     fault_point("egress-attached");
     // Dropping the link would detach it.
@@ -159,6 +147,25 @@ pub(super) fn attach_clsact(
         .pin(&pin)
         .with_context(|| format!("pinning the egress program at {}", pin.display()))?;
     Ok(())
+}
+
+/// Attaches `program` as gotofw's direct-action filter (priority [`CLSACT_PRIORITY`], handle
+/// [`CLSACT_HANDLE`]) on the clsact qdisc of `iface`, which must be there.
+pub(super) fn attach_clsact_filter(
+    program: &mut SchedClassifier,
+    iface: &str,
+) -> anyhow::Result<SchedClassifierLinkId> {
+    program
+        .attach_with_options(
+            iface,
+            TcAttachType::Egress,
+            TcAttachOptions::Netlink(NlOptions {
+                priority: CLSACT_PRIORITY,
+                handle: CLSACT_HANDLE,
+                ..NlOptions::default()
+            }),
+        )
+        .with_context(|| format!("attaching the egress program to {iface} as a clsact filter"))
 }
 
 /// gotofw's clsact egress filter on `iface` (in this network namespace).

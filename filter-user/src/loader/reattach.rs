@@ -3,13 +3,10 @@
 use std::{fs, os::fd::AsFd as _};
 
 use anyhow::{Context as _, anyhow};
-use aya::programs::{
-    SchedClassifier, TcAttachType,
-    tc::{NlOptions, TcAttachOptions},
-};
+use aya::programs::SchedClassifier;
 
 use super::{
-    egress::{CLSACT_HANDLE, CLSACT_PRIORITY, remove_clsact},
+    egress::{attach_clsact_filter, remove_clsact},
     meta::{pinned_meta, store_pinned_meta},
     options::XdpModeArg,
     pins::{EGRESS_PROG_PIN, LINK_PIN, TC_LINK_PIN},
@@ -83,21 +80,12 @@ pub fn reattach(iface: &str) -> anyhow::Result<Option<crate::liveness::Health>> 
         let mut program = SchedClassifier::from_pin(dir.join(EGRESS_PROG_PIN))
             .context("opening the pinned egress program")?;
         remove_clsact(iface);
-        // Fails when the qdisc is there already, which is fine; a real failure shows next.
-        let _ = aya::programs::tc::qdisc_add_clsact(iface);
-        let id = program
-            .attach_with_options(
-                iface,
-                TcAttachType::Egress,
-                TcAttachOptions::Netlink(NlOptions {
-                    priority: CLSACT_PRIORITY,
-                    handle: CLSACT_HANDLE,
-                    ..NlOptions::default()
-                }),
-            )
-            .with_context(|| {
-                format!("attaching the egress program to {iface} as a clsact filter")
-            })?;
+        // Fails when the qdisc is there already, which is fine; a real failure shows next. One
+        // gotofw adds (a re-created interface has none) is gotofw's to remove at detach.
+        if aya::programs::tc::qdisc_add_clsact(iface).is_ok() {
+            meta.clsact_qdisc = true;
+        }
+        let id = attach_clsact_filter(&mut program, iface)?;
         std::mem::forget(program.take_link(id)?);
     }
     meta.ifindex = ifindex;
