@@ -2,7 +2,7 @@
 //! interface at once, who may read the pins, and runs without the capabilities gotofw needs.
 //!
 //! The kills use gotofw's testing hook `GOTOFW_FAULT_STAGE=STAGE` (see `fault_point` in
-//! `filter-user/src/kernel.rs`): gotofw raises SIGKILL on itself when it reaches the stage. For
+//! `filter-user/src/loader/fault.rs`): gotofw raises SIGKILL on itself when it reaches the stage. For
 //! each stage, a fresh attach (`tcp-443` on a clean interface) and a `--replace` (`tcp-443` over
 //! a counting `udp-turn` filter), both stateful, so both links are involved.
 //!
