@@ -160,6 +160,25 @@ impl Lab {
         prepare_rx(&gw, &wan_if)?;
         let wan = End::read(&gw, &wan_if)?;
         let inet_end = End::read(&inet, &inet_if)?;
+        // Permanent neighbour entries on the WAN link: under the maximum flood an ARP request or
+        // reply waits in the same ring as the flood and can be lost, and a connect that cannot
+        // resolve its next hop fails with "No route to host". The item measures the allowed
+        // data traffic, not ARP's luck, so neither end has to resolve the other.
+        let mac = |m: [u8; 6]| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let peer = frames::PEER_ADDR.to_string();
+        let own = frames::WAN_ADDR.to_string();
+        let (inet_mac, wan_mac) = (mac(inet_end.mac), mac(wan.mac));
+        gw.ip([
+            "neigh", "replace", &peer, "lladdr", &inet_mac, "dev", &wan_if, "nud", "permanent",
+        ])?;
+        inet.ip([
+            "neigh", "replace", &own, "lladdr", &wan_mac, "dev", &inet_if, "nud", "permanent",
+        ])?;
         Ok(Self {
             lan,
             gw,

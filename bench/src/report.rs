@@ -359,7 +359,9 @@ fn attack(md: &mut String, r: &Report) {
          every case (a bare XDP_PASS in front of nftables), so flood and allowed traffic share \
          the veth's one receive ring, as they share a NIC's; without one, a veth would hand \
          ordinary packets to the backlog and only the generator's frames to the ring. UDP echo \
-         instead of ping: the scenarios admit no ICMP echo replies. *WAN processed* is what \
+         instead of ping: the scenarios admit no ICMP echo replies. Both ends of the WAN link \
+         have permanent neighbour entries, so no ARP exchange has to get through the flood. \
+         *WAN processed* is what \
          gw's WAN NAPI thread took off the ring (flood and allowed); the rest of the offered \
          flood overflowed the ring. {} run(s).\n",
         r.settings.attack_secs, r.settings.attack_runs
