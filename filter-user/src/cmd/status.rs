@@ -217,7 +217,7 @@ fn push_counters(a: &Attached, direction: Direction, counters: &mut Vec<CounterS
         let c = a.counter(direction, rule_slot(i as u32));
         counters.push(CounterStatus {
             name: rule.name.clone(),
-            kind: rule.kind.clone(),
+            kind: rule.kind.name().to_owned(),
             action: rule.action.clone(),
             direction: dir,
             packets: c.packets,
@@ -314,7 +314,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 },
                 |h| format!(" (egress {})", h.name())
             ),
-            serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
+            s.xdp_mode.name(),
             match s.log_rate {
                 0 => "drop log off".to_owned(),
                 rate => format!("drop log {rate}/s per CPU"),
