@@ -19,7 +19,7 @@ use std::{
 
 use gotofw_tests::{
     Attached, EXIT_USAGE, GW_ADDR, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab,
-    counter, counter_in, exit_code, expect_success, pin_dir, require_root_or_skip,
+    counter, counter_in, exit_code, expect_success, filter_objects, pin_dir, require_root_or_skip,
     staging_leftovers, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from,
     unique_name, xdp_prog_id,
 };
@@ -1446,4 +1446,33 @@ fn a_record_of_an_unknown_format_version_is_refused() {
     expect_success(&attached.detach(), "detach");
     assert!(!attached.is_attached(), "detach left the pins");
     assert_eq!(xdp_prog_id(lab.gw(), wan), None, "detach left the program");
+}
+
+/// `detach` removes a clsact filter whose record has an unknown format version too: the
+/// interface its netlink filter is on is in the pin key, whatever the record says.
+#[test]
+fn a_clsact_filter_whose_record_has_an_unknown_format_version_detaches() {
+    if !require_root_or_skip("a_clsact_filter_whose_record_has_an_unknown_format_version_detaches")
+    {
+        return;
+    }
+    let lab = WanLab::with_prefix("ht").unwrap();
+    let gotofw = Gotofw::default();
+    let attached = gotofw.attach(
+        lab.gw(),
+        lab.wan(),
+        &["--scenario", "udp-turn", "--egress-hook", "clsact"],
+    );
+    let before = filter_objects(lab.gw(), lab.wan());
+    assert!(
+        before.xdp.is_some() && !before.clsact_egress.is_empty(),
+        "{before:?}"
+    );
+    rewrite_meta_version(&attached.pin_dir(), filter_user::loader::META_VERSION + 1);
+    expect_success(&attached.detach(), "detach");
+    let after = filter_objects(lab.gw(), lab.wan());
+    assert!(
+        !attached.is_attached() && after.xdp.is_none() && after.clsact_egress.is_empty(),
+        "detach left {after:?}"
+    );
 }
