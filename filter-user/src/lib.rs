@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod netlink;
 pub mod operator;
 pub mod pinned;
+pub mod plan;
 mod qdisc;
 pub mod rule;
 pub mod scenario;

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use crate::{
     cli::ReloadArgs,
-    cmd::{attach::build_plan, run::apply_one},
+    cmd::run::apply_one,
     config::{self, DEFAULT_PATH, Overrides},
+    plan::build_plan,
     system,
 };
 

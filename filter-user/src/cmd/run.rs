@@ -22,13 +22,14 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
-    cmd::{attach::build_plan, metrics::bind},
+    cmd::metrics::bind,
     config::{self, Config, OnStop, Overrides, Resolved},
     error::UsageError,
     liveness,
     loader::{self, AttachPlan, Attached, XdpModeArg},
     metrics::{self, Scope},
     netlink::{LinkEvent, LinkMonitor},
+    plan::build_plan,
     system,
 };
 

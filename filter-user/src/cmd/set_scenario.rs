@@ -5,10 +5,11 @@ use anyhow::anyhow;
 
 use crate::{
     cli::SetScenarioArgs,
-    cmd::{attach::build_plan, print},
+    cmd::print,
     compile::Mode,
     liveness,
     loader::{self, FilterMode},
+    plan::build_plan,
     system,
 };
 
