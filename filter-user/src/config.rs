@@ -250,6 +250,34 @@ pub struct Config {
     pub on_stop: OnStop,
 }
 
+impl Config {
+    /// No file: every setting unset, so that [`resolve`] takes the command line's or the
+    /// defaults.
+    fn defaults() -> Self {
+        Self {
+            path: PathBuf::new(),
+            interfaces: Vec::new(),
+            scenario: None,
+            mode: None,
+            xdp_mode: None,
+            egress_hook: None,
+            training: false,
+            turn_dst: None,
+            networks: None,
+            extra_networks: Vec::new(),
+            media_ports: None,
+            disabled: Vec::new(),
+            dns_servers: Vec::new(),
+            ntp_servers: Vec::new(),
+            flows: FlowSettings::default(),
+            rules: Vec::new(),
+            log_rate: None,
+            metrics_listen: None,
+            on_stop: OnStop::Keep,
+        }
+    }
+}
+
 /// The largest configuration file gotofw reads: 32 MiB. The most a filter holds, 64 rules and
 /// 262,144 networks, written one per line (IPv6 at full length), takes about 13 MiB.
 pub const MAX_FILE_BYTES: u64 = 32 << 20;
@@ -983,29 +1011,38 @@ pub struct Resolved {
     pub notes: Vec<String>,
 }
 
-/// Merges the command line `cli` over the file `config` (when there is one).
+/// Merges the command line `cli` over the file `config`, or over the defaults when there is no
+/// file: the one path from what the operator typed to a checked rule set, for `attach`,
+/// `explain --scenario`, `check-config`, `reload` and `run`. Without a file, nothing is noted
+/// and nothing is located: the errors are the command line's own.
 pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, UsageError> {
-    let Some(config) = config else {
-        return resolve_command_line(cli);
+    let defaults;
+    let (config, file) = if let Some(config) = config {
+        (config, Some(config.path.display().to_string()))
+    } else {
+        defaults = Config::defaults();
+        (&defaults, None)
     };
-    let file = || config.path.display().to_string();
-    let scenario = cli.scenario.or(config.scenario).ok_or_else(|| UsageError::Config {
-        location: file(),
-        message: "no scenario: add scenario = \"udp-turn\" (or no-restrictions, tcp-turn, tcp-443; see `gotofw scenarios`), or pass --scenario".to_owned(),
-    })?;
-    let interfaces = match &cli.interface {
-        Some(iface) => vec![iface.clone()],
-        None if config.interfaces.is_empty() => {
-            return Err(UsageError::Config {
-                location: file(),
-                message: "no interface: add interfaces = [\"eth1\"] (the WAN interface), or name it on the command line".to_owned(),
-            });
+    let located = |location: &str, message: String| UsageError::Config {
+        location: location.to_owned(),
+        message,
+    };
+    let scenario = match (cli.scenario.or(config.scenario), &file) {
+        (Some(scenario), _) => scenario,
+        (None, Some(file)) => return Err(located(file, "no scenario: add scenario = \"udp-turn\" (or no-restrictions, tcp-turn, tcp-443; see `gotofw scenarios`), or pass --scenario".to_owned())),
+        (None, None) => return Err(UsageError::NoScenario),
+    };
+    let interfaces = match (&cli.interface, &file) {
+        (Some(iface), _) => vec![iface.clone()],
+        (None, Some(file)) if config.interfaces.is_empty() => {
+            return Err(located(file, "no interface: add interfaces = [\"eth1\"] (the WAN interface), or name it on the command line".to_owned()));
         }
-        None => config.interfaces.clone(),
+        (None, _) => config.interfaces.clone(),
     };
     let mut notes = Vec::new();
 
-    // The command line's network options, checked as `attach` alone checks them.
+    // The command line's network options: what cannot take effect is refused, whatever the file
+    // says; what the file sets that the command line's choices override is noted.
     let raw = &cli.networks;
     let mut cli_networks = Vec::new();
     for text in &raw.network {
@@ -1020,23 +1057,6 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
     if raw.turn_dst == Some(TurnDst::Any) && scenario != Scenario::UdpTurn {
         return Err(UsageError::TurnDstUnused(scenario.name()));
     }
-    if raw.replace_networks && cli_networks.is_empty() {
-        return Err(UsageError::EmptyNetworks);
-    }
-    let turn_networks = if raw.replace_networks {
-        cli_networks
-    } else {
-        let mut all = config
-            .networks
-            .clone()
-            .unwrap_or_else(default_turn_networks);
-        if cli_networks.is_empty() {
-            all.extend(config.extra_networks.iter().copied());
-        } else {
-            all.extend(cli_networks);
-        }
-        dedup_networks(all)
-    };
     if !scenario.uses_turn_networks()
         && (config.networks.is_some() || !config.extra_networks.is_empty())
     {
@@ -1052,7 +1072,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         turn_dst = TurnDst::TurnNetworks;
     }
     if turn_dst == TurnDst::Any && scenario == Scenario::UdpTurn {
-        // The command line's networks are refused, as without a file; the file's are noted.
+        // The command line's networks are refused; the file's are noted.
         if let Some(first) = raw.network.first() {
             return Err(UsageError::NetworksUnusedWithAnyDst(first.clone()));
         }
@@ -1062,12 +1082,6 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
             );
         }
     }
-    let media_ports = config.media_ports.unwrap_or(MEDIA_PORTS);
-    if media_ports != MEDIA_PORTS && scenario != Scenario::NoRestrictions {
-        notes.push(format!(
-            "[media] ports applies only to no-restrictions, not to {scenario}: ignored"
-        ));
-    }
     let mut disabled: Vec<Allowance> = config
         .disabled
         .iter()
@@ -1076,6 +1090,35 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         .collect();
     disabled.sort_by_key(|a| Allowance::ALL.iter().position(|b| b == a));
     disabled.dedup();
+    // Servers on the command line for an allowance switched off are refused (by --no-allow or
+    // by the file); the file's own servers, switched off by --no-allow, are noted.
+    servers_take_effect(raw, &disabled, |a| match &file {
+        Some(file) if !raw.no_allow.contains(&a) => format!("{a} = false in {file}"),
+        _ => format!("--no-allow {a}"),
+    })?;
+    if raw.replace_networks && cli_networks.is_empty() {
+        return Err(UsageError::EmptyNetworks);
+    }
+    let turn_networks = if raw.replace_networks {
+        dedup_networks(cli_networks)
+    } else {
+        let mut all = config
+            .networks
+            .clone()
+            .unwrap_or_else(default_turn_networks);
+        if cli_networks.is_empty() {
+            all.extend(config.extra_networks.iter().copied());
+        } else {
+            all.extend(cli_networks);
+        }
+        dedup_networks(all)
+    };
+    let media_ports = config.media_ports.unwrap_or(MEDIA_PORTS);
+    if media_ports != MEDIA_PORTS && scenario != Scenario::NoRestrictions {
+        notes.push(format!(
+            "[media] ports applies only to no-restrictions, not to {scenario}: ignored"
+        ));
+    }
     let servers = |cli: &[String], file: &[IpNet], flag| -> Result<Vec<IpNet>, UsageError> {
         if cli.is_empty() {
             return Ok(file.to_vec());
@@ -1086,15 +1129,6 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
     };
     let dns_servers = servers(&raw.dns_server, &config.dns_servers, "--dns-server")?;
     let ntp_servers = servers(&raw.ntp_server, &config.ntp_servers, "--ntp-server")?;
-    // Servers on the command line for an allowance switched off are refused (by --no-allow or
-    // by the file); the file's own servers, switched off by --no-allow, are noted.
-    crate::scenario::servers_take_effect(raw, &disabled, |a| {
-        if raw.no_allow.contains(&a) {
-            format!("--no-allow {a}")
-        } else {
-            format!("{a} = false in {}", file())
-        }
-    })?;
     for (allowance, list, key) in [
         (Allowance::Dns, &dns_servers, "dns_servers"),
         (Allowance::Ntp, &ntp_servers, "ntp_servers"),
@@ -1106,57 +1140,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         }
     }
 
-    // The command line's mode wins; the file's applies without one.
-    let cli_mode = if cli.ingress_only {
-        Some(ModeName::IngressOnly)
-    } else if cli.stateless {
-        Some(ModeName::Stateless)
-    } else {
-        None
-    };
-    let chosen = cli_mode.or(config.mode.map(|(m, _)| m));
-    let file_says = |line: usize, flag: &str, name: ModeName, fix: &str| UsageError::Config {
-        location: format!("{}:{line}", file()),
-        message: format!(
-            "{flag} does not apply to {} mode, which the file sets with mode = \"{}\": drop {flag}, or set {fix}",
-            name.text(),
-            name.text()
-        ),
-    };
-    let mode = if let Some(name @ (ModeName::Stateless | ModeName::IngressOnly)) = chosen {
-        if let (None, Some((_, line))) = (cli_mode, config.mode)
-            && let Some(flag) = flow_flag(&cli.flows)
-        {
-            return Err(file_says(line, flag, name, "mode = \"stateful\""));
-        }
-        if config.flows.over(FlowLimits::default()) != FlowLimits::default() {
-            notes.push(format!(
-                "[flows] applies to stateful mode only: ignored in {} mode",
-                name.text()
-            ));
-        }
-        if name == ModeName::IngressOnly {
-            if let (None, Some((_, line)), Some(_)) = (cli_mode, config.mode, cli.egress_hook) {
-                return Err(file_says(
-                    line,
-                    "--egress-hook",
-                    name,
-                    "mode = \"stateless\" (which filters at the egress too)",
-                ));
-            }
-            if config.egress_hook.is_some() {
-                notes.push(
-                    "egress_hook applies to stateful and stateless mode only: ignored in ingress-only mode (no egress hook)".to_owned(),
-                );
-            }
-            Mode::IngressOnly
-        } else {
-            Mode::Stateless
-        }
-    } else {
-        Mode::Stateful(cli.flows.over(config.flows.over(FlowLimits::default())))
-    };
-
+    let mode = resolve_mode(config, cli, &mut notes)?;
     let options = Options {
         scenario,
         turn_dst,
@@ -1174,23 +1158,22 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
     };
     let rules = options.rules();
     let total = rules.len();
-    if total > MAX_RULES {
-        let (rule, line) = config
-            .rules
-            .last()
-            .expect("only operator rules can overflow");
+    if total > MAX_RULES
+        && let (Some(file), Some((rule, line))) = (&file, config.rules.last())
+    {
+        // Only operator rules can overflow: name the one past the limit.
         let own = total - config.rules.len();
         return Err(UsageError::Config {
-            location: format!("{}:{line}", file()),
+            location: format!("{file}:{line}"),
             message: format!(
                 "[[rules]] '{}' makes {total} rules, more than the {MAX_RULES} the engine takes ({scenario} and the allowances take {own}): remove rules, or merge their ports and networks",
                 rule.name
             ),
         });
     }
-    crate::compile::check_capacity(&rules).map_err(|e| UsageError::Config {
-        location: file(),
-        message: e.to_string(),
+    crate::compile::check_capacity(&rules).map_err(|e| match &file {
+        Some(file) => located(file, e.to_string()),
+        None => e,
     })?;
     if config.training {
         notes.push(training_note().to_owned());
@@ -1202,6 +1185,90 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         xdp_mode: cli.xdp_mode.or(config.xdp_mode).unwrap_or_default(),
         notes,
     })
+}
+
+/// The mode: the command line's wins, the file's applies without one, stateful by default (with
+/// the flow limits of the command line over the file's over the defaults). A command-line
+/// option the file's mode takes no effect in is refused at the file's `mode` line.
+fn resolve_mode(
+    config: &Config,
+    cli: &Overrides,
+    notes: &mut Vec<String>,
+) -> Result<Mode, UsageError> {
+    let cli_mode = if cli.ingress_only {
+        Some(ModeName::IngressOnly)
+    } else if cli.stateless {
+        Some(ModeName::Stateless)
+    } else {
+        None
+    };
+    let chosen = cli_mode.or(config.mode.map(|(m, _)| m));
+    let file_says = |line: usize, flag: &str, name: ModeName, fix: &str| UsageError::Config {
+        location: format!("{}:{line}", config.path.display()),
+        message: format!(
+            "{flag} does not apply to {} mode, which the file sets with mode = \"{}\": drop {flag}, or set {fix}",
+            name.text(),
+            name.text()
+        ),
+    };
+    let Some(name @ (ModeName::Stateless | ModeName::IngressOnly)) = chosen else {
+        return Ok(Mode::Stateful(
+            cli.flows.over(config.flows.over(FlowLimits::default())),
+        ));
+    };
+    if let (None, Some((_, line))) = (cli_mode, config.mode)
+        && let Some(flag) = flow_flag(&cli.flows)
+    {
+        return Err(file_says(line, flag, name, "mode = \"stateful\""));
+    }
+    if config.flows.over(FlowLimits::default()) != FlowLimits::default() {
+        notes.push(format!(
+            "[flows] applies to stateful mode only: ignored in {} mode",
+            name.text()
+        ));
+    }
+    if name == ModeName::Stateless {
+        return Ok(Mode::Stateless);
+    }
+    if let (None, Some((_, line)), Some(_)) = (cli_mode, config.mode, cli.egress_hook) {
+        return Err(file_says(
+            line,
+            "--egress-hook",
+            name,
+            "mode = \"stateless\" (which filters at the egress too)",
+        ));
+    }
+    if config.egress_hook.is_some() {
+        notes.push(
+            "egress_hook applies to stateful and stateless mode only: ignored in ingress-only mode (no egress hook)".to_owned(),
+        );
+    }
+    Ok(Mode::IngressOnly)
+}
+
+/// Refuses `--dns-server` and `--ntp-server` of `raw` for an allowance in `disabled`; `off`
+/// says what switched it off.
+fn servers_take_effect(
+    raw: &RawNetworkArgs,
+    disabled: &[Allowance],
+    off: impl Fn(Allowance) -> String,
+) -> Result<(), UsageError> {
+    for (allowance, servers, flag) in [
+        (Allowance::Dns, &raw.dns_server, "--dns-server"),
+        (Allowance::Ntp, &raw.ntp_server, "--ntp-server"),
+    ] {
+        if let Some(first) = servers.first()
+            && disabled.contains(&allowance)
+        {
+            return Err(UsageError::ServersUnused {
+                flag,
+                value: first.clone(),
+                allowance: allowance.name(),
+                off: off(allowance),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What `training = true` does, and does not do.
@@ -1219,36 +1286,6 @@ fn flow_flag(flows: &FlowSettings) -> Option<&'static str> {
     ]
     .into_iter()
     .find_map(|(value, flag)| value.map(|_| flag))
-}
-
-/// `attach IFACE --scenario NAME ...` without a file, exactly as before there were files.
-fn resolve_command_line(cli: &Overrides) -> Result<Resolved, UsageError> {
-    // clap requires both without --config; say so anyway rather than panic.
-    let scenario = cli
-        .scenario
-        .ok_or_else(|| UsageError::UnknownScenario(String::new()))?;
-    let iface = cli
-        .interface
-        .clone()
-        .ok_or_else(|| UsageError::BadInterfaceName(String::new()))?;
-    let mut options = Options::from_raw(&cli.networks, scenario)?;
-    options.log_rate = cli.log_rate.unwrap_or(crate::scenario::DEFAULT_LOG_RATE);
-    options.egress_hook = cli.egress_hook.unwrap_or_default();
-    crate::compile::check_capacity(&options.rules())?;
-    let mode = if cli.ingress_only {
-        Mode::IngressOnly
-    } else if cli.stateless {
-        Mode::Stateless
-    } else {
-        Mode::Stateful(cli.flows.over(FlowLimits::default()))
-    };
-    Ok(Resolved {
-        interfaces: vec![iface],
-        options,
-        mode,
-        xdp_mode: cli.xdp_mode.unwrap_or_default(),
-        notes: Vec::new(),
-    })
 }
 
 /// The rule table `check-config` prints: every rule in match order, then the fixed allowances.
@@ -2006,8 +2043,8 @@ mod tests {
             panic!()
         };
         let r = resolve(None, &Overrides::from(&args)).unwrap();
-        let mut want = Options::from_raw(&args.networks, Scenario::UdpTurn).unwrap();
-        want.media_ports = MEDIA_PORTS;
+        let mut want = Options::new(Scenario::UdpTurn);
+        want.turn_networks.push("2001:db8::/32".parse().unwrap());
         assert_eq!(r.options, want);
         assert_eq!(r.interfaces, ["wan0"]);
         assert_eq!(

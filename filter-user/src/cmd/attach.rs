@@ -4,6 +4,7 @@ use crate::{
     cli::AttachArgs,
     cmd::print,
     config::{self, Overrides},
+    error::UsageError,
     loader::{self, AttachPlan, FilterMode, Meta},
     plan::build_plan,
     system,
@@ -14,6 +15,10 @@ use crate::{
 pub fn plans(args: &AttachArgs) -> anyhow::Result<(Vec<AttachPlan>, Vec<String>)> {
     let file = args.config.as_deref().map(config::load).transpose()?;
     let resolved = config::resolve(file.as_ref(), &Overrides::from(args))?;
+    if resolved.interfaces.is_empty() {
+        // clap asks for IFACE without --config; a file names at least one.
+        return Err(UsageError::NoInterface.into());
+    }
     let plans = resolved
         .interfaces
         .iter()
