@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::UsageError,
+    limits::{self, FLOW_MAP_MIN_ENTRIES},
     scenario::{Action, Networks, Rule},
 };
 
@@ -30,8 +31,9 @@ pub struct Compiled {
     pub nets_v6: BTreeMap<Ipv6Net, u64>,
     /// The config entry.
     pub config: Config,
-    /// Entries of the flow map (a token size in stateless mode).
-    pub flow_table_size: u32,
+    /// Entries of the flow map: the flow table's size in stateful mode, else
+    /// [`FLOW_MAP_MIN_ENTRIES`] (the map must exist); never below that.
+    pub flow_map_entries: u32,
 }
 
 /// Limits of the stateful flow table.
@@ -50,10 +52,10 @@ pub struct FlowLimits {
 impl Default for FlowLimits {
     fn default() -> Self {
         Self {
-            table_size: 262_144,
-            udp_timeout: 120,
-            tcp_established_timeout: 7_200,
-            tcp_transitory_timeout: 30,
+            table_size: limits::FLOW_TABLE_SIZE.default,
+            udp_timeout: limits::UDP_TIMEOUT.default,
+            tcp_established_timeout: limits::TCP_TIMEOUT.default,
+            tcp_transitory_timeout: limits::TCP_TRANSITORY_TIMEOUT.default,
         }
     }
 }
@@ -144,12 +146,12 @@ impl Compiled {
             armed: filter_common::ARMED,
             ..Config::default()
         };
-        let mut flow_table_size = 16;
+        let mut flow_map_entries = FLOW_MAP_MIN_ENTRIES;
         if *mode == Mode::IngressOnly {
             config.mode = MODE_INGRESS_ONLY;
         }
         if let Mode::Stateful(limits) = mode {
-            flow_table_size = limits.table_size;
+            flow_map_entries = limits.table_size.max(FLOW_MAP_MIN_ENTRIES);
             config.mode = MODE_STATEFUL;
             config.udp_timeout = limits.udp_timeout;
             config.tcp_established_timeout = limits.tcp_established_timeout;
@@ -157,7 +159,7 @@ impl Compiled {
         }
         let mut out = Self {
             config,
-            flow_table_size,
+            flow_map_entries,
             ..Self::default()
         };
         let mut raw_v4: HashMap<Ipv4Net, u64> = HashMap::new();

@@ -24,6 +24,7 @@ use toml::Spanned;
 use crate::{
     compile::{FlowLimits, Mode},
     error::UsageError,
+    limits::{self, Bound},
     loader::options::{EgressHook, XdpModeArg},
     operator::{OperatorRule, Position, RuleDirection},
     scenario::{
@@ -33,15 +34,6 @@ use crate::{
     slots::FIXED,
     system,
 };
-
-/// Where `check-config` and `run` look when no `--config` is given.
-pub const DEFAULT_PATH: &str = "/etc/gotofw/gotofw.toml";
-
-/// Bounds of the flow settings, the same as the command line's.
-const TABLE_SIZE: (u32, u32) = (1024, 16_777_216);
-const UDP_TIMEOUT: (u32, u32) = (1, 86_400);
-const TCP_TIMEOUT: (u32, u32) = (1, 1_209_600);
-const TCP_TRANSITORY_TIMEOUT: (u32, u32) = (1, 3_600);
 
 // ---------------------------------------------------------------------------------------------
 // The file as serde reads it.
@@ -487,32 +479,32 @@ impl Locator<'_> {
             table_size: self.bounded(
                 f.table_size.as_ref(),
                 "[flows] table_size",
-                TABLE_SIZE,
+                limits::FLOW_TABLE_SIZE,
                 "flows",
             )?,
             udp_timeout: self.bounded(
                 f.udp_timeout.as_ref(),
                 "[flows] udp_timeout",
-                UDP_TIMEOUT,
+                limits::UDP_TIMEOUT,
                 "seconds",
             )?,
             tcp_timeout: self.bounded(
                 f.tcp_timeout.as_ref(),
                 "[flows] tcp_timeout",
-                TCP_TIMEOUT,
+                limits::TCP_TIMEOUT,
                 "seconds",
             )?,
             tcp_transitory_timeout: self.bounded(
                 f.tcp_transitory_timeout.as_ref(),
                 "[flows] tcp_transitory_timeout",
-                TCP_TRANSITORY_TIMEOUT,
+                limits::TCP_TRANSITORY_TIMEOUT,
                 "seconds",
             )?,
         };
         let log_rate = self.bounded(
             raw.log.rate.as_ref(),
             "[log] rate",
-            (0, filter_common::MAX_LOG_RATE),
+            limits::LOG_RATE,
             "samples per second and CPU (0 switches the drop log off)",
         )?;
         let rules = self.rules(&raw.rules)?;
@@ -711,14 +703,19 @@ impl Locator<'_> {
         &self,
         value: Option<&Spanned<i64>>,
         key: &str,
-        (low, high): (u32, u32),
+        bound: Bound,
         unit: &str,
     ) -> Result<Option<u32>, UsageError> {
         let Some(value) = value else { return Ok(None) };
         let n = *value.get_ref();
+        let Bound {
+            min: low,
+            max: high,
+            ..
+        } = bound;
         u32::try_from(n)
             .ok()
-            .filter(|n| (low..=high).contains(n))
+            .filter(|n| bound.contains(*n))
             .map(Some)
             .ok_or_else(|| {
                 self.error(
@@ -1153,7 +1150,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         log_rate: cli
             .log_rate
             .or(config.log_rate)
-            .unwrap_or(crate::scenario::DEFAULT_LOG_RATE),
+            .unwrap_or(limits::LOG_RATE.default),
         egress_hook: cli.egress_hook.or(config.egress_hook).unwrap_or_default(),
     };
     let rules = options.rules();
@@ -1455,7 +1452,7 @@ mod tests {
             Some("127.0.0.1:9469".parse().unwrap())
         );
         assert!(config.rules.is_empty());
-        assert_eq!(config.log_rate, Some(crate::scenario::DEFAULT_LOG_RATE));
+        assert_eq!(config.log_rate, Some(limits::LOG_RATE.default));
         let r = resolve(Some(&config), &Overrides::default()).unwrap();
         assert_eq!(r.options, Options::new(Scenario::UdpTurn));
         assert_eq!(r.mode, Mode::Stateful(FlowLimits::default()));
@@ -1959,14 +1956,22 @@ mod tests {
 
     #[test]
     fn flow_bounds_are_the_command_lines() {
-        for (flag, key, (low, high)) in [
-            ("--flow-table-size", "table_size", TABLE_SIZE),
-            ("--udp-timeout", "udp_timeout", UDP_TIMEOUT),
-            ("--tcp-timeout", "tcp_timeout", TCP_TIMEOUT),
+        for (
+            flag,
+            key,
+            Bound {
+                min: low,
+                max: high,
+                ..
+            },
+        ) in [
+            ("--flow-table-size", "table_size", limits::FLOW_TABLE_SIZE),
+            ("--udp-timeout", "udp_timeout", limits::UDP_TIMEOUT),
+            ("--tcp-timeout", "tcp_timeout", limits::TCP_TIMEOUT),
             (
                 "--tcp-transitory-timeout",
                 "tcp_transitory_timeout",
-                TCP_TRANSITORY_TIMEOUT,
+                limits::TCP_TRANSITORY_TIMEOUT,
             ),
         ] {
             for (value, ok) in [

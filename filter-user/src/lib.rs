@@ -10,6 +10,7 @@ pub mod domains;
 pub mod error;
 pub mod frame;
 pub mod hostfs;
+pub mod limits;
 pub mod link_type;
 pub mod liveness;
 pub mod loader;

@@ -239,7 +239,7 @@ impl Options {
             ntp_servers: Vec::new(),
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
-            log_rate: DEFAULT_LOG_RATE,
+            log_rate: crate::limits::LOG_RATE.default,
             egress_hook: crate::loader::options::EgressHook::Auto,
         }
     }
@@ -392,11 +392,9 @@ pub struct RawNetworkArgs {
     pub ntp_server: Vec<String>,
 }
 
-/// Default drop-log samples per second and CPU.
-pub const DEFAULT_LOG_RATE: u32 = 10;
-
+/// The log rate of a record written before there was one.
 const fn default_log_rate() -> u32 {
-    DEFAULT_LOG_RATE
+    crate::limits::LOG_RATE.default
 }
 
 /// GoTo's published TURN networks.
