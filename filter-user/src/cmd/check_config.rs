@@ -2,7 +2,7 @@
 
 use crate::{
     cli::CheckConfigArgs,
-    cmd::print,
+    cmd::{self, print},
     config::{self, Overrides},
     system,
 };
@@ -18,6 +18,6 @@ pub fn run(args: &CheckConfigArgs) -> anyhow::Result<()> {
             ));
         }
     }
-    print(&config::describe(&config, &resolved))?;
+    print(&config::describe(&config, &resolved, cmd::table))?;
     Ok(())
 }
