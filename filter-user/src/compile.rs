@@ -357,6 +357,29 @@ mod tests {
     use super::*;
     use crate::scenario::{Options, PortRange, Protocol, RuleKind, Scenario};
 
+    /// The flow map's size is the flow table's in stateful mode and the token minimum
+    /// otherwise, and never below it, whatever a filter's record says.
+    #[test]
+    fn the_flow_map_size_is_set_once_with_its_minimum() {
+        let rules = Options::new(Scenario::Tcp443).rules();
+        let entries = |mode: Mode| {
+            Compiled::with_mode(&rules, 0, &mode)
+                .unwrap()
+                .flow_map_entries
+        };
+        assert_eq!(entries(Mode::Stateless), FLOW_MAP_MIN_ENTRIES);
+        assert_eq!(entries(Mode::IngressOnly), FLOW_MAP_MIN_ENTRIES);
+        assert_eq!(
+            entries(Mode::Stateful(FlowLimits::default())),
+            limits::FLOW_TABLE_SIZE.default
+        );
+        let from_record = FlowLimits {
+            table_size: 0,
+            ..FlowLimits::default()
+        };
+        assert_eq!(entries(Mode::Stateful(from_record)), FLOW_MAP_MIN_ENTRIES);
+    }
+
     fn rule(name: &str, nets: &[&str]) -> Rule {
         Rule {
             name: name.into(),

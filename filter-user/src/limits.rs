@@ -77,3 +77,39 @@ pub const CONFIG_PATH: &str = "/etc/gotofw/gotofw.toml";
 pub fn with_default(text: &str, default: impl fmt::Display) -> String {
     format!("{text} [default: {default}]")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each flow option's and the log rate's `--help` line shows the default of its [`Bound`]
+    /// (`config`'s tests check that clap and the file take the bound's range).
+    #[test]
+    fn help_lines_show_the_defaults_of_the_bounds() {
+        let cli = crate::cli::command();
+        let attach = cli.find_subcommand("attach").expect("attach");
+        for (id, flag, bound) in [
+            ("table_size", "--flow-table-size", FLOW_TABLE_SIZE),
+            ("udp_timeout", "--udp-timeout", UDP_TIMEOUT),
+            ("tcp_timeout", "--tcp-timeout", TCP_TIMEOUT),
+            (
+                "tcp_transitory_timeout",
+                "--tcp-transitory-timeout",
+                TCP_TRANSITORY_TIMEOUT,
+            ),
+            ("log_rate", "--log-rate", LOG_RATE),
+        ] {
+            let arg = attach
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(arg.get_long(), flag.strip_prefix("--"));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                help.ends_with(&format!("[default: {}]", bound.default)),
+                "{flag}: {help}"
+            );
+            assert!(bound.contains(bound.default), "{flag}");
+        }
+    }
+}

@@ -732,3 +732,23 @@ fn ingress_only_from_the_command_line_and_the_file() {
     };
     assert_eq!(resolved(text, &cli).mode, Mode::Stateless);
 }
+
+/// Without a file, the command line alone: no interface is asked for (`explain --scenario`
+/// names none; clap asks `attach` for one), and a missing scenario is said as such, not as an
+/// unknown one.
+#[test]
+fn the_command_line_alone_needs_a_scenario_only() {
+    let explain = Overrides {
+        scenario: Some(Scenario::UdpTurn),
+        stateless: true,
+        ..Overrides::default()
+    };
+    let r = resolve(None, &explain).unwrap();
+    assert!(r.interfaces.is_empty());
+    assert_eq!(r.mode, Mode::Stateless);
+    assert_eq!(r.options, Options::new(Scenario::UdpTurn));
+    assert!(r.notes.is_empty());
+    let err = resolve(None, &Overrides::default()).unwrap_err();
+    assert!(matches!(err, UsageError::NoScenario), "{err}");
+    assert!(err.to_string().contains("--scenario"), "{err}");
+}
