@@ -18,7 +18,8 @@ use crate::{
     },
 };
 
-/// What the command line of `attach` says, to lay over a configuration file.
+/// What the command line says (`attach`'s options, or `explain --scenario`'s), to lay over a
+/// configuration file or the defaults.
 #[derive(Debug, Default)]
 pub struct Overrides {
     /// The interface named on the command line.
@@ -42,7 +43,8 @@ pub struct Overrides {
     pub log_rate: Option<u32>,
 }
 
-/// Everything an attach needs, from the file and the command line.
+/// Everything an attach needs, from the file (or the defaults) and the command line; without a
+/// file and an interface (`explain --scenario`), `interfaces` is empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
     /// The interfaces to attach to.
