@@ -16,6 +16,7 @@ pub mod loader;
 pub mod metrics;
 pub mod netlink;
 pub mod operator;
+pub mod output;
 pub mod pinned;
 mod qdisc;
 pub mod rule;

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::{
     cli::StatusArgs,
-    cmd::{json, print, table},
     error::{NotFiltering, UsageError},
     liveness,
     loader::{self, Attached, FilterMode, XdpModeArg},
+    output::{json, print, table},
     slots::FIXED,
     system,
 };

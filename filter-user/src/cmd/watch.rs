@@ -12,10 +12,8 @@ use std::{
 
 use crate::{
     cli::StatusArgs,
-    cmd::{
-        status::{self, Status},
-        table,
-    },
+    cmd::status::{self, Status},
+    output::table,
     system,
 };
 
