@@ -19,6 +19,7 @@ pub mod operator;
 pub mod output;
 pub mod pinned;
 mod qdisc;
+pub mod reconcile;
 pub mod rule;
 pub mod scenario;
 pub mod slots;

@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context as _;
 use http_body_util::Full;
 use hyper::{
     Method, Request, Response, StatusCode,
@@ -296,6 +297,13 @@ fn counters(
         ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
     }
     Ok(())
+}
+
+/// Listens on `addr`, with an error that says what to change.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for metrics: pick another address or port (--listen, or [metrics] listen)")
+    })
 }
 
 /// Serves `GET /metrics` (and a pointer to it at `/`) on `listener` until the task is dropped;
