@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod rule;
 pub mod scenario;
 pub mod slots;
+pub mod status_model;
 pub mod system;
 
 /// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.

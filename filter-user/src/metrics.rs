@@ -31,8 +31,8 @@ use prometheus_client::{
 use tokio::net::TcpListener;
 
 use crate::{
-    cmd::status::{self, InterfaceStatus},
     error::UsageError,
+    status_model::{self, InterfaceStatus},
     system,
 };
 
@@ -64,7 +64,7 @@ pub struct Snapshot {
 pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
     match scope {
         Scope::All => Ok(Snapshot {
-            interfaces: status::collect(None)?.interfaces,
+            interfaces: status_model::collect(None)?.interfaces,
             missing: Vec::new(),
         }),
         Scope::Only(names) => {
@@ -72,7 +72,7 @@ pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
             for name in names {
                 let present = system::key_dir(&system::key_for(name)?)?.exists();
                 let read = if present {
-                    status::collect(Some(name)).map(Some)
+                    status_model::collect(Some(name)).map(Some)
                 } else {
                     Ok(None)
                 };
@@ -216,7 +216,7 @@ impl Collector for Snapshot {
             "Bytes (whole frames) decided by each rule, allowance or fixed slot, per direction.",
             &bytes,
         )?;
-        let flows = |f: &dyn Fn(&status::FlowSummary) -> u64| -> Vec<(Labels<'_>, u64)> {
+        let flows = |f: &dyn Fn(&status_model::FlowSummary) -> u64| -> Vec<(Labels<'_>, u64)> {
             self.interfaces
                 .iter()
                 .filter_map(|s| {
@@ -249,7 +249,7 @@ impl Collector for Snapshot {
 }
 
 /// The labels of each counter of `s`.
-fn rule_labels(s: &InterfaceStatus) -> Vec<(Labels<'_>, &status::CounterStatus)> {
+fn rule_labels(s: &InterfaceStatus) -> Vec<(Labels<'_>, &status_model::CounterStatus)> {
     s.counters
         .iter()
         .map(|c| {
@@ -384,8 +384,8 @@ async fn respond(
 mod tests {
     use super::*;
     use crate::{
-        cmd::status::{CounterStatus, FlowSummary},
         loader::XdpModeArg,
+        status_model::{CounterStatus, FlowSummary},
     };
 
     fn counter(name: &str, direction: &'static str, packets: u64) -> CounterStatus {
