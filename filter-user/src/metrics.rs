@@ -174,7 +174,7 @@ impl Collector for Snapshot {
                     vec![
                         ("interface", s.interface.as_str()),
                         ("scenario", s.scenario.as_str()),
-                        ("mode", s.mode.as_str()),
+                        ("mode", s.mode.name()),
                         ("xdp_mode", s.xdp_mode.name()),
                     ],
                     1,
@@ -416,7 +416,7 @@ mod tests {
                 state: crate::liveness::State::Filtering,
                 state_detail: String::new(),
                 scenario: "udp-turn".into(),
-                mode: "stateful".into(),
+                mode: crate::loader::FilterMode::Stateful,
                 xdp_mode: XdpModeArg::Generic,
                 egress_hook: Some(crate::loader::EgressHook::Tcx),
                 log_rate: 10,

@@ -1,10 +1,15 @@
 //! The status model: what `gotofw status` (and its `--json`), `status --watch` and the metrics
 //! show of the attached filters, read from their pins: the record, liveness and the counters.
 
-use filter_common::{Direction, rule_slot};
+use anyhow::{Context as _, anyhow};
+use aya::maps::MapData;
+use filter_common::{
+    Config, Direction, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, names::pin, rule_slot,
+};
 use serde::Serialize;
 
 use crate::{
+    compile::FlowLimits,
     error::UsageError,
     liveness,
     loader::{self, Attached, FilterMode, XdpModeArg},
@@ -47,7 +52,7 @@ pub struct InterfaceStatus {
     /// Scenario name.
     pub scenario: String,
     /// `stateful`, `stateless` or `ingress-only`.
-    pub mode: String,
+    pub mode: FilterMode,
     /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
     /// The egress program's hook: `tcx` or `clsact` (none in ingress-only mode).
@@ -120,8 +125,20 @@ impl CounterStatus {
     }
 }
 
+/// The status of the filter `a`. Its mode, flow limits and drop-log rate are all read from what
+/// the kernel enforces: the config entry its programs read at every packet (`mode`, the
+/// timeouts, `log_rate`) and the size of its flow map. The record (`a.meta`) says what the
+/// attach asked for; status shows what is in force.
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
-    let stateful = a.meta.mode == FilterMode::Stateful;
+    let config = a.config()?;
+    let mode = filter_mode(config.mode).ok_or_else(|| {
+        anyhow!(
+            "the filter on {} runs in mode {}, which this gotofw does not know: run the gotofw that attached it, or detach it and attach it again",
+            a.meta.interface,
+            config.mode
+        )
+    })?;
+    let stateful = mode == FilterMode::Stateful;
     // Every filter with an egress hook counts there (stateful and stateless mode).
     let directions: &[Direction] = if stateful || a.meta.egress_hook.is_some() {
         &[Direction::Ingress, Direction::Egress]
@@ -135,11 +152,12 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     let health = liveness::of(a);
     let flows = if stateful {
         let entries = a.flows(loader::monotonic_coarse_ns())?;
+        let limits = flow_limits(a, &config)?;
         Some(FlowSummary {
-            table_size: a.meta.flows.map_or(0, |f| f.table_size),
+            table_size: limits.table_size,
             entries: entries.len(),
             live: entries.iter().filter(|e| e.alive).count(),
-            limits: a.meta.flows,
+            limits: Some(limits),
         })
     } else {
         None
@@ -159,14 +177,40 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         state: health.state,
         state_detail: health.detail,
         scenario: a.meta.scenario.clone(),
-        mode: a.meta.mode.name().to_owned(),
+        mode,
         xdp_mode: a.meta.xdp_mode,
         egress_hook: a.meta.egress_hook,
-        log_rate: a.config()?.log_rate,
+        log_rate: config.log_rate,
         attached_at: a.meta.attached_at,
         pin_dir: a.dir.display().to_string(),
         flows,
         counters,
+    })
+}
+
+/// The mode a config entry's `mode` (one of the `MODE_*` values) names.
+const fn filter_mode(mode: u32) -> Option<FilterMode> {
+    match mode {
+        MODE_STATEFUL => Some(FilterMode::Stateful),
+        MODE_STATELESS => Some(FilterMode::Stateless),
+        MODE_INGRESS_ONLY => Some(FilterMode::IngressOnly),
+        _ => None,
+    }
+}
+
+/// The flow limits the kernel holds `a` to: the timeouts of its config entry and the size of its
+/// flow map.
+fn flow_limits(a: &Attached, config: &Config) -> anyhow::Result<FlowLimits> {
+    let flows = a.dir.join(pin::FLOWS);
+    let table_size = MapData::from_pin(&flows)
+        .and_then(|map| map.info())
+        .with_context(|| format!("reading the size of {}", flows.display()))?
+        .max_entries();
+    Ok(FlowLimits {
+        table_size,
+        udp_timeout: config.udp_timeout,
+        tcp_established_timeout: config.tcp_established_timeout,
+        tcp_transitory_timeout: config.tcp_transitory_timeout,
     })
 }
 
@@ -198,7 +242,7 @@ pub struct FlowSummary {
     pub live: usize,
     /// Table size and timeouts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub limits: Option<crate::compile::FlowLimits>,
+    pub limits: Option<FlowLimits>,
 }
 
 fn direction_name(direction: Direction) -> &'static str {
@@ -277,4 +321,29 @@ pub fn collect(iface: Option<&str>) -> anyhow::Result<Status> {
         interfaces,
         other_namespaces,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{Compiled, Mode};
+
+    /// Status reads the mode back from the config entry: each mode compiles to a value that
+    /// reads back as that mode, and a value no mode compiles to is refused.
+    #[test]
+    fn the_config_entry_names_the_mode() {
+        for mode in [
+            Mode::Stateful(FlowLimits::default()),
+            Mode::Stateless,
+            Mode::IngressOnly,
+        ] {
+            let compiled = Compiled::with_mode(&[], 0, &mode).unwrap();
+            assert_eq!(
+                filter_mode(compiled.config.mode),
+                Some(FilterMode::from(&mode)),
+                "{mode:?}"
+            );
+        }
+        assert_eq!(filter_mode(3), None);
+    }
 }

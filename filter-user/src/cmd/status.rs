@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use crate::{
     cli::StatusArgs,
     error::NotFiltering,
+    loader::FilterMode,
     output::{json, print, table},
     status_model::{Status, collect},
     system,
@@ -34,7 +35,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             s.mode,
             s.egress_hook.map_or_else(
                 || {
-                    if s.mode == "ingress-only" {
+                    if s.mode == FilterMode::IngressOnly {
                         " (outbound traffic not filtered)".to_owned()
                     } else {
                         String::new()
