@@ -1320,7 +1320,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
             networks,
         ]);
     }
-    for line in crate::cmd::table(&rows).lines() {
+    for line in crate::output::table(&rows).lines() {
         let _ = writeln!(out, "  {line}");
     }
     let fixed: Vec<&str> = Allowance::ALL

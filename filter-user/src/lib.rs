@@ -16,11 +16,14 @@ pub mod loader;
 pub mod metrics;
 pub mod netlink;
 pub mod operator;
+pub mod output;
 pub mod pinned;
 mod qdisc;
+pub mod reconcile;
 pub mod rule;
 pub mod scenario;
 pub mod slots;
+pub mod status_model;
 pub mod system;
 
 /// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.

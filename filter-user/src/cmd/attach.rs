@@ -2,11 +2,11 @@
 
 use crate::{
     cli::AttachArgs,
-    cmd::print,
     compile::{Compiled, Mode},
     config::{self, Overrides},
     link_type,
     loader::{self, AttachPlan, FilterMode, Meta, RuleInfo, XdpModeArg},
+    output::print,
     scenario::{Allowance, Options},
     system,
 };

@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::{
     cli::ExplainArgs,
-    cmd::{json, print},
     compile::{Compiled, FlowLimits, Mode},
     error::UsageError,
     frame, loader,
+    output::{json, print},
     pinned::PinnedMaps,
     scenario::{Options, Protocol, RawNetworkArgs, Scenario},
     slots::slot_name,

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::{
     cli::ReloadArgs,
-    cmd::{attach::build_plan, run::apply_one},
+    cmd::attach::build_plan,
     config::{self, DEFAULT_PATH, Overrides},
-    system,
+    reconcile, system,
 };
 
 /// Runs the command. Everything is checked before anything changes: the file and every interface
@@ -30,7 +30,11 @@ pub fn run(args: &ReloadArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
     for iface in &resolved.interfaces {
         // One line per interface on standard error: attached, swapped, or kept as it was.
-        apply_one(&resolved, iface).map_err(|e| e.context(format!("reloading {iface}")))?;
+        let lines = reconcile::interface(&resolved, iface)
+            .map_err(|e| e.context(format!("reloading {iface}")))?;
+        for line in lines {
+            eprintln!("gotofw: {line}");
+        }
     }
     Ok(())
 }
