@@ -17,12 +17,15 @@ pub mod loader;
 pub mod metrics;
 pub mod netlink;
 pub mod operator;
+pub mod output;
 pub mod pinned;
 pub mod plan;
 mod qdisc;
+pub mod reconcile;
 pub mod rule;
 pub mod scenario;
 pub mod slots;
+pub mod status_model;
 pub mod system;
 
 /// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.

@@ -2,10 +2,10 @@
 
 use crate::{
     cli::AttachArgs,
-    cmd::print,
     config::{self, Overrides},
     error::UsageError,
     loader::{self, AttachPlan, FilterMode, Meta},
+    output::print,
     plan::build_plan,
     system,
 };

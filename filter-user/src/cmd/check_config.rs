@@ -2,8 +2,8 @@
 
 use crate::{
     cli::CheckConfigArgs,
-    cmd::{self, print},
     config::{self, Overrides},
+    output::print,
     system,
 };
 
@@ -18,6 +18,6 @@ pub fn run(args: &CheckConfigArgs) -> anyhow::Result<()> {
             ));
         }
     }
-    print(&config::describe(&config, &resolved, cmd::table))?;
+    print(&config::describe(&config, &resolved))?;
     Ok(())
 }

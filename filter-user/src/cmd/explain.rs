@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::{
     cli::ExplainArgs,
-    cmd::{json, print},
     compile::{Compiled, Mode},
     config::{self, Overrides},
     error::UsageError,
     frame, loader,
+    output::{json, print},
     pinned::PinnedMaps,
     scenario::{Options, Protocol, RawNetworkArgs, Scenario},
     slots::slot_name,

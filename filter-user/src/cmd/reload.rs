@@ -3,10 +3,9 @@
 
 use crate::{
     cli::ReloadArgs,
-    cmd::run::apply_one,
     config::{self, Overrides},
     plan::build_plan,
-    system,
+    reconcile, system,
 };
 
 /// Runs the command. Everything is checked before anything changes: the file and every interface
@@ -28,7 +27,11 @@ pub fn run(args: &ReloadArgs) -> anyhow::Result<()> {
     system::require_capabilities()?;
     for iface in &resolved.interfaces {
         // One line per interface on standard error: attached, swapped, or kept as it was.
-        apply_one(&resolved, iface).map_err(|e| e.context(format!("reloading {iface}")))?;
+        let lines = reconcile::interface(&resolved, iface)
+            .map_err(|e| e.context(format!("reloading {iface}")))?;
+        for line in lines {
+            eprintln!("gotofw: {line}");
+        }
     }
     Ok(())
 }

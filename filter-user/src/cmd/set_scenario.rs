@@ -5,10 +5,10 @@ use anyhow::anyhow;
 
 use crate::{
     cli::SetScenarioArgs,
-    cmd::print,
     compile::Mode,
     liveness,
     loader::{self, FilterMode},
+    output::print,
     plan::build_plan,
     system,
 };

@@ -6,13 +6,7 @@ use super::{load::Config, raw::OnStop, resolve::Resolved};
 use crate::{compile::Mode, operator::RuleDirection, scenario::Allowance};
 
 /// The rule table `check-config` prints: every rule in match order, then the fixed allowances.
-/// `table` lays the rows out (the commands' table helper), so that this module prints nothing
-/// and names no command.
-pub fn describe(
-    config: &Config,
-    resolved: &Resolved,
-    table: impl Fn(&[Vec<String>]) -> String,
-) -> String {
+pub fn describe(config: &Config, resolved: &Resolved) -> String {
     let mut out = String::new();
     let o = &resolved.options;
     let _ = writeln!(out, "{}: ok", config.path.display());
@@ -80,7 +74,7 @@ pub fn describe(
             networks,
         ]);
     }
-    for line in table(&rows).lines() {
+    for line in crate::output::table(&rows).lines() {
         let _ = writeln!(out, "  {line}");
     }
     let fixed: Vec<&str> = Allowance::ALL
