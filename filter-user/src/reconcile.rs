@@ -4,10 +4,10 @@
 //! one differs, and keep an equal one (its counters and flows go on).
 
 use crate::{
-    cmd::attach::build_plan,
     config::Resolved,
     liveness,
     loader::{self, AttachPlan, Attached, XdpModeArg},
+    plan::build_plan,
     system,
 };
 

@@ -52,10 +52,6 @@ fn commands_are_a_leaf_layer() {
     );
 }
 
-/// For now: the imports of `cmd::attach::build_plan`, which branch h-resolve moves into the
-/// library (`resolve`). Delete this list once it is merged.
-const BUILD_PLAN_USERS: &[&str] = &["cmd::reload", "cmd::set_scenario", "reconcile"];
-
 /// The command a module belongs to: `cmd::attach` for `cmd::attach` (and any module below it),
 /// `cmd` for `cmd` itself, `None` outside `cmd/`.
 fn command_of(module: &str) -> Option<String> {
@@ -71,7 +67,7 @@ fn command_of(module: &str) -> Option<String> {
 }
 
 /// Every import of `files` (module path to text) that names a command module other than the
-/// importer's own command, as `FROM -> TO (PATH)`, less the [`BUILD_PLAN_USERS`].
+/// importer's own command, as `FROM -> TO (PATH)`.
 fn command_imports(files: &BTreeMap<String, String>) -> Vec<String> {
     let modules: BTreeSet<&str> = files.keys().map(String::as_str).collect();
     let mut out = BTreeSet::new();
@@ -84,12 +80,6 @@ fn command_imports(files: &BTreeMap<String, String>) -> Vec<String> {
                 continue;
             };
             if command_of(module).as_ref() == Some(&command) {
-                continue;
-            }
-            if target == "cmd::attach"
-                && path.last().is_some_and(|p| p == "build_plan")
-                && BUILD_PLAN_USERS.contains(&module.as_str())
-            {
                 continue;
             }
             out.insert(format!("{module} -> {target} ({})", path.join("::")));

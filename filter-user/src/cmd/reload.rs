@@ -1,12 +1,10 @@
 //! `gotofw reload`: apply the configuration file to the filters it names, atomically per
 //! interface (a swap into the pinned links, as `set-scenario` does), without a daemon.
 
-use std::path::Path;
-
 use crate::{
     cli::ReloadArgs,
-    cmd::attach::build_plan,
-    config::{self, DEFAULT_PATH, Overrides},
+    config::{self, Overrides},
+    plan::build_plan,
     reconcile, system,
 };
 
@@ -14,8 +12,7 @@ use crate::{
 /// it names (a plan is built for each, rule set and capacity included, touching nothing), so bad
 /// input (exit 2) leaves every filter as it was.
 pub fn run(args: &ReloadArgs) -> anyhow::Result<()> {
-    let path = args.config.as_deref().unwrap_or(Path::new(DEFAULT_PATH));
-    let file = config::load(path)?;
+    let file = config::load(&args.config)?;
     let resolved = config::resolve(Some(&file), &Overrides::default())?;
     for iface in &resolved.interfaces {
         build_plan(
