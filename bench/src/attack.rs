@@ -174,10 +174,26 @@ impl Lab {
         let own = frames::WAN_ADDR.to_string();
         let (inet_mac, wan_mac) = (mac(inet_end.mac), mac(wan.mac));
         gw.ip([
-            "neigh", "replace", &peer, "lladdr", &inet_mac, "dev", &wan_if, "nud", "permanent",
+            "neigh",
+            "replace",
+            &peer,
+            "lladdr",
+            &inet_mac,
+            "dev",
+            &wan_if,
+            "nud",
+            "permanent",
         ])?;
         inet.ip([
-            "neigh", "replace", &own, "lladdr", &wan_mac, "dev", &inet_if, "nud", "permanent",
+            "neigh",
+            "replace",
+            &own,
+            "lladdr",
+            &wan_mac,
+            "dev",
+            &inet_if,
+            "nud",
+            "permanent",
         ])?;
         Ok(Self {
             lan,

@@ -54,7 +54,7 @@ pub fn limits(size: u32) -> FlowLimits {
 /// drop log sampling at `attach`'s default rate, as an operator runs it.
 pub fn load(rules: &[Rule], mode: &Mode) -> Result<Ebpf> {
     let mut compiled = Compiled::with_mode(rules, allowances(), mode)?;
-    compiled.config.log_rate = filter_user::scenario::DEFAULT_LOG_RATE;
+    compiled.config.log_rate = filter_user::limits::LOG_RATE.default;
     loader::load(&compiled, b"{}")
 }
 

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let options = Options::new(Scenario::UdpTurn);
     let log_rate: u32 = std::env::args()
         .nth(2)
-        .map_or(Ok(filter_user::scenario::DEFAULT_LOG_RATE), |s| s.parse())?;
+        .map_or(Ok(filter_user::limits::LOG_RATE.default), |s| s.parse())?;
     let mut compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
     compiled.config.log_rate = log_rate;
     let mut ebpf = loader::load(&compiled, b"{}")?;

@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    limits,
     loader::options::XdpModeArg,
     scenario::{RawNetworkArgs, Scenario},
 };
@@ -192,9 +193,12 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub flows: FlowArgs,
 
-    /// Sample at most N dropped packets per second and CPU into the drop log (`gotofw log`);
-    /// 0 switches the log off. [default: 10]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    /// `--log-rate`: the drop log's samples per second and CPU.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(limits::LOG_RATE.range()),
+          help = limits::with_default(
+              "Sample at most N dropped packets per second and CPU into the drop log (`gotofw log`); 0 switches the log off.",
+              limits::LOG_RATE.default))]
     pub log_rate: Option<u32>,
 
     /// How to attach: auto (native when the driver can; the default), native, or generic.
@@ -213,29 +217,39 @@ pub struct AttachArgs {
 }
 
 /// Flow table options of `attach` (stateful mode). Unset, they take the configuration file's
-/// value, else the default.
+/// value, else the default; bounds and defaults are [`limits`]'s.
 #[derive(Debug, Default, Args)]
 pub struct FlowArgs {
-    /// Most flows the table holds (default 262144); when full, the least recently used go first.
-    #[arg(long, value_name = "N", conflicts_with_all = ["stateless", "ingress_only"],
-          value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
-    pub flow_table_size: Option<u32>,
+    /// `--flow-table-size`: most flows the table holds.
+    #[arg(long = "flow-table-size", value_name = "N",
+          conflicts_with_all = ["stateless", "ingress_only"],
+          value_parser = clap::value_parser!(u32).range(limits::FLOW_TABLE_SIZE.range()),
+          help = limits::with_default(
+              "Most flows the table holds; when full, the least recently used go first",
+              limits::FLOW_TABLE_SIZE.default))]
+    pub table_size: Option<u32>,
 
-    /// Idle seconds before a UDP flow expires (default 120).
+    /// `--udp-timeout`: idle seconds before a UDP flow expires.
     #[arg(long, value_name = "SECS", conflicts_with_all = ["stateless", "ingress_only"],
-          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+          value_parser = clap::value_parser!(u32).range(limits::UDP_TIMEOUT.range()),
+          help = limits::with_default(
+              "Idle seconds before a UDP flow expires", limits::UDP_TIMEOUT.default))]
     pub udp_timeout: Option<u32>,
 
-    /// Idle seconds before an established TCP flow expires (default 7200; FIN or RST end it
-    /// sooner).
+    /// `--tcp-timeout`: idle seconds before an established TCP flow expires.
     #[arg(long, value_name = "SECS", conflicts_with_all = ["stateless", "ingress_only"],
-          value_parser = clap::value_parser!(u32).range(1..=1_209_600))]
+          value_parser = clap::value_parser!(u32).range(limits::TCP_TIMEOUT.range()),
+          help = limits::with_default(
+              "Idle seconds before an established TCP flow expires (FIN or RST end it sooner)",
+              limits::TCP_TIMEOUT.default))]
     pub tcp_timeout: Option<u32>,
 
-    /// Idle seconds before a half-open (SYN sent) or closing (FIN/RST seen) TCP flow expires
-    /// (default 30).
+    /// `--tcp-transitory-timeout`: idle seconds before a half-open or closing TCP flow expires.
     #[arg(long, value_name = "SECS", conflicts_with_all = ["stateless", "ingress_only"],
-          value_parser = clap::value_parser!(u32).range(1..=3_600))]
+          value_parser = clap::value_parser!(u32).range(limits::TCP_TRANSITORY_TIMEOUT.range()),
+          help = limits::with_default(
+              "Idle seconds before a half-open (SYN sent) or closing (FIN/RST seen) TCP flow expires",
+              limits::TCP_TRANSITORY_TIMEOUT.default))]
     pub tcp_transitory_timeout: Option<u32>,
 }
 
@@ -279,7 +293,7 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
     /// The configuration file to check.
-    #[arg(long, value_name = "FILE", default_value = crate::config::DEFAULT_PATH)]
+    #[arg(long, value_name = "FILE", default_value = limits::CONFIG_PATH)]
     pub config: std::path::PathBuf,
 }
 
@@ -299,7 +313,7 @@ pub struct MetricsArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The configuration file: what to attach where, metrics, and what to do on stop.
-    #[arg(long, value_name = "FILE", default_value = crate::config::DEFAULT_PATH)]
+    #[arg(long, value_name = "FILE", default_value = limits::CONFIG_PATH)]
     pub config: std::path::PathBuf,
 }
 
@@ -342,9 +356,9 @@ pub struct LogArgs {
 /// `gotofw reload`.
 #[derive(Debug, Args)]
 pub struct ReloadArgs {
-    /// The configuration file [default: /etc/gotofw/gotofw.toml].
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
+    /// The configuration file.
+    #[arg(long, value_name = "FILE", default_value = limits::CONFIG_PATH)]
+    pub config: std::path::PathBuf,
 }
 
 /// `gotofw set-scenario`.
@@ -569,7 +583,7 @@ impl From<&AttachArgs> for crate::config::Overrides {
             stateless: args.stateless,
             ingress_only: args.ingress_only,
             flows: crate::config::FlowSettings {
-                table_size: args.flows.flow_table_size,
+                table_size: args.flows.table_size,
                 udp_timeout: args.flows.udp_timeout,
                 tcp_timeout: args.flows.tcp_timeout,
                 tcp_transitory_timeout: args.flows.tcp_transitory_timeout,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::UsageError,
+    limits::{self, FLOW_MAP_MIN_ENTRIES},
     scenario::{Action, Networks, Rule},
 };
 
@@ -30,8 +31,9 @@ pub struct Compiled {
     pub nets_v6: BTreeMap<Ipv6Net, u64>,
     /// The config entry.
     pub config: Config,
-    /// Entries of the flow map (a token size in stateless mode).
-    pub flow_table_size: u32,
+    /// Entries of the flow map: the flow table's size in stateful mode, else
+    /// [`FLOW_MAP_MIN_ENTRIES`] (the map must exist); never below that.
+    pub flow_map_entries: u32,
 }
 
 /// Limits of the stateful flow table.
@@ -50,10 +52,10 @@ pub struct FlowLimits {
 impl Default for FlowLimits {
     fn default() -> Self {
         Self {
-            table_size: 262_144,
-            udp_timeout: 120,
-            tcp_established_timeout: 7_200,
-            tcp_transitory_timeout: 30,
+            table_size: limits::FLOW_TABLE_SIZE.default,
+            udp_timeout: limits::UDP_TIMEOUT.default,
+            tcp_established_timeout: limits::TCP_TIMEOUT.default,
+            tcp_transitory_timeout: limits::TCP_TRANSITORY_TIMEOUT.default,
         }
     }
 }
@@ -144,12 +146,12 @@ impl Compiled {
             armed: filter_common::ARMED,
             ..Config::default()
         };
-        let mut flow_table_size = 16;
+        let mut flow_map_entries = FLOW_MAP_MIN_ENTRIES;
         if *mode == Mode::IngressOnly {
             config.mode = MODE_INGRESS_ONLY;
         }
         if let Mode::Stateful(limits) = mode {
-            flow_table_size = limits.table_size;
+            flow_map_entries = limits.table_size.max(FLOW_MAP_MIN_ENTRIES);
             config.mode = MODE_STATEFUL;
             config.udp_timeout = limits.udp_timeout;
             config.tcp_established_timeout = limits.tcp_established_timeout;
@@ -157,7 +159,7 @@ impl Compiled {
         }
         let mut out = Self {
             config,
-            flow_table_size,
+            flow_map_entries,
             ..Self::default()
         };
         let mut raw_v4: HashMap<Ipv4Net, u64> = HashMap::new();
@@ -354,6 +356,29 @@ mod tests {
 
     use super::*;
     use crate::scenario::{Options, PortRange, Protocol, RuleKind, Scenario};
+
+    /// The flow map's size is the flow table's in stateful mode and the token minimum
+    /// otherwise, and never below it, whatever a filter's record says.
+    #[test]
+    fn the_flow_map_size_is_set_once_with_its_minimum() {
+        let rules = Options::new(Scenario::Tcp443).rules();
+        let entries = |mode: Mode| {
+            Compiled::with_mode(&rules, 0, &mode)
+                .unwrap()
+                .flow_map_entries
+        };
+        assert_eq!(entries(Mode::Stateless), FLOW_MAP_MIN_ENTRIES);
+        assert_eq!(entries(Mode::IngressOnly), FLOW_MAP_MIN_ENTRIES);
+        assert_eq!(
+            entries(Mode::Stateful(FlowLimits::default())),
+            limits::FLOW_TABLE_SIZE.default
+        );
+        let from_record = FlowLimits {
+            table_size: 0,
+            ..FlowLimits::default()
+        };
+        assert_eq!(entries(Mode::Stateful(from_record)), FLOW_MAP_MIN_ENTRIES);
+    }
 
     fn rule(name: &str, nets: &[&str]) -> Rule {
         Rule {

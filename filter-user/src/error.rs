@@ -32,6 +32,18 @@ pub enum UsageError {
     )]
     UnknownScenario(String),
 
+    /// A rule set asked for without a scenario: none on the command line and no file.
+    #[error(
+        "no scenario: pass --scenario NAME (no-restrictions, udp-turn, tcp-turn or tcp-443; see `gotofw scenarios`), or --config FILE with scenario = \"NAME\""
+    )]
+    NoScenario,
+
+    /// An attach without an interface: none on the command line and no file.
+    #[error(
+        "no interface: name the WAN interface (`gotofw attach IFACE --scenario NAME`), or pass --config FILE with interfaces = [\"IFACE\"]"
+    )]
+    NoInterface,
+
     /// A network is not a CIDR or an address.
     #[error(
         "{flag} '{value}' is not a network: give a CIDR such as 68.64.0.0/19 or 2001:db8::/32, or a single address"

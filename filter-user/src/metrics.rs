@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context as _;
 use http_body_util::Full;
 use hyper::{
     Method, Request, Response, StatusCode,
@@ -30,8 +31,8 @@ use prometheus_client::{
 use tokio::net::TcpListener;
 
 use crate::{
-    cmd::status::{self, InterfaceStatus},
     error::UsageError,
+    status_model::{self, InterfaceStatus},
     system,
 };
 
@@ -63,7 +64,7 @@ pub struct Snapshot {
 pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
     match scope {
         Scope::All => Ok(Snapshot {
-            interfaces: status::collect(None)?.interfaces,
+            interfaces: status_model::collect(None)?.interfaces,
             missing: Vec::new(),
         }),
         Scope::Only(names) => {
@@ -71,7 +72,7 @@ pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
             for name in names {
                 let present = system::key_dir(&system::key_for(name)?)?.exists();
                 let read = if present {
-                    status::collect(Some(name)).map(Some)
+                    status_model::collect(Some(name)).map(Some)
                 } else {
                     Ok(None)
                 };
@@ -173,7 +174,7 @@ impl Collector for Snapshot {
                     vec![
                         ("interface", s.interface.as_str()),
                         ("scenario", s.scenario.as_str()),
-                        ("mode", s.mode.as_str()),
+                        ("mode", s.mode.name()),
                         ("xdp_mode", s.xdp_mode.name()),
                     ],
                     1,
@@ -215,7 +216,7 @@ impl Collector for Snapshot {
             "Bytes (whole frames) decided by each rule, allowance or fixed slot, per direction.",
             &bytes,
         )?;
-        let flows = |f: &dyn Fn(&status::FlowSummary) -> u64| -> Vec<(Labels<'_>, u64)> {
+        let flows = |f: &dyn Fn(&status_model::FlowSummary) -> u64| -> Vec<(Labels<'_>, u64)> {
             self.interfaces
                 .iter()
                 .filter_map(|s| {
@@ -248,7 +249,7 @@ impl Collector for Snapshot {
 }
 
 /// The labels of each counter of `s`.
-fn rule_labels(s: &InterfaceStatus) -> Vec<(Labels<'_>, &status::CounterStatus)> {
+fn rule_labels(s: &InterfaceStatus) -> Vec<(Labels<'_>, &status_model::CounterStatus)> {
     s.counters
         .iter()
         .map(|c| {
@@ -296,6 +297,13 @@ fn counters(
         ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
     }
     Ok(())
+}
+
+/// Listens on `addr`, with an error that says what to change.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for metrics: pick another address or port (--listen, or [metrics] listen)")
+    })
 }
 
 /// Serves `GET /metrics` (and a pointer to it at `/`) on `listener` until the task is dropped;
@@ -376,8 +384,8 @@ async fn respond(
 mod tests {
     use super::*;
     use crate::{
-        cmd::status::{CounterStatus, FlowSummary},
         loader::XdpModeArg,
+        status_model::{CounterStatus, FlowSummary},
     };
 
     fn counter(name: &str, direction: &'static str, packets: u64) -> CounterStatus {
@@ -408,7 +416,7 @@ mod tests {
                 state: crate::liveness::State::Filtering,
                 state_detail: String::new(),
                 scenario: "udp-turn".into(),
-                mode: "stateful".into(),
+                mode: crate::loader::FilterMode::Stateful,
                 xdp_mode: XdpModeArg::Generic,
                 egress_hook: Some(crate::loader::EgressHook::Tcx),
                 log_rate: 10,

@@ -229,63 +229,9 @@ impl Options {
             ntp_servers: Vec::new(),
             media_ports: MEDIA_PORTS,
             operator_rules: Vec::new(),
-            log_rate: DEFAULT_LOG_RATE,
+            log_rate: crate::limits::LOG_RATE.default,
             egress_hook: crate::loader::options::EgressHook::Auto,
         }
-    }
-
-    /// Checks the raw choices of the command line and makes options of them.
-    pub fn from_raw(raw: &RawNetworkArgs, scenario: Scenario) -> Result<Self, UsageError> {
-        let mut networks = Vec::new();
-        for text in &raw.network {
-            networks.push(parse_network(text, "--network")?);
-        }
-        if !scenario.uses_turn_networks() && !networks.is_empty() {
-            return Err(UsageError::NetworksUnused {
-                scenario: scenario.name(),
-                network: raw.network[0].clone(),
-            });
-        }
-        if raw.turn_dst == Some(TurnDst::Any) && scenario != Scenario::UdpTurn {
-            return Err(UsageError::TurnDstUnused(scenario.name()));
-        }
-        if raw.turn_dst == Some(TurnDst::Any) && !networks.is_empty() {
-            return Err(UsageError::NetworksUnusedWithAnyDst(raw.network[0].clone()));
-        }
-        servers_take_effect(raw, &raw.no_allow, |a| format!("--no-allow {a}"))?;
-        let turn_networks = if raw.replace_networks {
-            if networks.is_empty() {
-                return Err(UsageError::EmptyNetworks);
-            }
-            networks
-        } else {
-            let mut all = default_turn_networks();
-            all.extend(networks);
-            all
-        };
-        let mut dns_servers = Vec::new();
-        for text in &raw.dns_server {
-            dns_servers.push(parse_network(text, "--dns-server")?);
-        }
-        let mut ntp_servers = Vec::new();
-        for text in &raw.ntp_server {
-            ntp_servers.push(parse_network(text, "--ntp-server")?);
-        }
-        let mut disabled = raw.no_allow.clone();
-        disabled.sort_by_key(|a| Allowance::ALL.iter().position(|b| b == a));
-        disabled.dedup();
-        Ok(Self {
-            scenario,
-            turn_dst: raw.turn_dst.unwrap_or_default(),
-            turn_networks: dedup_networks(turn_networks),
-            disabled,
-            dns_servers: dedup_networks(dns_servers),
-            ntp_servers: dedup_networks(ntp_servers),
-            media_ports: MEDIA_PORTS,
-            operator_rules: Vec::new(),
-            log_rate: DEFAULT_LOG_RATE,
-            egress_hook: crate::loader::options::EgressHook::Auto,
-        })
     }
 
     /// The rules, first match first: the operator's `before` rules, the scenario's, the port-based
@@ -436,11 +382,9 @@ pub struct RawNetworkArgs {
     pub ntp_server: Vec<String>,
 }
 
-/// Default drop-log samples per second and CPU.
-pub const DEFAULT_LOG_RATE: u32 = 10;
-
+/// The log rate of a record written before there was one.
 const fn default_log_rate() -> u32 {
-    DEFAULT_LOG_RATE
+    crate::limits::LOG_RATE.default
 }
 
 /// GoTo's published TURN networks.
@@ -452,31 +396,6 @@ pub fn default_turn_networks() -> Vec<IpNet> {
                 .expect("the built-in TURN networks are valid CIDRs")
         })
         .collect()
-}
-
-/// Refuses `--dns-server` and `--ntp-server` of `raw` for an allowance in `disabled`; `off`
-/// says what switched it off.
-pub fn servers_take_effect(
-    raw: &RawNetworkArgs,
-    disabled: &[Allowance],
-    off: impl Fn(Allowance) -> String,
-) -> Result<(), UsageError> {
-    for (allowance, servers, flag) in [
-        (Allowance::Dns, &raw.dns_server, "--dns-server"),
-        (Allowance::Ntp, &raw.ntp_server, "--ntp-server"),
-    ] {
-        if let Some(first) = servers.first()
-            && disabled.contains(&allowance)
-        {
-            return Err(UsageError::ServersUnused {
-                flag,
-                value: first.clone(),
-                allowance: allowance.name(),
-                off: off(allowance),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// `text` with the leading zeros of its IPv4 parts taken off, when it has any (`010.0.0.0/8`).
@@ -576,6 +495,19 @@ pub fn dedup_networks(mut nets: Vec<IpNet>) -> Vec<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Overrides, resolve};
+
+    /// The options `attach IFACE --scenario SCENARIO` with the network options `raw` makes, or
+    /// its error: the command line alone, through [`resolve`].
+    fn from_command_line(raw: &RawNetworkArgs, scenario: Scenario) -> Result<Options, UsageError> {
+        let cli = Overrides {
+            interface: Some("wan0".into()),
+            scenario: Some(scenario),
+            networks: raw.clone(),
+            ..Overrides::default()
+        };
+        resolve(None, &cli).map(|r| r.options)
+    }
 
     #[test]
     fn scenario_names_round_trip() {
@@ -592,13 +524,13 @@ mod tests {
             network: vec!["2001:db8::/32".into(), "198.51.100.7".into()],
             ..Default::default()
         };
-        let opts = Options::from_raw(&raw, Scenario::UdpTurn).unwrap();
+        let opts = from_command_line(&raw, Scenario::UdpTurn).unwrap();
         assert_eq!(opts.turn_networks.len(), 7);
         let raw = RawNetworkArgs {
             replace_networks: true,
             ..raw
         };
-        let opts = Options::from_raw(&raw, Scenario::UdpTurn).unwrap();
+        let opts = from_command_line(&raw, Scenario::UdpTurn).unwrap();
         let want: Vec<IpNet> = vec![
             "2001:db8::/32".parse().unwrap(),
             "198.51.100.7/32".parse().unwrap(),
@@ -618,7 +550,7 @@ mod tests {
                 network: vec![value.into()],
                 ..Default::default()
             };
-            let err = Options::from_raw(&raw, Scenario::TcpTurn)
+            let err = from_command_line(&raw, Scenario::TcpTurn)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(needle), "{value}: {err}");
@@ -663,7 +595,7 @@ mod tests {
             dns_server: vec!["192.0.2.53".into()],
             ..Default::default()
         };
-        let err = Options::from_raw(&raw, Scenario::UdpTurn)
+        let err = from_command_line(&raw, Scenario::UdpTurn)
             .unwrap_err()
             .to_string();
         assert!(
@@ -675,14 +607,14 @@ mod tests {
             ntp_server: vec!["192.0.2.123".into()],
             ..Default::default()
         };
-        assert!(Options::from_raw(&raw, Scenario::UdpTurn).is_ok());
+        assert!(from_command_line(&raw, Scenario::UdpTurn).is_ok());
         let raw = RawNetworkArgs {
             turn_dst: Some(TurnDst::Any),
             network: vec!["10.0.0.0/8".into()],
             ..Default::default()
         };
         assert!(matches!(
-            Options::from_raw(&raw, Scenario::UdpTurn),
+            from_command_line(&raw, Scenario::UdpTurn),
             Err(UsageError::NetworksUnusedWithAnyDst(_))
         ));
     }
@@ -693,19 +625,19 @@ mod tests {
             network: vec!["198.51.100.0/24".into()],
             ..Default::default()
         };
-        assert!(Options::from_raw(&raw, Scenario::Tcp443).is_err());
+        assert!(from_command_line(&raw, Scenario::Tcp443).is_err());
         let raw = RawNetworkArgs {
             turn_dst: Some(TurnDst::Any),
             ..Default::default()
         };
-        assert!(Options::from_raw(&raw, Scenario::TcpTurn).is_err());
-        assert!(Options::from_raw(&raw, Scenario::UdpTurn).is_ok());
+        assert!(from_command_line(&raw, Scenario::TcpTurn).is_err());
+        assert!(from_command_line(&raw, Scenario::UdpTurn).is_ok());
         let raw = RawNetworkArgs {
             replace_networks: true,
             ..Default::default()
         };
         assert!(matches!(
-            Options::from_raw(&raw, Scenario::UdpTurn),
+            from_command_line(&raw, Scenario::UdpTurn),
             Err(UsageError::EmptyNetworks)
         ));
     }

@@ -32,6 +32,109 @@ fn modules_have_no_import_cycles() {
     );
 }
 
+/// `cmd/` is the leaf layer (issue 11): a command parses, calls the library and prints. So no
+/// module names a `cmd::` module but the command's own (`main.rs`, the dispatcher, is not read),
+/// and what two commands share lives below `cmd/`.
+#[test]
+fn commands_are_a_leaf_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = source_files(&src);
+    assert!(
+        files.keys().filter(|m| command_of(m).is_some()).count() > 10,
+        "read only a few command modules in {}",
+        src.display()
+    );
+    let imports = command_imports(&files);
+    assert!(
+        imports.is_empty(),
+        "modules that name a command module (move what they share below cmd/): {}",
+        imports.join("; ")
+    );
+}
+
+/// The command a module belongs to: `cmd::attach` for `cmd::attach` (and any module below it),
+/// `cmd` for `cmd` itself, `None` outside `cmd/`.
+fn command_of(module: &str) -> Option<String> {
+    let mut parts = module.split("::");
+    if parts.next() != Some("cmd") {
+        return None;
+    }
+    Some(
+        parts
+            .next()
+            .map_or_else(|| "cmd".to_owned(), |c| format!("cmd::{c}")),
+    )
+}
+
+/// Every import of `files` (module path to text) that names a command module other than the
+/// importer's own command, as `FROM -> TO (PATH)`.
+fn command_imports(files: &BTreeMap<String, String>) -> Vec<String> {
+    let modules: BTreeSet<&str> = files.keys().map(String::as_str).collect();
+    let mut out = BTreeSet::new();
+    for (module, text) in files {
+        for path in paths(&code(text)) {
+            let Some(target) = resolve(&modules, module, &path) else {
+                continue;
+            };
+            let Some(command) = command_of(&target) else {
+                continue;
+            };
+            if command_of(module).as_ref() == Some(&command) {
+                continue;
+            }
+            out.insert(format!("{module} -> {target} ({})", path.join("::")));
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The layer check finds a command naming another command and a library module naming a
+/// command, through `super::` and use groups alike, and lets a command name its own modules and
+/// the library.
+#[test]
+fn command_imports_are_found() {
+    let files = |status: &str, metrics: &str| {
+        BTreeMap::from([
+            (
+                "crate".to_owned(),
+                "pub mod cmd;\npub mod metrics;\npub mod output;\n".to_owned(),
+            ),
+            (
+                "cmd".to_owned(),
+                "pub mod status;\npub mod watch;\n".to_owned(),
+            ),
+            ("cmd::status".to_owned(), status.to_owned()),
+            (
+                "cmd::watch".to_owned(),
+                "use crate::{output::table, cmd::watch::render};\n".to_owned(),
+            ),
+            (
+                "cmd::watch::render".to_owned(),
+                "use super::super::watch;\n".to_owned(),
+            ),
+            ("metrics".to_owned(), metrics.to_owned()),
+            ("output".to_owned(), "pub fn table() {}\n".to_owned()),
+        ])
+    };
+    let clean = files("use crate::output;\n", "use crate::output::table;\n");
+    assert_eq!(command_imports(&clean), Vec::<String>::new());
+    let sibling = files("use super::{watch::render, super::output};\n", "");
+    assert_eq!(
+        command_imports(&sibling),
+        ["cmd::status -> cmd::watch::render (super::watch::render)"]
+    );
+    let library = files("", "fn f() { crate::cmd::status::collect() }\n");
+    assert_eq!(
+        command_imports(&library),
+        ["metrics -> cmd::status (crate::cmd::status::collect)"]
+    );
+    let helpers = files("use crate::cmd::table;\n", "");
+    assert_eq!(
+        command_imports(&helpers),
+        ["cmd::status -> cmd (crate::cmd::table)"]
+    );
+}
+
 /// Cycles of `graph`, one for each edge that closes one: a cycle is listed, its last edge
 /// taken out, and the search goes on (bounded by the number of edges).
 fn all_cycles(mut graph: Graph) -> Vec<String> {

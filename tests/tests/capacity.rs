@@ -24,6 +24,7 @@ use std::{
 use filter_common::{MAX_NETWORKS, MAX_RULES};
 use filter_user::{
     cmd::explain::explain,
+    compile::{FlowLimits, Mode},
     error::UsageError,
     scenario::{Options, Protocol, Scenario},
 };
@@ -462,10 +463,22 @@ fn explain_refuses_one_past_the_network_limit() {
         .iter()
         .map(|n| n.parse().unwrap())
         .collect();
-    let e = explain(&options, false, Protocol::Udp, dst).unwrap();
+    let e = explain(
+        &options,
+        Mode::Stateful(FlowLimits::default()),
+        Protocol::Udp,
+        dst,
+    )
+    .unwrap();
     assert_eq!(e.verdict, "allow");
     options.turn_networks.push("192.0.2.0/24".parse().unwrap());
-    let err = explain(&options, false, Protocol::Udp, dst).unwrap_err();
+    let err = explain(
+        &options,
+        Mode::Stateful(FlowLimits::default()),
+        Protocol::Udp,
+        dst,
+    )
+    .unwrap_err();
     assert!(
         err.downcast_ref::<UsageError>().is_some(),
         "a usage error (exit 2): {err:#}"

@@ -24,8 +24,10 @@ use aya::{
 use filter_common::DropEvent;
 use filter_user::{
     compile::Compiled,
-    frame, loader,
-    scenario::{DEFAULT_LOG_RATE, Options, Protocol, Scenario},
+    frame,
+    limits::LOG_RATE,
+    loader,
+    scenario::{Options, Protocol, Scenario},
 };
 use gotofw_tests::{
     Attached, EXIT_USAGE, Gotofw, Netns, Running, VethPair, addr_add, exit_code, harness::XDP_DROP,
@@ -34,6 +36,8 @@ use gotofw_tests::{
 use serde_json::Value;
 
 const SECOND_NS: u64 = 1_000_000_000;
+/// The drop log's rate when none is given.
+const DEFAULT_LOG_RATE: u32 = LOG_RATE.default;
 /// Flood before the samples are counted: the bucket's first burst is spent in it.
 const WARM_UP: Duration = Duration::from_secs(1);
 /// Seconds over which samples are counted.

@@ -2,12 +2,11 @@
 
 use crate::{
     cli::AttachArgs,
-    cmd::print,
-    compile::{Compiled, Mode},
     config::{self, Overrides},
-    link_type,
-    loader::{self, AttachPlan, FilterMode, Meta, RuleInfo, XdpModeArg},
-    scenario::{Allowance, Options},
+    error::UsageError,
+    loader::{self, AttachPlan, FilterMode, Meta},
+    output::print,
+    plan::build_plan,
     system,
 };
 
@@ -16,6 +15,10 @@ use crate::{
 pub fn plans(args: &AttachArgs) -> anyhow::Result<(Vec<AttachPlan>, Vec<String>)> {
     let file = args.config.as_deref().map(config::load).transpose()?;
     let resolved = config::resolve(file.as_ref(), &Overrides::from(args))?;
+    if resolved.interfaces.is_empty() {
+        // clap asks for IFACE without --config; a file names at least one.
+        return Err(UsageError::NoInterface.into());
+    }
     let plans = resolved
         .interfaces
         .iter()
@@ -30,53 +33,6 @@ pub fn plans(args: &AttachArgs) -> anyhow::Result<(Vec<AttachPlan>, Vec<String>)
         })
         .collect::<anyhow::Result<_>>()?;
     Ok((plans, resolved.notes))
-}
-
-/// The plan for attaching (or with `replace`, swapping in) `options` in `mode` on `iface`.
-pub fn build_plan(
-    iface: &str,
-    options: &Options,
-    mode: Mode,
-    xdp_mode: XdpModeArg,
-    replace: bool,
-) -> anyhow::Result<AttachPlan> {
-    let ifindex = system::ifindex(iface)?;
-    link_type::check(iface, ifindex)?;
-    let rules = options.rules();
-    let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
-    compiled.config.log_rate = options.log_rate;
-    let meta = Meta {
-        version: loader::META_VERSION,
-        interface: iface.to_owned(),
-        ifindex,
-        netns: system::netns_id()?,
-        scenario: options.scenario.name().to_owned(),
-        mode: FilterMode::from(&mode),
-        flows: match mode {
-            Mode::Stateful(limits) => Some(limits),
-            Mode::Stateless | Mode::IngressOnly => None,
-        },
-        xdp_mode,
-        egress_hook: None,
-        clsact_qdisc: false,
-        attached_at: system::unix_now(),
-        rules: rules.iter().map(RuleInfo::from).collect(),
-        options: Some(options.clone()),
-        allowances: Allowance::ALL
-            .iter()
-            .filter(|a| a.switch_bit().is_some() && !options.disabled.contains(a))
-            .map(|a| a.name().to_owned())
-            .collect(),
-    };
-    Ok(AttachPlan {
-        iface: iface.to_owned(),
-        ifindex,
-        compiled,
-        meta,
-        xdp_mode,
-        egress_hook: options.egress_hook,
-        replace,
-    })
 }
 
 /// Runs the command: every interface, in order; when one fails, the filters this command

@@ -2,8 +2,8 @@
 
 use crate::{
     cli::CheckConfigArgs,
-    cmd::print,
     config::{self, Overrides},
+    output::print,
     system,
 };
 

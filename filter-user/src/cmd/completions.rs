@@ -2,7 +2,7 @@
 
 use crate::{
     cli::{self, CompletionsArgs},
-    cmd::print,
+    output::print,
 };
 
 /// The completion script for `shell`, of the visible commands only: the generators offer

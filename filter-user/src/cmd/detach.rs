@@ -1,6 +1,6 @@
 //! `gotofw detach`: unpin the link (the interface stops filtering), then the maps.
 
-use crate::{cli::DetachArgs, cmd::print, loader, system};
+use crate::{cli::DetachArgs, loader, output::print, system};
 
 /// Runs the command.
 pub fn run(args: &DetachArgs) -> anyhow::Result<()> {

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::{
     cli::{DomainsArgs, Format},
-    cmd::{json, print, table},
     domains::{self, Domain, List, Operator, Transport},
+    output::{json, print, table},
 };
 
 /// Version of the JSON layout; fields are only ever added.

@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use crate::{
     cli::ExplainArgs,
-    cmd::{json, print},
-    compile::{Compiled, FlowLimits, Mode},
+    compile::{Compiled, Mode},
+    config::{self, Overrides},
     error::UsageError,
     frame, loader,
+    output::{json, print},
     pinned::PinnedMaps,
     scenario::{Options, Protocol, RawNetworkArgs, Scenario},
     slots::slot_name,
@@ -169,17 +170,12 @@ fn connection<T: Tables, S: AsRef<str>>(
 /// Explains a connection under a rule set built from `options` (`explain --scenario`).
 pub fn explain(
     options: &Options,
-    stateless: bool,
+    mode: Mode,
     protocol: Protocol,
     dst: SocketAddr,
 ) -> anyhow::Result<Explanation> {
     let rules = options.rules();
     let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    let mode = if stateless {
-        Mode::Stateless
-    } else {
-        Mode::Stateful(FlowLimits::default())
-    };
     let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     let (out, reply) = connection(&compiled.tables(), &names, protocol, dst);
     Ok(Explanation {
@@ -249,8 +245,14 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     let q = question(args)?;
     let e = match q.source {
         Source::Scenario(scenario) => {
-            let options = Options::from_raw(&args.networks, scenario)?;
-            explain(&options, args.stateless, q.protocol, q.destination)?
+            let cli = Overrides {
+                scenario: Some(scenario),
+                networks: args.networks.clone(),
+                stateless: args.stateless,
+                ..Overrides::default()
+            };
+            let resolved = config::resolve(None, &cli)?;
+            explain(&resolved.options, resolved.mode, q.protocol, q.destination)?
         }
         Source::Attached(iface) => {
             system::require_capabilities()?;
@@ -292,12 +294,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Scenario, TurnDst};
+    use crate::{
+        compile::FlowLimits,
+        scenario::{Scenario, TurnDst},
+    };
 
     fn verdict(sc: Scenario, proto: Protocol, dst: &str) -> (String, String) {
         let mut out = Vec::new();
-        for stateless in [true, false] {
-            let e = explain(&Options::new(sc), stateless, proto, dst.parse().unwrap()).unwrap();
+        for mode in [Mode::Stateless, Mode::Stateful(FlowLimits::default())] {
+            let e = explain(&Options::new(sc), mode, proto, dst.parse().unwrap()).unwrap();
             // Both modes admit exactly the replies of allowed connections, under the same rule.
             assert_eq!(e.verdict, e.reply.verdict, "{e:?}");
             assert_eq!(e.rule, e.reply.rule, "{e:?}");
@@ -345,7 +350,8 @@ mod tests {
         assert_eq!(verdict(Tcp443, Udp, "198.51.100.1:443"), block);
         let mut any = Options::new(UdpTurn);
         any.turn_dst = TurnDst::Any;
-        let e = explain(&any, false, Udp, "203.0.113.10:3478".parse().unwrap()).unwrap();
+        let stateful = Mode::Stateful(FlowLimits::default());
+        let e = explain(&any, stateful, Udp, "203.0.113.10:3478".parse().unwrap()).unwrap();
         assert_eq!((e.verdict, e.rule.as_str()), ("allow", "turn-udp"));
     }
 

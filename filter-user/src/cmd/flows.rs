@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::{
     cli::FlowsArgs,
-    cmd::{json, print, table},
     error::UsageError,
     loader::{self, FilterMode, FlowEntry},
+    output::{json, print, table},
     slots::slot_name,
     system,
 };

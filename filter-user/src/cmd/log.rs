@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use crate::{
     cli::LogArgs,
-    cmd::print,
     error::UsageError,
     loader::{self, monotonic_coarse_ns},
+    output::print,
     slots::slot_name,
     system::{self, InterfaceLock},
 };

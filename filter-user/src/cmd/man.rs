@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::{
     cli::{self, ManArgs},
-    cmd::print,
+    output::print,
 };
 
 /// Renders `cmd` and its visible subcommands, depth first, into `dir`; collects the paths.

@@ -3,10 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
-use tokio::{
-    net::TcpListener,
-    signal::unix::{SignalKind, signal},
-};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::MetricsArgs,
@@ -33,7 +30,7 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-        let listener = bind(args.listen).await?;
+        let listener = metrics::bind(args.listen).await?;
         eprintln!(
             "gotofw: serving metrics on http://{}/metrics (Ctrl-C to stop)",
             listener.local_addr()?
@@ -44,12 +41,5 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
             _ = int.recv() => {}
         }
         Ok(())
-    })
-}
-
-/// Listens on `addr`, with an error that says what to change.
-pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} for metrics: pick another address or port (--listen, or [metrics] listen)")
     })
 }

@@ -16,9 +16,9 @@ use anyhow::Context as _;
 
 use crate::{
     cli::PacArgs,
-    cmd::print,
     domains::{self, List, Match},
     error::UsageError,
+    output::print,
 };
 
 /// A proxy's address as a PAC file names it.

@@ -22,14 +22,12 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
-    cmd::{attach::build_plan, metrics::bind},
     config::{self, Config, OnStop, Overrides, Resolved},
     error::UsageError,
-    liveness,
-    loader::{self, AttachPlan, Attached, XdpModeArg},
+    liveness, loader,
     metrics::{self, Scope},
     netlink::{LinkEvent, LinkMonitor},
-    system,
+    reconcile, system,
 };
 
 /// Runs the command.
@@ -71,7 +69,7 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
     }
     // Bound before anything is attached: an address in use stops the start with nothing changed.
     let listener = match config.metrics_listen {
-        Some(addr) => Some((addr, bind(addr).await?)),
+        Some(addr) => Some((addr, metrics::bind(addr).await?)),
         None => None,
     };
     // Subscribed before the first attach, so that no event after it is missed.
@@ -300,7 +298,7 @@ async fn update_endpoint(
         log(&format!("metrics: stopped serving on {}", old.addr));
     }
     if let Some(addr) = listen {
-        let listener = bind(addr).await?;
+        let listener = metrics::bind(addr).await?;
         let task = tokio::spawn(metrics::serve(listener, Arc::clone(scope)));
         log(&format!("metrics: serving on http://{addr}/metrics"));
         *endpoint = Some(Endpoint { addr, task });
@@ -336,96 +334,12 @@ fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Resul
     Ok(managed)
 }
 
-pub(crate) fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
-    let exists = system::key_dir(&system::key_for(iface)?)?.exists();
-    let plan = build_plan(
-        iface,
-        &resolved.options,
-        resolved.mode,
-        resolved.xdp_mode,
-        exists,
-    )?;
-    if exists {
-        let attached = loader::read_attached(iface)?;
-        let health = liveness::of(&attached);
-        if !health.filtering() {
-            // The attach removes it and attaches anew (and says so).
-            let meta = loader::attach(&plan)?;
-            log(&format!(
-                "{iface}: attached anew ({} {}, xdp {}); the filter was {}",
-                meta.scenario,
-                meta.mode,
-                meta.xdp_mode.name(),
-                health.text()
-            ));
-            return Ok(());
-        }
-        if same_rule_set(&attached, &plan)? {
-            if plan.xdp_mode != XdpModeArg::Auto && plan.xdp_mode != attached.meta.xdp_mode {
-                log(&format!(
-                    "{iface}: the filter runs in {} XDP mode, not the file's {}; a swap keeps the mode: detach it and restart the service to change it",
-                    attached.meta.xdp_mode.name(),
-                    plan.xdp_mode.name()
-                ));
-            }
-            log(&format!(
-                "{iface}: the attached filter already has this rule set ({} {}): kept, counters and flows go on",
-                attached.meta.scenario, attached.meta.mode
-            ));
-            return Ok(());
-        }
-        let meta = loader::attach(&plan)?;
-        log(&format!(
-            "{iface}: swapped in the new rule set atomically ({} {}; was {} {})",
-            meta.scenario, meta.mode, attached.meta.scenario, attached.meta.mode
-        ));
-    } else {
-        let meta = loader::attach(&plan)?;
-        log(&format!(
-            "{iface}: attached ({} {}, xdp {})",
-            meta.scenario,
-            meta.mode,
-            meta.xdp_mode.name()
-        ));
+/// [`reconcile::interface`], its lines logged.
+fn apply_one(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
+    for line in reconcile::interface(resolved, iface)? {
+        log(&line);
     }
     Ok(())
-}
-
-/// Whether the attached filter enforces exactly what `plan` would: the same record (less when
-/// and where it was attached) and the same configuration entry (less its generation).
-fn same_rule_set(attached: &Attached, plan: &AttachPlan) -> anyhow::Result<bool> {
-    let strip = |meta: &loader::Meta| -> anyhow::Result<serde_json::Value> {
-        let mut value = serde_json::to_value(meta)?;
-        if let Some(map) = value.as_object_mut() {
-            for volatile in [
-                "attached_at",
-                "xdp_mode",
-                "egress_hook",
-                "clsact_qdisc",
-                "ifindex",
-                "netns",
-                "interface",
-            ] {
-                map.remove(volatile);
-            }
-        }
-        Ok(value)
-    };
-    if strip(&attached.meta)? != strip(&plan.meta)? {
-        return Ok(false);
-    }
-    // A stateless filter attached by a gotofw before egress filtering in stateless mode has no
-    // egress hook: swapping the same rule set in puts one on.
-    if plan.compiled.config.mode != filter_common::MODE_INGRESS_ONLY
-        && attached.meta.egress_hook.is_none()
-    {
-        return Ok(false);
-    }
-    let mut now = attached.config()?;
-    let mut wanted = plan.compiled.config;
-    now.generation = 0;
-    wanted.generation = 0;
-    Ok(now == wanted)
 }
 
 fn summary(resolved: &Resolved) -> String {

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::{
     cli::ScenariosArgs,
-    cmd::{json, print, table},
     loader::RuleInfo,
+    output::{json, print, table},
     scenario::{Allowance, Options, RuleKind, Scenario, TURN_NETWORKS},
 };
 

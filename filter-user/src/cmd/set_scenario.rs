@@ -5,10 +5,11 @@ use anyhow::anyhow;
 
 use crate::{
     cli::SetScenarioArgs,
-    cmd::{attach::build_plan, print},
     compile::Mode,
     liveness,
     loader::{self, FilterMode},
+    output::print,
+    plan::build_plan,
     system,
 };
 

@@ -12,10 +12,8 @@ use std::{
 
 use crate::{
     cli::StatusArgs,
-    cmd::{
-        status::{self, Status},
-        table,
-    },
+    output::table,
+    status_model::{self, Status},
     system,
 };
 
@@ -30,7 +28,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let mut previous: Option<(Instant, Status)> = None;
     for frame in 1.. {
         let started = Instant::now();
-        let status = status::collect(args.iface.as_deref())?;
+        let status = status_model::collect(args.iface.as_deref())?;
         let since = previous.as_ref().map(|(at, s)| (started - *at, s));
         let mut text = String::new();
         if terminal {

@@ -64,7 +64,7 @@ pub(super) fn load_with(
     loader
         .map_max_entries(map::NETS_V4, v4)
         .map_max_entries(map::NETS_V6, v6)
-        .map_max_entries(map::FLOWS, compiled.flow_table_size.max(16))
+        .map_max_entries(map::FLOWS, compiled.flow_map_entries)
         .map_max_entries(map::META, meta_entries(meta.len())?);
     let log = flows
         .and_then(Path::parent)
