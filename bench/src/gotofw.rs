@@ -12,7 +12,7 @@ use aya::{
 use filter_common::{FlowKey, FlowValue, flow_state, ipproto};
 use filter_user::{
     compile::{Compiled, FlowLimits, Mode},
-    kernel,
+    loader,
     scenario::{Options, Rule, Scenario},
 };
 use ipnet::IpNet;
@@ -55,17 +55,17 @@ pub fn limits(size: u32) -> FlowLimits {
 pub fn load(rules: &[Rule], mode: &Mode) -> Result<Ebpf> {
     let mut compiled = Compiled::with_mode(rules, allowances(), mode)?;
     compiled.config.log_rate = filter_user::limits::LOG_RATE.default;
-    kernel::load(&compiled, b"{}")
+    loader::load(&compiled, b"{}")
 }
 
 /// The XDP program of a loaded gotofw object.
 pub fn ingress(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
-    kernel::program(ebpf)
+    loader::program(ebpf)
 }
 
 /// The TC egress program of a loaded gotofw object (stateful mode).
 pub fn egress(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
-    kernel::egress_program(ebpf)
+    loader::egress_program(ebpf)
 }
 
 /// The benchmark-only object (`filter_user::BENCH_EBPF_OBJECT`: the floors and the generator),
@@ -91,7 +91,7 @@ pub fn extra<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
 
 /// A live flow opened by rule `rule` just now.
 pub fn live_flow(rule: u32, proto: u8) -> FlowValue {
-    let now = kernel::monotonic_coarse_ns();
+    let now = loader::monotonic_coarse_ns();
     FlowValue {
         rule,
         state: if proto == ipproto::TCP {

@@ -106,7 +106,7 @@ fn nets(n: usize) -> Vec<IpNet> {
 
 fn xdp(ebpf: &Ebpf) -> &Xdp {
     ebpf.program("gotofw_ingress")
-        .expect("loaded by kernel::load")
+        .expect("loaded by loader::load")
         .try_into()
         .expect("an XDP program")
 }

@@ -17,7 +17,7 @@ use filter_common::{ethertype, ipproto};
 use filter_user::{
     compile::{Compiled, FlowLimits, Mode},
     frame::{self, Ipv4, ethernet, tcp},
-    kernel,
+    loader,
     scenario::{Options, Protocol, Scenario},
 };
 
@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
         .map_or(Ok(filter_user::limits::LOG_RATE.default), |s| s.parse())?;
     let mut compiled = Compiled::new(&options.rules(), options.allowance_bits())?;
     compiled.config.log_rate = log_rate;
-    let mut ebpf = kernel::load(&compiled, b"{}")?;
+    let mut ebpf = loader::load(&compiled, b"{}")?;
     println!(
         "BPF_PROG_TEST_RUN, scenario udp-turn, drop log at {log_rate}/s, {repeat} repetitions, median of 5 runs"
     );
@@ -60,10 +60,10 @@ fn main() -> anyhow::Result<()> {
         &Mode::Stateful(FlowLimits::default()),
     )?;
     stateful.config.log_rate = log_rate;
-    let mut stateful = kernel::load(&stateful, b"{}")?;
+    let mut stateful = loader::load(&stateful, b"{}")?;
     verifier_counts(&ebpf, "stateless");
     verifier_counts(&stateful, "stateful");
-    let program = kernel::program(&mut ebpf)?;
+    let program = loader::program(&mut ebpf)?;
     let client4: SocketAddr = "192.0.2.1:50000".parse()?;
     let client6: SocketAddr = "[2001:db8::1]:50000".parse()?;
     let reply = |proto, from: &str| {
@@ -124,7 +124,7 @@ fn main() -> anyhow::Result<()> {
             out(Protocol::Udp, "203.0.113.10:9"),
         ),
     ];
-    let egress = kernel::egress_program(&mut stateful)?;
+    let egress = loader::egress_program(&mut stateful)?;
     println!("  gotofw_egress (stateful):");
     for (name, frame) in egress_cases {
         report(name, egress, &frame, repeat);

@@ -1,5 +1,10 @@
-//! Errors in what the operator asked for. They exit with code 2 and change nothing; every message
-//! names the bad value and what to do instead.
+//! Errors in what the operator asked for. They exit with code 2; every message names the bad value
+//! and what to do instead. Most are found while checking, before anything changes. A few only the
+//! attach itself meets (another program's XDP program or egress hook on the interface, a filter
+//! attached meanwhile): that interface is left as it was, but a command that changes several
+//! interfaces in turn has changed those before it. `reload` keeps their new rule sets (its line for
+//! each says so); `attach` detaches again the filters it attached, and rule sets it swapped with
+//! `--replace` stay swapped.
 
 use std::fmt::Write as _;
 

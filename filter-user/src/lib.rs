@@ -28,8 +28,6 @@ pub mod slots;
 pub mod status_model;
 pub mod system;
 
-/// The loader's former path (`kernel.rs`), for callers not moved to [`loader`] yet.
-pub use loader as kernel;
 pub use loader::object::EBPF_OBJECT;
 
 /// The benchmark-only object, built with [`EBPF_OBJECT`]: the floors (`gotofw_floor`,

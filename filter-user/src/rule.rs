@@ -169,7 +169,7 @@ impl fmt::Display for Action {
 }
 
 /// Where a rule comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {
     /// A rule of the scenario.
@@ -178,6 +178,23 @@ pub enum RuleKind {
     Allowance,
     /// A rule of the operator's configuration file.
     Operator,
+}
+
+impl RuleKind {
+    /// `scenario`, `allowance` or `operator`, as stored and shown.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Scenario => "scenario",
+            Self::Allowance => "allowance",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One compiled rule: outbound traffic of `protocols` to `remote_ports` of `networks` gets

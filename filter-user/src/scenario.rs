@@ -180,16 +180,6 @@ impl Allowance {
             Self::Dhcp | Self::Dns | Self::Ntp => None,
         }
     }
-
-    /// The counter slot of the fixed-logic allowances.
-    pub const fn fixed_slot(self) -> Option<u32> {
-        match self {
-            Self::NonIp => Some(filter_common::slot::NON_IP),
-            Self::Icmpv6Nd => Some(filter_common::slot::ICMPV6_ND),
-            Self::IcmpErrors => Some(filter_common::slot::ICMP_ERRORS),
-            Self::Dhcp | Self::Dns | Self::Ntp => None,
-        }
-    }
 }
 
 impl fmt::Display for Allowance {

@@ -258,7 +258,7 @@ fn push_counters(a: &Attached, direction: Direction, counters: &mut Vec<CounterS
         let c = a.counter(direction, rule_slot(i as u32));
         counters.push(CounterStatus {
             name: rule.name.clone(),
-            kind: rule.kind.clone(),
+            kind: rule.kind.name().to_owned(),
             action: rule.action.clone(),
             direction: dir,
             packets: c.packets,

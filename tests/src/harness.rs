@@ -29,7 +29,7 @@ use filter_common::{
 };
 use filter_user::{
     compile::Compiled,
-    frame, kernel,
+    frame, loader,
     scenario::{Allowance, Options, Protocol, Scenario, TurnDst},
     slots,
 };
@@ -191,7 +191,7 @@ impl Harness {
         let rules = options.rules();
         let compiled = Compiled::new(&rules, options.allowance_bits())
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-        let ebpf = kernel::load(&compiled, b"{}").unwrap_or_else(|e| panic!("{label}: {e:#}"));
+        let ebpf = loader::load(&compiled, b"{}").unwrap_or_else(|e| panic!("{label}: {e:#}"));
         Self {
             label: label.to_owned(),
             names: rules.iter().map(|r| r.name.clone()).collect(),

@@ -24,8 +24,9 @@ use aya::{
 use filter_common::DropEvent;
 use filter_user::{
     compile::Compiled,
-    frame, kernel,
+    frame,
     limits::LOG_RATE,
+    loader,
     scenario::{Options, Protocol, Scenario},
 };
 use gotofw_tests::{
@@ -89,9 +90,9 @@ fn flood_program(log_rate: u32, pps: Option<u64>) -> Flood {
     let options = Options::new(Scenario::UdpTurn);
     let mut compiled = Compiled::new(&options.rules(), options.allowance_bits()).unwrap();
     compiled.config.log_rate = log_rate;
-    let mut ebpf = kernel::load(&compiled, b"{}").unwrap();
+    let mut ebpf = loader::load(&compiled, b"{}").unwrap();
     let mut ring = RingBuf::try_from(ebpf.take_map("LOG").unwrap()).unwrap();
-    let program = kernel::program(&mut ebpf).unwrap();
+    let program = loader::program(&mut ebpf).unwrap();
     let frame = frame::packet(
         Protocol::Udp,
         "203.0.113.10:9".parse().unwrap(),
@@ -99,7 +100,7 @@ fn flood_program(log_rate: u32, pps: Option<u64>) -> Flood {
     );
     let _cpu = pin_here();
     let total = WARM_UP + Duration::from_secs(WINDOW_SECS);
-    let start_ns = kernel::monotonic_coarse_ns();
+    let start_ns = loader::monotonic_coarse_ns();
     let window = start_ns + SECOND_NS..start_ns + SECOND_NS + WINDOW_SECS * SECOND_NS;
     let started = Instant::now();
     let (mut drops, mut sampled) = (0u64, 0u64);

@@ -19,7 +19,7 @@ use std::{
 
 use gotofw_tests::{
     Attached, EXIT_USAGE, GW_ADDR, Gotofw, Netns, OUTSIDE, ServerHandle, TURN_A, TURN_B, WanLab,
-    counter, counter_in, exit_code, expect_success, pin_dir, require_root_or_skip,
+    counter, counter_in, exit_code, expect_success, filter_objects, pin_dir, require_root_or_skip,
     staging_leftovers, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from,
     unique_name, xdp_prog_id,
 };
@@ -1381,5 +1381,98 @@ fn issue10_replace_with_another_flow_table_size_says_the_flows_go() {
     assert_eq!(
         lab.gotofw.status_json(lab.gw(), wan)["interfaces"][0]["flows"]["table_size"],
         2048
+    );
+}
+
+/// Rewrites the format version in the record stored with the filter pinned in `dir` (its
+/// first field, so in the `META` map's first entry) to `version`, a number of as many digits.
+fn rewrite_meta_version(dir: &std::path::Path, version: u32) {
+    use aya::maps::{Array, Map, MapData};
+    let data = MapData::from_pin(dir.join(filter_common::names::pin::META)).unwrap();
+    let mut meta: Array<_, [u8; filter_common::META_CHUNK]> =
+        Array::try_from(Map::Array(data)).unwrap();
+    let mut first = meta.get(&0, 0).unwrap();
+    let (old, new) = (
+        format!("{{\"version\":{},", filter_user::loader::META_VERSION),
+        format!("{{\"version\":{version},"),
+    );
+    assert_eq!(old.len(), new.len(), "{new} does not fit in place of {old}");
+    assert!(
+        first.starts_with(old.as_bytes()),
+        "the record does not start with {old}: {}",
+        String::from_utf8_lossy(&first)
+    );
+    first[..new.len()].copy_from_slice(new.as_bytes());
+    meta.set(0, first, 0).unwrap();
+}
+
+/// A filter whose stored record has a format version this gotofw does not know is refused,
+/// never misread: every command that reads it fails (exit 1) in one line naming the version
+/// and the fix, and changes nothing; `detach`, the fix it names, still removes the filter.
+#[test]
+fn a_record_of_an_unknown_format_version_is_refused() {
+    if !require_root_or_skip("a_record_of_an_unknown_format_version_is_refused") {
+        return;
+    }
+    let lab = WanLab::with_prefix("ht").unwrap();
+    let gotofw = Gotofw::default();
+    let attached = gotofw.attach(lab.gw(), lab.wan(), &["--scenario", "udp-turn"]);
+    let future = filter_user::loader::META_VERSION + 1;
+    rewrite_meta_version(&attached.pin_dir(), future);
+    let prog = xdp_prog_id(lab.gw(), lab.wan());
+    let wan = lab.wan();
+    for args in [
+        vec!["status", wan],
+        vec!["status", wan, "--json"],
+        vec!["status"],
+        vec!["flows", wan],
+        vec!["set-scenario", wan, "tcp-443"],
+        vec!["attach", wan, "--scenario", "tcp-443", "--replace"],
+    ] {
+        let output = gotofw.run(lab.gw(), &args);
+        let what = args.join(" ");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(exit_code(&output), Some(1), "gotofw {what}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "gotofw {what}: {stderr}");
+        assert!(
+            stderr.starts_with("gotofw: error: ")
+                && stderr.contains(&format!("format version {future}"))
+                && stderr.contains("run the gotofw that attached the filter, or detach it"),
+            "gotofw {what}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "gotofw {what} printed output");
+        assert_eq!(xdp_prog_id(lab.gw(), wan), prog, "gotofw {what} changed it");
+    }
+    expect_success(&attached.detach(), "detach");
+    assert!(!attached.is_attached(), "detach left the pins");
+    assert_eq!(xdp_prog_id(lab.gw(), wan), None, "detach left the program");
+}
+
+/// `detach` removes a clsact filter whose record has an unknown format version too: the
+/// interface its netlink filter is on is in the pin key, whatever the record says.
+#[test]
+fn a_clsact_filter_whose_record_has_an_unknown_format_version_detaches() {
+    if !require_root_or_skip("a_clsact_filter_whose_record_has_an_unknown_format_version_detaches")
+    {
+        return;
+    }
+    let lab = WanLab::with_prefix("ht").unwrap();
+    let gotofw = Gotofw::default();
+    let attached = gotofw.attach(
+        lab.gw(),
+        lab.wan(),
+        &["--scenario", "udp-turn", "--egress-hook", "clsact"],
+    );
+    let before = filter_objects(lab.gw(), lab.wan());
+    assert!(
+        before.xdp.is_some() && !before.clsact_egress.is_empty(),
+        "{before:?}"
+    );
+    rewrite_meta_version(&attached.pin_dir(), filter_user::loader::META_VERSION + 1);
+    expect_success(&attached.detach(), "detach");
+    let after = filter_objects(lab.gw(), lab.wan());
+    assert!(
+        !attached.is_attached() && after.xdp.is_none() && after.clsact_egress.is_empty(),
+        "detach left {after:?}"
     );
 }

@@ -16,7 +16,7 @@ use filter_common::{
 use filter_user::{
     compile::{Compiled, FlowLimits, Mode},
     frame::{self, Ipv4, ethernet, icmp},
-    kernel,
+    loader,
     scenario::{Options, Protocol, Scenario},
     slots::slot_name,
 };
@@ -77,7 +77,7 @@ impl Stateful {
         let rules = options.rules();
         let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), mode).unwrap();
         edit(&mut compiled.config);
-        let ebpf = kernel::load_reusing(&compiled, b"{}", flows).unwrap();
+        let ebpf = loader::load_reusing(&compiled, b"{}", flows).unwrap();
         Self {
             names: rules.iter().map(|r| r.name.clone()).collect(),
             ebpf,
@@ -115,8 +115,8 @@ impl Stateful {
             ..TestRunOptions::new()
         };
         match direction {
-            Direction::Ingress => kernel::program(&mut self.ebpf).unwrap().test_run(opts),
-            Direction::Egress => kernel::egress_program(&mut self.ebpf)
+            Direction::Ingress => loader::program(&mut self.ebpf).unwrap().test_run(opts),
+            Direction::Egress => loader::egress_program(&mut self.ebpf)
                 .unwrap()
                 .test_run(opts),
         }
@@ -603,7 +603,7 @@ fn issue6_drop_log_takes_samples_of_drops_in_both_directions() {
         Compiled::with_mode(&rules, options.allowance_bits(), &Mode::Stateful(LIMITS)).unwrap();
     compiled.config.log_rate = 100;
     let mut s = Stateful::with(Scenario::UdpTurn, 0, None);
-    s.ebpf = kernel::load(&compiled, b"{}").unwrap();
+    s.ebpf = loader::load(&compiled, b"{}").unwrap();
     s.check(
         "blocked outbound",
         Egress,
@@ -662,9 +662,9 @@ fn issue5_an_unarmed_rule_set_hands_packets_to_the_one_it_replaces() {
     assert_eq!(new.counters(), zero, "an unarmed rule set counted");
 
     // Handing to the previous program: its verdicts, its counters, its flows.
-    let xdp = kernel::program(&mut old.ebpf).unwrap().fd().unwrap();
+    let xdp = loader::program(&mut old.ebpf).unwrap().fd().unwrap();
     let xdp = xdp.try_clone().unwrap();
-    let tc = kernel::egress_program(&mut old.ebpf).unwrap().fd().unwrap();
+    let tc = loader::egress_program(&mut old.ebpf).unwrap().fd().unwrap();
     let tc = tc.try_clone().unwrap();
     for (fd, table) in [(xdp, "TAIL_XDP"), (tc, "TAIL_TC")] {
         let mut slots = ProgramArray::try_from(new.ebpf.map_mut(table).unwrap()).unwrap();
@@ -822,7 +822,7 @@ fn issue10_ingress_only_judges_inbound_as_stateless_and_has_no_egress_program() 
     let mut s = Stateful::in_mode(Scenario::UdpTurn, &Mode::IngressOnly, None, |_| {});
     assert_eq!(s.compiled.config.mode, filter_common::MODE_INGRESS_ONLY);
     assert!(
-        kernel::egress_program(&mut s.ebpf).unwrap().fd().is_err(),
+        loader::egress_program(&mut s.ebpf).unwrap().fd().is_err(),
         "ingress-only mode loaded an egress program"
     );
     s.check(

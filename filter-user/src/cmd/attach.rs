@@ -72,7 +72,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
         .rules
         .iter()
         .map(|r| {
-            if r.kind == "operator" && !r.local_ports.is_empty() {
+            if r.kind == crate::rule::RuleKind::Operator && !r.local_ports.is_empty() {
                 format!(
                     "{} (inbound {} to local {} from {})",
                     r.name,
@@ -112,9 +112,7 @@ fn report(plan: &AttachPlan, meta: &Meta) -> anyhow::Result<()> {
             },
             |h| format!(" (egress {})", h.name())
         ),
-        serde_json::to_value(meta.xdp_mode)?
-            .as_str()
-            .unwrap_or("auto"),
+        meta.xdp_mode.name(),
         rules.join(", "),
         if meta.allowances.is_empty() {
             "none".to_owned()

@@ -10,7 +10,8 @@ use crate::{
 
 /// Runs the command. Everything is checked before anything changes: the file and every interface
 /// it names (a plan is built for each, rule set and capacity included, touching nothing), so bad
-/// input (exit 2) leaves every filter as it was.
+/// input found then (exit 2) leaves every filter as it was. What only an attach finds (another
+/// program's XDP program on the interface) stops the loop there, the interfaces before it changed.
 pub fn run(args: &ReloadArgs) -> anyhow::Result<()> {
     let file = config::load(&args.config)?;
     let resolved = config::resolve(Some(&file), &Overrides::default())?;

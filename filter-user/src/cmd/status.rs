@@ -43,7 +43,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 },
                 |h| format!(" (egress {})", h.name())
             ),
-            serde_json::to_value(s.xdp_mode)?.as_str().unwrap_or("auto"),
+            s.xdp_mode.name(),
             match s.log_rate {
                 0 => "drop log off".to_owned(),
                 rate => format!("drop log {rate}/s per CPU"),

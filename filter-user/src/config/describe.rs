@@ -40,10 +40,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
         .map(|r| r.name.as_str())
         .collect();
     for (i, rule) in o.rules().iter().enumerate() {
-        let kind = serde_json::to_value(rule.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let kind = rule.kind.name().to_owned();
         let (conn, ports) = if inbound.contains(rule.name.as_str()) {
             ("inbound", "any".to_owned())
         } else {

@@ -38,13 +38,18 @@ pub fn detach(iface: &str) -> anyhow::Result<()> {
         return Err(UsageError::NotAttached(iface.to_owned()).into());
     }
     // A clsact filter is reached by netlink, in the interface's namespace only: check that
-    // before anything goes.
+    // before anything goes. A record this gotofw cannot read (another format version) still
+    // leaves the interface in the pin key.
     let clsact = match pinned_hook(&dir) {
-        Some(EgressHook::Clsact) => Some(local_interface(&dir, &key).ok_or_else(|| {
-            anyhow!(
-                "the egress filter of {iface} is a clsact filter, which only its own network namespace reaches: run `gotofw detach` there (nsenter --net=...)"
-            )
-        })?),
+        Some(EgressHook::Clsact) => Some(
+            local_interface(&dir, &key)
+                .or_else(|| system::own_interfaces([key.clone()]).pop())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "the egress filter of {iface} is a clsact filter, which only its own network namespace reaches: run `gotofw detach` there (nsenter --net=...)"
+                    )
+                })?,
+        ),
         _ => None,
     };
     remove_pins(&dir, clsact.as_deref())

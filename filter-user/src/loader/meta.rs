@@ -21,8 +21,8 @@ use super::options::{EgressHook, XdpModeArg};
 pub struct RuleInfo {
     /// Rule name.
     pub name: String,
-    /// `scenario` or `allowance`.
-    pub kind: String,
+    /// Where it comes from (stored as `scenario`, `allowance` or `operator`).
+    pub kind: crate::rule::RuleKind,
     /// `allow` or `block`.
     pub action: String,
     /// `tcp`, `udp` or `tcp+udp`.
@@ -223,10 +223,7 @@ impl From<&crate::scenario::Rule> for RuleInfo {
     fn from(rule: &crate::scenario::Rule) -> Self {
         Self {
             name: rule.name.clone(),
-            kind: serde_json::to_value(rule.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            kind: rule.kind,
             action: rule.action.to_string(),
             protocol: rule.protocols_text(),
             ports: rule.ports_text(),
@@ -302,6 +299,32 @@ mod meta_tests {
             "{err}"
         );
         assert!(parse_meta(b"{\"interface\": \"wan0\"}").is_err());
+    }
+
+    /// Rule kinds are stored as the words records have always held (`scenario`, `allowance`,
+    /// `operator`): a stored rule reads back as the same kind and writes back as the same bytes.
+    #[test]
+    fn rule_kinds_keep_their_stored_names() {
+        use crate::rule::RuleKind;
+        for (kind, word) in [
+            (RuleKind::Scenario, "scenario"),
+            (RuleKind::Allowance, "allowance"),
+            (RuleKind::Operator, "operator"),
+        ] {
+            let stored = format!(
+                r#"{{"name":"r","kind":"{word}","action":"allow","protocol":"udp","ports":"3478","networks":"any","description":"d"}}"#
+            );
+            let rule: RuleInfo = serde_json::from_str(&stored).unwrap();
+            assert_eq!(rule.kind, kind);
+            assert_eq!(rule.kind.to_string(), word);
+            assert_eq!(serde_json::to_string(&rule).unwrap(), stored);
+        }
+        assert!(
+            serde_json::from_str::<RuleInfo>(
+                r#"{"name":"r","kind":"other","action":"allow","protocol":"udp","ports":"3478","networks":"any","description":"d"}"#
+            )
+            .is_err()
+        );
     }
 
     /// The map holds the record with room to spare, in whole entries.
