@@ -86,17 +86,6 @@ impl Mode {
         }
     }
 
-    /// The mode a filter's record names (`stateful` with its flow limits, `stateless`,
-    /// `ingress-only`); `None` for a name gotofw does not know.
-    pub fn from_record(name: &str, flows: Option<FlowLimits>) -> Option<Self> {
-        match (name, flows) {
-            ("stateful", Some(limits)) => Some(Self::Stateful(limits)),
-            ("stateless", _) => Some(Self::Stateless),
-            ("ingress-only", _) => Some(Self::IngressOnly),
-            _ => None,
-        }
-    }
-
     /// Whether the egress program enforces the rules (every mode but ingress-only).
     pub const fn filters_egress(&self) -> bool {
         !matches!(self, Self::IngressOnly)

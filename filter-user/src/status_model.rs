@@ -3,9 +3,7 @@
 
 use anyhow::{Context as _, anyhow};
 use aya::maps::MapData;
-use filter_common::{
-    Config, Direction, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, names::pin, rule_slot,
-};
+use filter_common::{Config, Direction, names::pin, rule_slot};
 use serde::Serialize;
 
 use crate::{
@@ -131,7 +129,7 @@ impl CounterStatus {
 /// attach asked for; status shows what is in force.
 fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
     let config = a.config()?;
-    let mode = filter_mode(config.mode).ok_or_else(|| {
+    let mode = FilterMode::from_config(config.mode).ok_or_else(|| {
         anyhow!(
             "the filter on {} runs in mode {}, which this gotofw does not know: run the gotofw that attached it, or detach it and attach it again",
             a.meta.interface,
@@ -186,16 +184,6 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         flows,
         counters,
     })
-}
-
-/// The mode a config entry's `mode` (one of the `MODE_*` values) names.
-const fn filter_mode(mode: u32) -> Option<FilterMode> {
-    match mode {
-        MODE_STATEFUL => Some(FilterMode::Stateful),
-        MODE_STATELESS => Some(FilterMode::Stateless),
-        MODE_INGRESS_ONLY => Some(FilterMode::IngressOnly),
-        _ => None,
-    }
 }
 
 /// The flow limits the kernel holds `a` to: the timeouts of its config entry and the size of its
@@ -339,11 +327,11 @@ mod tests {
         ] {
             let compiled = Compiled::with_mode(&[], 0, &mode).unwrap();
             assert_eq!(
-                filter_mode(compiled.config.mode),
+                FilterMode::from_config(compiled.config.mode),
                 Some(FilterMode::from(&mode)),
                 "{mode:?}"
             );
         }
-        assert_eq!(filter_mode(3), None);
+        assert_eq!(FilterMode::from_config(3), None);
     }
 }

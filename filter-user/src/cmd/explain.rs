@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use filter_common::{Direction, FragKey, MODE_INGRESS_ONLY, MODE_STATEFUL, Tables, classify};
+use filter_common::{Direction, FragKey, Tables, classify};
 use serde::Serialize;
 
 use crate::{
@@ -12,7 +12,8 @@ use crate::{
     compile::{Compiled, Mode},
     config::{self, Overrides},
     error::UsageError,
-    frame, loader,
+    frame,
+    loader::{self, FilterMode},
     output::{json, print},
     pinned::PinnedMaps,
     scenario::{Options, Protocol, RawNetworkArgs, Scenario},
@@ -45,7 +46,7 @@ pub struct Explanation {
     /// Scenario evaluated.
     pub scenario: String,
     /// Mode whose reply handling is shown.
-    pub mode: &'static str,
+    pub mode: FilterMode,
     /// `tcp` or `udp`.
     pub protocol: Protocol,
     /// The remote end.
@@ -181,7 +182,7 @@ pub fn explain(
     Ok(Explanation {
         interface: None,
         scenario: options.scenario.name().to_owned(),
-        mode: mode.name(),
+        mode: FilterMode::from(&mode),
         protocol,
         destination: dst.to_string(),
         verdict: out.verdict,
@@ -217,13 +218,15 @@ pub fn explain_attached(
         .collect();
     let (out, reply) = connection(&maps.tables(no_rules.tables()), &names, protocol, dst);
     maps.check()?;
-    let mode = match maps.config().mode {
-        MODE_STATEFUL => "stateful",
-        MODE_INGRESS_ONLY => "ingress-only",
-        _ => "stateless",
-    };
+    let value = maps.config().mode;
+    let mode = FilterMode::from_config(value).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the filter on {} runs in mode {value}, which this gotofw does not know: run the gotofw that attached it, or detach it and attach it again",
+            attached.meta.interface
+        )
+    })?;
     // An ingress-only filter has no egress program: every outbound packet leaves.
-    let (verdict, rule) = if mode == "ingress-only" {
+    let (verdict, rule) = if mode == FilterMode::IngressOnly {
         ("allow", UNFILTERED.to_owned())
     } else {
         (out.verdict, out.rule)
@@ -262,9 +265,9 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     if args.json {
         return Ok(print(&json(&e)?)?);
     }
-    let how = if e.mode == "stateless" {
+    let how = if e.mode == FilterMode::Stateless {
         "stateless mode: matched by its source port and network"
-    } else if e.mode == "ingress-only" {
+    } else if e.mode == FilterMode::IngressOnly {
         "ingress-only mode: matched by its source port and network; outbound is not filtered"
     } else if e.reply.verdict == "allow" {
         "stateful mode: it belongs to the flow the outbound packet opened"

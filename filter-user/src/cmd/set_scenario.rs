@@ -5,7 +5,6 @@ use anyhow::anyhow;
 
 use crate::{
     cli::SetScenarioArgs,
-    compile::Mode,
     liveness,
     loader::{self, FilterMode},
     output::print,
@@ -34,7 +33,7 @@ pub fn run(args: &SetScenarioArgs) -> anyhow::Result<()> {
         })?;
         from = Some(options.scenario);
         options.scenario = args.scenario;
-        let mode = Mode::from_record(old.meta.mode.name(), old.meta.flows).ok_or_else(|| {
+        let mode = old.meta.mode.with_flows(old.meta.flows).ok_or_else(|| {
             anyhow!(
                 "the filter on {} records mode {:?}, which this gotofw does not know: attach it again with `gotofw attach {} --scenario {} --replace`",
                 args.iface,

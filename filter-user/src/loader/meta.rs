@@ -62,6 +62,32 @@ impl FilterMode {
             Self::IngressOnly => "ingress-only",
         }
     }
+
+    /// The mode with the flow limits a record keeps (`flows`, which stateful mode needs);
+    /// `None` for a stateful record without them.
+    pub const fn with_flows(
+        self,
+        flows: Option<crate::compile::FlowLimits>,
+    ) -> Option<crate::compile::Mode> {
+        use crate::compile::Mode;
+        match (self, flows) {
+            (Self::Stateful, Some(limits)) => Some(Mode::Stateful(limits)),
+            (Self::Stateful, None) => None,
+            (Self::Stateless, _) => Some(Mode::Stateless),
+            (Self::IngressOnly, _) => Some(Mode::IngressOnly),
+        }
+    }
+
+    /// The mode a config entry's `mode` (one of the `MODE_*` values the programs read) names;
+    /// `None` for a value this gotofw does not know.
+    pub const fn from_config(mode: u32) -> Option<Self> {
+        match mode {
+            filter_common::MODE_STATEFUL => Some(Self::Stateful),
+            filter_common::MODE_STATELESS => Some(Self::Stateless),
+            filter_common::MODE_INGRESS_ONLY => Some(Self::IngressOnly),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for FilterMode {
