@@ -74,6 +74,37 @@ impl Header for Checked {
         // SAFETY: the classifier reads only below the length `header` checked.
         unsafe { *((self.at + i) as *const u8) }
     }
+
+    /// Eight (or four) bytes at a time, so that LLVM keeps an address in two or four registers
+    /// rather than one for each byte: with the bytes read one by one, the TC program's spills
+    /// of an IPv6 address's sixteen bytes took most of its stack.
+    #[inline(always)]
+    fn array<const N: usize>(&self, i: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        let mut k = 0;
+        while k + 8 <= N {
+            // SAFETY: as in `u8`, `i + k + 8 <= i + N` lies inside the checked length; the
+            // write stays inside `out`.
+            unsafe {
+                let w = core::ptr::read_unaligned((self.at + i + k) as *const u64);
+                core::ptr::write_unaligned(out.as_mut_ptr().add(k).cast::<u64>(), w);
+            }
+            k += 8;
+        }
+        while k + 4 <= N {
+            // SAFETY: as above.
+            unsafe {
+                let w = core::ptr::read_unaligned((self.at + i + k) as *const u32);
+                core::ptr::write_unaligned(out.as_mut_ptr().add(k).cast::<u32>(), w);
+            }
+            k += 4;
+        }
+        while k < N {
+            out[k] = self.u8(i + k);
+            k += 1;
+        }
+        out
+    }
 }
 
 /// Returns `x` unchanged, hiding from LLVM where it came from. Without it LLVM rewrites
