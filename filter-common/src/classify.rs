@@ -25,8 +25,8 @@ use crate::{
 pub trait Tables {
     /// Rule mask stored at `index` of the port map (see [`port_index`]); zero when none.
     fn port_mask(&self, index: u32) -> u64;
-    /// The rule set's configuration. The kernel's ingress tables return the entry the program
-    /// read once for the packet.
+    /// The rule set's configuration. The kernel's tables return the entry the program read
+    /// once for the packet.
     fn config(&self) -> &Config;
     /// Mask of the rules whose networks contain this IPv4 address (longest prefix match).
     fn net_mask_v4(&self, addr: Ipv4Key) -> u64;

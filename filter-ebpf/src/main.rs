@@ -119,12 +119,9 @@ fn config_entry() -> &'static Config {
 }
 
 /// The maps as the classifier's lookup tables. `cfg` is the config entry the program read once
-/// for this packet (XDP); `None` has each use read the entry (TC egress: its frame takes 504 of
-/// the 512 stack bytes BPF allows, and holding the entry through the whole parse pushes it over:
-/// LLVM refuses the build); there the classifier reads it where it decides, once on each path
-/// (twice for an ICMP error).
+/// for this packet; the classifier and `account` take it from here.
 struct Maps {
-    cfg: Option<&'static Config>,
+    cfg: &'static Config,
 }
 
 impl Tables for Maps {
@@ -135,10 +132,7 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn config(&self) -> &Config {
-        match self.cfg {
-            Some(cfg) => cfg,
-            None => config_entry(),
-        }
+        self.cfg
     }
 
     #[inline(always)]
@@ -309,12 +303,7 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     }
     let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(
-        &frame,
-        &Maps { cfg: Some(cfg) },
-        Direction::Ingress,
-        &mut key,
-    );
+    let outcome = classify(&frame, &Maps { cfg }, Direction::Ingress, &mut key);
     if account(cfg, Direction::Ingress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::LOG) };
@@ -339,6 +328,7 @@ const EGRESS_HEADERS: u32 = 256;
 #[classifier]
 #[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
+    // The one read of the config entry for this packet, as at XDP.
     let cfg = config_entry();
     if cfg.armed != ARMED {
         // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
@@ -359,14 +349,8 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     }
     let frame = Frame::tc(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(&frame, &Maps { cfg: None }, Direction::Egress, &mut key);
-    if account(
-        config_entry(),
-        Direction::Egress,
-        &outcome,
-        &key,
-        frame.len as u64,
-    ) {
+    let outcome = classify(&frame, &Maps { cfg }, Direction::Egress, &mut key);
+    if account(cfg, Direction::Egress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_TC.tail_call(&ctx, tail::LOG) };
     }
