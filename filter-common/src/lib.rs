@@ -1,11 +1,11 @@
-//! What the gotofw kernel program and its loader share: map layouts, counter slots, and the packet
-//! classifier itself.
+//! What the gotofw kernel programs and their loader share: map layouts, counter slots, and the
+//! packet classifier itself.
 //!
 //! The classifier ([`classify::classify`]) is generic over how it reads the packet ([`Packet`]) and
-//! how it looks rules up ([`Tables`]). The XDP program instantiates it over the packet buffer and
-//! its BPF maps; the `gotofw` binary over a byte slice and an in-memory copy of the same map
-//! contents. Both therefore give the same verdict by construction, and the tests check that the
-//! kernel agrees with the host on every crafted packet.
+//! how it looks rules up ([`Tables`]). The kernel's programs (XDP ingress, TC egress) instantiate
+//! it over the packet buffer and their BPF maps; the `gotofw` binary over a byte slice and an
+//! in-memory copy of the same map contents. Both therefore give the same verdict by construction,
+//! and the tests check that the kernel agrees with the host on every crafted packet.
 #![no_std]
 // The classifier must inline into one BPF program (no calls across the packet pointer), and the
 // BPF backend has no count-trailing-zeros instruction.
@@ -103,7 +103,7 @@ pub enum Direction {
 
 /// Per-direction counter slots that do not belong to a rule. Rule `i` counts in
 /// [`FIXED_SLOTS`]` + i`. Every packet counts in exactly one slot, so the slots of a direction add
-/// up to the packets the program saw.
+/// up to the packets that direction's program saw.
 pub mod slot {
     /// No rule and no allowance matched: dropped by the default action.
     pub const DEFAULT_BLOCK: u32 = 0;
@@ -449,7 +449,8 @@ pub const fn flow_timeout_ns(cfg: &Config, state: u32) -> u64 {
     secs as u64 * 1_000_000_000
 }
 
-/// Whether a flow last seen at `last_seen` in `state` is still alive at `now`.
+/// Whether the flow `value` is still alive at `now`: seen within the idle timeout `cfg` sets for
+/// its state.
 #[inline(always)]
 pub const fn flow_alive(cfg: &Config, value: &FlowValue, now: u64) -> bool {
     now.saturating_sub(value.last_seen_ns) <= flow_timeout_ns(cfg, value.state)

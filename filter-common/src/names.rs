@@ -28,7 +28,7 @@ pub mod map {
     pub const LOG_BUCKET: &str = "LOG_BUCKET";
     /// The per-CPU clock cache.
     pub const CLOCK: &str = "CLOCK";
-    /// Tail-call table of the XDP program (the drop log, the program it replaces).
+    /// Tail-call table of the XDP ingress program (its drop log, the program it replaces).
     pub const TAIL_XDP: &str = "TAIL_XDP";
     /// Tail-call table of the TC egress program.
     pub const TAIL_TC: &str = "TAIL_TC";
@@ -44,13 +44,13 @@ pub mod map {
 
 /// Program names in the object (the kernel functions' names).
 pub mod program {
-    /// The XDP program: inbound packets.
+    /// The XDP ingress program: inbound packets.
     pub const INGRESS: &str = "gotofw_ingress";
     /// The TC program: outbound packets (every mode but ingress-only).
     pub const EGRESS: &str = "gotofw_egress";
-    /// The drop-log program the XDP one tail-calls.
+    /// The drop-log program the ingress program tail-calls.
     pub const LOG_XDP: &str = "gotofw_log_xdp";
-    /// The drop-log program the TC one tail-calls.
+    /// The drop-log program the egress program tail-calls.
     pub const LOG_TC: &str = "gotofw_log_tc";
 
     /// Every program the loader loads.

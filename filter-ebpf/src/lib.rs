@@ -1,4 +1,4 @@
-//! Empty on purpose: `filter-user` depends on this package at build time so that cargo rebuilds the
-//! embedded program when it (or `filter-common`) changes. The programs are `src/main.rs` (the object gotofw loads) and
-//! `src/bench.rs` (the benchmarks' object).
+//! Empty on purpose: `filter-user` depends on this package at build time so that cargo rebuilds
+//! the embedded programs when they (or `filter-common`) change. The programs are `src/main.rs`
+//! (the object gotofw loads) and `src/bench.rs` (the benchmarks' object).
 #![no_std]

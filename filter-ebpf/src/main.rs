@@ -1,10 +1,13 @@
-//! The gotofw programs: XDP on the WAN interface's ingress, TC (tcx) on its egress.
+//! The gotofw programs: XDP on the WAN interface's ingress, TC (tcx or clsact) on its egress,
+//! and the drop-log programs each of them tail-calls.
 //!
 //! Thin shells around [`filter_common::classify`]: they give the classifier bounds-checked access
 //! to the frame and the BPF maps as lookup tables, then count the packet in the slot the
 //! classifier named and remember first-fragment verdicts. The egress program enforces the rules
 //! as written (except in ingress-only mode); in stateful mode it also opens flows for allowed
-//! outbound packets, and the ingress program admits the packets of live flows. All decisions live in `filter-common`, where the host runs the same code.
+//! outbound packets, and the ingress program admits the packets of live flows. All decisions
+//! live in `filter-common`, where the host runs the same code. Each entry point reads the config
+//! entry once per packet and hands that one read to the classifier and to `account`.
 //!
 //! This is the object gotofw loads; the benchmarks' programs are another (`bench.rs`).
 #![no_std]
@@ -17,7 +20,7 @@ mod frame;
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, tcx_action_base, xdp_action},
     helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
     macros::{classifier, map, xdp},
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf, lpm_trie::Key},
@@ -81,13 +84,13 @@ struct Clock {
 #[map]
 static CLOCK: PerCpuArray<Clock> = PerCpuArray::with_max_entries(1, 0);
 
-/// Programs the XDP program tail-calls (slots in `filter_common::tail`): the drop log, tail-called
-/// with a sampled drop, and the program this one replaces, until its rule set is armed. (A
-/// program array serves one program type, hence one per hook.)
+/// Programs `gotofw_ingress` tail-calls (slots in `filter_common::tail`): the drop log
+/// (`gotofw_log_xdp`), tail-called with a sampled drop, and the program it replaces, until its
+/// rule set is armed. (A program array serves one program type, hence one per hook.)
 #[map]
 static TAIL_XDP: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 
-/// The same for the TC program.
+/// The same for `gotofw_egress` (its drop log is `gotofw_log_tc`).
 #[map]
 static TAIL_TC: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 
@@ -119,12 +122,9 @@ fn config_entry() -> &'static Config {
 }
 
 /// The maps as the classifier's lookup tables. `cfg` is the config entry the program read once
-/// for this packet (XDP); `None` has each use read the entry (TC egress: its frame takes 504 of
-/// the 512 stack bytes BPF allows, and holding the entry through the whole parse pushes it over:
-/// LLVM refuses the build); there the classifier reads it where it decides, once on each path
-/// (twice for an ICMP error).
+/// for this packet; the classifier and `account` take it from here.
 struct Maps {
-    cfg: Option<&'static Config>,
+    cfg: &'static Config,
 }
 
 impl Tables for Maps {
@@ -135,10 +135,7 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn config(&self) -> &Config {
-        match self.cfg {
-            Some(cfg) => cfg,
-            None => config_entry(),
-        }
+        self.cfg
     }
 
     #[inline(always)]
@@ -309,12 +306,7 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     }
     let frame = Frame::xdp(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(
-        &frame,
-        &Maps { cfg: Some(cfg) },
-        Direction::Ingress,
-        &mut key,
-    );
+    let outcome = classify(&frame, &Maps { cfg }, Direction::Ingress, &mut key);
     if account(cfg, Direction::Ingress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::LOG) };
@@ -326,10 +318,12 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     }
 }
 
-/// tcx verdict: let the next program (or the stack) decide.
-const TCX_NEXT: i32 = -1;
-/// tcx verdict: drop.
-const TCX_DROP: i32 = 2;
+/// TC verdict: let the next program or filter (or the stack) decide; the same value under tcx
+/// (`TCX_NEXT`) and clsact (`TC_ACT_UNSPEC`).
+const TC_NEXT: i32 = tcx_action_base::TCX_NEXT;
+/// TC verdict: drop; the same value under tcx (`TCX_DROP`) and clsact (`TC_ACT_SHOT`).
+const TC_DROP: i32 = tcx_action_base::TCX_DROP;
+const _: () = assert!(TC_NEXT == TC_ACT_UNSPEC && TC_DROP == TC_ACT_SHOT);
 /// Headers the egress program wants in the linear part of the packet.
 const EGRESS_HEADERS: u32 = 256;
 
@@ -339,14 +333,15 @@ const EGRESS_HEADERS: u32 = 256;
 #[classifier]
 #[inline(always)]
 pub fn gotofw_egress(ctx: TcContext) -> i32 {
+    // The one read of the config entry for this packet, as at XDP.
     let cfg = config_entry();
     if cfg.armed != ARMED {
         // SAFETY: a valid context; with no program in the slot (a first attach) we pass.
         unsafe { TAIL_TC.tail_call(&ctx, tail::PREVIOUS) };
-        return TCX_NEXT;
+        return TC_NEXT;
     }
     if cfg.mode == MODE_INGRESS_ONLY {
-        return TCX_NEXT;
+        return TC_NEXT;
     }
     // Egress packets normally carry their headers in the linear part; make sure they do.
     let want = if ctx.len() < EGRESS_HEADERS {
@@ -359,21 +354,15 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
     }
     let frame = Frame::tc(&ctx);
     let mut key = MaybeUninit::<FragKey>::uninit();
-    let outcome = classify(&frame, &Maps { cfg: None }, Direction::Egress, &mut key);
-    if account(
-        config_entry(),
-        Direction::Egress,
-        &outcome,
-        &key,
-        frame.len as u64,
-    ) {
+    let outcome = classify(&frame, &Maps { cfg }, Direction::Egress, &mut key);
+    if account(cfg, Direction::Egress, &outcome, &key, frame.len as u64) {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_TC.tail_call(&ctx, tail::LOG) };
     }
     if outcome.decision.action == ACTION_PASS {
-        TCX_NEXT
+        TC_NEXT
     } else {
-        TCX_DROP
+        TC_DROP
     }
 }
 
@@ -440,7 +429,7 @@ pub fn gotofw_log_xdp(ctx: XdpContext) -> u32 {
 #[inline(always)]
 pub fn gotofw_log_tc(ctx: TcContext) -> i32 {
     log_drop(&Frame::tc(&ctx));
-    TCX_DROP
+    TC_DROP
 }
 
 #[cfg(not(test))]
