@@ -665,7 +665,7 @@ fn drop_log_samples_carry_whole_ipv6_addresses() {
     .unwrap();
     compiled.config.log_rate = 100;
     let mut s = Stateful::with(Scenario::UdpTurn, 0, None);
-    s.ebpf = kernel::load(&compiled, b"{}").unwrap();
+    s.ebpf = loader::load(&compiled, b"{}").unwrap();
     let local = "[2001:db8:1011:1213:1415:1617:1819:1a1b]:50000";
     let remote = "[2001:db8:2021:2223:2425:2627:2829:2a2b]:9";
     s.check("blocked outbound", Egress, &in_udp(local, remote), DEFAULT);
