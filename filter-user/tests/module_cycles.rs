@@ -32,6 +32,25 @@ fn modules_have_no_import_cycles() {
     );
 }
 
+/// The same for `filter-common`, whose classifier is a module tree too (`classify/`).
+#[test]
+fn filter_common_modules_have_no_import_cycles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../filter-common/src");
+    let graph = graph(&source_files(&src));
+    assert!(
+        graph.len() > 8,
+        "read only {} modules in {}",
+        graph.len(),
+        src.display()
+    );
+    let cycles = all_cycles(graph);
+    assert!(
+        cycles.is_empty(),
+        "import cycles between modules of filter-common (move what they share into a leaf module): {}",
+        cycles.join("; ")
+    );
+}
+
 /// `cmd/` is the leaf layer (issue 11): a command parses, calls the library and prints. So no
 /// module names a `cmd::` module but the command's own (`main.rs`, the dispatcher, is not read),
 /// and what two commands share lives below `cmd/`.
