@@ -2,28 +2,35 @@
 //! header bounds-checked in the form the verifier follows. Shared by both objects (`main.rs`, the
 //! production programs; `bench.rs`, the benchmark-only ones).
 
-use aya_ebpf::programs::{TcContext, XdpContext};
+use aya_ebpf::{
+    helpers::generated::bpf_xdp_get_buff_len,
+    programs::{TcContext, XdpContext},
+};
 use filter_common::{MAX_PACKET_OFFSET, Packet, packet::Header};
 
 /// The frame between `data` and `data_end`.
 pub struct Frame {
     start: usize,
     end: usize,
-    /// Length of the whole packet. In XDP the same as `end - start`; in TC it can be more: the
-    /// part past `end` is paged data the classifier never reads, but the IP and UDP lengths it
-    /// checks count it.
+    /// Length of the whole packet. It can be more than `end - start`: the part past `end` (TC's
+    /// paged data, XDP's further buffers of a multi-buffer frame) the classifier never reads,
+    /// but the IP and UDP lengths it checks count it.
     pub len: usize,
 }
 
 impl Frame {
-    /// An XDP frame: all of it lies between `data` and `data_end`.
+    /// An XDP frame: the first buffer between `data` and `data_end` holds the headers; the
+    /// rest (the fragments of a multi-buffer frame, programs being frags-aware) counts in the
+    /// lengths the classifier checks. A header cut at the end of the first buffer is missing.
     #[inline(always)]
     pub fn xdp(ctx: &XdpContext) -> Self {
         let (start, end) = (ctx.data(), ctx.data_end());
+        // SAFETY: the helper only reads the context the kernel gave this program.
+        let whole = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
         Self {
             start,
             end,
-            len: end - start,
+            len: usize::try_from(whole).unwrap_or(end - start),
         }
     }
 

@@ -292,9 +292,11 @@ fn account(
     true
 }
 
-/// WAN ingress. (`inline(always)` applies to the body the macro wraps: the verifier must see
+/// WAN ingress, frags-aware (multi-buffer frames of jumbo MTUs: the classifier reads only the
+/// first buffer's headers; the drop-log program it tail-calls must carry the same flag).
+/// (`inline(always)` applies to the body the macro wraps: the verifier must see
 /// one function, since a call boundary turns the packet pointers into plain 32-bit values.)
-#[xdp]
+#[xdp(frags)]
 #[inline(always)]
 pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
     // The one read of the config entry for this packet.
@@ -417,7 +419,7 @@ fn log_drop(frame: &Frame) {
 }
 
 /// Drop log, XDP side (tail-called from `gotofw_ingress`): logs, then drops.
-#[xdp]
+#[xdp(frags)]
 #[inline(always)]
 pub fn gotofw_log_xdp(ctx: XdpContext) -> u32 {
     log_drop(&Frame::xdp(&ctx));

@@ -298,17 +298,22 @@ impl Harness {
 
     /// Runs `frame` through the program once; returns its XDP action. Frames outside
     /// [`MIN_TEST_RUN_FRAME`]..=[`MAX_TEST_RUN_FRAME`] are an error (the kernel refuses short
-    /// ones, and shows the program only part of long ones).
+    /// ones, and puts the rest of long ones in further buffers: see [`Harness::kernel_any`]).
     pub fn kernel(&self, frame: &[u8]) -> Result<u32, String> {
         if frame.len() > MAX_TEST_RUN_FRAME {
-            // The kernel would take it, but hand the program only the first page's worth (the
-            // rest as fragments a program without fragment support does not see).
             return Err(format!(
                 "a {}-byte frame is longer than the {MAX_TEST_RUN_FRAME} bytes BPF_PROG_TEST_RUN \
-                 gives the program",
+                 puts in the first buffer",
                 frame.len()
             ));
         }
+        self.kernel_any(frame)
+    }
+
+    /// Like [`Harness::kernel`], with no upper bound: a frame longer than
+    /// [`MAX_TEST_RUN_FRAME`] reaches the (frags-aware) program as a multi-buffer frame, its
+    /// first [`MAX_TEST_RUN_FRAME`] bytes linear and the rest in fragments.
+    pub fn kernel_any(&self, frame: &[u8]) -> Result<u32, String> {
         self.xdp()
             .test_run(TestRunOptions {
                 data_in: Some(frame),
@@ -316,6 +321,36 @@ impl Harness {
             })
             .map(|r| r.return_value)
             .map_err(|e| format!("BPF_PROG_TEST_RUN of a {}-byte frame: {e}", frame.len()))
+    }
+
+    /// Runs `frame` through the program once (any length, see [`Harness::kernel_any`]) and
+    /// reads what it did: the decision, from its XDP action and the one counter slot that
+    /// moved, and the packets and bytes that slot moved by.
+    pub fn kernel_counted(&self, frame: &[u8]) -> Result<(Decision, u64, u64), String> {
+        let before = self.counters();
+        let action = self.kernel_any(frame)?;
+        let after = self.counters();
+        let action = match action {
+            XDP_PASS => ACTION_PASS,
+            XDP_DROP => ACTION_DROP,
+            other => return Err(format!("the program returned XDP action {other}")),
+        };
+        let moved: Vec<usize> = (0..after.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        let [index] = moved[..] else {
+            return Err(format!("counters that moved: {moved:?} (want one)"));
+        };
+        let ingress = counter_index(Direction::Ingress, 0) as usize;
+        let kernel = Decision {
+            action,
+            slot: (index - ingress) as u32,
+        };
+        Ok((
+            kernel,
+            after[index].packets - before[index].packets,
+            after[index].bytes - before[index].bytes,
+        ))
     }
 
     /// Runs `frame` on both sides and compares everything: the XDP action with the host's
@@ -334,29 +369,34 @@ impl Harness {
                 ))
             };
         }
-        let before = self.counters();
-        let action = self.kernel(frame)?;
-        let after = self.counters();
-        let action = match action {
-            XDP_PASS => ACTION_PASS,
-            XDP_DROP => ACTION_DROP,
-            other => return Err(format!("the program returned XDP action {other}")),
-        };
-        let moved: Vec<usize> = (0..after.len())
-            .filter(|&i| after[i] != before[i])
-            .collect();
-        let [index] = moved[..] else {
-            return Err(format!("counters that moved: {moved:?} (want one)"));
-        };
-        let ingress = counter_index(Direction::Ingress, 0) as usize;
-        let kernel = Decision {
-            action,
-            slot: (index - ingress) as u32,
-        };
-        let (dp, db) = (
-            after[index].packets - before[index].packets,
-            after[index].bytes - before[index].bytes,
-        );
+        if frame.len() > MAX_TEST_RUN_FRAME {
+            // A multi-buffer frame: the host sees all of it, the program only the first buffer.
+            return Err(format!(
+                "a {}-byte frame is longer than the {MAX_TEST_RUN_FRAME} bytes BPF_PROG_TEST_RUN \
+                 puts in the first buffer (see `run_multi_buffer`)",
+                frame.len()
+            ));
+        }
+        self.compare(frame, host)
+    }
+
+    /// Like [`Harness::run`], for a frame longer than [`MAX_TEST_RUN_FRAME`] whose headers
+    /// all lie in the first buffer: the program, reading only that buffer, must still agree
+    /// with the host reading the frame linear.
+    pub fn run_multi_buffer(&mut self, frame: &[u8]) -> Result<Run, String> {
+        if frame.len() <= MAX_TEST_RUN_FRAME {
+            return Err(format!(
+                "a {}-byte frame fits in one buffer (want more than {MAX_TEST_RUN_FRAME})",
+                frame.len()
+            ));
+        }
+        let host = self.host(frame);
+        self.compare(frame, host)
+    }
+
+    /// The kernel half of [`Harness::run`]: runs `frame` and compares with the host's `host`.
+    fn compare(&mut self, frame: &[u8], host: Decision) -> Result<Run, String> {
+        let (kernel, dp, db) = self.kernel_counted(frame)?;
         if (dp, db) != (1, frame.len() as u64) {
             return Err(format!(
                 "slot {} moved by {dp} packets and {db} bytes (want 1 and {})",

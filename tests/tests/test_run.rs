@@ -16,8 +16,8 @@ use filter_user::{
 };
 use gotofw_tests::{
     harness::{
-        ALLOW, BLOCK, CLIENT4, CLIENT6, DEFAULT, Harness, MALFORMED, reply_tcp, reply_udp, sock,
-        v4, v6,
+        ALLOW, BLOCK, CLIENT4, CLIENT6, DEFAULT, Harness, MALFORMED, MALFORMED_DECISION,
+        MAX_TEST_RUN_FRAME, reply_tcp, reply_udp, sock, v4, v6, verdict_word,
     },
     require_root_or_skip,
 };
@@ -654,4 +654,109 @@ fn ip_helpers_are_consistent() {
     assert_eq!(f.len(), 14 + 20 + 8 + 6);
     assert!(matches!(sock(CLIENT4).ip(), IpAddr::V4(_)));
     assert_eq!(frame::icmp_proto(sock(CLIENT6).ip()), ipproto::ICMPV6);
+}
+
+/// Runs `frame` (longer than one test_run buffer) on both sides and checks `want`, and that the
+/// same headers in a short, linear frame give the same verdict and slot.
+fn check_multi_buffer(
+    h: &mut Harness,
+    case: &str,
+    frame: &[u8],
+    linear: &[u8],
+    want: (&str, &str),
+) {
+    let ctx = format!("[{}] {case}", h.label());
+    let run = h
+        .run_multi_buffer(frame)
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let got = (verdict_word(run.kernel), h.slot_name(run.kernel.slot));
+    assert_eq!((got.0, got.1.as_str()), want, "{ctx}: multi-buffer verdict");
+    h.check(&format!("{case}, linear"), linear, want);
+}
+
+#[test]
+fn multi_buffer_frames_are_classified_by_their_first_buffer() {
+    if !require_root_or_skip("multi_buffer_frames_are_classified_by_their_first_buffer") {
+        return;
+    }
+    let mut h = Harness::new("udp-turn, jumbo", &Options::new(Scenario::UdpTurn));
+    let (src4, dst4) = (v4("203.0.113.10"), v4("192.0.2.1"));
+    let (src6, dst6) = (v6("2001:db8:5::10"), v6("2001:db8::1"));
+    // A 9000-byte MTU's frames: 9014 bytes with the Ethernet header, three buffers in test_run.
+    let jumbo = vec![0x5a; 9000 - 40];
+    for (proto, sport, want) in [
+        (ipproto::TCP, 443, (ALLOW, "https")),
+        (ipproto::UDP, 9, DEFAULT),
+        (ipproto::TCP, 80, DEFAULT),
+    ] {
+        let l4 = |payload: &[u8]| {
+            if proto == ipproto::TCP {
+                tcp(sport, 50_000, payload)
+            } else {
+                udp(sport, 50_000, payload)
+            }
+        };
+        let ip4 = Ipv4::new(src4, dst4, proto);
+        let ip6 = Ipv6::new(src6, dst6, proto);
+        check_multi_buffer(
+            &mut h,
+            &format!("IPv4 proto {proto} from port {sport}, 9000 bytes"),
+            &ethernet(&[], ethertype::IPV4, &ip4.build(&l4(&jumbo[20..]))),
+            &ethernet(&[], ethertype::IPV4, &ip4.build(&l4(b""))),
+            want,
+        );
+        check_multi_buffer(
+            &mut h,
+            &format!("IPv6 proto {proto} from port {sport}, 9000 bytes"),
+            &ethernet(&[], ethertype::IPV6, &ip6.build(&l4(&jumbo[40..]))),
+            &ethernet(&[], ethertype::IPV6, &ip6.build(&l4(b""))),
+            want,
+        );
+    }
+
+    // IPv6 extension headers filling the first buffer: the TCP header starts `at` bytes in
+    // (`at - 54` a multiple of 8).
+    // (Two destination options headers of 2048 and `rest` bytes after the 54 of Ethernet + IPv6.)
+    let ext_frame = |at: usize| {
+        let rest = at - 54 - 2048;
+        let mut ip6 = Ipv6::new(src6, dst6, ipproto::TCP);
+        ip6.next = 60;
+        ip6.ext = [
+            ipv6_ext(60, 255),
+            ipv6_ext(ipproto::TCP, u8::try_from(rest / 8 - 1).unwrap()),
+        ]
+        .concat();
+        let frame = ethernet(&[], ethertype::IPV6, &ip6.build(&tcp(443, 50_000, &jumbo)));
+        assert_eq!(
+            frame[at..at + 4],
+            tcp(443, 50_000, b"")[..4],
+            "TCP header at {at}"
+        );
+        frame
+    };
+    // The whole TCP header in the first buffer: read there, allowed like the linear frame.
+    let inside = ext_frame(MAX_TEST_RUN_FRAME - 26);
+    let run = h
+        .run_multi_buffer(&inside)
+        .unwrap_or_else(|e| panic!("TCP header at the end of the first buffer: {e}"));
+    assert_eq!(run.kernel, run.host);
+    assert_eq!(h.slot_name(run.kernel.slot), "https");
+    // The TCP header cut at the end of the first buffer, the rest in the next: the program
+    // never reads past the first buffer, so it is a header cut short, malformed and dropped,
+    // never passed (the host, reading the frame linear, would allow it).
+    let cut = ext_frame(MAX_TEST_RUN_FRAME - 2);
+    assert!(
+        h.host(&cut).passes(),
+        "the cut frame read linear is allowed"
+    );
+    let (kernel, packets, bytes) = h
+        .kernel_counted(&cut)
+        .unwrap_or_else(|e| panic!("TCP header cut by the first buffer: {e}"));
+    assert_eq!(
+        kernel, MALFORMED_DECISION,
+        "TCP header cut by the first buffer"
+    );
+    assert_eq!((packets, bytes), (1, cut.len() as u64));
+    // The host reading only the first buffer, as the program does, agrees.
+    assert_eq!(h.host(&cut[..MAX_TEST_RUN_FRAME]), MALFORMED_DECISION);
 }
