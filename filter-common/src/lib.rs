@@ -77,8 +77,38 @@ pub mod ethertype {
     pub const VLAN: u16 = 0x8100;
     /// 802.1ad service VLAN tag (QinQ outer tag).
     pub const QINQ: u16 = 0x88a8;
-    /// PPPoE session stage: carries IP that the filter cannot see, so it is never "non-IP".
+    /// PPPoE discovery stage (PADI, PADO, PADR, PADS, PADT): infrastructure, allowance
+    /// `pppoe-control`.
+    pub const PPPOE_DISCOVERY: u16 = 0x8863;
+    /// PPPoE session stage: PPP frames, whose IP packets are classified by their IP header.
     pub const PPPOE_SESSION: u16 = 0x8864;
+}
+
+/// PPP protocol numbers (RFC 1661, IANA's PPP DLL protocol numbers) the classifier tells apart.
+pub mod ppp {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0021;
+    /// IPv6.
+    pub const IPV6: u16 = 0x0057;
+    /// Link Control Protocol: the first of the link-layer control protocols (`0xc000..`).
+    pub const LCP: u16 = 0xc021;
+    /// IP Control Protocol: the first network control protocols start at `0x8000`.
+    pub const IPCP: u16 = 0x8021;
+    /// IPv6 Control Protocol.
+    pub const IPV6CP: u16 = 0x8057;
+    /// Protocols from here on are control protocols (network control `0x8000..0xbfff`, link
+    /// control `0xc000..`): infrastructure, allowance `pppoe-control`.
+    pub const CONTROL_FROM: u16 = 0x8000;
+}
+
+/// The link layer in front of the IP header, as the classifier parses it ([`Config::link`]).
+/// Known at attach from the interface's link type (`ARPHRD_*`).
+pub mod link {
+    /// An Ethernet header, VLAN tags and PPPoE (NICs, veth, bridges, macvlan, VLAN devices,
+    /// loopback).
+    pub const ETHERNET: u32 = 0;
+    /// None: the frame starts with the IP header (tun, PPP, WireGuard, raw-IP modems).
+    pub const IP: u32 = 1;
 }
 
 /// Switch bits of the allowances that are not port rules (see [`Config::allowances`]).
@@ -89,6 +119,9 @@ pub mod allow {
     pub const ICMPV6_ND: u32 = 1 << 1;
     /// ICMP and ICMPv6 errors whose quoted packet is one the rules allow.
     pub const ICMP_ERRORS: u32 = 1 << 2;
+    /// PPPoE discovery frames and PPP control protocols (LCP, IPCP, IPv6CP, authentication)
+    /// in PPPoE sessions.
+    pub const PPPOE_CONTROL: u32 = 1 << 3;
 }
 
 /// Direction of a packet through the WAN interface.

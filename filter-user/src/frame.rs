@@ -1,5 +1,7 @@
-//! Builds Ethernet frames: for `gotofw explain`, which classifies a packet it makes, and for the
-//! tests, which feed the same frames to the kernel program and to the host classifier.
+//! Builds frames: for `gotofw explain`, which classifies a packet it makes, and for the tests,
+//! which feed the same frames to the kernel program and to the host classifier. Ethernet (with
+//! VLAN tags and PPPoE) is built here; a frame of an L3 link (tun, PPP, WireGuard) is the IP
+//! packet alone ([`Ipv4::build`], [`Ipv6::build`], [`ip_packet`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -24,6 +26,45 @@ pub fn ethernet(tags: &[(u16, u16)], ether: u16, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&ether.to_be_bytes());
     f.extend_from_slice(payload);
     f
+}
+
+/// The PPPoE session payload (RFC 2516: version and type 1, code 0, `session`, the length of
+/// what follows) carrying PPP protocol `proto` and `payload`; put it behind an Ethernet header
+/// with [`ethertype::PPPOE_SESSION`].
+pub fn pppoe_session(session: u16, proto: u16, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(2 + payload.len()).expect("a PPPoE payload fits its length field");
+    let mut f = vec![0x11, 0x00];
+    f.extend_from_slice(&session.to_be_bytes());
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&proto.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A PPPoE discovery payload (code `code`: 0x09 PADI, 0x07 PADO, 0x19 PADR, 0x65 PADS, 0xa7
+/// PADT) with `tags` as its TLV bytes; put it behind [`ethertype::PPPOE_DISCOVERY`].
+pub fn pppoe_discovery(code: u8, session: u16, tags: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(tags.len()).expect("PPPoE tags fit the length field");
+    let mut f = vec![0x11, code];
+    f.extend_from_slice(&session.to_be_bytes());
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(tags);
+    f
+}
+
+/// An Ethernet frame carrying the IP packet `ip` in PPPoE session `session` (PPP protocol by
+/// the packet's version nibble).
+pub fn pppoe_ip(tags: &[(u16, u16)], session: u16, ip: &[u8]) -> Vec<u8> {
+    let proto = if ip.first().is_some_and(|b| b >> 4 == 6) {
+        filter_common::ppp::IPV6
+    } else {
+        filter_common::ppp::IPV4
+    };
+    ethernet(
+        tags,
+        ethertype::PPPOE_SESSION,
+        &pppoe_session(session, proto, ip),
+    )
 }
 
 /// An IPv4 header's fields.
@@ -186,18 +227,29 @@ pub fn packet(proto: Protocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     ip_frame(src.ip(), dst.ip(), proto.number(), &l4)
 }
 
-/// A frame carrying `l4` from `src` to `dst` with protocol `proto` (IPv4 or IPv6 by address).
+/// An Ethernet frame carrying `l4` from `src` to `dst` with protocol `proto` (IPv4 or IPv6 by
+/// address).
 ///
 /// # Panics
 /// When `src` and `dst` are of different families.
 pub fn ip_frame(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let ether = if src.is_ipv4() {
+        ethertype::IPV4
+    } else {
+        ethertype::IPV6
+    };
+    ethernet(&[], ether, &ip_packet(src, dst, proto, l4))
+}
+
+/// The IP packet carrying `l4` from `src` to `dst` with protocol `proto`: a whole frame of an L3
+/// link.
+///
+/// # Panics
+/// When `src` and `dst` are of different families.
+pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> Vec<u8> {
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            ethernet(&[], ethertype::IPV4, &Ipv4::new(s, d, proto).build(l4))
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            ethernet(&[], ethertype::IPV6, &Ipv6::new(s, d, proto).build(l4))
-        }
+        (IpAddr::V4(s), IpAddr::V4(d)) => Ipv4::new(s, d, proto).build(l4),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Ipv6::new(s, d, proto).build(l4),
         _ => panic!("source {src} and destination {dst} are of different address families"),
     }
 }
@@ -244,6 +296,10 @@ mod tests {
         assert_eq!(f.len(), 14 + 20 + 8 + 6);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
         assert_eq!(u16::from_be_bytes([f[36], f[37]]), 3478);
+        let ppp = pppoe_ip(&[], 7, &f[14..]);
+        assert_eq!(&ppp[12..14], &[0x88, 0x64]);
+        assert_eq!(&ppp[14..22], &[0x11, 0, 0, 7, 0, 36, 0x00, 0x21]);
+        assert_eq!(&ppp[22..], &f[14..]);
         let tagged = ethernet(&[(0x88a8, 10), (0x8100, 20)], 0x0800, &[]);
         assert_eq!(&tagged[12..14], &[0x88, 0xa8]);
         assert_eq!(&tagged[20..22], &[0x08, 0x00]);
