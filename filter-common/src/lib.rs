@@ -12,6 +12,7 @@
 #![expect(clippy::inline_always, reason = "see above")]
 
 pub mod classify;
+pub mod dns;
 pub mod names;
 pub mod packet;
 

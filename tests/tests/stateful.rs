@@ -661,7 +661,7 @@ fn drop_log_samples_carry_whole_ipv6_addresses() {
     for framing in [
         Framing::Ethernet,
         Framing::Ip,
-        Framing::Pppoe(vec![(filter_common::ethertype::VLAN, 7)]),
+        Framing::Pppoe(vec![(ethertype::VLAN, 7)]),
     ] {
         let options = Options::new(Scenario::UdpTurn);
         let mut compiled = Compiled::with_mode(
