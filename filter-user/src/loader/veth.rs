@@ -17,7 +17,7 @@ pub(super) fn native_note(iface: &str, driver: Option<&str>) -> Option<String> {
         format!(
             "gotofw: note: {iface} is a veth: while it has a native XDP program the kernel turns \
              TSO off on its peer, so TCP sent from the peer's side crosses it in MTU-size \
-             packets, at a fraction of its speed without XDP; `--xdp-mode generic` keeps the \
+             packets, at a fraction of its speed without XDP; the skb XDP mode keeps the \
              peer's offloads, at more cost per dropped packet (README, \"XDP on a veth\")"
         )
     })
@@ -103,7 +103,10 @@ mod tests {
         let note = native_note("wan0", Some("veth")).expect("a veth gets the note");
         assert!(note.starts_with("gotofw: note: wan0 is a veth:"), "{note}");
         assert!(note.contains("TSO off on its peer"), "{note}");
-        assert!(note.contains("--xdp-mode generic"), "{note}");
+        assert!(note.contains("the skb XDP mode keeps"), "{note}");
+        // Not the word of auto's fallback note: a native attach must not read as one
+        // (tests/tests/jumbo.rs checks that a native attach says nothing of "generic").
+        assert!(!note.contains("generic"), "{note}");
         assert!(!note.contains('\n'), "one line: {note}");
         for other in [Some("mlx5_core"), Some("virtio_net"), Some(""), None] {
             assert_eq!(native_note("eth0", other), None, "{other:?}");
