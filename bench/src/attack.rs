@@ -207,25 +207,30 @@ impl Lab {
 }
 
 /// gotofw attached with its binary in a namespace; detached on drop.
-struct GotofwAttached<'a> {
+pub(crate) struct GotofwAttached<'a> {
     bin: &'a Path,
     ns: &'a Netns,
     iface: String,
+    /// What `gotofw attach` wrote to standard error (its notes).
+    pub(crate) stderr: String,
 }
 
 impl<'a> GotofwAttached<'a> {
-    fn attach(bin: &'a Path, ns: &'a Netns, iface: &str, args: &[&str]) -> Result<Self> {
-        let guard = Self {
+    pub(crate) fn attach(bin: &'a Path, ns: &'a Netns, iface: &str, args: &[&str]) -> Result<Self> {
+        let mut guard = Self {
             bin,
             ns,
             iface: iface.to_owned(),
+            stderr: String::new(),
         };
         let bin_str = bin
             .to_str()
             .ok_or_else(|| anyhow!("gotofw path is not UTF-8"))?;
         let mut line = vec!["attach", iface];
         line.extend_from_slice(args);
-        sys::ns_run(ns, bin_str, &line)?;
+        let output = ns.exec(bin_str, &line)?;
+        sys::check(&output, &format!("{bin_str} {}", line.join(" ")))?;
+        guard.stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         Ok(guard)
     }
 }
@@ -344,7 +349,7 @@ fn iperf(lab: &Lab, secs: u64) -> Result<f64> {
 }
 
 /// A child process killed (and reaped) on drop.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

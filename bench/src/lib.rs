@@ -1,7 +1,7 @@
 //! gotofw's benchmarks, run by `cargo xtask bench`: program cost per packet class
 //! (BPF_PROG_TEST_RUN), packets per second on a veth path against xdp-filter, nftables and
-//! iptables, scaling with the rule set and the flow table, allowed traffic under a flood, and
-//! memory. [`run`] measures everything and [`report::write`] writes `BENCHMARKS.md` and the raw
+//! iptables, scaling with the rule set and the flow table, allowed traffic under a flood,
+//! memory, and what XDP costs allowed TCP through a gateway. [`run`] measures everything and [`report::write`] writes `BENCHMARKS.md` and the raw
 //! numbers as JSON.
 //!
 //! Everything runs inside network namespaces this crate creates (documentation and benchmark
@@ -25,6 +25,7 @@ pub mod rng;
 pub mod scaling;
 pub mod stats;
 pub mod sys;
+pub mod tcp;
 
 use std::{
     collections::BTreeMap,
@@ -61,6 +62,10 @@ pub struct Settings {
     pub attack_runs: usize,
     /// Seconds of iperf3 per attack run.
     pub attack_secs: u64,
+    /// Rounds of the TCP item (every setup once per round).
+    pub tcp_runs: usize,
+    /// Seconds of iperf3 per TCP transfer.
+    pub tcp_secs: u64,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -82,6 +87,8 @@ impl Settings {
             max_flow_table: 16_777_216,
             attack_runs: 3,
             attack_secs: 5,
+            tcp_runs: 5,
+            tcp_secs: 3,
         }
     }
 
@@ -99,6 +106,8 @@ impl Settings {
             max_flow_table: 65_536,
             attack_runs: 1,
             attack_secs: 1,
+            tcp_runs: 1,
+            tcp_secs: 1,
         }
     }
 }
@@ -143,6 +152,8 @@ pub struct Report {
     pub attack: Vec<attack::Row>,
     /// Item 5.
     pub memory: memory::Memory,
+    /// Item 6.
+    pub tcp: tcp::Tcp,
 }
 
 /// How the CPUs are used, for the report.
@@ -211,7 +222,7 @@ fn date() -> String {
         .unwrap_or_default()
 }
 
-/// Runs every item with `settings`; `gotofw_bin` is the binary items 4 and 5 drive; `command`
+/// Runs every item with `settings`; `gotofw_bin` is the binary items 4, 5 and 6 drive; `command`
 /// is recorded as the command that ran the benchmark. Prints progress to stderr.
 pub fn run(settings: &Settings, gotofw_bin: &std::path::Path, command: &str) -> Result<Report> {
     preflight()?;
@@ -220,17 +231,19 @@ pub fn run(settings: &Settings, gotofw_bin: &std::path::Path, command: &str) -> 
     let date = date();
     let step = |what: &str| eprintln!("[{:6.1} s] {what}", start.elapsed().as_secs_f64());
     let lab = lab::VethLab::new().context("building the veth lab")?;
-    step("1/5 program cost (BPF_PROG_TEST_RUN)");
+    step("1/6 program cost (BPF_PROG_TEST_RUN)");
     let cost = cost::program_cost(settings, &lab).context("program cost")?;
-    step("2/5 packets per second on the veth path");
+    step("2/6 packets per second on the veth path");
     let pps = pps::veth_rates(settings, &lab).context("packets per second")?;
-    step("3/5 scaling");
+    step("3/6 scaling");
     let scaling = scaling::scaling(settings, &lab).context("scaling")?;
     drop(lab);
-    step("4/5 allowed traffic under attack");
+    step("4/6 allowed traffic under attack");
     let attack = attack::under_attack(settings, gotofw_bin).context("under attack")?;
-    step("5/5 memory");
+    step("5/6 memory");
     let memory = memory::memory(settings, gotofw_bin).context("memory")?;
+    step("6/6 what XDP costs allowed TCP");
+    let tcp = tcp::tcp_through_gateway(settings, gotofw_bin).context("TCP through the gateway")?;
     step("done");
     Ok(Report {
         environment: Environment {
@@ -250,6 +263,7 @@ pub fn run(settings: &Settings, gotofw_bin: &std::path::Path, command: &str) -> 
         scaling,
         attack,
         memory,
+        tcp,
     })
 }
 

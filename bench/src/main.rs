@@ -15,7 +15,7 @@ struct Args {
     /// Directory for BENCHMARKS.md and benchmarks.json (default: the workspace root).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// The gotofw binary items 4 and 5 drive.
+    /// The gotofw binary items 4, 5 and 6 drive.
     #[arg(long, value_name = "PATH")]
     gotofw: PathBuf,
     /// The command line to record in the report (default: this program's).

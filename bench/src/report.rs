@@ -86,6 +86,7 @@ pub fn markdown(r: &Report) -> String {
     scaling(&mut md, r);
     attack(&mut md, r);
     memory(&mut md, r);
+    tcp(&mut md, r);
     let _ = writeln!(
         md,
         "## Analysis\n\nWhere gotofw misses a target, and why (profiles, per-path costs, hot \
@@ -412,4 +413,70 @@ fn memory(md: &mut String, r: &Report) {
         }
         md.push('\n');
     }
+}
+
+fn tcp(md: &mut String, r: &Report) {
+    let t = &r.tcp;
+    let loads: Vec<f64> = t
+        .rows
+        .iter()
+        .flat_map(|row| row.runs.iter().map(|run| run.load1))
+        .collect();
+    let load = Sample::of(loads);
+    let _ = writeln!(
+        md,
+        "## 6. What XDP costs allowed TCP\n\niperf3 TCP through a routing gateway (client \
+         namespace -> gw -> server namespace over two veth pairs, no NAT), {} s per transfer, \
+         {} round(s), every setup once per round in the order of the table. On gw's WAN \
+         interface: no XDP program at all (the baseline), or gotofw attached with its CLI \
+         (`gotofw attach WAN --scenario udp-turn --xdp-mode native|generic`: stateful, the \
+         client opens the connection, port 443). *Download* (iperf3 `-R`: the server on the \
+         WAN side sends) is the direction whose data goes through the XDP program; in *upload* \
+         the data leaves through the TC egress program and XDP sees only the ACKs. *vs no XDP* \
+         is per round, against the no-XDP transfer of the same MTU and direction. The offload \
+         columns are `ethtool -k` just before each transfer: TSO (`tx-tcp-segmentation`) and \
+         GSO of the WAN's peer (the server's end, which sends the download), GRO of the WAN, \
+         and the XDP mode `ip -d link` shows on the WAN. Rows marked *diagnostic* are not the \
+         comparison, they tell where the cost is. The 1-minute load average during the item \
+         was {} (this machine's 2 CPUs are shared; iperf3's sender, gw's forwarding and the \
+         receiver all run on them). Why, and what to expect on a NIC: `bench/ANALYSIS.md`.\n",
+        t.secs,
+        t.rounds,
+        load.show(2)
+    );
+    let _ = writeln!(
+        md,
+        "| MTU | direction | on the WAN | Gbit/s | vs no XDP | retransmits | peer TSO | peer GSO | WAN GRO | WAN XDP |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for row in &t.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.mtu,
+            row.direction_name(),
+            row.name(),
+            row.gbps.show(2),
+            ratio(&row.vs_no_xdp),
+            row.retransmits.show(0),
+            crate::tcp::summarise(&row.runs, |o| &o.peer_tso),
+            crate::tcp::summarise(&row.runs, |o| &o.peer_gso),
+            crate::tcp::summarise(&row.runs, |o| &o.wan_gro),
+            crate::tcp::summarise(&row.runs, |o| &o.wan_xdp)
+        );
+    }
+    let notes: std::collections::BTreeSet<&str> = t
+        .rows
+        .iter()
+        .flat_map(|row| row.runs.iter().map(|run| run.attach_notes.as_str()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(md, "\n`gotofw attach` said, on standard error:\n");
+        for note in notes {
+            for line in note.lines() {
+                let _ = writeln!(md, "    {line}");
+            }
+        }
+    }
+    md.push('\n');
 }

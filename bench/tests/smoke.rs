@@ -30,6 +30,7 @@ fn bench_quick_runs_every_item_and_writes_the_report() {
         "## 3. Scaling",
         "## 4. Allowed traffic under attack",
         "## 5. Memory",
+        "## 6. What XDP costs allowed TCP",
     ] {
         assert!(markdown.contains(section), "no {section:?} in\n{markdown}");
     }
@@ -39,4 +40,22 @@ fn bench_quick_runs_every_item_and_writes_the_report() {
     assert!(report.pps.iter().all(|row| row.mpps.median > 0.0));
     assert!(report.attack.iter().all(|row| row.tcp_mbps.median > 0.0));
     assert!(report.memory.attach_rss_kib > 0);
+    // The TCP item measured every setup, and the WAN ran what each setup says.
+    assert_eq!(report.tcp.rows.len(), 3);
+    assert!(report.tcp.rows.iter().all(|row| row.gbps.median > 0.0));
+    let xdp: Vec<&str> = report
+        .tcp
+        .rows
+        .iter()
+        .map(|row| row.runs[0].offloads.wan_xdp.as_str())
+        .collect();
+    assert_eq!(xdp, ["none", "native", "generic"]);
+    // A native attach to the veth WAN says what it costs the peer's TCP; generic does not.
+    let notes: Vec<bool> = report
+        .tcp
+        .rows
+        .iter()
+        .map(|row| row.runs[0].attach_notes.contains("is a veth"))
+        .collect();
+    assert_eq!(notes, [false, true, false]);
 }

@@ -29,6 +29,7 @@ pub mod pins;
 pub mod read;
 pub mod reattach;
 pub mod recover;
+mod veth;
 pub mod xdp;
 
 use std::{fs, path::Path};
@@ -105,7 +106,8 @@ pub fn attach(plan: &AttachPlan) -> anyhow::Result<Meta> {
 /// packets to the ones they replace, or pass them), staged, swapped into the links, pinned in a
 /// staging directory, and then armed by one write; only then do its pins move into place. A
 /// failure or kill before the arming leaves the previous filter in force, after it the new one
-/// ([`recover`] tidies the pins at the next command).
+/// ([`recover`] tidies the pins at the next command). A new native attach to a veth ends with a
+/// note on what that costs TCP from the veth's peer (`veth`).
 pub fn attach_with(
     iface: &str,
     plan: impl FnOnce() -> anyhow::Result<AttachPlan>,
@@ -224,6 +226,9 @@ pub fn attach_with(
     tidy().context(
         "the new rule set is in force, but letting go of the old one failed (the next gotofw command on the interface tries again)",
     )?;
+    if !exists && meta.xdp_mode == XdpModeArg::Native {
+        veth::note_native(&plan.iface);
+    }
     Ok(meta)
 }
 
