@@ -35,6 +35,7 @@ mod probe;
 mod root;
 mod server;
 mod tempdir;
+mod tun;
 pub mod txgen;
 mod xdp;
 
@@ -60,4 +61,7 @@ pub use probe::{tcp_probe, udp_probe, udp_send_from};
 pub use root::{is_root, require_root_or_skip};
 pub use server::{ServerHandle, tcp_echo_server, udp_echo_server};
 pub use tempdir::TempDir;
+pub use tun::{
+    ARPHRD_IPGRE, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, Tun, TunLab, link_kind,
+};
 pub use xdp::xdp_prog_id;
