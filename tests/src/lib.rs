@@ -31,6 +31,7 @@ mod lab3;
 mod link;
 mod names;
 mod netns;
+mod packet;
 mod probe;
 mod root;
 mod server;
@@ -57,6 +58,7 @@ pub use lab3::{
 pub use link::{VethPair, addr_add, link_up, route_add, veth_pair};
 pub use names::{MAX_NAME_LEN, unique_name};
 pub use netns::Netns;
+pub use packet::PacketSocket;
 pub use probe::{tcp_probe, udp_probe, udp_send_from};
 pub use root::{is_root, require_root_or_skip};
 pub use server::{ServerHandle, tcp_echo_server, udp_echo_server};

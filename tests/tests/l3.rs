@@ -21,6 +21,9 @@ use gotofw_tests::{
 };
 use serde_json::Value;
 
+#[path = "l3/pppoe.rs"]
+mod pppoe;
+
 /// Every name of these tests starts with this.
 const PREFIX: &str = "gfwl3";
 const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
