@@ -28,8 +28,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    GW_ADDR, GW_ROUTES, INET_ADDR, Netns, OUTSIDE, TURN_A, TURN_B, addr_add, link_up, route_add,
-    unique_name,
+    GW_ADDR, GW_ROUTES, INET_ADDR, Netns, OUTSIDE, TURN_A, TURN_B, VethPair, addr_add, link_up,
+    route_add, unique_name, veth_pair,
 };
 
 /// `ARPHRD_NONE`: a tun device's own link type (`link/none`).
@@ -226,12 +226,15 @@ fn relay(a: &Tun, b: &Tun, stop: &AtomicBool, copied: &AtomicU64) {
     }
 }
 
-/// The two devices of a [`TunLab`]: joined by the relay, or the internet side's alone while the
-/// gateway's is deleted.
+/// The devices of a [`TunLab`]: the two tun devices joined by the relay, the internet side's
+/// alone while the gateway's is deleted, or a veth in the gateway's place.
 #[derive(Debug)]
 enum Devices {
     Joined(Relay),
     IspOnly(Tun),
+    /// The gateway's WAN is end A of a veth whose end B in the internet namespace has the
+    /// internet side's address; the internet side's tun device keeps the servers' addresses.
+    Veth(VethPair, Tun),
     /// A relay thread panicked: the devices went with it.
     Lost,
 }
@@ -244,6 +247,7 @@ pub struct TunLab {
     devices: Mutex<Devices>,
     gw: Netns,
     inet: Netns,
+    prefix: String,
     wan: String,
     isp: String,
 }
@@ -272,6 +276,7 @@ impl TunLab {
             devices: Mutex::new(Devices::IspOnly(isp_tun)),
             gw,
             inet,
+            prefix: prefix.to_owned(),
             wan,
             isp,
         };
@@ -285,20 +290,26 @@ impl TunLab {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Creates the gateway's device (deleted by [`TunLab::delete_wan`]) with link type
+    /// The internet side's tun device while the gateway has no WAN (puts the state back and
+    /// fails otherwise).
+    fn take_isp(&self, devices: &mut Devices) -> Result<Tun> {
+        match std::mem::replace(devices, Devices::Lost) {
+            Devices::IspOnly(isp) => Ok(isp),
+            Devices::Lost => bail!("the lab's devices went with a panicked relay"),
+            there => {
+                *devices = there;
+                bail!("{} is still there: delete it first", self.wan)
+            }
+        }
+    }
+
+    /// Creates the gateway's tun device (deleted by [`TunLab::delete_wan`]) with link type
     /// `link_type`, its address and routes, and starts the relay: a new interface of the same
     /// name, with a new index, as a PPP link dialled again.
     pub fn create_wan(&self, link_type: u16) -> Result<()> {
         {
             let mut devices = self.devices();
-            let isp = match std::mem::replace(&mut *devices, Devices::Lost) {
-                Devices::IspOnly(isp) => isp,
-                joined @ Devices::Joined(_) => {
-                    *devices = joined;
-                    bail!("{} is still there: delete it first", self.wan);
-                }
-                Devices::Lost => bail!("the lab's devices went with a panicked relay"),
-            };
+            let isp = self.take_isp(&mut devices)?;
             let wan = match Tun::new(&self.gw, &self.wan, link_type) {
                 Ok(wan) => wan,
                 Err(e) => {
@@ -308,6 +319,38 @@ impl TunLab {
             };
             *devices = Devices::Joined(Relay::start(wan, isp)?);
         }
+        self.configure_wan()
+    }
+
+    /// Creates the gateway's WAN as a veth (an Ethernet interface) of the same name instead, its
+    /// peer in the internet namespace taking over the internet side's address: an interface of
+    /// the name comes back as another kind.
+    pub fn create_wan_veth(&self) -> Result<()> {
+        {
+            let mut devices = self.devices();
+            let isp = self.take_isp(&mut devices)?;
+            let peer = unique_name(&self.prefix);
+            let made = self
+                .inet
+                .ip(["addr", "del", &format!("{INET_ADDR}/24"), "dev", &self.isp])
+                .and_then(|_| veth_pair(&self.gw, &self.wan, &self.inet, &peer))
+                .and_then(|veth| {
+                    addr_add(&self.inet, &peer, &format!("{INET_ADDR}/24"))?;
+                    Ok(veth)
+                });
+            match made {
+                Ok(veth) => *devices = Devices::Veth(veth, isp),
+                Err(e) => {
+                    *devices = Devices::IspOnly(isp);
+                    return Err(e);
+                }
+            }
+        }
+        self.configure_wan()
+    }
+
+    /// The gateway's WAN up, with its address and routes.
+    fn configure_wan(&self) -> Result<()> {
         link_up(&self.gw, &self.wan)?;
         addr_add(&self.gw, &self.wan, &format!("{GW_ADDR}/24"))?;
         for cidr in GW_ROUTES {
@@ -317,20 +360,26 @@ impl TunLab {
         Ok(())
     }
 
-    /// Deletes the gateway's device (closes its descriptor), as a PPP link hung up; the
-    /// internet side's stays.
+    /// Deletes the gateway's WAN (a tun device's descriptor closed, or the veth), as a PPP link
+    /// hung up; the internet side's tun device stays.
     pub fn delete_wan(&self) -> Result<()> {
         let mut devices = self.devices();
-        let relay = match std::mem::replace(&mut *devices, Devices::Lost) {
-            Devices::Joined(relay) => relay,
+        match std::mem::replace(&mut *devices, Devices::Lost) {
+            Devices::Joined(relay) => {
+                let (wan, isp) = relay.stop().context("the tun relay thread panicked")?;
+                drop(wan);
+                *devices = Devices::IspOnly(isp);
+            }
+            Devices::Veth(veth, isp) => {
+                drop(veth);
+                *devices = Devices::IspOnly(isp);
+                addr_add(&self.inet, &self.isp, &format!("{INET_ADDR}/24"))?;
+            }
             other => {
                 *devices = other;
                 bail!("{} is gone already", self.wan);
             }
-        };
-        let (wan, isp) = relay.stop().context("the tun relay thread panicked")?;
-        drop(wan);
-        *devices = Devices::IspOnly(isp);
+        }
         Ok(())
     }
 

@@ -185,6 +185,14 @@ fn tun_lab_carries_traffic_for_every_l3_link_type() {
     lab.net.create_wan(ARPHRD_PPP).unwrap();
     assert_eq!(link_kind(lab.net.gw(), lab.wan()).unwrap(), "link/ppp");
     assert_eq!(lab.probes(), [true; 4], "the device created anew");
+    lab.net.delete_wan().unwrap();
+    lab.net.create_wan_veth().unwrap();
+    assert_eq!(link_kind(lab.net.gw(), lab.wan()).unwrap(), "link/ether");
+    assert_eq!(lab.probes(), [true; 4], "a veth of the name");
+    assert_eq!(lab.unsolicited(v4(OUTSIDE, 5000)), 3, "a veth of the name");
+    lab.net.delete_wan().unwrap();
+    lab.net.create_wan(ARPHRD_NONE).unwrap();
+    assert_eq!(lab.probes(), [true; 4], "a tun again");
 }
 
 /// Attaches udp-turn (stateful) through `entry` to the gateway's device of link type
@@ -535,9 +543,10 @@ fn issue12_native_xdp_on_a_tun_is_refused() {
 }
 
 /// `gotofw run` on a tun WAN: the device deleted (a PPP link hung up) and created anew with the
-/// same name but a new index and another link type (none, then ppp, then raw-IP), the service
-/// attaches anew each time, and the new device is filtered: allowed traffic passes, blocked
-/// traffic is blocked and counted as such, nothing as non-ip.
+/// same name but a new index and another link type (none, then ppp, then an Ethernet veth, then
+/// raw-IP), the service attaches anew each time, and the new device is filtered as its link type
+/// says: allowed traffic passes, blocked traffic is blocked and counted as such, nothing as
+/// non-ip or malformed (the frames of one read with the other's header).
 #[test]
 fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
     if !require_root_or_skip("issue12_run_reattaches_a_recreated_tun_of_another_link_type") {
@@ -568,7 +577,13 @@ fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
     assert_eq!(lab.probes(), [true, false, true, false], "at start");
 
     let mut ifindex = lab.status()["interfaces"][0]["ifindex"].as_u64().unwrap();
-    for (link_type, shown) in [(ARPHRD_PPP, "link/ppp"), (ARPHRD_RAWIP, "link/[519]")] {
+    // A re-dial (none -> ppp), an Ethernet of the name (ppp -> ether), a modem (ether -> raw-IP).
+    let kinds = [
+        (Some(ARPHRD_PPP), "link/ppp"),
+        (None, "link/ether"),
+        (Some(ARPHRD_RAWIP), "link/[519]"),
+    ];
+    for (link_type, shown) in kinds {
         lab.net.delete_wan().unwrap();
         assert!(
             daemon
@@ -577,7 +592,10 @@ fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
             "{shown}: the service did not see the device go"
         );
         let start = Instant::now();
-        lab.net.create_wan(link_type).unwrap();
+        match link_type {
+            Some(link_type) => lab.net.create_wan(link_type).unwrap(),
+            None => lab.net.create_wan_veth().unwrap(),
+        }
         assert_eq!(link_kind(lab.net.gw(), lab.wan()).unwrap(), shown);
         let filtering = || {
             let out = lab
@@ -623,8 +641,16 @@ fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
             "{shown}"
         );
         for direction in ["ingress", "egress"] {
-            assert_eq!(grew(&before, &after, "non-ip", direction), 0, "{shown}");
+            // ARP crosses the veth: non-ip is what it is counted as there.
+            if link_type.is_some() {
+                assert_eq!(grew(&before, &after, "non-ip", direction), 0, "{shown}");
+            }
             assert_eq!(grew(&before, &after, "malformed", direction), 0, "{shown}");
+            assert_eq!(
+                grew(&before, &after, "unsupported", direction),
+                0,
+                "{shown}"
+            );
         }
     }
     // SAFETY: kill(2) of our own child.
