@@ -64,6 +64,7 @@ pub use root::{is_root, require_root_or_skip};
 pub use server::{ServerHandle, tcp_echo_server, udp_echo_server};
 pub use tempdir::TempDir;
 pub use tun::{
-    ARPHRD_IPGRE, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, Tun, TunLab, link_kind,
+    ARPHRD_IPGRE, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, SERVER6, Tun, TunLab,
+    link_kind,
 };
 pub use xdp::xdp_prog_id;

@@ -32,6 +32,9 @@ use crate::{
     route_add, unique_name, veth_pair,
 };
 
+/// The internet side's IPv6 server address, once [`TunLab::enable_ipv6`] ran.
+pub const SERVER6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 0x10);
+
 /// `ARPHRD_NONE`: a tun device's own link type (`link/none`).
 pub const ARPHRD_NONE: u16 = 0xfffe;
 /// `ARPHRD_PPP` (`link/ppp`).
@@ -380,6 +383,21 @@ impl TunLab {
                 bail!("{} is gone already", self.wan);
             }
         }
+        Ok(())
+    }
+
+    /// Switches IPv6 on for both tun devices (off in the lab otherwise) and gives them the
+    /// addresses `2001:db8:0:1::2/64` (gateway) and `2001:db8:0:1::1/64`, the internet side also
+    /// [`SERVER6`]; the gateway routes `2001:db8:0:2::/64` via `2001:db8:0:1::1`. The devices
+    /// then send their own router solicitations and MLD reports now and then.
+    pub fn enable_ipv6(&self) -> Result<()> {
+        for (ns, dev) in [(&self.gw, &self.wan), (&self.inet, &self.isp)] {
+            ns.set_sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6"), "0")?;
+        }
+        addr_add(&self.gw, &self.wan, "2001:db8:0:1::2/64")?;
+        addr_add(&self.inet, &self.isp, "2001:db8:0:1::1/64")?;
+        addr_add(&self.inet, &self.isp, &format!("{SERVER6}/128"))?;
+        route_add(&self.gw, "2001:db8:0:2::/64", "2001:db8:0:1::1".parse()?)?;
         Ok(())
     }
 

@@ -15,9 +15,9 @@ use std::{
 
 use gotofw_tests::{
     ARPHRD_IPGRE, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, Attached, EXIT_USAGE,
-    GW_ADDR, Gotofw, OUTSIDE, ServerHandle, TURN_A, TURN_B, TempDir, TunLab, counter_in, exit_code,
-    expect_success, link_kind, pin_dir, require_root_or_skip, staging_leftovers, tcp_echo_server,
-    tcp_probe, udp_echo_server, udp_probe, udp_send_from, xdp_prog_id,
+    GW_ADDR, Gotofw, OUTSIDE, SERVER6, ServerHandle, TURN_A, TURN_B, TempDir, TunLab, counter_in,
+    exit_code, expect_success, link_kind, pin_dir, require_root_or_skip, staging_leftovers,
+    tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from, xdp_prog_id,
 };
 use serde_json::Value;
 
@@ -416,6 +416,74 @@ fn issue12_tun_link_rawip_filters_real_traffic_attached_through_nsenter() {
         return;
     }
     filters_real_traffic(ARPHRD_RAWIP, "link/[519]", Entry::Nsenter);
+}
+
+/// IPv6 over each L3 link type: the classifier tells the packet's version by its first nibble
+/// (no ethertype says it): TCP 443 passes both ways, TCP 80 and UDP 3478 outside the TURN
+/// networks are blocked and counted in `default-block`, nothing misread as `non-ip`,
+/// `malformed` or `unsupported`.
+#[test]
+fn issue12_tun_ipv6_over_every_l3_link_type() {
+    if !require_root_or_skip("issue12_tun_ipv6_over_every_l3_link_type") {
+        return;
+    }
+    let https = SocketAddr::new(SERVER6.into(), 443);
+    let http = SocketAddr::new(SERVER6.into(), 80);
+    let udp = SocketAddr::new(SERVER6.into(), 3478);
+    for (link_type, shown) in L3_TYPES {
+        let lab = Lab::new(link_type);
+        lab.net.enable_ipv6().unwrap();
+        let _servers = [
+            tcp_echo_server(lab.net.inet(), https).unwrap(),
+            tcp_echo_server(lab.net.inet(), http).unwrap(),
+            udp_echo_server(lab.net.inet(), udp).unwrap(),
+        ];
+        let gw = lab.net.gw();
+        let probes = || {
+            [
+                tcp_probe(gw, https, PROBE_TIMEOUT),
+                tcp_probe(gw, http, PROBE_TIMEOUT),
+                udp_probe(gw, None, udp, PROBE_TIMEOUT),
+            ]
+        };
+        assert_eq!(probes(), [true; 3], "{shown}: IPv6 without a filter");
+        let _guard = lab.guard();
+        expect_success(
+            &lab.run(
+                Entry::Nsenter,
+                &["attach", lab.wan(), "--scenario", "udp-turn"],
+            ),
+            "attach",
+        );
+        let before = lab.status();
+        assert_eq!(
+            probes(),
+            [true, false, false],
+            "{shown}: IPv6 through gotofw"
+        );
+        let after = lab.status();
+        assert!(
+            grew(&before, &after, "https", "egress") >= 3,
+            "{shown}: {after}"
+        );
+        assert!(
+            grew(&before, &after, "https", "ingress") >= 2,
+            "{shown}: {after}"
+        );
+        assert!(
+            grew(&before, &after, "default-block", "egress") >= 2,
+            "{shown}: {after}"
+        );
+        for direction in ["ingress", "egress"] {
+            for slot in ["non-ip", "malformed", "unsupported"] {
+                assert_eq!(
+                    counter_in(&after, slot, direction).0,
+                    0,
+                    "{shown}: {direction} {slot}: {after}"
+                );
+            }
+        }
+    }
 }
 
 /// Stateless mode on a PPP link: replies pass by their source port and TURN network, whoever
