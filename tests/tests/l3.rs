@@ -223,7 +223,16 @@ fn filters_real_traffic(link_type: u16, shown: &str, entry: Entry) {
 
     let reader = lab.gotofw.spawn(
         lab.net.gw(),
-        &["log", lab.wan(), "--json", "--timeout", "6"],
+        // The blocked UDP out, three unsolicited datagrams in, the TCP 80 SYN out.
+        &[
+            "log",
+            lab.wan(),
+            "--json",
+            "--count",
+            "5",
+            "--timeout",
+            "15",
+        ],
         &[],
     );
     // The reader opens the ring buffer before the drops it is to see.
@@ -338,7 +347,7 @@ fn filters_real_traffic(link_type: u16, shown: &str, entry: Entry) {
     );
 
     // The drop log: the blocked packets with their real addresses and lengths (IP header on).
-    let out = reader.wait(Duration::from_secs(10));
+    let out = reader.wait(Duration::from_secs(20));
     assert!(
         out.status.success(),
         "{}",
