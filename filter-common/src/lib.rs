@@ -15,7 +15,9 @@ pub mod classify;
 pub mod names;
 pub mod packet;
 
-pub use classify::{Decision, FlowHit, Outcome, Tables, classify, ether_payload, lowest_bit};
+pub use classify::{
+    Decision, FlowHit, Outcome, Payload, Tables, classify, ether_payload, link_payload, lowest_bit,
+};
 pub use packet::{MAX_PACKET_OFFSET, Packet};
 
 /// Most rules one rule set may hold: a rule is one bit of a `u64` mask.
@@ -143,7 +145,7 @@ pub mod slot {
     /// Truncated or inconsistent headers: dropped.
     pub const MALFORMED: u32 = 1;
     /// Well formed but beyond what the parser walks (a third VLAN tag, an IPv6 extension chain
-    /// longer than its bound, PPPoE session frames, IPv6 jumbograms): dropped.
+    /// longer than its bound, a compressed PPP protocol field, IPv6 jumbograms): dropped.
     pub const UNSUPPORTED: u32 = 2;
     /// A non-first fragment whose first fragment was not seen: dropped.
     pub const FRAGMENT_UNKNOWN: u32 = 3;
@@ -153,9 +155,11 @@ pub mod slot {
     pub const ICMPV6_ND: u32 = 5;
     /// Allowance `icmp-errors`: passed.
     pub const ICMP_ERRORS: u32 = 6;
+    /// Allowance `pppoe-control`: passed.
+    pub const PPPOE_CONTROL: u32 = 7;
 }
 
-/// Counter slots per direction that are not rules; slot 7 is reserved.
+/// Counter slots per direction that are not rules.
 pub const FIXED_SLOTS: u32 = 8;
 /// Counter slots per direction.
 pub const SLOTS_PER_DIRECTION: u32 = FIXED_SLOTS + MAX_RULES as u32;
@@ -210,8 +214,14 @@ pub struct Config {
     /// the programs into the links, or attaching new links, changes nothing a packet sees, and
     /// one write of this field puts both hooks under the new rules at once.
     pub armed: u32,
+    /// The link layer in front of the IP header: one of the [`link`] values, from the
+    /// interface's link type at attach.
+    pub link: u32,
+    /// Zero; keeps the size a multiple of 8.
+    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
+    pub _reserved: u32,
 }
-const _: () = assert!(size_of::<Config>() == 64);
+const _: () = assert!(size_of::<Config>() == 72);
 
 /// [`Config::armed`] of a rule set in force.
 pub const ARMED: u32 = 1;

@@ -14,7 +14,7 @@
 mod frame;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use filter_common::{Packet, ether_payload, packet::Header};
+use filter_common::{Packet, Payload, link, link_payload, packet::Header};
 
 use crate::frame::Frame;
 
@@ -24,22 +24,20 @@ pub fn gotofw_floor(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
 }
 
-/// The parse-only floor for measurements: reads Ethernet (up to two VLAN tags), the IPv4 or IPv6
-/// header and the transport ports as `gotofw_ingress` does, then drops; no map is touched.
+/// The parse-only floor for measurements: walks the link layer (Ethernet, up to two VLAN tags,
+/// PPPoE), reads the IPv4 or IPv6 header and the transport ports as `gotofw_ingress` does, then
+/// drops; no map is touched.
 #[xdp]
 pub fn gotofw_parse_floor(ctx: XdpContext) -> u32 {
     let frame = Frame::xdp(&ctx);
-    let Some((ether, off)) = ether_payload(&frame) else {
-        return xdp_action::XDP_DROP;
-    };
-    let (proto, l4) = match ether {
-        filter_common::ethertype::IPV4 => {
+    let (proto, l4) = match link_payload(&frame, link::ETHERNET) {
+        Payload::Ipv4 { off, .. } => {
             let Some(ip) = frame.header(off, 20) else {
                 return xdp_action::XDP_DROP;
             };
             (ip.u8(9), off + usize::from(ip.u8(0) & 0x0f) * 4)
         }
-        filter_common::ethertype::IPV6 => {
+        Payload::Ipv6 { off, .. } => {
             let Some(ip) = frame.header(off, 40) else {
                 return xdp_action::XDP_DROP;
             };

@@ -29,9 +29,9 @@ use aya_ebpf::{
 use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
     FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, META_CHUNK,
-    MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Tables, classify, counter_index,
-    ether_payload, flow_alive, flow_judge_ingress, flow_new, flow_rebind, log_token,
-    packet::Header, tail,
+    MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Payload, Tables, classify, counter_index,
+    flow_alive, flow_judge_ingress, flow_new, flow_rebind, link_payload, log_token, packet::Header,
+    tail,
 };
 
 use crate::frame::Frame;
@@ -113,6 +113,8 @@ static NO_CONFIG: Config = Config {
     generation: 0,
     log_rate: 0,
     armed: ARMED,
+    link: 0,
+    _reserved: 0,
 };
 
 /// The config map's entry; without one (never, once loaded) everything is blocked.
@@ -369,8 +371,8 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
 }
 
 /// Writes a drop-log sample of the frame, whose slot and direction `account` left in
-/// `LOG_BUCKET`. Addresses and ports come from a short parse (the classifier's VLAN walk,
-/// `ether_payload`, then the fixed IP header and the ports right after it); what it cannot see
+/// `LOG_BUCKET`. Addresses and ports come from a short parse (the classifier's link-layer walk,
+/// `link_payload`, then the fixed IP header and the ports right after it); what it cannot see
 /// stays zero.
 #[inline(always)]
 fn log_drop(frame: &Frame) {
@@ -384,35 +386,31 @@ fn log_drop(frame: &Frame) {
         direction: bucket.direction as u8,
         ..DropEvent::default()
     };
-    if let Some((ether, off)) = ether_payload(frame) {
-        let l4 = if ether == filter_common::ethertype::IPV4 {
-            frame.header(off, 20).map(|ip| {
-                event.family = 4;
-                event.proto = ip.u8(9);
-                event.src[..4].copy_from_slice(&ip.array::<4>(12));
-                event.dst[..4].copy_from_slice(&ip.array::<4>(16));
-                let first = ip.be16(6) & 0x1fff == 0;
-                (first, off + usize::from(ip.u8(0) & 0x0f) * 4)
-            })
-        } else if ether == filter_common::ethertype::IPV6 {
-            frame.header(off, 40).map(|ip| {
-                event.family = 6;
-                event.proto = ip.u8(6);
-                event.src = ip.array::<16>(8);
-                event.dst = ip.array::<16>(24);
-                (true, off + 40)
-            })
-        } else {
-            None
-        };
-        if let Some((true, l4)) = l4
-            && (event.proto == filter_common::ipproto::TCP
-                || event.proto == filter_common::ipproto::UDP)
-            && let Some(ports) = frame.header(l4, 4)
-        {
-            event.sport = ports.be16(0);
-            event.dport = ports.be16(2);
-        }
+    let l4 = match link_payload(frame, config_entry().link) {
+        Payload::Ipv4 { off, .. } => frame.header(off, 20).map(|ip| {
+            event.family = 4;
+            event.proto = ip.u8(9);
+            event.src[..4].copy_from_slice(&ip.array::<4>(12));
+            event.dst[..4].copy_from_slice(&ip.array::<4>(16));
+            let first = ip.be16(6) & 0x1fff == 0;
+            (first, off + usize::from(ip.u8(0) & 0x0f) * 4)
+        }),
+        Payload::Ipv6 { off, .. } => frame.header(off, 40).map(|ip| {
+            event.family = 6;
+            event.proto = ip.u8(6);
+            event.src = ip.array::<16>(8);
+            event.dst = ip.array::<16>(24);
+            (true, off + 40)
+        }),
+        _ => None,
+    };
+    if let Some((true, l4)) = l4
+        && (event.proto == filter_common::ipproto::TCP
+            || event.proto == filter_common::ipproto::UDP)
+        && let Some(ports) = frame.header(l4, 4)
+    {
+        event.sport = ports.be16(0);
+        event.dport = ports.be16(2);
     }
     // A full ring drops the sample, never the verdict.
     let _ = LOG.output::<DropEvent>(&event, 0);

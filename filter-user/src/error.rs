@@ -259,9 +259,9 @@ pub enum UsageError {
         message: String,
     },
 
-    /// An interface whose frames do not start with an Ethernet header.
+    /// An interface of a link type whose frames the classifier cannot read.
     #[error(
-        "interface {iface} has link type {kind} (link/{kind} in `ip link show {iface}`), whose frames have no Ethernet header for gotofw's classifier to read, so every packet would pass as non-ip: attach gotofw to an Ethernet interface instead"
+        "interface {iface} has link type {kind} (link/{kind} in `ip link show {iface}`), whose frames gotofw's classifier cannot read (it reads Ethernet, PPPoE, and the bare IP of tun, WireGuard, PPP and raw-IP links): attach gotofw to the interface that carries the traffic as Ethernet or bare IP instead"
     )]
     UnparsedLinkType {
         /// The interface.

@@ -218,13 +218,23 @@ pub fn icmp(kind: u8, code: u8, body: &[u8]) -> Vec<u8> {
     h
 }
 
-/// A complete frame carrying a small TCP or UDP packet from `src` to `dst`.
+/// A complete Ethernet frame carrying a small TCP or UDP packet from `src` to `dst`.
 pub fn packet(proto: Protocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    packet_on(filter_common::link::ETHERNET, proto, src, dst)
+}
+
+/// A complete frame of a link of type `link` (a [`filter_common::link`] value) carrying a small
+/// TCP or UDP packet from `src` to `dst`: behind an Ethernet header, or the IP packet alone.
+pub fn packet_on(link: u32, proto: Protocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let l4 = match proto {
         Protocol::Tcp => tcp(src.port(), dst.port(), &[]),
         Protocol::Udp => udp(src.port(), dst.port(), b"gotofw"),
     };
-    ip_frame(src.ip(), dst.ip(), proto.number(), &l4)
+    if link == filter_common::link::IP {
+        ip_packet(src.ip(), dst.ip(), proto.number(), &l4)
+    } else {
+        ip_frame(src.ip(), dst.ip(), proto.number(), &l4)
+    }
 }
 
 /// An Ethernet frame carrying `l4` from `src` to `dst` with protocol `proto` (IPv4 or IPv6 by

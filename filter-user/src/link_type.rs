@@ -1,9 +1,10 @@
-//! The link type of an interface (`ARPHRD_*`), and whether gotofw's classifier parses its frames.
+//! The link type of an interface (`ARPHRD_*`), and how gotofw's classifier parses its frames.
 //!
-//! The classifier reads an Ethernet header first. On a link without one (a tun device, PPP, an
-//! IP tunnel, WireGuard) every packet would look like `non-ip` and pass, so attach refuses such
-//! interfaces. The type is asked of the kernel through a socket of this network namespace
-//! (`SIOCGIFHWADDR`), which `/sys/class/net` is not under `nsenter --net=`.
+//! Ethernet-like links (NICs, veth, bridges, macvlan, VLAN devices, loopback) carry an Ethernet
+//! header; L3 links (tun, WireGuard, PPP, raw-IP modems) carry the IP packet alone. Any other
+//! type (IP-in-IP and GRE tunnels, InfiniBand, CAN...) is refused at attach: read with the wrong
+//! layout, every packet would be misjudged. The type is asked of the kernel through a socket of
+//! this network namespace (`SIOCGIFHWADDR`), which `/sys/class/net` is not under `nsenter --net=`.
 
 use std::{
     ffi::CString,
@@ -18,9 +19,29 @@ const SIOCGIFHWADDR: libc::Ioctl = 0x8927;
 /// `SIOCGIFINDEX`: the index of a named interface.
 const SIOCGIFINDEX: libc::Ioctl = 0x8933;
 
-/// Link types whose frames start with an Ethernet header: Ethernet (NICs, veth, bridges,
-/// macvlan, VLANs, tap...) and loopback (its frames carry a zeroed Ethernet header).
-const PARSED: [u16; 2] = [libc::ARPHRD_ETHER, libc::ARPHRD_LOOPBACK];
+/// `ARPHRD_RAWIP`: raw-IP modems (qmi_wwan, mhi), not in the libc crate.
+const ARPHRD_RAWIP: u16 = 519;
+
+/// How the classifier parses frames of link type `kind` (a [`filter_common::link`] value), or
+/// `None` when it does not: Ethernet (NICs, veth, bridges, macvlan, VLANs, tap...) and loopback
+/// (its frames carry a zeroed Ethernet header) as Ethernet; tun and WireGuard (`none`), PPP and
+/// raw IP from the IP header on.
+pub const fn parsed(kind: u16) -> Option<u32> {
+    match kind {
+        libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => Some(filter_common::link::ETHERNET),
+        libc::ARPHRD_NONE | libc::ARPHRD_PPP | ARPHRD_RAWIP => Some(filter_common::link::IP),
+        _ => None,
+    }
+}
+
+/// The name of a classifier link value, as `status` and `explain` show it.
+pub const fn link_name(link: u32) -> &'static str {
+    if link == filter_common::link::IP {
+        "ip"
+    } else {
+        "ethernet"
+    }
+}
 
 /// The name `ip link` shows for link type `kind` (`link/NAME`), or its number.
 pub fn name(kind: u16) -> String {
@@ -30,7 +51,7 @@ pub fn name(kind: u16) -> String {
         libc::ARPHRD_NONE => "none",
         libc::ARPHRD_VOID => "void",
         libc::ARPHRD_PPP => "ppp",
-        519 => "rawip",
+        ARPHRD_RAWIP => "rawip",
         libc::ARPHRD_TUNNEL => "ipip",
         libc::ARPHRD_TUNNEL6 => "tunnel6",
         libc::ARPHRD_SIT => "sit",
@@ -45,18 +66,6 @@ pub fn name(kind: u16) -> String {
         _ => return format!("type {kind}"),
     };
     known.to_owned()
-}
-
-/// Whether the classifier parses frames of link type `kind`.
-pub const fn parsed(kind: u16) -> bool {
-    let mut i = 0;
-    while i < PARSED.len() {
-        if PARSED[i] == kind {
-            return true;
-        }
-        i += 1;
-    }
-    false
 }
 
 /// The link type of interface `iface` of this network namespace, and its index (asked with the
@@ -94,9 +103,9 @@ fn query(iface: &str) -> io::Result<(u16, u32)> {
     Ok((kind, u32::try_from(index).unwrap_or(0)))
 }
 
-/// Fails unless interface `iface` (index `ifindex`) of this network namespace has a link type
-/// whose frames the classifier parses.
-pub fn check(iface: &str, ifindex: u32) -> anyhow::Result<()> {
+/// How the classifier parses frames of interface `iface` (index `ifindex`) of this network
+/// namespace (a [`filter_common::link`] value); fails when its link type is not one it parses.
+pub fn check(iface: &str, ifindex: u32) -> anyhow::Result<u32> {
     let (kind, index) = match query(iface) {
         Ok(found) => found,
         Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
@@ -112,15 +121,13 @@ pub fn check(iface: &str, ifindex: u32) -> anyhow::Result<()> {
             "interface {iface} changed while gotofw looked at it (index {ifindex}, now {index}): run the command again"
         );
     }
-    if parsed(kind) {
-        Ok(())
-    } else {
-        Err(UsageError::UnparsedLinkType {
+    parsed(kind).ok_or_else(|| {
+        UsageError::UnparsedLinkType {
             iface: iface.to_owned(),
             kind: name(kind),
         }
-        .into())
-    }
+        .into()
+    })
 }
 
 #[cfg(test)]
@@ -128,18 +135,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ethernet_and_loopback_are_parsed_the_rest_named() {
-        assert!(parsed(libc::ARPHRD_ETHER));
-        assert!(parsed(libc::ARPHRD_LOOPBACK));
+    fn ethernet_and_l3_links_are_parsed_the_rest_named() {
+        use filter_common::link::{ETHERNET, IP};
+        assert_eq!(parsed(libc::ARPHRD_ETHER), Some(ETHERNET));
+        assert_eq!(parsed(libc::ARPHRD_LOOPBACK), Some(ETHERNET));
+        for kind in [libc::ARPHRD_NONE, libc::ARPHRD_PPP, ARPHRD_RAWIP] {
+            assert_eq!(parsed(kind), Some(IP), "{}", name(kind));
+        }
+        assert_eq!(
+            [ETHERNET, IP].map(link_name),
+            ["ethernet", "ip"],
+            "the names status shows"
+        );
         for (kind, shown) in [
-            (libc::ARPHRD_NONE, "none"),
-            (libc::ARPHRD_PPP, "ppp"),
-            (519, "rawip"),
+            (libc::ARPHRD_VOID, "void"),
             (libc::ARPHRD_TUNNEL, "ipip"),
             (libc::ARPHRD_IPGRE, "gre"),
+            (libc::ARPHRD_INFINIBAND, "infiniband"),
             (4242, "type 4242"),
         ] {
-            assert!(!parsed(kind), "{shown}");
+            assert_eq!(parsed(kind), None, "{shown}");
             assert_eq!(name(kind), shown);
         }
     }
@@ -149,7 +164,7 @@ mod tests {
         // Every network namespace has `lo`, index 1.
         let (kind, index) = query("lo").unwrap();
         assert_eq!((kind, index), (libc::ARPHRD_LOOPBACK, 1));
-        check("lo", 1).unwrap();
+        assert_eq!(check("lo", 1).unwrap(), filter_common::link::ETHERNET);
         let err = query("gfw-nosuch0").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENODEV));
     }

@@ -418,6 +418,7 @@ mod tests {
                 scenario: "udp-turn".into(),
                 mode: crate::loader::FilterMode::Stateful,
                 xdp_mode: XdpModeArg::Generic,
+                link: "ethernet",
                 egress_hook: Some(crate::loader::EgressHook::Tcx),
                 log_rate: 10,
                 attached_at: 1_795_000_000,

@@ -19,10 +19,11 @@ pub fn build_plan(
     replace: bool,
 ) -> anyhow::Result<AttachPlan> {
     let ifindex = system::ifindex(iface)?;
-    link_type::check(iface, ifindex)?;
+    let link = link_type::check(iface, ifindex)?;
     let rules = options.rules();
     let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
     compiled.config.log_rate = options.log_rate;
+    compiled.config.link = link;
     let meta = Meta {
         version: loader::META_VERSION,
         interface: iface.to_owned(),

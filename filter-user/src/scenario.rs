@@ -125,6 +125,9 @@ pub enum Allowance {
     /// ICMP and ICMPv6 errors (unreachable, packet too big, time exceeded, parameter problem)
     /// that quote a packet the rules allow.
     IcmpErrors,
+    /// PPPoE discovery and the PPP control protocols of PPPoE sessions (LCP, IPCP, IPv6CP,
+    /// authentication).
+    PppoeControl,
     /// DHCPv4 and DHCPv6 server replies to the client ports (UDP 67 to 68, 547 to 546).
     Dhcp,
     /// DNS replies (UDP and TCP from port 53) from the configured resolvers.
@@ -135,10 +138,11 @@ pub enum Allowance {
 
 impl Allowance {
     /// All allowances, in counter order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::NonIp,
         Self::Icmpv6Nd,
         Self::IcmpErrors,
+        Self::PppoeControl,
         Self::Dhcp,
         Self::Dns,
         Self::Ntp,
@@ -150,6 +154,7 @@ impl Allowance {
             Self::NonIp => "non-ip",
             Self::Icmpv6Nd => "icmpv6-nd",
             Self::IcmpErrors => "icmp-errors",
+            Self::PppoeControl => "pppoe-control",
             Self::Dhcp => "dhcp",
             Self::Dns => "dns",
             Self::Ntp => "ntp",
@@ -165,6 +170,10 @@ impl Allowance {
                 "ICMP/ICMPv6 errors (unreachable, too big, time exceeded, parameter problem) \
                  quoting a packet the rules allow"
             }
+            Self::PppoeControl => {
+                "PPPoE discovery and PPP control (LCP, IPCP, IPv6CP, authentication) in PPPoE \
+                 sessions"
+            }
             Self::Dhcp => "DHCP replies: UDP 67 to client port 68, UDP 547 to client port 546",
             Self::Dns => "DNS replies: UDP and TCP from port 53 of the DNS servers",
             Self::Ntp => "NTP replies: UDP from port 123 of the NTP servers",
@@ -177,6 +186,7 @@ impl Allowance {
             Self::NonIp => Some(filter_common::allow::NON_IP),
             Self::Icmpv6Nd => Some(filter_common::allow::ICMPV6_ND),
             Self::IcmpErrors => Some(filter_common::allow::ICMP_ERRORS),
+            Self::PppoeControl => Some(filter_common::allow::PPPOE_CONTROL),
             Self::Dhcp | Self::Dns | Self::Ntp => None,
         }
     }
@@ -671,7 +681,9 @@ mod tests {
         assert_eq!(opts.rules().len(), 4);
         assert_eq!(
             opts.allowance_bits(),
-            filter_common::allow::ICMPV6_ND | filter_common::allow::ICMP_ERRORS
+            filter_common::allow::ICMPV6_ND
+                | filter_common::allow::ICMP_ERRORS
+                | filter_common::allow::PPPOE_CONTROL
         );
     }
 }

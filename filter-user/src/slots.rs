@@ -20,7 +20,7 @@ pub struct FixedSlot {
 }
 
 /// Every fixed slot, in report order: the fixed-logic allowances, then the drops.
-pub const FIXED: [FixedSlot; 7] = [
+pub const FIXED: [FixedSlot; 8] = [
     FixedSlot {
         slot: slot::NON_IP,
         name: "non-ip",
@@ -43,6 +43,13 @@ pub const FIXED: [FixedSlot; 7] = [
         description: Allowance::IcmpErrors.summary(),
     },
     FixedSlot {
+        slot: slot::PPPOE_CONTROL,
+        name: "pppoe-control",
+        action: Action::Allow,
+        allowance: Some(Allowance::PppoeControl),
+        description: Allowance::PppoeControl.summary(),
+    },
+    FixedSlot {
         slot: slot::DEFAULT_BLOCK,
         name: "default-block",
         action: Action::Block,
@@ -61,7 +68,7 @@ pub const FIXED: [FixedSlot; 7] = [
         name: "unsupported",
         action: Action::Block,
         allowance: None,
-        description: "beyond what the parser walks: a third VLAN tag, too many IPv6 extension headers, PPPoE sessions, jumbograms",
+        description: "beyond what the parser walks: a third VLAN tag, too many IPv6 extension headers, a compressed PPP protocol field, jumbograms",
     },
     FixedSlot {
         slot: slot::FRAGMENT_UNKNOWN,

@@ -53,6 +53,9 @@ pub struct InterfaceStatus {
     pub mode: FilterMode,
     /// XDP mode in use: `native` or `generic`.
     pub xdp_mode: XdpModeArg,
+    /// How the programs read the interface's frames: `ethernet` (Ethernet, VLAN tags, PPPoE)
+    /// or `ip` (an L3 link: tun, WireGuard, PPP, raw IP), from the kernel's config entry.
+    pub link: &'static str,
     /// The egress program's hook: `tcx` or `clsact` (none in ingress-only mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress_hook: Option<loader::EgressHook>,
@@ -177,6 +180,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         scenario: a.meta.scenario.clone(),
         mode,
         xdp_mode: a.meta.xdp_mode,
+        link: crate::link_type::link_name(config.link),
         egress_hook: a.meta.egress_hook,
         log_rate: config.log_rate,
         attached_at: a.meta.attached_at,

@@ -111,7 +111,15 @@ fn scenarios_lists_the_seed() {
         .collect();
     assert_eq!(
         allowances,
-        ["non-ip", "icmpv6-nd", "icmp-errors", "dhcp", "dns", "ntp"]
+        [
+            "non-ip",
+            "icmpv6-nd",
+            "icmp-errors",
+            "pppoe-control",
+            "dhcp",
+            "dns",
+            "ntp"
+        ]
     );
     let text = String::from_utf8_lossy(&gotofw(&["scenarios"]).stdout).into_owned();
     assert!(

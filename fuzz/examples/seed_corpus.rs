@@ -1,13 +1,17 @@
 //! Writes the seed corpus of the `classify` fuzz target: frames of every kind the classifier
-//! knows, made with gotofw's frame builders, each prefixed with the byte that picks its rule set.
+//! knows, made with gotofw's frame builders, each prefixed with the byte that picks its rule set
+//! and link; every untagged IP frame also bare, as on an L3 link (`l3-` in the name).
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example seed_corpus [DIR]` (default
 //! `fuzz/corpus/classify`). The files are named after what they hold; rerunning rewrites them.
 
 use std::{fs, path::PathBuf};
 
-use filter_common::{ethertype, ipproto};
-use filter_user::frame::{Ipv4, Ipv6, ethernet, icmp, ipv6_ext, ipv6_fragment, tcp, udp};
+use filter_common::{ethertype, ipproto, ppp};
+use filter_user::frame::{
+    Ipv4, Ipv6, ethernet, icmp, ipv6_ext, ipv6_fragment, pppoe_discovery, pppoe_ip,
+    pppoe_session, tcp, udp,
+};
 use gotofw_tests::harness::{reply_tcp, reply_udp, rule_sets, v4, v6};
 
 fn frames() -> Vec<(&'static str, Vec<u8>)> {
@@ -134,6 +138,38 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         ("nd", eth6(&nd.build(&icmp(135, 0, &[0; 16])))),
         ("arp", ethernet(&[], 0x0806, &[0; 28])),
         ("pppoe", ethernet(&[], ethertype::PPPOE_SESSION, &[0; 8])),
+        (
+            "pppoe-turn",
+            pppoe_ip(&[], 1, &reply_udp("68.64.0.10:3478")[14..]),
+        ),
+        (
+            "pppoe-vlan-https-v6",
+            pppoe_ip(&[(ethertype::VLAN, 7)], 1, &ip6.build(&tcp443)),
+        ),
+        (
+            "pppoe-lcp",
+            ethernet(
+                &[],
+                ethertype::PPPOE_SESSION,
+                &pppoe_session(1, ppp::LCP, &[9, 1, 0, 8, 1, 2, 3, 4]),
+            ),
+        ),
+        (
+            "pppoe-padi",
+            ethernet(
+                &[],
+                ethertype::PPPOE_DISCOVERY,
+                &pppoe_discovery(0x09, 0, &[1, 1, 0, 0]),
+            ),
+        ),
+        (
+            "pppoe-long",
+            ethernet(
+                &[],
+                ethertype::PPPOE_SESSION,
+                &[&[0x11, 0, 0, 1, 0x40, 0][..], &ip4.build(&tcp443)].concat(),
+            ),
+        ),
         ("gre", eth4(&Ipv4::new(remote4, client4, 47).build(&[0; 8]))),
     ]
 }
@@ -161,6 +197,14 @@ fn main() {
                 .collect();
             fs::write(dir.join(format!("{name}@{slug}")), input).expect("writing a seed");
             written += 1;
+            // The same packet on an L3 link: no Ethernet header, the link bit set.
+            let ether = u16::from_be_bytes([frame[12], frame[13]]);
+            if ether == ethertype::IPV4 || ether == ethertype::IPV6 {
+                let mut bare = vec![0x80 | set as u8];
+                bare.extend_from_slice(&frame[14..]);
+                fs::write(dir.join(format!("{name}@l3-{slug}")), bare).expect("writing a seed");
+                written += 1;
+            }
         }
     }
     println!("wrote {written} seeds to {}", dir.display());

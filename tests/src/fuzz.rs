@@ -3,8 +3,9 @@
 //! that every test run compiles them and runs them over the seed corpus
 //! (`fuzz_invariants_hold_on_the_seed_corpus`); the fuzz target only calls [`check_input`].
 //!
-//! Input: the first byte picks a rule set of [`rule_sets`] (modulo their number); the rest is one
-//! Ethernet frame, classified in both directions. Invariants:
+//! Input: the first byte picks a rule set of [`rule_sets`] (its low seven bits, modulo their
+//! number) and the link (its top bit: set for an L3 link, whose frames are bare IP, clear for
+//! Ethernet); the rest is one frame, classified in both directions. Invariants:
 //!
 //! - the classifier never panics (nor reads out of bounds: libFuzzer runs it under ASan);
 //! - the decision is consistent with the rule set: a pass only in a pass slot (a passing
@@ -26,7 +27,10 @@ use crate::harness::{decision_consistent, rule_sets};
 /// A compiled rule set and its number of rules.
 struct Set {
     label: &'static str,
+    /// For an Ethernet link.
     compiled: Compiled,
+    /// The same for an L3 link.
+    compiled_l3: Compiled,
     rules: usize,
 }
 
@@ -37,10 +41,14 @@ fn sets() -> &'static [Set] {
             .into_iter()
             .map(|(label, options)| {
                 let rules = options.rules();
+                let compiled =
+                    Compiled::new(&rules, options.allowance_bits()).expect("the rule sets compile");
+                let mut compiled_l3 = compiled.clone();
+                compiled_l3.config.link = filter_common::link::IP;
                 Set {
                     label,
-                    compiled: Compiled::new(&rules, options.allowance_bits())
-                        .expect("the rule sets compile"),
+                    compiled,
+                    compiled_l3,
                     rules: rules.len(),
                 }
             })
@@ -78,23 +86,28 @@ fn key_of(bytes: [u8; size_of::<FragKey>()]) -> FragKey {
     unsafe { std::mem::transmute::<[u8; size_of::<FragKey>()], FragKey>(bytes) }
 }
 
-/// Checks the invariants on one fuzz input: the first byte picks the rule set, the rest is the
-/// frame. Panics, naming the rule set and direction, where one does not hold.
+/// Checks the invariants on one fuzz input: the first byte picks the rule set and the link, the
+/// rest is the frame. Panics, naming the rule set, link and direction, where one does not hold.
 pub fn check_input(data: &[u8]) {
     let Some((&pick, frame)) = data.split_first() else {
         return;
     };
     let sets = sets();
-    let set = &sets[usize::from(pick) % sets.len()];
+    let set = &sets[usize::from(pick & 0x7f) % sets.len()];
+    let (compiled, link) = if pick & 0x80 == 0 {
+        (&set.compiled, "Ethernet")
+    } else {
+        (&set.compiled_l3, "L3")
+    };
     for direction in [Direction::Ingress, Direction::Egress] {
-        let mut tables = set.compiled.tables();
+        let mut tables = compiled.tables();
         let (a, key_a) = run(&tables, frame, direction, 0x00);
         let (b, key_b) = run(&tables, frame, direction, 0xff);
-        let ctx = format!("[{}] {direction:?}", set.label);
+        let ctx = format!("[{}, {link}] {direction:?}", set.label);
         assert_eq!(a, b, "{ctx}: the outcome depends on the key buffer");
         let d = a.decision;
         assert!(
-            decision_consistent(&set.compiled, set.rules, d),
+            decision_consistent(compiled, set.rules, d),
             "{ctx}: inconsistent decision {d:?}"
         );
         let later_unknown = d.slot == slot::FRAGMENT_UNKNOWN;

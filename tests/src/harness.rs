@@ -21,14 +21,14 @@ use std::{
 use aya::{
     Ebpf,
     maps::{HashMap as BpfHashMap, PerCpuArray},
-    programs::{TestRun as _, TestRunOptions, Xdp},
+    programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp},
 };
 use filter_common::{
-    ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Counter, Decision, Direction, FIXED_SLOTS, FragKey,
-    FragVerdict, classify, counter_index, slot,
+    ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Counter, Decision, Direction, FIXED_SLOTS, FlowKey,
+    FlowValue, FragKey, FragVerdict, classify, counter_index, slot,
 };
 use filter_user::{
-    compile::Compiled,
+    compile::{Compiled, Mode},
     frame, loader,
     scenario::{Allowance, Options, Protocol, Scenario, TurnDst},
     slots,
@@ -156,7 +156,7 @@ pub const MALFORMED_DECISION: Decision = Decision {
 /// only in a drop slot or a block rule.
 pub fn decision_consistent(compiled: &Compiled, rules: usize, decision: Decision) -> bool {
     let passes = match decision.slot {
-        slot::NON_IP | slot::ICMPV6_ND | slot::ICMP_ERRORS => true,
+        slot::NON_IP | slot::ICMPV6_ND | slot::ICMP_ERRORS | slot::PPPOE_CONTROL => true,
         slot::DEFAULT_BLOCK | slot::MALFORMED | slot::UNSUPPORTED | slot::FRAGMENT_UNKNOWN => false,
         s if s >= FIXED_SLOTS && ((s - FIXED_SLOTS) as usize) < rules => {
             compiled.config.allow_mask & (1 << (s - FIXED_SLOTS)) != 0
@@ -175,6 +175,49 @@ pub struct Run {
     pub kernel: Decision,
 }
 
+/// How a link carries the IP packets of the (untagged Ethernet) frames that
+/// [`Harness::check`] is given: the tests build Ethernet frames, and run the same cases on every
+/// link type by framing them anew.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// As built: Ethernet.
+    #[default]
+    Ethernet,
+    /// The IP packet alone, as on an L3 link (tun, PPP, WireGuard): the harness's program is
+    /// told the link is [`filter_common::link::IP`].
+    Ip,
+    /// In a PPPoE session frame behind these VLAN tags `(tpid, vid)`.
+    Pppoe(Vec<(u16, u16)>),
+}
+
+impl Framing {
+    /// The link type the program is told for this framing.
+    pub const fn link(&self) -> u32 {
+        match self {
+            Self::Ip => filter_common::link::IP,
+            Self::Ethernet | Self::Pppoe(_) => filter_common::link::ETHERNET,
+        }
+    }
+
+    /// `frame`, an untagged Ethernet frame carrying IPv4 or IPv6, framed for this link; panics
+    /// when it carries something else (a test's mistake).
+    pub fn apply(&self, frame: &[u8]) -> Vec<u8> {
+        if *self == Self::Ethernet {
+            return frame.to_vec();
+        }
+        let ether = u16::from_be_bytes([frame[12], frame[13]]);
+        assert!(
+            ether == filter_common::ethertype::IPV4 || ether == filter_common::ethertype::IPV6,
+            "only untagged IP frames are framed anew (ethertype {ether:#06x})"
+        );
+        match self {
+            Self::Ethernet => unreachable!(),
+            Self::Ip => frame[14..].to_vec(),
+            Self::Pppoe(tags) => frame::pppoe_ip(tags, 0x0101, &frame[14..]),
+        }
+    }
+}
+
 /// A rule set under test: its loaded program and its host twin.
 pub struct Harness {
     label: String,
@@ -182,15 +225,23 @@ pub struct Harness {
     ebpf: Ebpf,
     compiled: Compiled,
     fragments: Fragments,
+    framing: Framing,
 }
 
 impl Harness {
-    /// Compiles `options` and loads the program with its maps filled; panics (naming `label`)
-    /// when the kernel refuses it.
+    /// Compiles `options` (stateless) and loads the program with its maps filled; panics
+    /// (naming `label`) when the kernel refuses it.
     pub fn new(label: &str, options: &Options) -> Self {
+        Self::with(label, options, &Mode::Stateless, Framing::Ethernet)
+    }
+
+    /// Like [`Harness::new`], compiled for `mode`, its frames framed by `framing` in
+    /// [`Harness::check`] and its program told the link type of that framing.
+    pub fn with(label: &str, options: &Options, mode: &Mode, framing: Framing) -> Self {
         let rules = options.rules();
-        let compiled = Compiled::new(&rules, options.allowance_bits())
+        let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), mode)
             .unwrap_or_else(|e| panic!("{label}: {e}"));
+        compiled.config.link = framing.link();
         let ebpf = loader::load(&compiled, b"{}").unwrap_or_else(|e| panic!("{label}: {e:#}"));
         Self {
             label: label.to_owned(),
@@ -198,7 +249,53 @@ impl Harness {
             ebpf,
             compiled,
             fragments: Fragments::new(),
+            framing,
         }
+    }
+
+    /// Frames the frames of [`Harness::check`] by `framing` from now on, and tells the loaded
+    /// program and the host the link type of that framing (one config write: no new load).
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.compiled.config.link = framing.link();
+        let mut config: aya::maps::Array<_, filter_common::Config> =
+            aya::maps::Array::try_from(self.ebpf.map_mut("CONFIG").expect("the CONFIG map"))
+                .expect("CONFIG is an array");
+        config
+            .set(0, self.compiled.config, 0)
+            .expect("writing the config entry");
+        self.framing = framing;
+    }
+
+    /// Runs `frame` through the egress (TC) program once; returns its TC action. The program
+    /// is loaded in every mode but ingress-only.
+    pub fn egress(&self, frame: &[u8]) -> Result<i32, String> {
+        let tc: &SchedClassifier = self
+            .ebpf
+            .program("gotofw_egress")
+            .ok_or("the object has no egress program loaded")?
+            .try_into()
+            .map_err(|e| format!("gotofw_egress: {e}"))?;
+        tc.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::new()
+        })
+        .map(|r| r.return_value.cast_signed())
+        .map_err(|e| {
+            format!(
+                "BPF_PROG_TEST_RUN (egress) of a {}-byte frame: {e}",
+                frame.len()
+            )
+        })
+    }
+
+    /// The kernel's flow table: its keys.
+    pub fn flow_keys(&self) -> Vec<FlowKey> {
+        let map: BpfHashMap<&aya::maps::MapData, FlowKey, FlowValue> =
+            BpfHashMap::try_from(self.ebpf.map("FLOWS").expect("the FLOWS map"))
+                .expect("FLOWS is a hash map");
+        map.keys()
+            .map(|k| k.expect("reading the flow map"))
+            .collect()
     }
 
     /// The label given to [`Harness::new`].
@@ -425,7 +522,14 @@ impl Harness {
 
     /// Runs `frame` on both sides (see [`Harness::run`]) and checks that both give `want`
     /// (`("allow" | "block", slot name)`); panics naming `case` otherwise.
+    /// The frame is framed for the harness's link first (see [`Framing`]).
     pub fn check(&mut self, case: &str, frame: &[u8], want: (&str, &str)) {
+        let frame = self.framing.apply(frame);
+        self.check_raw(case, &frame, want);
+    }
+
+    /// Like [`Harness::check`], with `frame` as given (not framed for the link).
+    pub fn check_raw(&mut self, case: &str, frame: &[u8], want: (&str, &str)) {
         let ctx = format!("[{}] {case}", self.label);
         let run = self.run(frame).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let got = (verdict_word(run.host), self.slot_name(run.host.slot));

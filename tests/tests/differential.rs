@@ -2,7 +2,8 @@
 //! host classifier, which must agree on every one.
 //!
 //! A generator (proptest) builds structured frames: Ethernet with 0-3 VLAN tags (802.1Q, 802.1ad,
-//! others), IPv4 with random IHL, options, total length, flags, fragment offsets and ids, IPv6
+//! others), PPPoE sessions behind them (version, code, length field and PPP protocol honest or
+//! not), or nothing in front of the IP header (an L3 link); then IPv4 with random IHL, options, total length, flags, fragment offsets and ids, IPv6
 //! with random extension-header chains (hop-by-hop, routing, destination options, fragment, AH;
 //! some longer than the parser's bound), TCP, UDP, ICMP and ICMPv6 (errors quoting a packet) with
 //! random lengths and data offsets; ports lean on the ones the rules name and their neighbours,
@@ -11,7 +12,8 @@
 //! sequence (in order, out of order, overlapping), so that fragment state must evolve the same on
 //! both sides.
 //!
-//! Cases run in batches under each rule set of `harness::rule_sets()`. Per frame the XDP action
+//! Cases run in batches under each rule set of `harness::rule_sets()`, three quarters on an
+//! Ethernet link and a quarter on an L3 link (the program told `link::IP`). Per frame the XDP action
 //! must match the host's verdict (and the host's decision must be consistent: a pass only in a
 //! pass slot); per batch the kernel's counters must have moved exactly as the host's slot
 //! histogram says, and both fragment maps must hold the same entries. On a mismatch the batch is
@@ -33,12 +35,14 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use filter_common::{Counter, Direction, SLOTS_PER_DIRECTION, counter_index, ethertype, ipproto};
-use filter_user::frame::ethernet;
+use filter_common::{
+    Counter, Direction, SLOTS_PER_DIRECTION, counter_index, ethertype, ipproto, ppp,
+};
+use filter_user::{compile::Mode, frame::ethernet};
 use gotofw_tests::{
     harness::{
-        Harness, MALFORMED_DECISION, MAX_TEST_RUN_FRAME, MIN_TEST_RUN_FRAME, XDP_DROP, XDP_PASS,
-        rule_set, rule_sets, verdict_word,
+        Framing, Harness, MALFORMED_DECISION, MAX_TEST_RUN_FRAME, MIN_TEST_RUN_FRAME, XDP_DROP,
+        XDP_PASS, rule_set, rule_sets, verdict_word,
     },
     require_root_or_skip,
 };
@@ -55,6 +59,9 @@ const DEFAULT_CASES: u64 = 150_000;
 const FIXED_SEED: u64 = 0x6f74_6f67_6677_0001;
 /// Most cases in one batch; batches hold 1 to this many (shrinking removes cases).
 const BATCH_MAX: usize = 512;
+/// What the label of a rule set's run on an L3 link ends with (and a regression file's `rules:`
+/// line, for a batch found there).
+const L3_SUFFIX: &str = ", bare IP";
 /// Where failing batches are written, and where `regressions_replay` reads them.
 const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/regressions");
 
@@ -731,6 +738,64 @@ fn tags() -> BoxedStrategy<Vec<(u16, u16)>> {
     .boxed()
 }
 
+/// The link layer in front of the packet.
+#[derive(Clone, Debug)]
+enum Link {
+    /// Ethernet with VLAN tags (TPID, TCI), outermost first.
+    Ether(Vec<(u16, u16)>),
+    /// Ethernet, VLAN tags, then a PPPoE session header: its version/type byte (`None`: 0x11),
+    /// code (`None`: 0), length field, and PPP protocol (`None`: the one of the packet's
+    /// ethertype, or the ethertype itself when it is not IP).
+    Pppoe {
+        tags: Vec<(u16, u16)>,
+        version: Option<u8>,
+        code: Option<u8>,
+        len: Len,
+        proto: Option<u16>,
+    },
+    /// None: the packet alone, as on an L3 link (the harness is told `link::IP`).
+    Bare,
+}
+
+/// PPP protocols worth trying: IP, the control protocols, another network protocol (MPLS), a
+/// compressed field, not a protocol number.
+const PPP_PROTOCOLS: [u16; 9] = [
+    ppp::IPV4,
+    ppp::IPV6,
+    ppp::LCP,
+    ppp::IPCP,
+    ppp::IPV6CP,
+    0xc223,
+    0x0281,
+    0x2145,
+    0x0020,
+];
+
+/// The link layer of a case: bare on an L3 link (`l3`), else Ethernet, mostly, or PPPoE.
+fn link_layer(l3: bool) -> BoxedStrategy<Link> {
+    if l3 {
+        return Just(Link::Bare).boxed();
+    }
+    let pppoe = (
+        tags(),
+        prop::option::weighted(0.05, any::<u8>()),
+        prop::option::weighted(0.05, any::<u8>()),
+        len_field(),
+        prop::option::weighted(
+            0.2,
+            prop_oneof![3 => select(&PPP_PROTOCOLS[..]), 1 => any::<u16>()],
+        ),
+    )
+        .prop_map(|(tags, version, code, len, proto)| Link::Pppoe {
+            tags,
+            version,
+            code,
+            len,
+            proto,
+        });
+    prop_oneof![5 => tags().prop_map(Link::Ether), 1 => pppoe].boxed()
+}
+
 /// What an Ethernet frame carries.
 #[derive(Clone, Debug)]
 enum Net {
@@ -746,7 +811,7 @@ enum Net {
 /// A frame.
 #[derive(Clone, Debug)]
 struct Frame {
-    tags: Vec<(u16, u16)>,
+    tags: Link,
     /// Ethertype when not the consistent one.
     ether: Option<u16>,
     net: Net,
@@ -757,25 +822,59 @@ impl Frame {
         let (ether, payload) = match &self.net {
             Net::V4(p) => (ethertype::IPV4, p.packet(p.flags_frag, &p.l4.bytes())),
             Net::V6(p) => (ethertype::IPV6, p.whole()),
-            Net::Other { ether, body } => (*ether, body.clone()),
+            Net::Other { ether, body } => {
+                let mut body = body.clone();
+                // Most PPPoE discovery frames get a consistent header, so that their
+                // allowance is reached, not only the malformed check.
+                if *ether == ethertype::PPPOE_DISCOVERY && body.len() >= 6 && body[0] & 0x80 == 0 {
+                    let len = (body.len() - 6) as u16;
+                    body[0] = 0x11;
+                    body[4..6].copy_from_slice(&len.to_be_bytes());
+                }
+                (*ether, body)
+            }
         };
         link(&self.tags, self.ether.unwrap_or(ether), &payload)
     }
 }
 
-/// An Ethernet frame with VLAN tags whose TCI is kept whole (the frame builder masks it).
-fn link(tags: &[(u16, u16)], ether: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = ethernet(&[], ether, payload);
-    let at = 12;
-    let tag_bytes: Vec<u8> = tags
-        .iter()
-        .flat_map(|(tpid, tci)| [tpid.to_be_bytes(), tci.to_be_bytes()].concat())
-        .collect();
-    f.splice(at..at, tag_bytes);
-    f
+/// The frame of `payload` (of ethertype `ether`) behind link layer `hdr`. VLAN tags keep their
+/// TCI whole (the frame builder masks it).
+fn link(hdr: &Link, ether: u16, payload: &[u8]) -> Vec<u8> {
+    let tagged = |tags: &[(u16, u16)], ether: u16, payload: &[u8]| {
+        let mut f = ethernet(&[], ether, payload);
+        let tag_bytes: Vec<u8> = tags
+            .iter()
+            .flat_map(|(tpid, tci)| [tpid.to_be_bytes(), tci.to_be_bytes()].concat())
+            .collect();
+        f.splice(12..12, tag_bytes);
+        f
+    };
+    match hdr {
+        Link::Ether(tags) => tagged(tags, ether, payload),
+        Link::Bare => payload.to_vec(),
+        Link::Pppoe {
+            tags,
+            version,
+            code,
+            len,
+            proto,
+        } => {
+            let proto = proto.unwrap_or(match ether {
+                ethertype::IPV4 => ppp::IPV4,
+                ethertype::IPV6 => ppp::IPV6,
+                other => other,
+            });
+            let mut session = vec![version.unwrap_or(0x11), code.unwrap_or(0), 0x01, 0x01];
+            session.extend_from_slice(&len.value(2 + payload.len()).to_be_bytes());
+            session.extend_from_slice(&proto.to_be_bytes());
+            session.extend_from_slice(payload);
+            tagged(tags, ethertype::PPPOE_SESSION, &session)
+        }
+    }
 }
 
-fn frame() -> BoxedStrategy<Frame> {
+fn frame(l3: bool) -> BoxedStrategy<Frame> {
     let other = (
         prop_oneof![
             3 => select(&OTHER_ETHERTYPES[..]),
@@ -785,7 +884,7 @@ fn frame() -> BoxedStrategy<Frame> {
     )
         .prop_map(|(ether, body)| Net::Other { ether, body });
     (
-        tags(),
+        link_layer(l3),
         prop::option::weighted(
             0.03,
             prop_oneof![
@@ -941,12 +1040,12 @@ enum Datagram {
 enum Case {
     One(Frame, Damage),
     Train {
-        tags: Vec<(u16, u16)>,
+        tags: Link,
         datagram: Datagram,
         plan: Plan,
     },
     Raw {
-        tags: Vec<(u16, u16)>,
+        tags: Link,
         ether: u16,
         bytes: Vec<u8>,
     },
@@ -1029,20 +1128,21 @@ impl Case {
     }
 }
 
-fn case() -> BoxedStrategy<Case> {
-    let one = (frame(), damage()).prop_map(|(f, d)| Case::One(f, d));
+/// A case for a link of type `link::IP` (`l3`) or Ethernet.
+fn case(l3: bool) -> BoxedStrategy<Case> {
+    let one = (frame(l3), damage()).prop_map(|(f, d)| Case::One(f, d));
     let datagram = prop_oneof![
         v4().prop_map(Datagram::V4),
         (v6(), prop_oneof![2 => Just(usize::MAX), 1 => 0usize..=4])
             .prop_map(|(packet, at)| Datagram::V6 { packet, at }),
     ];
-    let train = (tags(), datagram, plan()).prop_map(|(tags, datagram, plan)| Case::Train {
+    let train = (link_layer(l3), datagram, plan()).prop_map(|(tags, datagram, plan)| Case::Train {
         tags,
         datagram,
         plan,
     });
     let raw = (
-        tags(),
+        link_layer(l3),
         select(&[ethertype::IPV4, ethertype::IPV6][..]),
         vec(any::<u8>(), 0..120),
     )
@@ -1204,20 +1304,43 @@ fn differential(seed: u64, cases: u64) {
     let mut by_slot: BTreeMap<String, u64> = BTreeMap::new();
     let mut loading = Duration::ZERO;
     let started = Instant::now();
-    for (n, (label, options)) in sets.iter().enumerate() {
-        let load = Instant::now();
-        let harness = RefCell::new(Harness::new(label, options));
-        loading += load.elapsed();
+    // Every rule set on Ethernet (three quarters of its cases, PPPoE among them), then on an
+    // L3 link (a quarter): the same loaded program, told the link type anew.
+    let mut harness = None;
+    // Cases and passed frames on the L3 link.
+    let mut l3_total = (0u64, 0u64);
+    let runs = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(n, (label, options))| [false, true].map(|l3| (n, label, options, l3)));
+    for (n, set_label, options, l3) in runs {
+        let (label, framing, share) = if l3 {
+            (format!("{set_label}{L3_SUFFIX}"), Framing::Ip, per_set / 4)
+        } else {
+            (
+                (*set_label).to_owned(),
+                Framing::Ethernet,
+                per_set - per_set / 4,
+            )
+        };
+        let label = label.as_str();
+        if !l3 {
+            let load = Instant::now();
+            harness = Some(RefCell::new(Harness::new(set_label, options)));
+            loading += load.elapsed();
+        }
+        let harness = harness.as_ref().expect("loaded for the Ethernet run");
+        harness.borrow_mut().set_framing(framing);
         let stats = Cell::new(Stats::default());
-        // Batches hold 256 cases on average; run rounds until this rule set has its share.
+        // Batches hold 256 cases on average; run rounds until this run has its share.
         for round in 0u64.. {
-            let missing = per_set.saturating_sub(stats.get().cases);
+            let missing = share.saturating_sub(stats.get().cases);
             if missing == 0 {
                 break;
             }
             let mut rng_seed = [0u8; 32];
             rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
-            rng_seed[8..16].copy_from_slice(&(n as u64).to_le_bytes());
+            rng_seed[8..16].copy_from_slice(&(n as u64 | u64::from(l3) << 32).to_le_bytes());
             rng_seed[16..24].copy_from_slice(&round.to_le_bytes());
             let config = Config {
                 cases: missing.div_ceil(BATCH_MAX as u64 / 2) as u32,
@@ -1232,7 +1355,7 @@ fn differential(seed: u64, cases: u64) {
                 config,
                 TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed),
             );
-            let result = runner.run(&vec(case(), 1..=BATCH_MAX), |batch| {
+            let result = runner.run(&vec(case(l3), 1..=BATCH_MAX), |batch| {
                 run_batch(&mut harness.borrow_mut(), &batch, &stats)
             });
             match result {
@@ -1250,6 +1373,10 @@ fn differential(seed: u64, cases: u64) {
             }
         }
         let s = stats.get();
+        if l3 {
+            l3_total.0 += s.cases;
+            l3_total.1 += s.passed;
+        }
         total.cases += s.cases;
         total.frames += s.frames;
         total.kernel_frames += s.kernel_frames;
@@ -1274,7 +1401,7 @@ fn differential(seed: u64, cases: u64) {
     let running = (secs - loading.as_secs_f64()).max(1e-3);
     eprintln!(
         "differential seed {seed:#x}: {} cases ({} frames, {} through the kernel, {} passed) \
-         under {} rule sets in {secs:.1} s ({:.1} s loading programs): {:.0} cases/s, {:.0} \
+         under {} rule sets (each on Ethernet and an L3 link) in {secs:.1} s ({:.1} s loading programs): {:.0} cases/s, {:.0} \
          frames/s",
         total.cases,
         total.frames,
@@ -1289,6 +1416,10 @@ fn differential(seed: u64, cases: u64) {
     by_slot.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let slots: Vec<String> = by_slot.iter().map(|(k, n)| format!("{k} {n}")).collect();
     eprintln!("  frames by counter slot: {}", slots.join(", "));
+    eprintln!(
+        "  on an L3 link: {} cases, {} frames passed",
+        l3_total.0, l3_total.1
+    );
 }
 
 /// Writes a failing batch as a regression file; returns its path and text (for the log, when the
@@ -1421,6 +1552,15 @@ fn parse_regression(text: &str) -> Result<Regression, String> {
     })
 }
 
+/// The rule set and link of a regression file's `rules:` label: a rule set of `rule_sets()`,
+/// with [`L3_SUFFIX`] for a batch found on an L3 link.
+fn regression_rules(label: &str) -> Option<(filter_user::scenario::Options, Framing)> {
+    match label.strip_suffix(L3_SUFFIX) {
+        Some(set) => rule_set(set).map(|o| (o, Framing::Ip)),
+        None => rule_set(label).map(|o| (o, Framing::Ethernet)),
+    }
+}
+
 #[test]
 fn regression_files_parse() {
     // Not a kernel test: every file must name a known rule set and hold frames.
@@ -1433,7 +1573,7 @@ fn regression_files_parse() {
         let r = parse_regression(&fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
-            rule_set(&r.rules).is_some(),
+            regression_rules(&r.rules).is_some(),
             "{}: unknown rule set {:?}",
             path.display(),
             r.rules
@@ -1459,8 +1599,9 @@ fn regressions_replay() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let r = parse_regression(&fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let options = rule_set(&r.rules).unwrap_or_else(|| panic!("{name}: unknown rule set"));
-        let mut h = Harness::new(&r.rules, &options);
+        let (options, framing) =
+            regression_rules(&r.rules).unwrap_or_else(|| panic!("{name}: unknown rule set"));
+        let mut h = Harness::with(&r.rules, &options, &Mode::Stateless, framing);
         let mut unmet = Vec::new();
         for (i, (frame, want)) in r.frames.iter().enumerate() {
             let run = h
@@ -1517,7 +1658,7 @@ fn generator_builds_what_it_says() {
         l4: tcp.clone(),
     };
     let f = Frame {
-        tags: vec![(ethertype::QINQ, 0xf007)],
+        tags: Link::Ether(vec![(ethertype::QINQ, 0xf007)]),
         ether: None,
         net: Net::V4(p.clone()),
     }
@@ -1528,7 +1669,7 @@ fn generator_builds_what_it_says() {
     assert_eq!(u16::from_be_bytes([f[20], f[21]]), 40);
     // A train in 8-byte pieces: offsets 0, 1, 2; more-fragments on all but the last.
     let train = Case::Train {
-        tags: Vec::new(),
+        tags: Link::Ether(Vec::new()),
         datagram: Datagram::V4(p),
         plan: Plan::InOrder {
             units: 1,
@@ -1559,7 +1700,7 @@ fn generator_builds_what_it_says() {
         l4: tcp,
     };
     let frames = Case::Train {
-        tags: Vec::new(),
+        tags: Link::Ether(Vec::new()),
         datagram: Datagram::V6 { packet: v6p, at: 1 },
         plan: Plan::InOrder {
             units: 4,

@@ -9,7 +9,8 @@ use filter_common::{ethertype, ipproto};
 use filter_user::frame::{Ipv4, Ipv6, ethernet, icmp, ipv6_ext, ipv6_fragment, tcp, udp};
 use gotofw_tests::{
     harness::{
-        ALLOW, DEFAULT, FRAGMENT_UNKNOWN, Harness, MALFORMED, UNSUPPORTED, rule_set, v4, v6,
+        ALLOW, DEFAULT, FRAGMENT_UNKNOWN, Harness, MALFORMED, UNSUPPORTED, reply_udp, rule_set, v4,
+        v6,
     },
     require_root_or_skip,
 };
@@ -736,15 +737,23 @@ fn evasion_pppoe_and_jumbogram() {
     let Some(mut h) = harness("evasion_pppoe_and_jumbogram", "udp-turn") else {
         return;
     };
-    // PPPoE sessions carry IP the parser does not look into: never "non-IP".
+    // A blocked packet wrapped in a PPPoE session is judged by its inner packet: never passed
+    // as "non-IP", nor by the frame's ethertype.
+    let blocked = reply_udp("203.0.113.10:3478");
     h.check(
-        "PPPoE session",
+        "blocked UDP in a PPPoE session",
+        &filter_user::frame::pppoe_ip(&[], 1, &blocked[14..]),
+        DEFAULT,
+    );
+    // A PPPoE length field that claims more than the frame holds.
+    h.check(
+        "PPPoE session longer than the frame",
         &ethernet(
             &[],
             ethertype::PPPOE_SESSION,
             &[0x11, 0, 0, 1, 0, 42, 0, 0x21],
         ),
-        UNSUPPORTED,
+        MALFORMED,
     );
     let mut jumbo = eth6(&ip6(ipproto::TCP).build(&tcp443(b"")));
     set16(&mut jumbo, IP + 4, 0);

@@ -25,7 +25,7 @@ use serde_json::Value;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// The allowances that are not rules: packets no probe sends (ARP, neighbour discovery) move them.
-const FIXED_ALLOWANCES: [&str; 3] = ["non-ip", "icmpv6-nd", "icmp-errors"];
+const FIXED_ALLOWANCES: [&str; 4] = ["non-ip", "icmpv6-nd", "icmp-errors", "pppoe-control"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {

@@ -2,7 +2,8 @@
 //! `ip netns exec` (a private mount namespace whose fresh `/sys` has no bpffs) and
 //! `nsenter --net=` (the host's mounts). A filter attached either way must outlive the command
 //! (pinned on the host's bpffs, filtering real traffic), and every command must see it from
-//! either way. Also: interfaces without an Ethernet header (a tun device) are refused.
+//! either way. Also: interfaces of a link type gotofw cannot read are refused; L3 ones (tun) are
+//! attached.
 
 use std::{
     fs,
@@ -282,15 +283,57 @@ impl Drop for TempConfig {
     }
 }
 
+/// Sets the link type (`ARPHRD_*`) of the persistent tun device `name` of `ns`, which must be
+/// down (`TUNSETLINK`).
+fn set_tun_link_type(ns: &Netns, name: &str, kind: u16) {
+    const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
+    const TUNSETLINK: libc::Ioctl = 0x4004_54cd;
+    const IFF_TUN: libc::c_short = 0x0001;
+    const IFF_NO_PI: libc::c_short = 0x1000;
+    ns.run(|| {
+        let tun = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .expect("opening /dev/net/tun");
+        // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+            *dst = src.cast_signed();
+        }
+        req.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tun);
+        // SAFETY: a /dev/net/tun descriptor and an ifreq naming an existing tun device.
+        assert_eq!(
+            unsafe { libc::ioctl(fd, TUNSETIFF, &raw mut req) },
+            0,
+            "TUNSETIFF {name}"
+        );
+        // SAFETY: TUNSETLINK takes the link type as its integer argument.
+        let set = unsafe { libc::ioctl(fd, TUNSETLINK, libc::c_ulong::from(kind)) };
+        assert_eq!(
+            set,
+            0,
+            "TUNSETLINK {name} {kind}: {}",
+            std::io::Error::last_os_error()
+        );
+    });
+}
+
+/// An interface whose link type the classifier cannot read (here a tun device that says it is
+/// GRE) is refused both ways, by every command that attaches, with nothing left behind. The
+/// same device as `link/none` (a plain tun device, as WireGuard) is attached both ways, its
+/// frames read as bare IP.
 #[test]
-fn interfaces_without_an_ethernet_header_are_refused() {
-    if !require_root_or_skip("interfaces_without_an_ethernet_header_are_refused") {
+fn interfaces_of_a_link_type_gotofw_cannot_read_are_refused() {
+    if !require_root_or_skip("interfaces_of_a_link_type_gotofw_cannot_read_are_refused") {
         return;
     }
     let ns = Netns::new("gnxtun").unwrap();
     let tun = unique_name("gnxt");
     ns.ip(["tuntap", "add", "mode", "tun", "name", &tun])
         .unwrap();
+    set_tun_link_type(&ns, &tun, libc::ARPHRD_IPGRE);
     ns.ip(["link", "set", &tun, "up"]).unwrap();
     let gotofw = Gotofw::default();
     let _guard = Attached::new(gotofw.clone(), &ns, &tun);
@@ -307,23 +350,39 @@ fn interfaces_without_an_ethernet_header_are_refused() {
         ("attach --config", vec!["attach", "--config", &config]),
         ("reload", vec!["reload", "--config", &config]),
     ];
+    let run = |entry: Entry, args: &[&str]| match entry {
+        Entry::IpNetnsExec => gotofw.run_ip_netns_exec(&ns, args),
+        Entry::Nsenter => gotofw.run(&ns, args),
+    };
     for entry in BOTH {
         for (what, args) in &attempts {
-            let out = match entry {
-                Entry::IpNetnsExec => gotofw.run_ip_netns_exec(&ns, args),
-                Entry::Nsenter => gotofw.run(&ns, args),
-            };
+            let out = run(entry, args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             let when = format!("{what} via {entry:?}");
             assert_eq!(exit_code(&out), Some(EXIT_USAGE), "{when}: {stderr}");
             assert_eq!(stderr.trim_end().lines().count(), 1, "{when}: {stderr}");
             assert!(
-                stderr.contains(&tun) && stderr.contains("link type none"),
+                stderr.contains(&tun) && stderr.contains("link type gre"),
                 "{when}: {stderr}"
             );
             assert!(!pin_dir(&tun).exists(), "{when}: pinned");
             assert!(staging_leftovers(&tun).is_empty(), "{when}: staging");
             assert_eq!(xdp_prog_id(&ns, &tun), None, "{when}: XDP program on {tun}");
         }
+    }
+    ns.ip(["link", "set", &tun, "down"]).unwrap();
+    set_tun_link_type(&ns, &tun, libc::ARPHRD_NONE);
+    ns.ip(["link", "set", &tun, "up"]).unwrap();
+    for entry in BOTH {
+        let when = format!("attach of link/none via {entry:?}");
+        let out = run(entry, &["attach", &tun, "--scenario", "udp-turn"]);
+        let stdout = expect_success(&out, &when);
+        assert!(stdout.contains("xdp generic"), "{when}: {stdout}");
+        let status: Value = serde_json::from_slice(&run(entry, &["status", &tun, "--json"]).stdout)
+            .expect("status --json");
+        assert_eq!(status["interfaces"][0]["link"], "ip", "{when}: {status}");
+        assert!(xdp_prog_id(&ns, &tun).is_some(), "{when}: no XDP program");
+        expect_success(&run(entry, &["detach", &tun]), &format!("{when}: detach"));
+        assert_eq!(xdp_prog_id(&ns, &tun), None, "{when}: detached");
     }
 }

@@ -9,15 +9,17 @@
 
 use std::net::IpAddr;
 
-use filter_common::{ethertype, ipproto};
+use filter_common::{ethertype, ipproto, ppp};
 use filter_user::{
+    compile::{FlowLimits, Mode},
     frame::{self, Ipv4, Ipv6, ethernet, icmp, ipv6_ext, ipv6_fragment, tcp, udp},
-    scenario::{Allowance, Options, Scenario, TurnDst},
+    scenario::{Allowance, Options, Protocol, Scenario, TurnDst},
 };
 use gotofw_tests::{
     harness::{
-        ALLOW, BLOCK, CLIENT4, CLIENT6, DEFAULT, Harness, MALFORMED, MALFORMED_DECISION,
-        MAX_TEST_RUN_FRAME, reply_tcp, reply_udp, sock, v4, v6, verdict_word,
+        ALLOW, BLOCK, CLIENT4, CLIENT6, DEFAULT, Framing, Harness, MALFORMED, MALFORMED_DECISION,
+        MAX_TEST_RUN_FRAME, UNSUPPORTED, XDP_DROP, XDP_PASS, reply_tcp, reply_udp, sock, v4, v6,
+        verdict_word,
     },
     require_root_or_skip,
 };
@@ -450,10 +452,37 @@ fn allowance_cases(h: &mut Harness, on: bool) {
         pass("non-ip"),
     );
     h.check(
-        "PPPoE session",
+        "PPPoE session header of zeros",
         &ethernet(&[], ethertype::PPPOE_SESSION, &[0; 28]),
-        (BLOCK, "unsupported"),
+        MALFORMED,
     );
+    // PPPoE discovery and PPP control protocols: the pppoe-control allowance.
+    h.check(
+        "PPPoE discovery (PADI)",
+        &ethernet(
+            &[],
+            ethertype::PPPOE_DISCOVERY,
+            &frame::pppoe_discovery(0x09, 0, &[0x01, 0x01, 0, 0]),
+        ),
+        pass("pppoe-control"),
+    );
+    for (name, proto) in [
+        ("LCP", ppp::LCP),
+        ("IPCP", ppp::IPCP),
+        ("IPv6CP", ppp::IPV6CP),
+    ] {
+        // An LCP echo request: code 9, id 1, length 8, magic number.
+        let lcp = [9, 1, 0, 8, 0x12, 0x34, 0x56, 0x78];
+        h.check(
+            &format!("PPPoE session, {name}"),
+            &ethernet(
+                &[(ethertype::VLAN, 7)],
+                ethertype::PPPOE_SESSION,
+                &frame::pppoe_session(0x0101, proto, &lcp),
+            ),
+            pass("pppoe-control"),
+        );
+    }
 
     // Neighbour discovery needs hop limit 255.
     let router = v6("fe80::1");
@@ -577,6 +606,211 @@ fn every_scenario_kernel_and_host_agree() {
     any.turn_dst = TurnDst::Any;
     let mut h = Harness::new("udp-turn, turn-dst any", &any);
     scenario_cases(&mut h, Scenario::UdpTurn, true);
+}
+
+/// Every scenario's cases on an L3 link (bare IP) and in PPPoE sessions (untagged and behind two
+/// VLAN tags): the same verdicts and slots as on Ethernet, kernel and host alike.
+#[test]
+fn l3_links_and_pppoe_sessions_get_ethernets_verdicts() {
+    if !require_root_or_skip("l3_links_and_pppoe_sessions_get_ethernets_verdicts") {
+        return;
+    }
+    let framings = [
+        ("bare IP", Framing::Ip),
+        ("PPPoE", Framing::Pppoe(vec![])),
+        (
+            "PPPoE, QinQ",
+            Framing::Pppoe(vec![(ethertype::QINQ, 10), (ethertype::VLAN, 20)]),
+        ),
+    ];
+    for (what, framing) in framings {
+        for sc in Scenario::ALL {
+            let label = format!("{}, {what}", sc.name());
+            let mut h = Harness::with(&label, &Options::new(sc), &Mode::Stateless, framing.clone());
+            scenario_cases(&mut h, sc, false);
+            h.check(
+                "DNS over TCP",
+                &reply_tcp("198.51.100.53:53"),
+                (ALLOW, "dns"),
+            );
+            h.check("NTP", &reply_udp("198.51.100.123:123"), (ALLOW, "ntp"));
+        }
+    }
+}
+
+/// What is not a well-formed IP packet on an L3 link, or in a PPPoE session, is dropped and
+/// counted; never passed as `non-ip` because its header was misread.
+#[test]
+fn l3_and_pppoe_frames_that_lie_are_dropped() {
+    if !require_root_or_skip("l3_and_pppoe_frames_that_lie_are_dropped") {
+        return;
+    }
+    let turn = reply_udp("68.64.0.10:3478");
+    let ip = &turn[14..];
+    // L3: the frame is the IP packet.
+    let mut l3 = Harness::with(
+        "udp-turn, L3",
+        &Options::new(Scenario::UdpTurn),
+        &Mode::Stateless,
+        Framing::Ip,
+    );
+    let allowed = l3.run(ip).unwrap();
+    assert_eq!(
+        verdict_word(allowed.kernel),
+        ALLOW,
+        "bare IPv4 to a TURN network"
+    );
+    for (case, bytes, want) in [
+        ("an Ethernet frame on an L3 link", turn.clone(), MALFORMED),
+        (
+            "ARP on an L3 link",
+            ethernet(&[], 0x0806, &[0; 28]),
+            MALFORMED,
+        ),
+        ("version 5", [&[0x55][..], &ip[1..]].concat(), MALFORMED),
+        ("version 0", vec![0; 40], MALFORMED),
+        ("cut IPv4 header", ip[..19].to_vec(), MALFORMED),
+    ] {
+        l3.check_raw(case, &bytes, want);
+    }
+    // PPPoE: the session header must tell the truth.
+    let mut pppoe = Harness::new("udp-turn, PPPoE", &Options::new(Scenario::UdpTurn));
+    let session = |proto: u16, payload: &[u8]| {
+        ethernet(
+            &[],
+            ethertype::PPPOE_SESSION,
+            &frame::pppoe_session(0x0101, proto, payload),
+        )
+    };
+    let good = session(ppp::IPV4, ip);
+    pppoe.check("inner UDP to a TURN network", &good, (ALLOW, "turn-udp"));
+    let with_length = |len: u16| {
+        let mut f = good.clone();
+        f[18..20].copy_from_slice(&len.to_be_bytes());
+        f
+    };
+    let exact = u16::try_from(2 + ip.len()).unwrap();
+    pppoe.check(
+        "PPPoE length past the frame",
+        &with_length(exact + 1),
+        MALFORMED,
+    );
+    pppoe.check(
+        "PPPoE length cutting the IP packet",
+        &with_length(exact - 1),
+        MALFORMED,
+    );
+    pppoe.check("PPPoE length 0", &with_length(0), MALFORMED);
+    for cut in [15, 19, 21] {
+        pppoe.check(&format!("cut at {cut}"), &good[..cut], MALFORMED);
+    }
+    let mut code = good.clone();
+    code[15] = 0x65;
+    pppoe.check("a discovery code in a session", &code, MALFORMED);
+    let mut version = good.clone();
+    version[14] = 0x21;
+    pppoe.check("PPPoE version 2", &version, MALFORMED);
+    pppoe.check(
+        "a compressed PPP protocol field",
+        &ethernet(
+            &[],
+            ethertype::PPPOE_SESSION,
+            &[
+                &[0x11, 0, 1, 1],
+                &(exact - 1).to_be_bytes()[..],
+                &[0x21],
+                ip,
+            ]
+            .concat(),
+        ),
+        UNSUPPORTED,
+    );
+    pppoe.check("PPP protocol 0x0020", &session(0x0020, ip), MALFORMED);
+    pppoe.check("PPP MPLS", &session(0x0281, ip), (ALLOW, "non-ip"));
+    // The blocked inner packet is blocked, not passed as the frame's ethertype.
+    pppoe.check(
+        "inner UDP elsewhere",
+        &session(ppp::IPV4, &reply_udp("203.0.113.10:3478")[14..]),
+        DEFAULT,
+    );
+    // Discovery must not lie either.
+    let padi = frame::pppoe_discovery(0x09, 0, &[0x01, 0x01, 0, 0]);
+    let mut lying = padi.clone();
+    lying[5] = 5;
+    pppoe.check(
+        "PPPoE discovery length past the frame",
+        &ethernet(&[], ethertype::PPPOE_DISCOVERY, &lying),
+        MALFORMED,
+    );
+}
+
+/// In stateful mode the egress program learns the flow from the packet inside the link layer,
+/// on every link: an L3 link's bare IP and a PPPoE session behind a VLAN tag as on Ethernet. The
+/// reply passes only once the flow is learned; a blocked packet out is dropped and learns
+/// nothing.
+#[test]
+fn flows_are_learned_from_the_inner_packet_at_egress_on_every_link() {
+    /// `TC_ACT_UNSPEC` (tcx: next) and `TC_ACT_SHOT`, as `BPF_PROG_TEST_RUN` returns them.
+    const TC_NEXT: i32 = -1;
+    const TC_SHOT: i32 = 2;
+    if !require_root_or_skip("flows_are_learned_from_the_inner_packet_at_egress_on_every_link") {
+        return;
+    }
+    let turn = "68.64.0.10:3478";
+    for (what, framing) in [
+        ("Ethernet", Framing::Ethernet),
+        ("bare IP", Framing::Ip),
+        ("PPPoE, 802.1Q", Framing::Pppoe(vec![(ethertype::VLAN, 7)])),
+    ] {
+        let h = Harness::with(
+            &format!("udp-turn, stateful, {what}"),
+            &Options::new(Scenario::UdpTurn),
+            &Mode::Stateful(FlowLimits::default()),
+            framing.clone(),
+        );
+        let reply = framing.apply(&reply_udp(turn));
+        assert_eq!(
+            h.kernel(&reply),
+            Ok(XDP_DROP),
+            "{what}: a reply before its flow"
+        );
+        let out = framing.apply(&frame::packet(Protocol::Udp, sock(CLIENT4), sock(turn)));
+        assert_eq!(
+            h.egress(&out),
+            Ok(TC_NEXT),
+            "{what}: UDP out to a TURN network"
+        );
+        let keys = h.flow_keys();
+        assert_eq!(keys.len(), 1, "{what}: one flow learned");
+        let key = keys[0];
+        assert_eq!(
+            (key.family, key.proto, key.remote_port, key.local_port),
+            (4, ipproto::UDP, 3478, 50_000),
+            "{what}: the flow's ports"
+        );
+        assert_eq!(&key.remote[..4], &v4("68.64.0.10").octets(), "{what}");
+        assert_eq!(&key.local[..4], &v4("192.0.2.1").octets(), "{what}");
+        assert_eq!(
+            h.kernel(&reply),
+            Ok(XDP_PASS),
+            "{what}: the reply of the flow"
+        );
+        let elsewhere = framing.apply(&frame::packet(
+            Protocol::Udp,
+            sock(CLIENT4),
+            sock("203.0.113.10:3478"),
+        ));
+        assert_eq!(
+            h.egress(&elsewhere),
+            Ok(TC_SHOT),
+            "{what}: UDP out elsewhere"
+        );
+        assert_eq!(
+            h.flow_keys().len(),
+            1,
+            "{what}: a blocked packet learns nothing"
+        );
+    }
 }
 
 #[test]

@@ -15,13 +15,15 @@ use crate::{
     slot,
 };
 
-/// The IPv4 header at `off` and what it carries.
+/// The IPv4 header at `off` and what it carries; the packet must end by `limit` (the frame's
+/// end, or the end of the PPPoE payload it travels in).
 #[inline(always)]
 pub(super) fn ipv4<P: Packet + ?Sized, T: Tables>(
     pkt: &P,
     tables: &T,
     direction: Direction,
     off: usize,
+    limit: usize,
     frag: &mut MaybeUninit<FragKey>,
 ) -> Outcome {
     let Some(h) = pkt.header(off, 20) else {
@@ -37,7 +39,7 @@ pub(super) fn ipv4<P: Packet + ?Sized, T: Tables>(
     let dst = h.array::<4>(16);
     let total = usize::from(total);
     let end = off + total;
-    if total < ihl || end > pkt.len() {
+    if total < ihl || end > limit {
         return Outcome::only(Decision::MALFORMED);
     }
     let frag_offset = usize::from(flags_frag & 0x1fff) * 8;
@@ -148,13 +150,15 @@ fn ipv6_ext<P: Packet + ?Sized>(pkt: &P, nh: u8, cur: usize, end: usize) -> Ext 
     Ext::Skip { next, len }
 }
 
-/// The IPv6 header at `off`, its extension headers and what they carry.
+/// The IPv6 header at `off`, its extension headers and what they carry; the packet must end by
+/// `limit` (as for [`ipv4`]).
 #[inline(always)]
 pub(super) fn ipv6<P: Packet + ?Sized, T: Tables>(
     pkt: &P,
     tables: &T,
     direction: Direction,
     off: usize,
+    limit: usize,
     frag: &mut MaybeUninit<FragKey>,
 ) -> Outcome {
     let Some(h) = pkt.header(off, 40) else {
@@ -171,7 +175,7 @@ pub(super) fn ipv6<P: Packet + ?Sized, T: Tables>(
         return Outcome::only(Decision::UNSUPPORTED);
     }
     let end = off + 40 + usize::from(payload);
-    if end > pkt.len() {
+    if end > limit {
         return Outcome::only(Decision::MALFORMED);
     }
     let mut cur = off + 40;

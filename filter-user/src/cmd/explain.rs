@@ -150,7 +150,8 @@ fn connection<T: Tables, S: AsRef<str>>(
         .parse()
         .expect("valid built-in address");
     let judge = |src, dst, direction| {
-        let bytes = frame::packet(protocol, src, dst);
+        // Framed as the interface's frames are: a filter on an L3 link reads bare IP.
+        let bytes = frame::packet_on(tables.config().link, protocol, src, dst);
         let d = classify(
             bytes.as_slice(),
             tables,

@@ -28,7 +28,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     for s in &status.interfaces {
         let _ = writeln!(
             out,
-            "{}: {}, scenario {}, {} mode{}, xdp {}, {}, attached {}",
+            "{}: {}, scenario {}, {} mode{}, xdp {}, {} link, {}, attached {}",
             s.interface,
             s.state_text(),
             s.scenario,
@@ -44,6 +44,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 |h| format!(" (egress {})", h.name())
             ),
             s.xdp_mode.name(),
+            s.link,
             match s.log_rate {
                 0 => "drop log off".to_owned(),
                 rate => format!("drop log {rate}/s per CPU"),

@@ -316,9 +316,19 @@ impl Locator<'_> {
             })
             .transpose()?;
         let a = &raw.allow;
+        // One switch per allowance, in `Allowance::ALL`'s order (the type keeps the count).
+        let switches: [Option<bool>; Allowance::ALL.len()] = [
+            a.non_ip,
+            a.icmpv6_nd,
+            a.icmp_errors,
+            a.pppoe_control,
+            a.dhcp,
+            a.dns,
+            a.ntp,
+        ];
         let disabled: Vec<Allowance> = Allowance::ALL
             .into_iter()
-            .zip([a.non_ip, a.icmpv6_nd, a.icmp_errors, a.dhcp, a.dns, a.ntp])
+            .zip(switches)
             .filter(|(_, on)| *on == Some(false))
             .map(|(allowance, _)| allowance)
             .collect();

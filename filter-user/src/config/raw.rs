@@ -64,6 +64,7 @@ pub(super) struct RawAllow {
     pub(super) non_ip: Option<bool>,
     pub(super) icmpv6_nd: Option<bool>,
     pub(super) icmp_errors: Option<bool>,
+    pub(super) pppoe_control: Option<bool>,
     pub(super) dhcp: Option<bool>,
     pub(super) dns: Option<bool>,
     pub(super) ntp: Option<bool>,

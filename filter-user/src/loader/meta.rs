@@ -226,8 +226,9 @@ pub(super) fn pinned_meta(dir: &Path) -> anyhow::Result<Meta> {
         .with_context(|| format!("reading the filter description in {}/meta", dir.display()))
 }
 
-/// Format version of the stored record ([`Meta::version`]).
-pub const META_VERSION: u32 = 1;
+/// Format version of the stored record ([`Meta::version`]) and of the pinned maps it describes.
+/// Version 2: the config map's value carries the link type (72 bytes, was 64).
+pub const META_VERSION: u32 = 2;
 
 /// Parses a stored record, after checking its format version.
 pub(super) fn parse_meta(bytes: &[u8]) -> anyhow::Result<Meta> {
