@@ -3,7 +3,8 @@
 //!
 //! Everything that creates kernel state returns a guard whose `Drop` removes
 //! it, also while a failing test unwinds: [`Netns`] deletes its namespace,
-//! [`VethPair`] its link, [`ServerHandle`] stops its server thread.
+//! [`VethPair`] its link, [`ServerHandle`] stops its server thread, [`TunLab`] stops its
+//! relay (which deletes its tun devices) and deletes its namespaces.
 //!
 //! Kernel tests start with [`require_root_or_skip`]. Lab traffic stays inside
 //! the namespaces a test creates and uses only the documentation ranges
