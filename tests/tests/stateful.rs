@@ -20,7 +20,7 @@ use filter_user::{
     scenario::{Options, Protocol, Scenario},
     slots::slot_name,
 };
-use gotofw_tests::require_root_or_skip;
+use gotofw_tests::{harness::Framing, require_root_or_skip};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -656,46 +656,61 @@ fn drop_log_samples_carry_whole_ipv6_addresses() {
     if !require_root_or_skip("drop_log_samples_carry_whole_ipv6_addresses") {
         return;
     }
-    let options = Options::new(Scenario::UdpTurn);
-    let mut compiled = Compiled::with_mode(
-        &options.rules(),
-        options.allowance_bits(),
-        &Mode::Stateful(LIMITS),
-    )
-    .unwrap();
-    compiled.config.log_rate = 100;
-    let mut s = Stateful::with(Scenario::UdpTurn, 0, None);
-    s.ebpf = loader::load(&compiled, b"{}").unwrap();
-    let local = "[2001:db8:1011:1213:1415:1617:1819:1a1b]:50000";
-    let remote = "[2001:db8:2021:2223:2425:2627:2829:2a2b]:9";
-    s.check("blocked outbound", Egress, &in_udp(local, remote), DEFAULT);
-    s.check(
-        "unsolicited inbound",
-        Ingress,
-        &in_udp(remote, local),
-        DEFAULT,
-    );
-    let octets = |a: &str| match a.parse::<SocketAddr>().unwrap().ip() {
-        std::net::IpAddr::V6(ip) => ip.octets(),
-        std::net::IpAddr::V4(_) => unreachable!("IPv6 addresses above"),
-    };
-    let events = drop_events(&mut s.ebpf);
-    assert_eq!(events.len(), 2, "{events:?}");
-    for (event, direction, src, dst) in [
-        (&events[0], Egress, local, remote),
-        (&events[1], Ingress, remote, local),
+    // On every link type the sample's addresses and ports are the IP packet's: bare on an L3
+    // link, inside the PPPoE session behind a VLAN tag.
+    for framing in [
+        Framing::Ethernet,
+        Framing::Ip,
+        Framing::Pppoe(vec![(filter_common::ethertype::VLAN, 7)]),
     ] {
-        let what = format!("{direction:?} sample {event:?}");
-        assert_eq!(event.direction, direction as u8, "{what}");
-        assert_eq!((event.family, event.proto), (6, ipproto::UDP), "{what}");
-        assert_eq!((event.src, event.dst), (octets(src), octets(dst)), "{what}");
-        let ports = |a: &str| a.parse::<SocketAddr>().unwrap().port();
-        assert_eq!(
-            (event.sport, event.dport),
-            (ports(src), ports(dst)),
-            "{what}"
+        let options = Options::new(Scenario::UdpTurn);
+        let mut compiled = Compiled::with_mode(
+            &options.rules(),
+            options.allowance_bits(),
+            &Mode::Stateful(LIMITS),
+        )
+        .unwrap();
+        compiled.config.log_rate = 100;
+        compiled.config.link = framing.link();
+        let mut s = Stateful::with(Scenario::UdpTurn, 0, None);
+        s.ebpf = loader::load(&compiled, b"{}").unwrap();
+        s.compiled = compiled;
+        let local = "[2001:db8:1011:1213:1415:1617:1819:1a1b]:50000";
+        let remote = "[2001:db8:2021:2223:2425:2627:2829:2a2b]:9";
+        s.check(
+            "blocked outbound",
+            Egress,
+            &framing.apply(&in_udp(local, remote)),
+            DEFAULT,
         );
-        assert_eq!(event.slot, filter_common::slot::DEFAULT_BLOCK, "{what}");
+        s.check(
+            "unsolicited inbound",
+            Ingress,
+            &framing.apply(&in_udp(remote, local)),
+            DEFAULT,
+        );
+        let octets = |a: &str| match a.parse::<SocketAddr>().unwrap().ip() {
+            std::net::IpAddr::V6(ip) => ip.octets(),
+            std::net::IpAddr::V4(_) => unreachable!("IPv6 addresses above"),
+        };
+        let events = drop_events(&mut s.ebpf);
+        assert_eq!(events.len(), 2, "{framing:?}: {events:?}");
+        for (event, direction, src, dst) in [
+            (&events[0], Egress, local, remote),
+            (&events[1], Ingress, remote, local),
+        ] {
+            let what = format!("{framing:?}: {direction:?} sample {event:?}");
+            assert_eq!(event.direction, direction as u8, "{what}");
+            assert_eq!((event.family, event.proto), (6, ipproto::UDP), "{what}");
+            assert_eq!((event.src, event.dst), (octets(src), octets(dst)), "{what}");
+            let ports = |a: &str| a.parse::<SocketAddr>().unwrap().port();
+            assert_eq!(
+                (event.sport, event.dport),
+                (ports(src), ports(dst)),
+                "{what}"
+            );
+            assert_eq!(event.slot, filter_common::slot::DEFAULT_BLOCK, "{what}");
+        }
     }
 }
 
