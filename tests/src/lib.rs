@@ -3,7 +3,8 @@
 //!
 //! Everything that creates kernel state returns a guard whose `Drop` removes
 //! it, also while a failing test unwinds: [`Netns`] deletes its namespace,
-//! [`VethPair`] its link, [`ServerHandle`] stops its server thread.
+//! [`VethPair`] its link, [`ServerHandle`] stops its server thread, [`TunLab`] stops its
+//! relay (which deletes its tun devices) and deletes its namespaces.
 //!
 //! Kernel tests start with [`require_root_or_skip`]. Lab traffic stays inside
 //! the namespaces a test creates and uses only the documentation ranges
@@ -31,10 +32,12 @@ mod lab3;
 mod link;
 mod names;
 mod netns;
+mod packet;
 mod probe;
 mod root;
 mod server;
 mod tempdir;
+mod tun;
 pub mod txgen;
 mod xdp;
 
@@ -56,8 +59,13 @@ pub use lab3::{
 pub use link::{VethPair, addr_add, link_up, route_add, veth_pair};
 pub use names::{MAX_NAME_LEN, unique_name};
 pub use netns::Netns;
+pub use packet::PacketSocket;
 pub use probe::{tcp_probe, udp_probe, udp_send_from};
 pub use root::{is_root, require_root_or_skip};
 pub use server::{ServerHandle, tcp_echo_server, udp_echo_server};
 pub use tempdir::TempDir;
+pub use tun::{
+    ARPHRD_IPGRE, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, SERVER6, Tun, TunLab,
+    link_kind,
+};
 pub use xdp::xdp_prog_id;

@@ -9,7 +9,7 @@ use super::{
     egress::{attach_clsact_filter, remove_clsact},
     meta::{pinned_meta, store_pinned_meta},
     options::XdpModeArg,
-    pins::{EGRESS_PROG_PIN, LINK_PIN, TC_LINK_PIN},
+    pins::{EGRESS_PROG_PIN, LINK_PIN, TC_LINK_PIN, pinned_config},
     recover::recover,
 };
 use crate::{
@@ -22,8 +22,9 @@ use crate::{
 /// its hooks went (the interface re-created, a link severed): the pinned programs, already
 /// verified, get new links on the interface's current index, so the rule set, its counters and
 /// its flows go on, and no program is loaded (`gotofw run` re-attaches within a second). Returns
-/// what was wrong, or `None` when it was filtering. A hook that runs another program is left to
-/// a full attach (an error here).
+/// what was wrong, or `None` when it was filtering. A hook that runs another program, and an
+/// interface whose frames are laid out otherwise than the pinned programs read (an Ethernet
+/// where a tun was, or the other way round), are left to a full attach (an error here).
 pub fn reattach(iface: &str) -> anyhow::Result<Option<crate::liveness::Health>> {
     let key = system::pin_key(iface);
     let _lock = InterfaceLock::acquire(&key)?;
@@ -44,8 +45,18 @@ pub fn reattach(iface: &str) -> anyhow::Result<Option<crate::liveness::Health>> 
         ));
     }
     let ifindex = system::ifindex(iface)?;
-    // A new interface of the name may be of another kind (a tun where an Ethernet was).
-    crate::link_type::check(iface, ifindex)?;
+    // A new interface of the name may be of another kind (a tun where an Ethernet was): the
+    // pinned programs read frames the way their configuration's link says, so they go on only
+    // on an interface of that layout; another one needs a full attach (`gotofw run` does one).
+    let link = crate::link_type::check(iface, ifindex)?;
+    let pinned = pinned_config(&dir)?.link;
+    if link != pinned {
+        return Err(anyhow!(
+            "{iface} came back with {} frames, and its pinned rule set reads {} frames",
+            crate::link_type::link_name(link),
+            crate::link_type::link_name(pinned)
+        ));
+    }
     let xdp_flags = match meta.xdp_mode {
         XdpModeArg::Generic => aya_obj::generated::XDP_FLAGS_SKB_MODE,
         _ => aya_obj::generated::XDP_FLAGS_DRV_MODE,
