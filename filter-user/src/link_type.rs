@@ -103,6 +103,11 @@ fn query(iface: &str) -> io::Result<(u16, u32)> {
     Ok((kind, u32::try_from(index).unwrap_or(0)))
 }
 
+/// The link type (`ARPHRD_*`) of interface `iface` of this network namespace.
+pub fn kind_of(iface: &str) -> io::Result<u16> {
+    query(iface).map(|(kind, _)| kind)
+}
+
 /// How the classifier parses frames of interface `iface` (index `ifindex`) of this network
 /// namespace (a [`filter_common::link`] value); fails when its link type is not one it parses.
 pub fn check(iface: &str, ifindex: u32) -> anyhow::Result<u32> {

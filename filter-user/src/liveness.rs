@@ -3,8 +3,9 @@
 //! severed (`bpftool link detach`), another program can be swapped into it. Every command that
 //! reads a filter asks the kernel here, and says what it found.
 //!
-//! A filter is filtering when its XDP link is attached to the interface's current index and
-//! runs gotofw's program of the pinned rule set, and (when it has an egress hook) so is its tcx
+//! A filter is filtering when its XDP link is attached to the interface's current index, whose
+//! link type has the frame layout the pinned programs read, and runs gotofw's program of the
+//! pinned rule set, and (when it has an egress hook) so is its tcx
 //! link, or gotofw's clsact filter is on the interface and runs the pinned egress program.
 
 use std::{os::fd::AsFd as _, path::Path};
@@ -12,7 +13,7 @@ use std::{os::fd::AsFd as _, path::Path};
 use serde::Serialize;
 
 use crate::{
-    bpf_sys,
+    bpf_sys, link_type,
     loader::{
         egress::{CLSACT_HANDLE, CLSACT_PRIORITY},
         meta::{FilterMode, Meta},
@@ -34,6 +35,9 @@ pub enum State {
     InterfaceGone,
     /// An interface of that name is there, but it is a new one (another index).
     InterfaceRecreated,
+    /// The interface's link type changed (a raw-IP modem switched to Ethernet framing, a tun
+    /// device given another type): its frames no longer have the layout the programs read.
+    LinkTypeChanged,
     /// A hook runs a program that is not gotofw's of the pinned rule set.
     Replaced,
     /// The XDP program is in place, the egress one (stateful mode) is not.
@@ -48,6 +52,7 @@ impl State {
             Self::Severed => "severed",
             Self::InterfaceGone => "interface-gone",
             Self::InterfaceRecreated => "interface-recreated",
+            Self::LinkTypeChanged => "link-type-changed",
             Self::Replaced => "replaced",
             Self::EgressMissing => "egress-missing",
         }
@@ -115,7 +120,11 @@ pub fn check(dir: &Path, key: &str, meta: &Meta) -> Health {
                     false,
                 );
             }
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(changed) = link_type_changed(dir, &meta.interface) {
+                    return changed;
+                }
+            }
         }
     }
     let ours = OurPrograms::of(dir, key);
@@ -156,6 +165,28 @@ pub fn check(dir: &Path, key: &str, meta: &Meta) -> Health {
         detail: String::new(),
         present: true,
     }
+}
+
+/// Whether the interface `iface` (the one the filter pinned in `dir` was attached to) now has a
+/// link type whose frames have another layout than the one the pinned programs read. A link
+/// type that cannot be read now (the interface going meanwhile) is left to the other checks.
+fn link_type_changed(dir: &Path, iface: &str) -> Option<Health> {
+    let kind = link_type::kind_of(iface).ok()?;
+    let pinned = pins::pinned_config(dir).ok()?.link;
+    let reads = link_type::link_name(pinned);
+    let detail = match link_type::parsed(kind) {
+        Some(now) if now == pinned => return None,
+        Some(now) => format!(
+            "{iface} has link type {} now, whose frames are {}; the filter reads {reads} frames",
+            link_type::name(kind),
+            link_type::link_name(now)
+        ),
+        None => format!(
+            "{iface} has link type {} now, which gotofw cannot read; the filter reads {reads} frames",
+            link_type::name(kind)
+        ),
+    };
+    Some(Health::broken(State::LinkTypeChanged, detail, true))
 }
 
 /// What is wrong at the egress hook, if anything.

@@ -78,20 +78,26 @@ impl Tun {
             .run(|| open_tun(name))
             .with_context(|| format!("creating tun device {name} in {}", ns.name()))?;
         if link_type != ARPHRD_NONE {
-            // SAFETY: TUNSETLINK takes the link type as the argument itself.
-            let rc = unsafe {
-                libc::ioctl(
-                    tun.fd.as_raw_fd(),
-                    TUNSETLINK,
-                    libc::c_ulong::from(link_type),
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error())
-                    .with_context(|| format!("TUNSETLINK {link_type} on {name}"));
-            }
+            tun.set_link_type(link_type)?;
         }
         Ok(tun)
+    }
+
+    /// Gives the device link type `link_type` (`TUNSETLINK`; the device must be down).
+    pub fn set_link_type(&self, link_type: u16) -> Result<()> {
+        // SAFETY: TUNSETLINK takes the link type as the argument itself.
+        let rc = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                TUNSETLINK,
+                libc::c_ulong::from(link_type),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("TUNSETLINK {link_type} on {}", self.name));
+        }
+        Ok(())
     }
 
     /// The device's name.
@@ -361,6 +367,27 @@ impl TunLab {
                 .with_context(|| format!("routing {cidr} in {}", self.gw.name()))?;
         }
         Ok(())
+    }
+
+    /// Gives the gateway's tun device link type `link_type` in place (down, `TUNSETLINK`, up,
+    /// its address and routes again): the same interface, its index kept, saying it has another
+    /// frame layout, as a raw-IP modem switched to Ethernet framing.
+    pub fn retype_wan(&self, link_type: u16) -> Result<()> {
+        {
+            let mut devices = self.devices();
+            let Devices::Joined(relay) = std::mem::replace(&mut *devices, Devices::Lost) else {
+                bail!("{} is not a tun device joined to the relay", self.wan);
+            };
+            let (wan, isp) = relay.stop().context("the tun relay thread panicked")?;
+            let retyped = self
+                .gw
+                .ip(["link", "set", &self.wan, "down"])
+                .and_then(|_| self.gw.ip(["addr", "flush", "dev", &self.wan]))
+                .and_then(|_| wan.set_link_type(link_type));
+            *devices = Devices::Joined(Relay::start(wan, isp)?);
+            retyped?;
+        }
+        self.configure_wan()
     }
 
     /// Deletes the gateway's WAN (a tun device's descriptor closed, or the veth), as a PPP link

@@ -740,3 +740,124 @@ fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
     );
     drop(guard);
 }
+
+/// `status` of the gateway's device: its exit code and JSON, or `None` when it printed none (no
+/// filter: an attach at work).
+fn try_status(lab: &Lab) -> Option<(Option<i32>, Value)> {
+    let out = lab.run(Entry::Nsenter, &["status", lab.wan(), "--json"]);
+    Some((exit_code(&out), serde_json::from_slice(&out.stdout).ok()?))
+}
+
+/// [`try_status`], which must print its JSON.
+fn status_exit(lab: &Lab) -> (Option<i32>, Value) {
+    try_status(lab).unwrap_or_else(|| panic!("status --json of {} printed no JSON", lab.wan()))
+}
+
+/// The same interface (its index kept) saying it has another link type, as a raw-IP modem
+/// switched to Ethernet framing: the filter reads the old layout, so `status` says it is not
+/// filtering (`link-type-changed`, exit 3) until the link type is one of the same layout again;
+/// a type gotofw cannot read is named. `gotofw run` attaches anew for the new layout.
+#[test]
+fn issue12_a_link_type_changed_in_place_is_not_filtering() {
+    if !require_root_or_skip("issue12_a_link_type_changed_in_place_is_not_filtering") {
+        return;
+    }
+    let lab = Lab::new(ARPHRD_NONE);
+    let guard = lab.guard();
+    expect_success(
+        &lab.run(
+            Entry::Nsenter,
+            &["attach", lab.wan(), "--scenario", "udp-turn"],
+        ),
+        "attach",
+    );
+    let ifindex = lab.status()["interfaces"][0]["ifindex"].clone();
+    let (code, v) = status_exit(&lab);
+    assert_eq!(
+        (code, &v["interfaces"][0]["state"]),
+        (Some(0), &"filtering".into())
+    );
+    for (kind, shown, words) in [
+        (libc::ARPHRD_ETHER, "ether", "whose frames are ethernet"),
+        (ARPHRD_IPGRE, "gre", "which gotofw cannot read"),
+    ] {
+        lab.net.retype_wan(kind).unwrap();
+        let (code, v) = status_exit(&lab);
+        let i = &v["interfaces"][0];
+        assert_eq!(code, Some(3), "{shown}: {v}");
+        assert_eq!(i["state"], "link-type-changed", "{shown}: {v}");
+        assert_eq!(i["filtering"], false, "{shown}: {v}");
+        assert_eq!(i["ifindex"], ifindex, "{shown}: the same interface");
+        let detail = i["state_detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("link type {shown} now")) && detail.contains(words),
+            "{shown}: {detail}"
+        );
+    }
+    // Back to a type of the same layout (bare IP): filtering, and filtering right.
+    lab.net.retype_wan(ARPHRD_PPP).unwrap();
+    let (code, v) = status_exit(&lab);
+    assert_eq!(
+        (code, &v["interfaces"][0]["state"]),
+        (Some(0), &"filtering".into()),
+        "{v}"
+    );
+    assert_eq!(lab.probes(), [true, false, true, false], "as ppp");
+    expect_success(&lab.run(Entry::Nsenter, &["detach", lab.wan()]), "detach");
+
+    // `gotofw run` sees the change (the device went down and up) and attaches anew, for the
+    // new layout.
+    let dir = TempDir::new(PREFIX).unwrap();
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interfaces = [\"{}\"]\nscenario = \"udp-turn\"\n",
+            lab.wan()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut daemon = lab
+        .gotofw
+        .spawn(lab.net.gw(), &["run", "--config", &config], &[]);
+    assert!(
+        daemon
+            .wait_for_stderr("running: udp-turn", DAEMON_WAIT)
+            .is_some(),
+        "gotofw run did not come up"
+    );
+    assert_eq!(lab.status()["interfaces"][0]["link"], "ip");
+    lab.net.retype_wan(libc::ARPHRD_ETHER).unwrap();
+    assert!(
+        daemon
+            .wait_for_stderr("link-type-changed", DAEMON_WAIT)
+            .is_some(),
+        "run did not see the link type change"
+    );
+    let start = Instant::now();
+    let filtering = || try_status(&lab).filter(|(_, v)| v["interfaces"][0]["state"] == "filtering");
+    let mut v = filtering();
+    // Bounded: DAEMON_WAIT.
+    while v.is_none() && start.elapsed() < DAEMON_WAIT {
+        thread::sleep(Duration::from_millis(20));
+        v = filtering();
+    }
+    let v = v.expect("filtering again after the link type changed");
+    let i = &v.1["interfaces"][0];
+    assert_eq!(
+        (v.0, &i["state"], &i["link"]),
+        (Some(0), &"filtering".into(), &"ethernet".into()),
+        "{}",
+        v.1
+    );
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(daemon.pid().cast_signed(), libc::SIGTERM) };
+    let out = daemon.wait(DAEMON_WAIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(guard);
+}
