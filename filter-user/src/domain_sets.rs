@@ -151,9 +151,11 @@ mod tests {
             .copied()
             .collect();
         let table = Table::new(&[&goto, &training]);
-        // Names made of the tables' labels and lookalikes: every combination of up to four.
+        // Names made of the tables' labels and lookalikes: every sequence of one to three.
         let mut labels: Vec<&str> = ALL.iter().flat_map(|d| d.name.split('.')).collect();
-        labels.extend(["x", "notgoto", "gotox", "example", "net", "com", "GoTo", "Com"]);
+        labels.extend([
+            "x", "notgoto", "gotox", "example", "net", "com", "GoTo", "Com",
+        ]);
         labels.sort_unstable();
         labels.dedup();
         let mut names = vec![String::new()];
@@ -214,7 +216,13 @@ mod tests {
         let long = ["a"; 128].join(".");
         assert!(wire_name(&long).is_none(), "128 labels, 256 bytes");
         let most = ["a"; 127].join(".");
-        assert_eq!(wire_name(&most).map(|n| (n.len, n.labels)), Some((255, 127)));
-        assert_eq!(wire_name("GoTo.com.").unwrap().wire(), b"\x04goto\x03com\x00");
+        assert_eq!(
+            wire_name(&most).map(|n| (n.len, n.labels)),
+            Some((255, 127))
+        );
+        assert_eq!(
+            wire_name("GoTo.com.").unwrap().wire(),
+            b"\x04goto\x03com\x00"
+        );
     }
 }
