@@ -15,9 +15,10 @@ use std::{
 
 use gotofw_tests::{
     ARPHRD_IPGRE, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, Attached, EXIT_USAGE,
-    GW_ADDR, Gotofw, OUTSIDE, SERVER6, ServerHandle, TURN_A, TURN_B, TempDir, TunLab, counter_in,
-    exit_code, expect_success, link_kind, pin_dir, require_root_or_skip, staging_leftovers,
-    tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from, xdp_prog_id,
+    GW_ADDR, Gotofw, Netns, OUTSIDE, Running, SERVER6, ServerHandle, TURN_A, TURN_B, TempDir,
+    TunLab, counter_in, exit_code, expect_success, link_kind, pin_dir, require_root_or_skip,
+    staging_leftovers, tcp_echo_server, tcp_probe, udp_echo_server, udp_probe, udp_send_from,
+    xdp_prog_id,
 };
 use serde_json::Value;
 
@@ -149,6 +150,39 @@ impl Lab {
             .unwrap_or_else(|| panic!("no flows list: {flows}"))
             .clone()
     }
+}
+
+/// Starts `gotofw run` in `ns` on a configuration file (in the directory returned, which must
+/// outlive the daemon) naming `iface` with scenario udp-turn, and waits until it runs.
+fn start_run(gotofw: &Gotofw, ns: &Netns, iface: &str) -> (TempDir, Running) {
+    let dir = TempDir::new(PREFIX).unwrap();
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!("interfaces = [\"{iface}\"]\nscenario = \"udp-turn\"\n"),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut daemon = gotofw.spawn(ns, &["run", "--config", &config], &[]);
+    assert!(
+        daemon
+            .wait_for_stderr("running: udp-turn", DAEMON_WAIT)
+            .is_some(),
+        "gotofw run did not come up"
+    );
+    (dir, daemon)
+}
+
+/// Stops `daemon` (SIGTERM), which must exit 0.
+fn stop_run(daemon: Running) {
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(daemon.pid().cast_signed(), libc::SIGTERM) };
+    let out = daemon.wait(DAEMON_WAIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `(name, direction)` packets of counter `name` in `after` minus those in `before`.
@@ -631,26 +665,7 @@ fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
     }
     let lab = Lab::new(ARPHRD_NONE);
     let guard = lab.guard();
-    let dir = TempDir::new(PREFIX).unwrap();
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "interfaces = [\"{}\"]\nscenario = \"udp-turn\"\n",
-            lab.wan()
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut daemon = lab
-        .gotofw
-        .spawn(lab.net.gw(), &["run", "--config", &config], &[]);
-    assert!(
-        daemon
-            .wait_for_stderr("running: udp-turn", DAEMON_WAIT)
-            .is_some(),
-        "gotofw run did not come up"
-    );
+    let (_dir, mut daemon) = start_run(&lab.gotofw, lab.net.gw(), lab.wan());
     assert_eq!(lab.probes(), [true, false, true, false], "at start");
 
     let mut ifindex = lab.status()["interfaces"][0]["ifindex"].as_u64().unwrap();
@@ -730,14 +745,7 @@ fn issue12_run_reattaches_a_recreated_tun_of_another_link_type() {
             );
         }
     }
-    // SAFETY: kill(2) of our own child.
-    unsafe { libc::kill(daemon.pid().cast_signed(), libc::SIGTERM) };
-    let out = daemon.wait(DAEMON_WAIT);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stop_run(daemon);
     drop(guard);
 }
 
@@ -807,26 +815,7 @@ fn issue12_a_link_type_changed_in_place_is_not_filtering() {
 
     // `gotofw run` sees the change (the device went down and up) and attaches anew, for the
     // new layout.
-    let dir = TempDir::new(PREFIX).unwrap();
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "interfaces = [\"{}\"]\nscenario = \"udp-turn\"\n",
-            lab.wan()
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut daemon = lab
-        .gotofw
-        .spawn(lab.net.gw(), &["run", "--config", &config], &[]);
-    assert!(
-        daemon
-            .wait_for_stderr("running: udp-turn", DAEMON_WAIT)
-            .is_some(),
-        "gotofw run did not come up"
-    );
+    let (_dir, mut daemon) = start_run(&lab.gotofw, lab.net.gw(), lab.wan());
     assert_eq!(lab.status()["interfaces"][0]["link"], "ip");
     lab.net.retype_wan(libc::ARPHRD_ETHER).unwrap();
     assert!(
@@ -851,13 +840,6 @@ fn issue12_a_link_type_changed_in_place_is_not_filtering() {
         "{}",
         v.1
     );
-    // SAFETY: kill(2) of our own child.
-    unsafe { libc::kill(daemon.pid().cast_signed(), libc::SIGTERM) };
-    let out = daemon.wait(DAEMON_WAIT);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stop_run(daemon);
     drop(guard);
 }

@@ -461,26 +461,7 @@ fn issue12_run_reattaches_a_recreated_veth_that_carries_pppoe() {
     }
     let lab = PppoeLab::new();
     let guard = lab.guard();
-    let dir = gotofw_tests::TempDir::new(PREFIX).unwrap();
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "interfaces = [\"{}\"]\nscenario = \"udp-turn\"\n",
-            lab.wan()
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut daemon = lab
-        .gotofw
-        .spawn(lab.gw(), &["run", "--config", &config], &[]);
-    assert!(
-        daemon
-            .wait_for_stderr("running: udp-turn", DAEMON_WAIT)
-            .is_some(),
-        "gotofw run did not come up"
-    );
+    let (_dir, mut daemon) = super::start_run(&lab.gotofw, lab.gw(), lab.wan());
     let (out, inbound) = frames("run-before");
     assert_eq!(
         lab.exchange(&out, &inbound),
@@ -528,13 +509,6 @@ fn issue12_run_reattaches_a_recreated_veth_that_carries_pppoe() {
     let after = lab.status();
     let drops = total(&after, "block", "ingress") - total(&before, "block", "ingress");
     assert_eq!(drops, 3, "{after}");
-    // SAFETY: kill(2) of our own child.
-    unsafe { libc::kill(daemon.pid().cast_signed(), libc::SIGTERM) };
-    let out = daemon.wait(DAEMON_WAIT);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::stop_run(daemon);
     drop(guard);
 }
