@@ -154,6 +154,69 @@ pub fn check_input(data: &[u8]) {
     }
 }
 
+/// Checks the invariants of the DNS answer parser (`filter_common::dns`) on one input, a whole
+/// UDP payload (fuzz target `dns`): it never panics nor reads past the end; a question it accepts
+/// is lowercased, within the name bounds, and its reversed key reversed again gives it back;
+/// every record it reads moves forward and ends by the end; at most `MAX_RECORDS` are read; an
+/// address is of family 4 (its last 12 bytes zero) or 6.
+pub fn check_dns(data: &[u8]) {
+    use filter_common::dns::{self, MAX_LABELS, MAX_NAME, MAX_RECORDS, Name};
+    let end = data.len();
+    let Ok(header) = dns::answer_header(data, 0, end) else {
+        return;
+    };
+    assert_eq!(
+        header.questions, 1,
+        "a header with {} questions",
+        header.questions
+    );
+    let Ok(q) = dns::question(data, dns::HEADER, end) else {
+        return;
+    };
+    let name = q.name.wire();
+    assert!(
+        q.name.len <= MAX_NAME && q.name.labels <= MAX_LABELS,
+        "{:?}",
+        q.name
+    );
+    assert!(q.next <= end, "the question ends at {} of {end}", q.next);
+    assert!(
+        !name.iter().any(u8::is_ascii_uppercase),
+        "not lowercased: {name:?}"
+    );
+    let mut key = [0u8; MAX_NAME];
+    let len = dns::reversed_key(&q.name, &mut key);
+    assert_eq!(len, q.name.len, "the key's length");
+    let mut back = Name::ROOT;
+    back.bytes[..len].copy_from_slice(&key[..len]);
+    back.len = len;
+    back.labels = q.name.labels;
+    let mut again = [0u8; MAX_NAME];
+    let n = dns::reversed_key(&back, &mut again);
+    assert_eq!(&again[..n], name, "reversed twice");
+    let mut cur = q.next;
+    let mut read = 0;
+    for _ in 0..usize::from(header.answers).min(MAX_RECORDS) {
+        let Ok((learned, next)) = dns::record(data, cur, end) else {
+            break;
+        };
+        assert!(
+            next > cur && next <= end,
+            "a record from {cur} to {next} of {end}"
+        );
+        if let Some(l) = learned {
+            match l.family {
+                4 => assert!(l.addr[4..].iter().all(|&b| b == 0), "{l:?}"),
+                6 => {}
+                other => panic!("family {other}"),
+            }
+        }
+        cur = next;
+        read += 1;
+    }
+    assert!(read <= MAX_RECORDS);
+}
+
 #[cfg(test)]
 mod tests {
     use std::{fs, path::Path};
@@ -173,5 +236,28 @@ mod tests {
             seeds += 1;
         }
         assert!(seeds >= 40, "only {seeds} seeds in {}", dir.display());
+    }
+
+    /// Every seed of the fuzz target `dns`, every truncation of it, and every byte of it set to
+    /// 0x00, 0xff and 0xc0 (a compression pointer) meet the invariants.
+    #[test]
+    fn dns_fuzz_invariants_hold_on_the_seed_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dns");
+        let mut seeds = 0;
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let data = fs::read(entry.unwrap().path()).unwrap();
+            for end in 0..=data.len() {
+                super::check_dns(&data[..end]);
+            }
+            for i in 0..data.len() {
+                for b in [0x00, 0xff, 0xc0] {
+                    let mut flipped = data.clone();
+                    flipped[i] = b;
+                    super::check_dns(&flipped);
+                }
+            }
+            seeds += 1;
+        }
+        assert!(seeds >= 6, "only {seeds} seeds in {}", dir.display());
     }
 }

@@ -89,6 +89,7 @@ proptest! {
         answers in vec(rec(), 0..24),
         authority in vec(rec(), 0..3),
         additional in vec(rec(), 0..3),
+        hostile in vec((any::<proptest::sample::Index>(), prop_oneof![Just(0u8), Just(0xc0), Just(0x3f), Just(0xff), any::<u8>()]), 0..16),
     ) {
         let question = to_name(&qname);
         let target = to_name(&cname);
@@ -138,6 +139,14 @@ proptest! {
             })
             .collect();
         prop_assert_eq!(learned, want);
+        // The same answer made hostile (bytes overwritten, pointers and lengths among them):
+        // the parser's invariants hold (`gotofw_tests::fuzz::check_dns`).
+        for (i, b) in &hostile {
+            let mut bad = wire.clone();
+            let at = i.index(bad.len());
+            bad[at] = *b;
+            gotofw_tests::fuzz::check_dns(&bad);
+        }
         // A cut inside what the parser reads is refused, never misread as a shorter answer.
         for cut in [read - 1, read / 2, dns::HEADER + 1] {
             prop_assert_eq!(parse(&wire[..cut]).map(|_| ()), Err(dns::Refused::Cut), "cut at {}", cut);

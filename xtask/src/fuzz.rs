@@ -3,8 +3,9 @@
 //! By default, the differential test (`tests/tests/differential.rs`) with many cases: random
 //! hostile frames through the loaded XDP program and through the host classifier, which must
 //! agree (root; CI runs the same tests with 150,000 cases per seed). With `--coverage-guided`,
-//! the cargo-fuzz target `classify` (`fuzz/`) on the host classifier under libFuzzer: nightly,
-//! and cargo-fuzz, installed when missing.
+//! a cargo-fuzz target (`fuzz/`) under libFuzzer: `classify` (the host classifier, the default)
+//! or `dns` (the DNS answer parser, `--target dns`); nightly, and cargo-fuzz, installed when
+//! missing.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,14 @@ pub struct Args {
     /// Run the coverage-guided target (cargo-fuzz, libFuzzer) instead of the differential test.
     #[arg(long)]
     coverage_guided: bool,
+    /// The coverage-guided target: `classify` (the classifier) or `dns` (the DNS answer parser).
+    #[arg(
+        long,
+        default_value = "classify",
+        value_parser = ["classify", "dns"],
+        requires = "coverage_guided"
+    )]
+    target: String,
     /// How long the coverage-guided run lasts.
     #[arg(
         long,
@@ -48,7 +57,7 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     setup::run()?;
     if args.coverage_guided {
-        coverage_guided(args.seconds)
+        coverage_guided(&args.target, args.seconds)
     } else {
         differential(args.cases, args.seed.as_deref())
     }
@@ -91,9 +100,10 @@ fn differential_args() -> Vec<&'static str> {
     ]
 }
 
-/// Installs cargo-fuzz if needed, writes the seed corpus if it is missing, then runs `classify`
-/// for `seconds`; new inputs go to a scratch corpus under `target/`, not into the repository.
-fn coverage_guided(seconds: u64) -> Result<()> {
+/// Installs cargo-fuzz if needed, writes the classifier's seed corpus if it is missing, then
+/// runs `target` for `seconds`; new inputs go to a scratch corpus under `target/`, not into the
+/// repository.
+fn coverage_guided(target: &str, seconds: u64) -> Result<()> {
     if seconds == 0 {
         bail!("--seconds 0 runs nothing: give at least 1");
     }
@@ -104,9 +114,9 @@ fn coverage_guided(seconds: u64) -> Result<()> {
             .context("installing cargo-fuzz")?;
     }
     let root = paths::workspace_root();
-    let seeds = root.join("fuzz/corpus/classify");
-    let empty = std::fs::read_dir(&seeds).map_or(true, |mut d| d.next().is_none());
-    if empty {
+    let seeds = Path::new("fuzz/corpus").join(target);
+    let empty = std::fs::read_dir(root.join(&seeds)).map_or(true, |mut d| d.next().is_none());
+    if empty && target == "classify" {
         exec::run(exec::cargo().args([
             "run",
             "--release",
@@ -117,25 +127,25 @@ fn coverage_guided(seconds: u64) -> Result<()> {
         ]))
         .context("writing the seed corpus")?;
     }
-    let scratch = root.join("target/fuzz-corpus/classify");
+    let scratch = root.join("target/fuzz-corpus").join(target);
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    exec::run(exec::cargo().args(fuzz_run_args(
-        seconds,
-        &scratch,
-        Path::new("fuzz/corpus/classify"),
-    )))
-    .context("the fuzz target failed to build or found a crash (its input is then in fuzz/artifacts/classify/)")
+    exec::run(exec::cargo().args(fuzz_run_args(target, seconds, &scratch, &seeds)))
+        .with_context(|| {
+            format!(
+                "the fuzz target failed to build or found a crash (its input is then in fuzz/artifacts/{target}/)"
+            )
+        })
 }
 
-/// `+nightly fuzz run classify SCRATCH SEEDS -- -max_total_time=N -print_final_stats=1`:
+/// `+nightly fuzz run TARGET SCRATCH SEEDS -- -max_total_time=N -print_final_stats=1`:
 /// libFuzzer reads both corpora and writes new inputs to the first.
-fn fuzz_run_args(seconds: u64, scratch: &Path, seeds: &Path) -> Vec<String> {
+fn fuzz_run_args(target: &str, seconds: u64, scratch: &Path, seeds: &Path) -> Vec<String> {
     let path = |p: &Path| PathBuf::from(p).display().to_string();
     vec![
         "+nightly".to_owned(),
         "fuzz".to_owned(),
         "run".to_owned(),
-        "classify".to_owned(),
+        target.to_owned(),
         path(scratch),
         path(seeds),
         "--".to_owned(),
@@ -175,6 +185,14 @@ mod tests {
         assert_eq!(args.seconds, 30);
         assert!(parse(&["--coverage-guided", "--cases", "5"]).is_err());
         assert!(parse(&["--seconds", "5"]).is_err());
+        assert_eq!(parse(&["--coverage-guided"]).unwrap().target, "classify");
+        let dns = parse(&["--coverage-guided", "--target", "dns"]).unwrap();
+        assert_eq!(dns.target, "dns");
+        assert!(parse(&["--coverage-guided", "--target", "other"]).is_err());
+        assert!(
+            parse(&["--target", "dns"]).is_err(),
+            "--target without --coverage-guided"
+        );
     }
 
     #[test]
@@ -197,6 +215,7 @@ mod tests {
     #[test]
     fn fuzz_run_writes_to_the_scratch_corpus() {
         let args = fuzz_run_args(
+            "classify",
             60,
             Path::new("/t/scratch"),
             Path::new("fuzz/corpus/classify"),
