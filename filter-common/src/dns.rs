@@ -37,8 +37,10 @@ pub enum Refused {
     Truncated,
     /// Not exactly one question.
     QuestionCount,
-    /// A label length with its top bits 01 or 10 (RFC 6891 reserved), or a compression pointer
-    /// in the question (the first name of a message has nothing before it to point to).
+    /// A label length with its top bits 01 or 10 (RFC 6891 reserved), a compression pointer
+    /// in the question (the first name of a message has nothing before it to point to), or a
+    /// byte of a question's label below 64 that is not a digit or `-` (see
+    /// [`label_byte_ok`]).
     BadLabel,
     /// A question name over [`MAX_NAME`] bytes or [`MAX_LABELS`] labels.
     NameTooLong,
@@ -113,6 +115,21 @@ impl Name {
     pub fn wire(&self) -> &[u8] {
         self.bytes.get(..self.len).unwrap_or(&[])
     }
+
+    /// The labels of the name in wire format.
+    pub fn count_labels(&self) -> usize {
+        let mut labels = 0;
+        let mut cur = 0;
+        for _ in 0..MAX_LABELS {
+            let len = usize::from(self.bytes.get(cur).copied().unwrap_or(0));
+            if len == 0 || cur >= self.len {
+                break;
+            }
+            labels += 1;
+            cur += 1 + len;
+        }
+        labels
+    }
 }
 
 /// The question of an answer.
@@ -131,49 +148,66 @@ pub struct Question {
 #[inline(always)]
 pub fn question<P: Packet + ?Sized>(pkt: &P, off: usize, end: usize) -> Result<Question, Refused> {
     let mut name = Name::ROOT;
-    let mut cur = off;
-    let mut done = false;
-    for _ in 0..=MAX_LABELS {
-        let len = label_len(pkt, cur, end)?;
-        if len == 0 {
-            cur += 1;
-            done = true;
-            break;
-        }
-        if len & 0xc0 != 0 {
-            return Err(Refused::BadLabel);
-        }
-        let len = usize::from(len);
-        // The label, its length byte and the final zero must fit the name.
-        if name.len + len + 1 > MAX_NAME {
-            return Err(Refused::NameTooLong);
-        }
-        if cur + 1 + len > end {
-            return Err(Refused::Cut);
-        }
-        let at = name.len - 1;
-        if let Some(b) = name.bytes.get_mut(at) {
-            *b = len as u8;
-        }
-        for i in 0..63 {
-            if i >= len {
+    let (qtype, next) = question_into(pkt, off, end, &mut name)?;
+    name.labels = name.count_labels();
+    Ok(Question { name, qtype, next })
+}
+
+/// [`question`] writing the name into `name` (the kernel's is in a map value: a name does not
+/// fit the BPF stack beside everything else), returning the type and where the answer section
+/// starts. `name.labels` is left zero ([`Name::count_labels`] counts them): a count carried
+/// through the walk would keep the verifier from merging its paths. One flat walk over the name's bytes, at most [`MAX_NAME`] steps: at a label's length
+/// byte the next length byte's place is known, every other byte is copied lowercased.
+#[inline(always)]
+pub fn question_into<P: Packet + ?Sized>(
+    pkt: &P,
+    off: usize,
+    end: usize,
+    name: &mut Name,
+) -> Result<(u16, usize), Refused> {
+    name.len = 0;
+    name.labels = 0;
+    // Bytes of the current label still to copy: 0 at a length byte. (A count down rather than
+    // the place of the next length byte: the verifier then never knows which it is, and merges
+    // the walk's paths.)
+    let mut rem = 0u8;
+    for i in 0..MAX_NAME {
+        let b = label_len(pkt, off + i, end)?;
+        if rem == 0 {
+            if b == 0 {
+                if let Some(slot) = name.bytes.get_mut(i) {
+                    *slot = 0;
+                }
+                name.len = i + 1;
                 break;
             }
-            let c = pkt.header(cur + 1 + i, 1).ok_or(Refused::Cut)?.u8(0);
-            if let Some(b) = name.bytes.get_mut(at + 1 + i) {
-                *b = c.to_ascii_lowercase();
+            if b & 0xc0 != 0 {
+                return Err(Refused::BadLabel);
+            }
+            rem = b;
+            if let Some(slot) = name.bytes.get_mut(i) {
+                *slot = b;
+            }
+        } else {
+            if !label_byte_ok(b) {
+                return Err(Refused::BadLabel);
+            }
+            rem -= 1;
+            if let Some(slot) = name.bytes.get_mut(i) {
+                *slot = b.to_ascii_lowercase();
             }
         }
-        name.len += len + 1;
-        name.labels += 1;
-        if let Some(b) = name.bytes.get_mut(name.len - 1) {
-            *b = 0;
-        }
-        cur += 1 + len;
     }
-    if !done {
+    // Read back: each way out of the walk knows its length exactly, and the verifier would
+    // follow every one of them through all that comes after. (No final zero within MAX_NAME
+    // bytes leaves it zero.)
+    let len = reread(&name.len);
+    if len == 0 || len > MAX_NAME {
         return Err(Refused::NameTooLong);
     }
+    name.len = len;
+    // (Bytes past the name are left as they were: nothing reads them.)
+    let cur = off + len;
     if cur + 4 > end {
         return Err(Refused::Cut);
     }
@@ -182,11 +216,69 @@ pub fn question<P: Packet + ?Sized>(pkt: &P, off: usize, end: usize) -> Result<Q
     if class != CLASS_IN || (qtype != TYPE_A && qtype != TYPE_AAAA) {
         return Err(Refused::NotAddressQuery);
     }
-    Ok(Question {
-        name,
-        qtype,
-        next: cur + 4,
-    })
+    Ok((qtype, cur + 4))
+}
+
+/// `x` read from memory: in the kernel, where `x` lies in a map value, a value the verifier
+/// knows nothing of, so that it does not follow each value separately.
+#[inline(always)]
+fn reread(x: &usize) -> usize {
+    // SAFETY: a read of a valid reference.
+    unsafe { core::ptr::read_volatile(x) }
+}
+
+/// The header of the query at `off`, checked for what a query worth recording must be: a
+/// standard query (QR clear, opcode 0) with one question.
+#[inline(always)]
+pub fn query_header<P: Packet + ?Sized>(
+    pkt: &P,
+    off: usize,
+    end: usize,
+) -> Result<MessageHeader, Refused> {
+    if off + HEADER > end {
+        return Err(Refused::Cut);
+    }
+    let h = pkt.header(off, HEADER).ok_or(Refused::Cut)?;
+    let header = MessageHeader {
+        id: h.be16(0),
+        flags: h.be16(2),
+        questions: h.be16(4),
+        answers: h.be16(6),
+    };
+    if header.flags & 0xf800 != 0 {
+        return Err(Refused::NotAnswer);
+    }
+    if header.questions != 1 {
+        return Err(Refused::QuestionCount);
+    }
+    Ok(header)
+}
+
+/// FNV-1a (64 bits) of a question: its lowercased name in wire format, then its type. What the
+/// egress program keeps of a query, and compares an answer's question with.
+#[inline(always)]
+pub fn question_hash(name: &Name, qtype: u16) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let len = name.len as u64;
+    for i in 0..MAX_NAME {
+        let step = (h ^ u64::from(name.bytes[i])).wrapping_mul(PRIME);
+        // Bytes past the name leave the hash as it is; chosen without a branch, which would
+        // have the verifier follow each length of name apart.
+        let keep = crate::packet::opaque(below(i as u64, len));
+        h = (step & keep) | (h & !keep);
+    }
+    for b in qtype.to_be_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    h
+}
+
+/// All ones when `a < b`, else zero (both below 2^63), computed without a branch.
+#[inline(always)]
+const fn below(a: u64, b: u64) -> u64 {
+    (a.wrapping_sub(b) >> 63).wrapping_neg()
 }
 
 /// The length byte of the label at `cur`, which must lie before `end`.
@@ -274,47 +366,119 @@ pub fn record<P: Packet + ?Sized>(
     Ok((Some(Learned { family, addr, ttl }), next))
 }
 
-/// The key under which a name is matched against domain patterns by longest prefix: its labels in
-/// reverse order, each still behind its length byte, then the final zero. `x.goto.com` becomes
-/// `3 com 4 goto 1 x 0`: a pattern `*.goto.com` is the prefix `3 com 4 goto` (the apex and every
-/// name below it, by whole labels, since every label keeps its length), and an exact name ends in
-/// the zero byte. Returns the key's length.
+/// The key under which a name is matched against domain patterns by longest prefix: its wire
+/// form, final zero included, byte by byte in reverse. `x.goto.com` (`1 x 4 goto 3 com 0`)
+/// becomes `0 moc 3 otog 4 x 1`: a pattern `*.goto.com` is the prefix `0 moc 3 otog 4` (the
+/// reversed wire form of `goto.com`): the apex, and every name whose wire form ends in
+/// `4 goto 3 com 0`. That `4` is a length byte of the name, so the match is by whole labels,
+/// because a question's label bytes are never below 64 but for digits and `-`
+/// ([`question_into`] refuses the others) and a wildcard pattern's first label is never 45 or
+/// 48 to 57 bytes long (the compiler of domain sets refuses those). An exact name's pattern is
+/// its key and one more zero, where the key of any longer name goes on with a label byte.
+/// Writes the key to `out`, zero-padded, and returns the name's length.
+pub fn reversed_key(name: &Name, out: &mut [u8; MAX_NAME + 1]) -> usize {
+    let mut buf = [0u8; REVERSE_BUF];
+    reversed_key_in(name, &mut buf, out)
+}
+
+/// Size of the buffer [`reversed_key_in`] builds a key in: the name reversed in the first half,
+/// zeros in the second.
+pub const REVERSE_BUF: usize = 512;
+
+/// [`reversed_key`] with the buffer it builds the key in (the kernel's is in a map value, and
+/// must be zero past its first half; nothing else writes there).
+///
+/// Two walks with no branch in them: every byte of the name's buffer goes to its mirror place
+/// in the first half of `buf` (byte `p` to `MAX_NAME - p`), then the key is the name's length
+/// worth of it, read from `MAX_NAME + 1 - len` on (past the name, the zeros of the second
+/// half).
 #[inline(always)]
-pub fn reversed_key(name: &Name, out: &mut [u8; MAX_NAME]) -> usize {
-    // Where each label starts.
-    let mut starts = [0u8; MAX_LABELS];
-    let mut cur = 0usize;
-    let mut count = 0usize;
-    for slot in &mut starts {
-        let len = usize::from(name.bytes.get(cur).copied().unwrap_or(0));
-        if len == 0 || count >= name.labels {
-            break;
-        }
-        *slot = cur as u8;
-        count += 1;
-        cur += 1 + len;
+pub fn reversed_key_in(
+    name: &Name,
+    buf: &mut [u8; REVERSE_BUF],
+    out: &mut [u8; MAX_NAME + 1],
+) -> usize {
+    let len = if name.len == 0 || name.len > MAX_NAME {
+        1
+    } else {
+        name.len
+    };
+    for p in 0..MAX_NAME {
+        buf[MAX_NAME - p] = name.bytes[p];
     }
-    let mut at = 0usize;
-    for k in 0..MAX_LABELS {
-        if k >= count {
-            break;
-        }
-        let start = usize::from(starts.get(count - 1 - k).copied().unwrap_or(0));
-        let len = usize::from(name.bytes.get(start).copied().unwrap_or(0));
-        for i in 0..64 {
-            if i > len {
-                break;
-            }
-            if let (Some(dst), Some(src)) = (out.get_mut(at + i), name.bytes.get(start + i)) {
-                *dst = *src;
-            }
-        }
-        at += len + 1;
+    let start = MAX_NAME + 1 - len;
+    for (k, slot) in out.iter_mut().enumerate() {
+        *slot = buf[(start + k) & (REVERSE_BUF - 1)];
     }
-    if let Some(dst) = out.get_mut(at) {
-        *dst = 0;
+    len
+}
+
+/// Whether `b`, a byte of a label, may be one of a question's: any at or above 64 (no length
+/// byte is), digits and `-` (no wildcard pattern's first label has those lengths). Hostnames
+/// are letters, digits and `-`.
+#[inline(always)]
+pub const fn label_byte_ok(b: u8) -> bool {
+    b >= 64 || b == b'-' || b.is_ascii_digit()
+}
+
+/// Size of the buffer a DNS message is copied into for parsing ([`Message`]): a power of two.
+/// Bytes of a longer message past it are not read (its records there are cut).
+pub const MESSAGE_BUF: usize = 2048;
+
+/// A DNS message copied into a buffer of [`MESSAGE_BUF`] bytes (in the kernel, a per-CPU map
+/// value: the packet's own pointers do not survive a loop the verifier cannot unroll), read
+/// as a [`Packet`]: every read is checked against the message's length, and its index masked
+/// into the buffer, which the verifier takes as the bound it is.
+pub struct Message<'a> {
+    bytes: &'a [u8; MESSAGE_BUF],
+    len: usize,
+}
+
+impl<'a> Message<'a> {
+    /// The first `len` bytes of `bytes` (at most [`MESSAGE_BUF`]).
+    #[inline(always)]
+    pub fn new(bytes: &'a [u8; MESSAGE_BUF], len: usize) -> Self {
+        Self {
+            bytes,
+            len: if len > MESSAGE_BUF { MESSAGE_BUF } else { len },
+        }
     }
-    (at + 1).min(MAX_NAME)
+}
+
+/// A checked run of a [`Message`]'s bytes.
+pub struct MessageBytes<'a> {
+    bytes: &'a [u8; MESSAGE_BUF],
+    at: usize,
+}
+
+impl crate::packet::Header for MessageBytes<'_> {
+    #[inline(always)]
+    fn u8(&self, i: usize) -> u8 {
+        self.bytes[(self.at + i) & (MESSAGE_BUF - 1)]
+    }
+}
+
+impl Packet for Message<'_> {
+    type Header<'b>
+        = MessageBytes<'b>
+    where
+        Self: 'b;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn header(&self, offset: usize, len: usize) -> Option<MessageBytes<'_>> {
+        if offset >= MESSAGE_BUF || len > MESSAGE_BUF || offset + len > self.len {
+            return None;
+        }
+        Some(MessageBytes {
+            bytes: self.bytes,
+            at: offset,
+        })
+    }
 }
 
 /// When a learned address expires: `now` (nanoseconds) plus the record's TTL clamped to
@@ -419,9 +583,9 @@ mod tests {
             let r = r.unwrap();
             assert_eq!((r.family, &r.addr[..4], r.ttl), (4, &want[..], ttl));
         }
-        let mut key = [0u8; MAX_NAME];
+        let mut key = [0u8; MAX_NAME + 1];
         let n = reversed_key(&q.name, &mut key);
-        assert_eq!(&key[..n], b"\x03com\x04goto\x06global\x00");
+        assert_eq!(&key[..n], b"\x00moc\x03otog\x04labolg\x06");
     }
 
     #[test]
@@ -549,9 +713,9 @@ mod tests {
         m.u16(TYPE_A).u16(CLASS_IN);
         let (_, q) = parse(m.bytes()).unwrap();
         assert_eq!((q.name.len, q.name.labels), (255, 4));
-        let mut key = [0u8; MAX_NAME];
+        let mut key = [0u8; MAX_NAME + 1];
         assert_eq!(reversed_key(&q.name, &mut key), 255);
-        assert_eq!(key[0], 61);
+        assert_eq!((key[0], key[62], key[254]), (0, 61, 63));
         // 127 one-character labels: 255 bytes, accepted; its reversed key too.
         let mut m = Msg::new();
         m.header(1, 0x8180, 1, 0);

@@ -7,12 +7,16 @@
 //! in-memory copy of the same map contents. Both therefore give the same verdict by construction,
 //! and the tests check that the kernel agrees with the host on every crafted packet.
 #![no_std]
+// `asm!` on BPF, for the optimisation barrier `packet::opaque`; the BPF build uses nightly.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 // The classifier must inline into one BPF program (no calls across the packet pointer), and the
 // BPF backend has no count-trailing-zeros instruction.
 #![expect(clippy::inline_always, reason = "see above")]
 
 pub mod classify;
 pub mod dns;
+pub mod domain;
+pub mod learn;
 pub mod names;
 pub mod packet;
 
@@ -158,10 +162,14 @@ pub mod slot {
     pub const ICMP_ERRORS: u32 = 6;
     /// Allowance `pppoe-control`: passed.
     pub const PPPOE_CONTROL: u32 = 7;
+    /// An outbound packet a domain rule would allow had its destination been learned from a
+    /// DNS answer (or had it belonged to a live flow of that rule), and that no other rule
+    /// decides: dropped.
+    pub const NOT_LEARNED: u32 = 8;
 }
 
 /// Counter slots per direction that are not rules.
-pub const FIXED_SLOTS: u32 = 8;
+pub const FIXED_SLOTS: u32 = 9;
 /// Counter slots per direction.
 pub const SLOTS_PER_DIRECTION: u32 = FIXED_SLOTS + MAX_RULES as u32;
 /// Entries of the counter map: both directions.
@@ -218,11 +226,29 @@ pub struct Config {
     /// The link layer in front of the IP header: one of the [`link`] values, from the
     /// interface's link type at attach.
     pub link: u32,
+    /// Domain sets the rule set names (at most [`MAX_DOMAIN_SETS`]); 0 when no rule has a
+    /// domain destination, and then no DNS packet is recorded or learned from.
+    pub domain_sets: u32,
+    /// Rules whose destination is domain sets: they hold for an address learned for one of
+    /// their sets ([`Config::set_rules`]), and for the packets of their live flows.
+    pub domain_mask: u64,
+    /// Per domain set, the rules that name it.
+    pub set_rules: [u64; MAX_DOMAIN_SETS],
+    /// Entries of the DNS server map: answers are learned only from those addresses; 0 for
+    /// answers from any address.
+    pub dns_servers: u32,
+    /// Least seconds a learned address lives, whatever its record's TTL.
+    pub dns_ttl_min: u32,
+    /// Most seconds a learned address lives, whatever its record's TTL.
+    pub dns_ttl_max: u32,
     /// Zero; keeps the size a multiple of 8.
     #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
     pub _reserved: u32,
 }
-const _: () = assert!(size_of::<Config>() == 72);
+const _: () = assert!(size_of::<Config>() == 160);
+
+/// Most domain sets one rule set may name (each is a bit of a learned address's entry).
+pub const MAX_DOMAIN_SETS: usize = 8;
 
 /// [`Config::armed`] of a rule set in force.
 pub const ARMED: u32 = 1;
@@ -233,8 +259,12 @@ pub mod tail {
     pub const LOG: u32 = 0;
     /// The program this one replaces, while its rule set is not [`ARMED`](super::ARMED) yet.
     pub const PREVIOUS: u32 = 1;
+    /// The DNS program: learning from an answer (XDP), recording a query (TC).
+    pub const DNS: u32 = 2;
+    /// The learning program's next step: the next record of the answer (XDP only).
+    pub const DNS_RECORDS: u32 = 3;
     /// Entries of a table.
-    pub const ENTRIES: u32 = 2;
+    pub const ENTRIES: u32 = 4;
 }
 
 /// Most drop-log samples per second and CPU an operator may ask for.
@@ -669,4 +699,9 @@ mod pod {
     unsafe impl aya::Pod for super::LogBucket {}
     unsafe impl aya::Pod for super::DropEvent {}
     unsafe impl aya::Pod for super::FlowValue {}
+    unsafe impl aya::Pod for super::learn::AddrKey {}
+    unsafe impl aya::Pod for super::learn::LearnedValue {}
+    unsafe impl aya::Pod for super::learn::QueryKey {}
+    unsafe impl aya::Pod for super::learn::QueryValue {}
+    unsafe impl aya::Pod for super::learn::DomainEntry {}
 }

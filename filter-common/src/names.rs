@@ -34,11 +34,40 @@ pub mod map {
     pub const TAIL_TC: &str = "TAIL_TC";
     /// The attached filter's record (JSON, [`crate::META_CHUNK`] bytes an entry).
     pub const META: &str = "META";
+    /// LPM trie of domain patterns by their reversed wire form (domain rules).
+    pub const DOMAINS: &str = "DOMAINS";
+    /// Addresses learned from DNS answers (domain rules).
+    pub const LEARNED: &str = "LEARNED";
+    /// DNS queries awaiting their answers.
+    pub const QUERIES: &str = "QUERIES";
+    /// The DNS servers answers are learned from.
+    pub const DNS_SERVERS: &str = "DNS_SERVERS";
+    /// Per-CPU DNS statistics (`filter_common::learn::stat`).
+    pub const DNS_STATS: &str = "DNS_STATS";
+    /// Per-CPU scratch space of the DNS programs.
+    pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
 
     /// Every map of the object.
-    pub const ALL: [&str; 13] = [
-        PORTS, CONFIG, NETS_V4, NETS_V6, COUNTERS, FRAGS, FLOWS, LOG, LOG_BUCKET, CLOCK, TAIL_XDP,
-        TAIL_TC, META,
+    pub const ALL: [&str; 19] = [
+        PORTS,
+        CONFIG,
+        NETS_V4,
+        NETS_V6,
+        COUNTERS,
+        FRAGS,
+        FLOWS,
+        LOG,
+        LOG_BUCKET,
+        CLOCK,
+        TAIL_XDP,
+        TAIL_TC,
+        META,
+        DOMAINS,
+        LEARNED,
+        QUERIES,
+        DNS_SERVERS,
+        DNS_STATS,
+        DNS_SCRATCH,
     ];
 }
 
@@ -52,9 +81,23 @@ pub mod program {
     pub const LOG_XDP: &str = "gotofw_log_xdp";
     /// The drop-log program the egress program tail-calls.
     pub const LOG_TC: &str = "gotofw_log_tc";
+    /// The program the ingress program tail-calls with a DNS answer to learn from.
+    pub const LEARN_XDP: &str = "gotofw_learn_xdp";
+    /// The program the learning program tail-calls for each record of an answer.
+    pub const RECORDS_XDP: &str = "gotofw_records_xdp";
+    /// The program the egress program tail-calls with a DNS query to record.
+    pub const QUERY_TC: &str = "gotofw_query_tc";
 
     /// Every program the loader loads.
-    pub const ALL: [&str; 4] = [INGRESS, EGRESS, LOG_XDP, LOG_TC];
+    pub const ALL: [&str; 7] = [
+        INGRESS,
+        EGRESS,
+        LOG_XDP,
+        LOG_TC,
+        LEARN_XDP,
+        RECORDS_XDP,
+        QUERY_TC,
+    ];
 }
 
 /// File names in an attached filter's pin directory.
@@ -91,12 +134,16 @@ pub mod pin {
     pub const TAIL_XDP: &str = "tail_xdp";
     /// The pin of map `TAIL_TC`.
     pub const TAIL_TC: &str = "tail_tc";
+    /// The pin of map `LEARNED`.
+    pub const LEARNED: &str = "learned";
+    /// The pin of map `DNS_STATS`.
+    pub const DNS_STATS: &str = "dns_stats";
 
     /// The pinned maps, each with its file name (the map's name in lower case). Program arrays
     /// lose their entries when no user-space reference is left: pinned, they keep the drop-log
     /// programs for as long as the filter is attached (and the programs a killed `--replace` took
     /// the place of, for the next command to put back).
-    pub const MAPS: [(&str, &str); 11] = [
+    pub const MAPS: [(&str, &str); 13] = [
         (map::PORTS, PORTS),
         (map::CONFIG, CONFIG),
         (map::NETS_V4, NETS_V4),
@@ -108,5 +155,7 @@ pub mod pin {
         (map::LOG, LOG),
         (map::TAIL_XDP, TAIL_XDP),
         (map::TAIL_TC, TAIL_TC),
+        (map::LEARNED, LEARNED),
+        (map::DNS_STATS, DNS_STATS),
     ];
 }

@@ -21,16 +21,29 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, tcx_action_base, xdp_action},
-    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
+    helpers::{
+        bpf_jiffies64, bpf_ktime_get_coarse_ns,
+        generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
+    },
     macros::{classifier, map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf, lpm_trie::Key},
+    maps::{
+        Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf, lpm_trie::Key,
+    },
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
     ACTION_DROP, ACTION_PASS, ARMED, COUNTER_ENTRIES, Config, Counter, Direction, DropEvent,
     FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, LogBucket, META_CHUNK,
     MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Payload, Tables, classify, counter_index,
-    flow_alive, flow_judge_ingress, flow_new, flow_rebind, link_payload, log_token, packet::Header,
+    dns::{MESSAGE_BUF, Message},
+    domain::mark,
+    flow_alive, flow_judge_ingress, flow_new, flow_rebind,
+    learn::{
+        self, AddrKey, Datagram, DnsTables, DomainEntry, DomainKey, LearnedValue, QueryKey,
+        QueryValue, Scratch, TrieKey, learned_merge, learned_sets, stat, udp_datagram,
+    },
+    link_payload, log_token,
+    packet::Header,
     tail,
 };
 
@@ -94,6 +107,33 @@ static TAIL_XDP: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0)
 #[map]
 static TAIL_TC: ProgramArray = ProgramArray::with_max_entries(tail::ENTRIES, 0);
 
+/// Domain patterns by their reversed labels (`filter_common::learn`): the sets a question name
+/// is in. The loader sizes it to the rule set's patterns.
+#[map]
+static DOMAINS: LpmTrie<DomainKey, DomainEntry> = LpmTrie::with_max_entries(1, 0);
+
+/// Addresses learned from DNS answers, with until when each holds for each domain set; the
+/// loader sizes it.
+#[map]
+static LEARNED: LruHashMap<AddrKey, LearnedValue> = LruHashMap::with_max_entries(1024, 0);
+
+/// DNS queries the egress program saw leave for names of the domain sets, awaiting answers.
+#[map]
+static QUERIES: LruHashMap<QueryKey, QueryValue> =
+    LruHashMap::with_max_entries(learn::QUERY_TABLE_ENTRIES, 0);
+
+/// The DNS servers answers are learned from (`Config::dns_servers` entries; none: any).
+#[map]
+static DNS_SERVERS: HashMap<AddrKey, u32> = HashMap::with_max_entries(1, 0);
+
+/// Per-CPU DNS statistics, by `filter_common::learn::stat` slot.
+#[map]
+static DNS_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::ENTRIES, 0);
+
+/// Per-CPU scratch space of the DNS programs: entry 0 the egress program's, 1 the ingress's.
+#[map]
+static DNS_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(2, 0);
+
 /// What the loader attached (JSON, over as many entries as it takes: the loader sizes the map),
 /// for `gotofw status`; never read here.
 #[map]
@@ -114,6 +154,12 @@ static NO_CONFIG: Config = Config {
     log_rate: 0,
     armed: ARMED,
     link: 0,
+    domain_sets: 0,
+    domain_mask: 0,
+    set_rules: [0; filter_common::MAX_DOMAIN_SETS],
+    dns_servers: 0,
+    dns_ttl_min: 0,
+    dns_ttl_max: 0,
     _reserved: 0,
 };
 
@@ -222,6 +268,94 @@ impl Tables for Maps {
         let value = unsafe { FLOWS.get(key) }?;
         flow_alive(cfg, value, now()).then_some(value.rule)
     }
+
+    #[inline(always)]
+    fn flow_rule(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
+        // SAFETY: read at once.
+        let value = unsafe { FLOWS.get(key) }?;
+        (flow_alive(cfg, value, now()) && value.generation == cfg.generation).then_some(value.rule)
+    }
+
+    #[inline(always)]
+    fn learned_sets(&self, family: u8, addr: &[u8; 16]) -> u32 {
+        let key = AddrKey {
+            addr: *addr,
+            family,
+            _pad: [0; 3],
+        };
+        // SAFETY: read at once; a concurrent update gives an expiry of either answer.
+        match unsafe { LEARNED.get(&key) } {
+            Some(value) => learned_sets(value, now()),
+            None => 0,
+        }
+    }
+}
+
+/// The DNS maps, as the learning functions' tables.
+struct DnsMaps;
+
+impl DnsTables for DnsMaps {
+    #[inline(always)]
+    fn is_server(&self, addr: &AddrKey) -> bool {
+        // SAFETY: only the presence is read.
+        unsafe { DNS_SERVERS.get(addr) }.is_some()
+    }
+
+    #[inline(always)]
+    fn domain(&self, key: &TrieKey) -> Option<DomainEntry> {
+        // SAFETY: `TrieKey` has the layout of `Key<DomainKey>` (both `repr(C)`: a `u32` prefix
+        // length, then the data), and lives in a map value for the whole call.
+        let key = unsafe { &*(key as *const TrieKey).cast::<Key<DomainKey>>() };
+        DOMAINS.get(key).copied()
+    }
+
+    #[inline(always)]
+    fn record_query(&self, key: &QueryKey, value: &QueryValue) {
+        // A full map evicts its least recently used query.
+        let _ = QUERIES.insert(key, value, 0);
+    }
+
+    #[inline(always)]
+    fn take_query(&self, key: &QueryKey) -> Option<QueryValue> {
+        // SAFETY: copied out at once.
+        let value = unsafe { QUERIES.get(key) }.copied()?;
+        let _ = QUERIES.remove(key);
+        Some(value)
+    }
+
+    #[inline(always)]
+    fn learn(
+        &self,
+        addr: &AddrKey,
+        entry: &DomainEntry,
+        expires_ns: u64,
+        ttl: u32,
+        now: u64,
+    ) -> bool {
+        if let Some(value) = LEARNED.get_ptr_mut(addr) {
+            // SAFETY: a valid map value; a concurrent update of the same address can at worst
+            // keep the other answer's time for a set.
+            learned_merge(unsafe { &mut *value }, entry, expires_ns, ttl, now);
+            return true;
+        }
+        let mut value = LearnedValue::default();
+        learned_merge(&mut value, entry, expires_ns, ttl, now);
+        LEARNED.insert(addr, &value, 0).is_ok()
+    }
+
+    #[inline(always)]
+    fn count(&self, slot: u32) {
+        dns_count(slot);
+    }
+}
+
+/// Adds one to DNS statistics slot `slot`.
+#[inline(always)]
+fn dns_count(slot: u32) {
+    if let Some(counter) = DNS_STATS.get_ptr_mut(slot) {
+        // SAFETY: this CPU's slot; programs do not nest on one CPU.
+        unsafe { *counter += 1 };
+    }
 }
 
 /// CLOCK_MONOTONIC_COARSE: precise enough for timeouts in seconds and the drop log's rate. It
@@ -315,11 +449,16 @@ pub fn gotofw_ingress(ctx: XdpContext) -> u32 {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_XDP.tail_call(&ctx, tail::LOG) };
     }
-    if outcome.decision.action == ACTION_PASS {
-        xdp_action::XDP_PASS
-    } else {
-        xdp_action::XDP_DROP
+    if outcome.decision.action != ACTION_PASS {
+        return xdp_action::XDP_DROP;
     }
+    if outcome.decision.dns == mark::ANSWER {
+        // SAFETY: a valid context. The learning program passes the answer once it has learned
+        // from it; on failure the answer passes unlearned (its addresses stay blocked).
+        unsafe { TAIL_XDP.tail_call(&ctx, tail::DNS) };
+        dns_count(stat::MISSED);
+    }
+    xdp_action::XDP_PASS
 }
 
 /// TC verdict: let the next program or filter (or the stack) decide; the same value under tcx
@@ -363,11 +502,16 @@ pub fn gotofw_egress(ctx: TcContext) -> i32 {
         // SAFETY: a valid context; on failure (no program in the slot) we just drop.
         unsafe { TAIL_TC.tail_call(&ctx, tail::LOG) };
     }
-    if outcome.decision.action == ACTION_PASS {
-        TC_NEXT
-    } else {
-        TC_DROP
+    if outcome.decision.action != ACTION_PASS {
+        return TC_DROP;
     }
+    if outcome.decision.dns == mark::QUERY {
+        // SAFETY: a valid context. The recording program passes the query once recorded; on
+        // failure it leaves unrecorded (its answer will teach nothing).
+        unsafe { TAIL_TC.tail_call(&ctx, tail::DNS) };
+        dns_count(stat::MISSED);
+    }
+    TC_NEXT
 }
 
 /// Writes a drop-log sample of the frame, whose slot and direction `account` left in
@@ -430,6 +574,116 @@ pub fn gotofw_log_xdp(ctx: XdpContext) -> u32 {
 pub fn gotofw_log_tc(ctx: TcContext) -> i32 {
     log_drop(&Frame::tc(&ctx));
     TC_DROP
+}
+
+/// The DNS message of `dgram` copied into `scratch.msg` by `load` (`bpf_xdp_load_bytes` or
+/// `bpf_skb_load_bytes`: offset, destination, length); its length, at most [`MESSAGE_BUF`], or
+/// `None` when it is empty or the copy failed.
+#[inline(always)]
+fn copy_message(
+    dgram: &Datagram,
+    scratch: &mut Scratch,
+    load: impl FnOnce(u32, *mut u8, u32) -> i64,
+) -> Option<usize> {
+    let len = if dgram.len > MESSAGE_BUF {
+        MESSAGE_BUF
+    } else {
+        dgram.len
+    };
+    if len == 0 || dgram.payload > filter_common::MAX_PACKET_OFFSET {
+        return None;
+    }
+    (load(dgram.payload as u32, scratch.msg.as_mut_ptr(), len as u32) == 0).then_some(len)
+}
+
+/// Learns from the DNS answer in the frame (tail-called from `gotofw_ingress` for an inbound
+/// UDP packet from port 53 of a live flow), then passes it. What it refuses counts in
+/// `DNS_STATS` by reason; the answer passes either way (the flow admits it), only its addresses
+/// are not learned.
+#[xdp(frags)]
+#[inline(always)]
+pub fn gotofw_learn_xdp(ctx: XdpContext) -> u32 {
+    let cfg = config_entry();
+    let frame = Frame::xdp(&ctx);
+    let Some(dgram) = udp_datagram(&frame, cfg.link) else {
+        dns_count(stat::REFUSED_UNPARSED);
+        return xdp_action::XDP_PASS;
+    };
+    let Some(scratch) = DNS_SCRATCH.get_ptr_mut(1) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's entry; programs do not nest on one CPU.
+    let scratch = unsafe { &mut *scratch };
+    let copied = copy_message(&dgram, scratch, |off, to, len| {
+        // SAFETY: `to` is the scratch buffer of at least `len` bytes.
+        unsafe { bpf_xdp_load_bytes(ctx.ctx, off, to.cast(), len) }
+    });
+    let Some(len) = copied else {
+        dns_count(stat::REFUSED_UNPARSED);
+        return xdp_action::XDP_PASS;
+    };
+    scratch.len = len;
+    let Scratch { msg, work, .. } = scratch;
+    let msg = Message::new(msg, len);
+    if let Err(why) = learn::answer_question(&msg, &dgram, cfg, work, &DnsMaps, now()) {
+        dns_count(why.stat());
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: a valid context; the records program passes the answer when it is done.
+    unsafe { TAIL_XDP.tail_call(&ctx, tail::DNS_RECORDS) };
+    dns_count(stat::MISSED);
+    xdp_action::XDP_PASS
+}
+
+/// Learns the next record of the answer `gotofw_learn_xdp` began (its message and progress in
+/// `DNS_SCRATCH`), then tail-calls itself for the one after, or passes the answer when done.
+#[xdp(frags)]
+#[inline(always)]
+pub fn gotofw_records_xdp(ctx: XdpContext) -> u32 {
+    let cfg = config_entry();
+    let Some(scratch) = DNS_SCRATCH.get_ptr_mut(1) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's entry; a tail call runs on the CPU of its caller.
+    let scratch = unsafe { &mut *scratch };
+    let len = scratch.len;
+    let Scratch { msg, work, .. } = scratch;
+    let msg = Message::new(msg, len);
+    if learn::answer_record(&msg, cfg, &mut work.progress, &DnsMaps, now()) {
+        // SAFETY: a valid context; at most `MAX_RECORDS` calls, within the kernel's limit of
+        // 33 tail calls a packet.
+        unsafe { TAIL_XDP.tail_call(&ctx, tail::DNS_RECORDS) };
+        dns_count(stat::MISSED);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// Records the DNS query in the frame (tail-called from `gotofw_egress` for an allowed outbound
+/// UDP packet to port 53), then lets it go.
+#[classifier]
+#[inline(always)]
+pub fn gotofw_query_tc(ctx: TcContext) -> i32 {
+    let cfg = config_entry();
+    let frame = Frame::tc(&ctx);
+    let Some(dgram) = udp_datagram(&frame, cfg.link) else {
+        return TC_NEXT;
+    };
+    let Some(scratch) = DNS_SCRATCH.get_ptr_mut(0) else {
+        return TC_NEXT;
+    };
+    // SAFETY: this CPU's entry; programs do not nest on one CPU.
+    let scratch = unsafe { &mut *scratch };
+    let copied = copy_message(&dgram, scratch, |off, to, len| {
+        // SAFETY: `to` is the scratch buffer of at least `len` bytes.
+        unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), off, to.cast(), len) }
+    });
+    let Some(len) = copied else {
+        return TC_NEXT;
+    };
+    let Scratch { msg, work, .. } = scratch;
+    let msg = Message::new(msg, len);
+    let _ = learn::record_query(&msg, &dgram, work, &DnsMaps, now());
+    TC_NEXT
 }
 
 #[cfg(not(test))]

@@ -9,7 +9,9 @@ use std::{
 use filter_common::{
     Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
     MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
-    PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind, port_index,
+    PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind,
+    learn::{self, AddrKey, DnsTables, DomainEntry, LearnedValue, QueryKey, QueryValue, TrieKey},
+    port_index,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,13 @@ pub struct Compiled {
     /// Entries of the flow map: the flow table's size in stateful mode, else
     /// [`FLOW_MAP_MIN_ENTRIES`] (the map must exist); never below that.
     pub flow_map_entries: u32,
+    /// Entries of the domain trie: each pattern's key (its reversed labels,
+    /// `domain_sets::pattern_key`) with the sets it stands for.
+    pub domains: BTreeMap<Vec<u8>, DomainEntry>,
+    /// Entries of the DNS server map (answers are learned only from these; none: any).
+    pub dns_servers: Vec<AddrKey>,
+    /// Entries of the learned-address map.
+    pub learned_map_entries: u32,
 }
 
 /// Limits of the stateful flow table.
@@ -205,6 +214,9 @@ impl Compiled {
             compiled: self,
             fragments: HashMap::new(),
             flows: RefCell::new(HashMap::new()),
+            learned: RefCell::new(HashMap::new()),
+            queries: RefCell::new(HashMap::new()),
+            dns_stats: RefCell::new([0; learn::stat::ENTRIES as usize]),
             now: Cell::new(1),
         }
     }
@@ -238,6 +250,12 @@ pub struct SoftTables<'a> {
     pub fragments: HashMap<FragKey, FragVerdict>,
     /// The flow table (stateful mode).
     pub flows: RefCell<HashMap<FlowKey, FlowValue>>,
+    /// The learned addresses (domain rules).
+    pub learned: RefCell<HashMap<AddrKey, LearnedValue>>,
+    /// The DNS queries awaiting answers.
+    pub queries: RefCell<HashMap<QueryKey, QueryValue>>,
+    /// The DNS statistics, by [`learn::stat`] slot.
+    pub dns_stats: RefCell<[u64; learn::stat::ENTRIES as usize]>,
     /// The clock flows are stamped with, in nanoseconds; the caller moves it.
     pub now: Cell<u64>,
 }
@@ -336,6 +354,78 @@ impl Tables for SoftTables<'_> {
             .get(key)
             .filter(|v| flow_alive(cfg, v, self.now.get()))
             .map(|v| v.rule)
+    }
+
+    fn flow_rule(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
+        let flows = self.flows.borrow();
+        flows
+            .get(key)
+            .filter(|v| flow_alive(cfg, v, self.now.get()) && v.generation == cfg.generation)
+            .map(|v| v.rule)
+    }
+
+    fn learned_sets(&self, family: u8, addr: &[u8; 16]) -> u32 {
+        let key = AddrKey {
+            addr: *addr,
+            family,
+            _pad: [0; 3],
+        };
+        self.learned
+            .borrow()
+            .get(&key)
+            .map_or(0, |v| learn::learned_sets(v, self.now.get()))
+    }
+}
+
+/// The longest entry of `domains` that is a prefix of `key` (as the kernel's trie answers).
+pub fn domain_lookup(
+    domains: &BTreeMap<Vec<u8>, DomainEntry>,
+    key: &TrieKey,
+) -> Option<DomainEntry> {
+    let len = ((key.prefix_len / 8) as usize).min(key.data.len());
+    let name = key.data.get(..len)?;
+    domains
+        .iter()
+        .filter(|(pattern, _)| name.starts_with(pattern))
+        .max_by_key(|(pattern, _)| pattern.len())
+        .map(|(_, entry)| *entry)
+}
+
+impl DnsTables for SoftTables<'_> {
+    fn is_server(&self, addr: &AddrKey) -> bool {
+        self.compiled.dns_servers.contains(addr)
+    }
+
+    fn domain(&self, key: &TrieKey) -> Option<DomainEntry> {
+        domain_lookup(&self.compiled.domains, key)
+    }
+
+    fn record_query(&self, key: &QueryKey, value: &QueryValue) {
+        self.queries.borrow_mut().insert(*key, *value);
+    }
+
+    fn take_query(&self, key: &QueryKey) -> Option<QueryValue> {
+        self.queries.borrow_mut().remove(key)
+    }
+
+    fn learn(
+        &self,
+        addr: &AddrKey,
+        entry: &DomainEntry,
+        expires_ns: u64,
+        ttl: u32,
+        now: u64,
+    ) -> bool {
+        let mut learned = self.learned.borrow_mut();
+        let value = learned.entry(*addr).or_default();
+        learn::learned_merge(value, entry, expires_ns, ttl, now);
+        true
+    }
+
+    fn count(&self, stat: u32) {
+        if let Some(slot) = self.dns_stats.borrow_mut().get_mut(stat as usize) {
+            *slot += 1;
+        }
     }
 }
 

@@ -1,33 +1,55 @@
-//! Domain sets compiled to the table the coming domain rules (issue 13) match a DNS question
-//! against: a longest-prefix match over names with their labels reversed
-//! ([`filter_common::dns::reversed_key`]: `x.goto.com` is `3 com 4 goto 1 x 0`). A pattern
-//! `*.goto.com` is the prefix `3 com 4 goto`: the apex and every name below it, by whole labels,
-//! since every label keeps its length byte (`notgoto.com` is `3 com 7 notgoto`, not below it); a
-//! name without a wildcard ends in the zero byte and matches itself only. These are the
-//! semantics of `gotofw domains` and the proxy.pac file ([`Domain::matches`]), which the tests
-//! hold the table to.
+//! Domain sets compiled to the table domain rules (issue 13) match a DNS question against: a
+//! longest-prefix match over names' wire forms reversed byte by byte
+//! ([`filter_common::dns::reversed_key`]: `x.goto.com` is `0 moc 3 otog 4 x 1`). A pattern
+//! `*.goto.com` is the prefix `0 moc 3 otog 4`: the apex and every name below it, by whole
+//! labels (`notgoto.com` is `0 moc 3 otogton 7`, not below it; see `reversed_key` for why a
+//! `4` there is always a length byte); an exact name's pattern ends in one more zero and
+//! matches itself only. These are the semantics of `gotofw domains` and the proxy.pac file
+//! ([`Domain::matches`]), which the tests hold the table to.
 //!
 //! A longest-prefix lookup answers with one entry, the longest; so each entry's set mask also
 //! holds the sets of every shorter entry that is a prefix of it (`api.goto.com` in one set and
-//! `*.goto.com` in another: the name `api.goto.com` is in both). Host-side only for now: the
-//! programs do not use it yet.
+//! `*.goto.com` in another: the name `api.goto.com` is in both).
 
 use filter_common::dns::{MAX_LABELS, MAX_NAME, Name};
 
 use crate::domains::{Domain, Match};
 
-/// The key of `domain`'s pattern: its labels reversed, each behind its length byte, then the
-/// final zero byte when it matches the name only.
+/// The key of `domain`'s pattern: its name's wire form reversed byte by byte
+/// ([`filter_common::dns::reversed_key`]), then one more zero when it matches the name only.
 pub fn pattern_key(domain: &Domain) -> Vec<u8> {
-    let mut key = Vec::new();
-    for label in domain.name.rsplit('.') {
-        key.push(u8::try_from(label.len()).expect("domain labels are short"));
-        key.extend(label.bytes());
+    let mut wire = Vec::new();
+    for label in domain.name.split('.') {
+        wire.push(u8::try_from(label.len()).expect("domain labels are short"));
+        wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
     }
+    wire.push(0);
+    wire.reverse();
     if domain.matching == Match::Exact {
-        key.push(0);
+        wire.push(0);
     }
-    key
+    wire
+}
+
+/// Why a pattern cannot be matched at the packet level, if it cannot: a wildcard pattern whose
+/// first label is 45 or 48 to 57 bytes long (its length byte could be a `-` or a digit inside
+/// a longer label of a name; see [`filter_common::dns::reversed_key`]), or a name a question
+/// cannot carry.
+pub fn unsupported(domain: &Domain) -> Option<String> {
+    if wire_name(domain.name).is_none() {
+        return Some(format!(
+            "'{}' is not a name a DNS question can carry (labels of 1 to 63 letters, digits or '-', 255 bytes in all)",
+            domain.name
+        ));
+    }
+    let first = domain.name.split('.').next().unwrap_or("").len();
+    if domain.matching == Match::Suffix && (first == 45 || (48..=57).contains(&first)) {
+        return Some(format!(
+            "'*.{}': a wildcard pattern's first label may not be 45 or 48 to 57 characters long (this one is {first}); name the domains below it instead",
+            domain.name
+        ));
+    }
+    None
 }
 
 /// `host` as a question name in wire format, lowercased (one trailing dot ignored), or `None`
@@ -41,7 +63,12 @@ pub fn wire_name(host: &str) -> Option<Name> {
     }
     for label in host.split('.') {
         let len = label.len();
-        if len == 0 || len > 63 || name.len + len + 1 > MAX_NAME || name.labels == MAX_LABELS {
+        if len == 0
+            || len > 63
+            || name.len + len + 1 > MAX_NAME
+            || name.labels == MAX_LABELS
+            || !label.bytes().all(filter_common::dns::label_byte_ok)
+        {
             return None;
         }
         let at = name.len - 1;
@@ -102,9 +129,10 @@ impl Table {
     /// The sets that `name` is in: the mask of the longest entry that is a prefix of its
     /// reversed key, as a longest-prefix-match table answers; 0 when none is.
     pub fn lookup(&self, name: &Name) -> u64 {
-        let mut key = [0u8; MAX_NAME];
+        let mut key = [0u8; MAX_NAME + 1];
         let len = filter_common::dns::reversed_key(name, &mut key);
-        let key = &key[..len];
+        // The key and the zero after it, which an exact name's pattern ends in.
+        let key = &key[..(len + 1).min(MAX_NAME + 1)];
         self.entries
             .iter()
             .filter(|(k, _)| key.starts_with(k))
@@ -204,9 +232,9 @@ mod tests {
         assert_eq!(sets_of(&table, ""), 0, "the root");
         assert_eq!(
             pattern_key(&exact("api.example.com")),
-            b"\x03com\x07example\x03api\x00"
+            b"\x00moc\x03elpmaxe\x07ipa\x03\x00"
         );
-        assert_eq!(pattern_key(&suffix("goto.com")), b"\x03com\x04goto");
+        assert_eq!(pattern_key(&suffix("goto.com")), b"\x00moc\x03otog\x04");
     }
 
     #[test]

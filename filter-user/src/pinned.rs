@@ -159,4 +159,12 @@ impl Tables for PinnedTables<'_> {
     fn flow_peek(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
         self.flows.flow_peek(cfg, key)
     }
+
+    fn flow_rule(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
+        self.flows.flow_rule(cfg, key)
+    }
+
+    fn learned_sets(&self, family: u8, addr: &[u8; 16]) -> u32 {
+        self.flows.learned_sets(family, addr)
+    }
 }

@@ -46,6 +46,7 @@ pub fn build_plan(
             .filter(|a| a.switch_bit().is_some() && !options.disabled.contains(a))
             .map(|a| a.name().to_owned())
             .collect(),
+        domain_sets: Vec::new(),
     };
     Ok(AttachPlan {
         iface: iface.to_owned(),

@@ -20,7 +20,7 @@ pub struct FixedSlot {
 }
 
 /// Every fixed slot, in report order: the fixed-logic allowances, then the drops.
-pub const FIXED: [FixedSlot; 8] = [
+pub const FIXED: [FixedSlot; 9] = [
     FixedSlot {
         slot: slot::NON_IP,
         name: "non-ip",
@@ -76,6 +76,13 @@ pub const FIXED: [FixedSlot; 8] = [
         action: Action::Block,
         allowance: None,
         description: "a later fragment whose first fragment was not seen",
+    },
+    FixedSlot {
+        slot: slot::NOT_LEARNED,
+        name: "not-learned",
+        action: Action::Block,
+        allowance: None,
+        description: "to the port of a domain rule, but to an address no DNS answer taught for its sets (and of no live flow of it)",
     },
 ];
 

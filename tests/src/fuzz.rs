@@ -131,6 +131,7 @@ pub fn check_input(data: &[u8]) {
             let remembered = Decision {
                 action: filter_common::ACTION_PASS,
                 slot: slot::NON_IP,
+                dns: filter_common::domain::mark::NONE,
             };
             tables.fragments.insert(
                 key,
@@ -184,14 +185,14 @@ pub fn check_dns(data: &[u8]) {
         !name.iter().any(u8::is_ascii_uppercase),
         "not lowercased: {name:?}"
     );
-    let mut key = [0u8; MAX_NAME];
+    let mut key = [0u8; MAX_NAME + 1];
     let len = dns::reversed_key(&q.name, &mut key);
     assert_eq!(len, q.name.len, "the key's length");
     let mut back = Name::ROOT;
     back.bytes[..len].copy_from_slice(&key[..len]);
     back.len = len;
     back.labels = q.name.labels;
-    let mut again = [0u8; MAX_NAME];
+    let mut again = [0u8; MAX_NAME + 1];
     let n = dns::reversed_key(&back, &mut again);
     assert_eq!(&again[..n], name, "reversed twice");
     let mut cur = q.next;

@@ -90,6 +90,7 @@ fn later_fragment<T: Tables>(tables: &T, key: &FragKey, proto: u8, offset: usize
         Some(v) => Decision {
             action: u32::from(v.action),
             slot: v.slot,
+            dns: crate::domain::mark::NONE,
         },
         None => Decision::drop(slot::FRAGMENT_UNKNOWN),
     }

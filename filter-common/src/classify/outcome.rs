@@ -1,7 +1,7 @@
 //! What the classifier answers: a [`Decision`] (verdict and counter slot) inside an [`Outcome`]
 //! (with what the caller remembers of a first fragment).
 
-use crate::{ACTION_DROP, ACTION_PASS, FragVerdict, slot};
+use crate::{ACTION_DROP, ACTION_PASS, FragVerdict, domain::mark, slot};
 
 /// What to do with a packet, and where to count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,9 @@ pub struct Decision {
     /// Counter slot within the packet's direction: one of [`slot`] or a
     /// [`rule_slot`](crate::rule_slot).
     pub slot: u32,
+    /// What the program does with the packet besides the verdict: one of the
+    /// [`mark`](crate::domain::mark) values (record a DNS query, learn from a DNS answer).
+    pub dns: u32,
 }
 
 impl Decision {
@@ -18,6 +21,7 @@ impl Decision {
         Self {
             action: ACTION_DROP,
             slot,
+            dns: mark::NONE,
         }
     }
 
@@ -25,12 +29,19 @@ impl Decision {
         Self {
             action: ACTION_PASS,
             slot,
+            dns: mark::NONE,
         }
     }
 
     pub(super) const DEFAULT_BLOCK: Self = Self::drop(slot::DEFAULT_BLOCK);
     pub(super) const MALFORMED: Self = Self::drop(slot::MALFORMED);
     pub(super) const UNSUPPORTED: Self = Self::drop(slot::UNSUPPORTED);
+    pub(super) const NOT_LEARNED: Self = Self::drop(slot::NOT_LEARNED);
+
+    /// This decision with the DNS mark `dns`.
+    pub(super) const fn marked(self, dns: u32) -> Self {
+        Self { dns, ..self }
+    }
 
     /// Whether the packet passes.
     pub const fn passes(&self) -> bool {

@@ -1,8 +1,12 @@
 //! The rule lookup: the port map's mask of rules naming the remote port, narrowed by the local
 //! port and the remote address's networks; the first rule left decides.
 
-use super::{addrs::Remote, outcome::Decision, tables::Tables};
-use crate::{ACTION_DROP, ACTION_PASS, Config, PORT_TABLE_LOCAL, port_index, rule_slot};
+use super::{
+    addrs::{Remote, widen},
+    outcome::Decision,
+    tables::Tables,
+};
+use crate::{Config, FlowKey, PORT_TABLE_LOCAL, domain::rules_of_sets, port_index, rule_slot};
 
 /// Index of the lowest set bit of a non-zero mask (64 for zero). Written without `trailing_zeros`
 /// so that the BPF backend needs no count-trailing-zeros instruction.
@@ -41,7 +45,10 @@ pub const fn lowest_bit(mask: u64) -> u32 {
 }
 
 /// The first rule of `mask` (the rules naming the remote port) that holds for this local port
-/// and remote address.
+/// and remote address. A domain rule holds for an address learned for one of its sets, and,
+/// when `flow` is the key of an outbound packet's flow, for the packets of its live flows (a
+/// connection outlives the TTL of the answer that let it open). When a domain rule was the only
+/// thing that could have allowed the packet, the answer is [`Decision::NOT_LEARNED`].
 #[inline(always)]
 pub(super) fn match_rules<T: Tables>(
     tables: &T,
@@ -50,6 +57,7 @@ pub(super) fn match_rules<T: Tables>(
     proto_idx: u32,
     local_port: u16,
     remote: Remote,
+    flow: Option<&FlowKey>,
 ) -> Option<Decision> {
     if mask & cfg.local_port_mask != 0 {
         let local = tables.port_mask(port_index(PORT_TABLE_LOCAL, proto_idx, local_port));
@@ -66,20 +74,48 @@ pub(super) fn match_rules<T: Tables>(
             Remote::V4(addr) => tables.net_mask_v4(addr),
             Remote::V6(addr) => tables.net_mask_v6(addr),
         };
-        mask &= nets | cfg.any_mask;
+        let domains = mask & cfg.domain_mask;
+        let learned = if domains == 0 {
+            0
+        } else {
+            domain_rules(tables, cfg, domains, remote, flow)
+        };
+        mask &= nets | cfg.any_mask | learned;
         if mask == 0 {
-            return None;
+            return (domains != 0).then_some(Decision::NOT_LEARNED);
         }
         lowest = mask & mask.wrapping_neg();
     }
-    Some(Decision {
-        action: if cfg.allow_mask & lowest != 0 {
-            ACTION_PASS
-        } else {
-            ACTION_DROP
-        },
-        slot: rule_slot(lowest_bit(lowest)),
+    let slot = rule_slot(lowest_bit(lowest));
+    Some(if cfg.allow_mask & lowest != 0 {
+        Decision::pass(slot)
+    } else {
+        Decision::drop(slot)
     })
+}
+
+/// Of the domain rules `domains`, those that hold for `remote`: the rules of the sets it is
+/// learned for, or else the rule of the live flow `flow` when it is one of them.
+#[inline(always)]
+fn domain_rules<T: Tables>(
+    tables: &T,
+    cfg: &Config,
+    domains: u64,
+    remote: Remote,
+    flow: Option<&FlowKey>,
+) -> u64 {
+    let sets = match remote {
+        Remote::V4(addr) => tables.learned_sets(4, &widen(addr)),
+        Remote::V6(addr) => tables.learned_sets(6, &addr),
+    };
+    let learned = rules_of_sets(cfg, sets) & domains;
+    if learned != 0 {
+        return learned;
+    }
+    match flow.and_then(|key| tables.flow_rule(cfg, key)) {
+        Some(rule) if rule < 64 => (1u64 << rule) & domains,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,13 @@ pub trait Tables {
     );
     /// Stateful mode: the rule of the live flow `key`, without touching it.
     fn flow_peek(&self, cfg: &Config, key: &FlowKey) -> Option<u32>;
+    /// Stateful mode, outbound: the rule of the live flow `key` when it is of the current
+    /// rule-set generation (so the rule index means what it meant when the flow opened),
+    /// without touching it.
+    fn flow_rule(&self, cfg: &Config, key: &FlowKey) -> Option<u32>;
+    /// The domain sets (a mask) that the address `addr` of `family` is learned for and
+    /// unexpired at the program's clock.
+    fn learned_sets(&self, family: u8, addr: &[u8; 16]) -> u32;
 }
 
 /// What the flow table says of an inbound packet's flow.

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::{
     Direction, FIXED_SLOTS, MODE_STATEFUL, PORT_TABLE_REMOTE, PROTO_IDX_TCP, PROTO_IDX_UDP, allow,
+    domain::{is_dns_flow, mark},
     ipproto,
     packet::{Header as _, Packet},
     port_index, rule_slot, slot,
@@ -163,18 +164,25 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
     let cfg = tables.config();
     let remote = addrs.remote(seen.direction);
     if cfg.mode != MODE_STATEFUL {
-        return match_rules(tables, cfg, mask, proto_idx, local_port, remote)
+        return match_rules(tables, cfg, mask, proto_idx, local_port, remote, None)
             .unwrap_or(Decision::DEFAULT_BLOCK);
     }
     let key = addrs.flow_key(seen.direction, seen.proto, remote_port, local_port);
     match seen.direction {
         Direction::Ingress => {
             match tables.flow_ingress(cfg, &key, seen.flags, seen.len) {
-                FlowHit::Live(rule) => return Decision::pass(rule_slot(rule)),
+                FlowHit::Live(rule) => {
+                    let decision = Decision::pass(rule_slot(rule));
+                    return if cfg.domain_sets != 0 && is_dns_flow(&key) {
+                        decision.marked(mark::ANSWER)
+                    } else {
+                        decision
+                    };
+                }
                 FlowHit::Stale => {
                     // Opened under an earlier rule set: judged as its outbound packets would be
                     // now (every rule naming the remote port, for this local port and address).
-                    let rule = match_rules(tables, cfg, mask, proto_idx, local_port, remote)
+                    let rule = match_rules(tables, cfg, mask, proto_idx, local_port, remote, None)
                         .filter(Decision::passes)
                         .map(|d| d.slot - FIXED_SLOTS);
                     if let Some(rule) = rule {
@@ -191,25 +199,32 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
                 proto_idx,
                 local_port,
                 remote,
+                None,
             )
             .unwrap_or(Decision::DEFAULT_BLOCK)
         }
         Direction::Egress => {
-            let Some(decision) = match_rules(tables, cfg, mask, proto_idx, local_port, remote)
+            let Some(decision) =
+                match_rules(tables, cfg, mask, proto_idx, local_port, remote, Some(&key))
             else {
                 return Decision::DEFAULT_BLOCK;
             };
-            if decision.passes() {
-                tables.flow_egress(
-                    cfg,
-                    &key,
-                    decision.slot - FIXED_SLOTS,
-                    cfg.generation,
-                    seen.flags,
-                    seen.len,
-                );
+            if !decision.passes() {
+                return decision;
             }
-            decision
+            tables.flow_egress(
+                cfg,
+                &key,
+                decision.slot - FIXED_SLOTS,
+                cfg.generation,
+                seen.flags,
+                seen.len,
+            );
+            if cfg.domain_sets != 0 && is_dns_flow(&key) {
+                decision.marked(mark::QUERY)
+            } else {
+                decision
+            }
         }
     }
 }
@@ -299,6 +314,7 @@ fn icmp_error<P: Packet + ?Sized, T: Tables>(
                 proto_idx,
                 local_port,
                 addrs.remote(quoted_direction),
+                None,
             )
             .is_some_and(|d| d.passes())
     };

@@ -143,6 +143,21 @@ pub struct Meta {
     pub rules: Vec<RuleInfo>,
     /// Enabled allowances that are not port rules.
     pub allowances: Vec<String>,
+    /// The domain sets the rules name, in set order (set `i` is bit `i` of the kernel's
+    /// domain entries): what `learned` and `explain` name a learned address's set and pattern
+    /// by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domain_sets: Vec<DomainSetInfo>,
+}
+
+/// A domain set as the filter's record keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSetInfo {
+    /// Its name (`goto`, `goto-training`, or the operator's).
+    pub name: String,
+    /// Its patterns as operators write them (`*.goto.com`, `api.example.org`); a learned
+    /// address's pattern index for this set points into this list.
+    pub patterns: Vec<String>,
 }
 
 /// Rewrites the stored record (after attach, when the mode in use is known).
@@ -227,8 +242,9 @@ pub(super) fn pinned_meta(dir: &Path) -> anyhow::Result<Meta> {
 }
 
 /// Format version of the stored record ([`Meta::version`]) and of the pinned maps it describes.
-/// Version 2: the config map's value carries the link type (72 bytes, was 64).
-pub const META_VERSION: u32 = 2;
+/// Version 2: the config map's value carries the link type (72 bytes, was 64). Version 3: the
+/// config map's value carries the domain rules (160 bytes), and there are DNS maps.
+pub const META_VERSION: u32 = 3;
 
 /// Parses a stored record, after checking its format version.
 pub(super) fn parse_meta(bytes: &[u8]) -> anyhow::Result<Meta> {
@@ -311,6 +327,7 @@ mod meta_tests {
             attached_at: 0,
             rules: Vec::new(),
             allowances: Vec::new(),
+            domain_sets: Vec::new(),
         };
         let bytes = serde_json::to_vec(&meta).unwrap();
         assert_eq!(parse_meta(&bytes).unwrap(), meta);

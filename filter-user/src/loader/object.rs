@@ -9,7 +9,10 @@ use aya::{
     maps::{Array, LpmTrie, lpm_trie::Key},
     programs::{SchedClassifier, Xdp},
 };
-use filter_common::names::{map, pin, program};
+use filter_common::{
+    learn,
+    names::{map, pin, program},
+};
 
 use super::{
     fault::fault_point,
@@ -60,11 +63,19 @@ pub(super) fn load_with(
 ) -> anyhow::Result<Ebpf> {
     let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
+    let domains = u32::try_from(compiled.domains.len().max(1)).context("too many domains")?;
+    let servers = u32::try_from(compiled.dns_servers.len().max(1)).context("too many servers")?;
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(map::NETS_V4, v4)
         .map_max_entries(map::NETS_V6, v6)
         .map_max_entries(map::FLOWS, compiled.flow_map_entries)
+        .map_max_entries(map::DOMAINS, domains)
+        .map_max_entries(map::DNS_SERVERS, servers)
+        .map_max_entries(
+            map::LEARNED,
+            compiled.learned_map_entries.max(LEARNED_MAP_MIN_ENTRIES),
+        )
         .map_max_entries(map::META, meta_entries(meta.len())?);
     let log = flows
         .and_then(Path::parent)
@@ -99,8 +110,62 @@ pub(super) fn load_with(
             .context("the kernel refused the gotofw TC egress program (verifier)")?;
     }
     load_drop_log(&mut ebpf, filters_egress(compiled.config.mode))?;
+    if learns(&compiled.config) {
+        load_dns(&mut ebpf)?;
+    }
     fault_point("verified");
     Ok(ebpf)
+}
+
+/// Entries of the learned-address map when the rule set learns none (the map must exist).
+pub const LEARNED_MAP_MIN_ENTRIES: u32 = 1;
+
+/// Whether a rule set of this config learns from DNS answers: stateful, with domain sets.
+pub(super) const fn learns(config: &filter_common::Config) -> bool {
+    config.mode == filter_common::MODE_STATEFUL && config.domain_sets != 0
+}
+
+/// Loads the DNS programs (learning from answers at XDP, recording queries at TC) and puts
+/// them in the tail-call maps.
+pub(super) fn load_dns(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let xdp: &mut Xdp = ebpf
+        .program_mut(program::LEARN_XDP)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {}", program::LEARN_XDP))?
+        .try_into()?;
+    xdp.load()
+        .context("the kernel refused the DNS learning XDP program (verifier)")?;
+    let fd = xdp.fd()?.try_clone()?;
+    let mut slots: aya::maps::ProgramArray<_> =
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_XDP)?)?;
+    slots
+        .set(filter_common::tail::DNS, &fd, 0)
+        .context("filling the XDP tail-call map")?;
+    let records: &mut Xdp = ebpf
+        .program_mut(program::RECORDS_XDP)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {}", program::RECORDS_XDP))?
+        .try_into()?;
+    records
+        .load()
+        .context("the kernel refused the DNS records XDP program (verifier)")?;
+    let fd = records.fd()?.try_clone()?;
+    let mut slots: aya::maps::ProgramArray<_> =
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_XDP)?)?;
+    slots
+        .set(filter_common::tail::DNS_RECORDS, &fd, 0)
+        .context("filling the XDP tail-call map")?;
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut(program::QUERY_TC)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {}", program::QUERY_TC))?
+        .try_into()?;
+    tc.load()
+        .context("the kernel refused the DNS query-recording TC program (verifier)")?;
+    let fd = tc.fd()?.try_clone()?;
+    let mut slots: aya::maps::ProgramArray<_> =
+        aya::maps::ProgramArray::try_from(map_mut(ebpf, map::TAIL_TC)?)?;
+    slots
+        .set(filter_common::tail::DNS, &fd, 0)
+        .context("filling the TC tail-call map")?;
+    Ok(())
 }
 
 /// Loads the drop-log programs and puts them in the tail-call maps.
@@ -176,6 +241,24 @@ pub(super) fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow:
             0,
         )
         .with_context(|| format!("adding {net} to the IPv6 network map"))?;
+    }
+    let mut domains: LpmTrie<_, learn::DomainKey, learn::DomainEntry> =
+        LpmTrie::try_from(map_mut(ebpf, map::DOMAINS)?)?;
+    for (pattern, entry) in &compiled.domains {
+        let mut data = [0u8; filter_common::dns::MAX_NAME + 1];
+        let len = pattern.len().min(data.len());
+        data[..len].copy_from_slice(&pattern[..len]);
+        let bits = u32::try_from(len * 8).context("a domain pattern too long")?;
+        domains
+            .insert(&Key::new(bits, data), entry, 0)
+            .context("adding a domain pattern to the domain map")?;
+    }
+    let mut servers: aya::maps::HashMap<_, learn::AddrKey, u32> =
+        aya::maps::HashMap::try_from(map_mut(ebpf, map::DNS_SERVERS)?)?;
+    for server in &compiled.dns_servers {
+        servers
+            .insert(server, 1, 0)
+            .context("adding a DNS server to the server map")?;
     }
     write_meta(ebpf, meta)
 }
