@@ -8,7 +8,8 @@ use super::{
     tables::{FlowHit, Tables},
 };
 use crate::{
-    Direction, FIXED_SLOTS, MODE_STATEFUL, PORT_TABLE_REMOTE, PROTO_IDX_TCP, PROTO_IDX_UDP, allow,
+    Config, Direction, FIXED_SLOTS, FlowKey, MODE_STATEFUL, PORT_TABLE_REMOTE, PROTO_IDX_TCP,
+    PROTO_IDX_UDP, allow,
     domain::{is_dns_flow, mark},
     ipproto,
     packet::{Header as _, Packet},
@@ -172,12 +173,7 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
         Direction::Ingress => {
             match tables.flow_ingress(cfg, &key, seen.flags, seen.len) {
                 FlowHit::Live(rule) => {
-                    let decision = Decision::pass(rule_slot(rule));
-                    return if cfg.domain_sets != 0 && is_dns_flow(&key) {
-                        decision.marked(mark::ANSWER)
-                    } else {
-                        decision
-                    };
+                    return dns_mark(cfg, &key, Decision::pass(rule_slot(rule)), mark::ANSWER);
                 }
                 FlowHit::Stale => {
                     // Opened under an earlier rule set: judged as its outbound packets would be
@@ -187,7 +183,7 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
                         .map(|d| d.slot - FIXED_SLOTS);
                     if let Some(rule) = rule {
                         tables.flow_rebind(cfg, &key, rule, seen.flags, seen.len);
-                        return Decision::pass(rule_slot(rule));
+                        return dns_mark(cfg, &key, Decision::pass(rule_slot(rule)), mark::ANSWER);
                     }
                 }
                 FlowHit::Miss => {}
@@ -220,12 +216,19 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
                 seen.flags,
                 seen.len,
             );
-            if cfg.domain_sets != 0 && is_dns_flow(&key) {
-                decision.marked(mark::QUERY)
-            } else {
-                decision
-            }
+            dns_mark(cfg, &key, decision, mark::QUERY)
         }
+    }
+}
+
+/// `decision`, a pass of the packet of flow `key`, with the DNS mark `dns` when the flow is a
+/// DNS flow (UDP, remote port 53) and the rule set has domain sets.
+#[inline(always)]
+fn dns_mark(cfg: &Config, key: &FlowKey, decision: Decision, dns: u32) -> Decision {
+    if cfg.domain_sets != 0 && is_dns_flow(key) {
+        decision.marked(dns)
+    } else {
+        decision
     }
 }
 

@@ -58,7 +58,7 @@ use self::{
     egress::attach_egress,
     fault::fault_point,
     meta::{pinned_meta, store_meta},
-    object::{filters_egress, load_with, map_mut},
+    object::{filters_egress, learned_entries, learns, load_with, map_mut},
     pins::{
         EGRESS_PROG_PIN, LINK_PIN, TC_LINK_PIN, local_interface, pinned_hook, stale_dirs,
         swap_into_place,
@@ -142,6 +142,7 @@ pub fn attach_with(
     let mut compiled = plan.compiled.clone();
     compiled.config.generation = 1;
     let mut reuse_flows = None;
+    let mut reuse_learned = None;
     let mut previous = Previous::default();
     if exists {
         if let Some(used) = pinned_hook(&final_dir)
@@ -177,6 +178,13 @@ pub fn attach_with(
         {
             note_flows_dropped(&plan.iface, &old, was.table_size, now.table_size);
         }
+        let learned = final_dir.join(pin::LEARNED);
+        if learns(&compiled.config)
+            && old.meta.domain_sets == meta.domain_sets
+            && pinned_max_entries(&learned) == Some(learned_entries(&compiled))
+        {
+            reuse_learned = Some(learned);
+        }
         previous = Previous {
             xdp: link_program(&final_dir.join(LINK_PIN)),
             tc: link_program(&final_dir.join(TC_LINK_PIN)).or_else(|| {
@@ -188,7 +196,10 @@ pub fn attach_with(
     let mut ebpf = load_with(
         &compiled,
         &serde_json::to_vec(&meta)?,
-        reuse_flows.as_deref(),
+        object::Reuse {
+            flows: reuse_flows.as_deref(),
+            learned: reuse_learned.as_deref(),
+        },
         filters_egress(compiled.config.mode) || previous.tc.is_some(),
     )?;
     previous.install(&mut ebpf)?;
@@ -335,6 +346,12 @@ fn stage_and_arm(
             .with_context(|| format!("moving the pins into {}", final_dir.display()))?;
     }
     Ok(())
+}
+
+/// Entries of the map pinned at `path`, when it can be opened.
+fn pinned_max_entries(path: &Path) -> Option<u32> {
+    let data = aya::maps::MapData::from_pin(path).ok()?;
+    data.info().ok().map(|info| info.max_entries())
 }
 
 /// Says on standard error that the flows of the stateful filter `old` are not kept: the new

@@ -45,7 +45,26 @@ pub fn load_reusing(
     meta: &[u8],
     flows: Option<&Path>,
 ) -> anyhow::Result<Ebpf> {
-    load_with(compiled, meta, flows, filters_egress(compiled.config.mode))
+    load_with(
+        compiled,
+        meta,
+        Reuse {
+            flows,
+            learned: None,
+        },
+        filters_egress(compiled.config.mode),
+    )
+}
+
+/// The pinned maps of the filter being replaced that the new rule set takes over.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Reuse<'a> {
+    /// The flow map (same mode, same size): the new rules recheck its flows at their next
+    /// packet.
+    pub flows: Option<&'a Path>,
+    /// The learned-address map (same domain sets, same size): what the old rule set learned
+    /// holds for the new one, so clients with cached answers are not blocked by a reload.
+    pub learned: Option<&'a Path>,
 }
 
 /// Whether a rule set of config `mode` filters at the egress (every mode but ingress-only).
@@ -58,9 +77,10 @@ pub(super) const fn filters_egress(mode: u32) -> bool {
 pub(super) fn load_with(
     compiled: &Compiled,
     meta: &[u8],
-    flows: Option<&Path>,
+    reuse: Reuse<'_>,
     egress: bool,
 ) -> anyhow::Result<Ebpf> {
+    let flows = reuse.flows;
     let v4 = u32::try_from(compiled.nets_v4.len().max(1)).context("too many IPv4 networks")?;
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
     let domains = u32::try_from(compiled.domains.len().max(1)).context("too many domains")?;
@@ -86,6 +106,9 @@ pub(super) fn load_with(
     }
     if let Some(path) = &log {
         loader.map_pin_path(map::LOG, path.as_path());
+    }
+    if let Some(path) = reuse.learned {
+        loader.map_pin_path(map::LEARNED, path);
     }
     let mut ebpf = loader
         .load(EBPF_OBJECT)
@@ -119,6 +142,11 @@ pub(super) fn load_with(
 
 /// Entries of the learned-address map when the rule set learns none (the map must exist).
 pub const LEARNED_MAP_MIN_ENTRIES: u32 = 1;
+
+/// Entries of the learned-address map `compiled` loads.
+pub(super) fn learned_entries(compiled: &Compiled) -> u32 {
+    compiled.learned_map_entries.max(LEARNED_MAP_MIN_ENTRIES)
+}
 
 /// Whether a rule set of this config learns from DNS answers: stateful, with domain sets.
 pub(super) const fn learns(config: &filter_common::Config) -> bool {
