@@ -265,7 +265,7 @@ pub fn question_hash(name: &Name, qtype: u16) -> u64 {
         let step = (h ^ u64::from(name.bytes[i])).wrapping_mul(PRIME);
         // Bytes past the name leave the hash as it is; chosen without a branch, which would
         // have the verifier follow each length of name apart.
-        let keep = crate::packet::opaque(below(i as u64, len));
+        let keep = crate::packet::opaque(crate::packet::below(i as u64, len));
         h = (step & keep) | (h & !keep);
     }
     for b in qtype.to_be_bytes() {
@@ -273,12 +273,6 @@ pub fn question_hash(name: &Name, qtype: u16) -> u64 {
         h = h.wrapping_mul(PRIME);
     }
     h
-}
-
-/// All ones when `a < b`, else zero (both below 2^63), computed without a branch.
-#[inline(always)]
-const fn below(a: u64, b: u64) -> u64 {
-    (a.wrapping_sub(b) >> 63).wrapping_neg()
 }
 
 /// The length byte of the label at `cur`, which must lie before `end`.

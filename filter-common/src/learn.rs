@@ -22,7 +22,7 @@ use crate::{
     classify::Payload,
     dns::{self, HEADER, MAX_NAME, MAX_RECORDS, Name, Refused},
     ipproto,
-    packet::{Header as _, Packet},
+    packet::{Header as _, Packet, below, opaque},
 };
 
 /// How long a recorded query waits for its answer: an answer after it teaches nothing (stub
@@ -397,9 +397,10 @@ pub fn learned_merge(
 pub fn learned_sets(value: &LearnedValue, now: u64) -> u32 {
     let mut sets = 0;
     for i in 0..MAX_DOMAIN_SETS {
-        if value.expires_ns[i] > now {
-            sets |= 1 << i;
-        }
+        // Without a branch: eight of them on the egress path had the verifier walk it twice as
+        // long.
+        let live = opaque(below(now, value.expires_ns[i])) & 1;
+        sets |= (live as u32) << i;
     }
     sets
 }

@@ -102,3 +102,10 @@ pub fn opaque(x: u64) -> u64 {
         x
     }
 }
+
+/// All ones when `a < b`, else zero (both below 2^63), computed without a branch (hide the
+/// result from LLVM with [`opaque`], or it may make one).
+#[inline(always)]
+pub const fn below(a: u64, b: u64) -> u64 {
+    (a.wrapping_sub(b) >> 63).wrapping_neg()
+}

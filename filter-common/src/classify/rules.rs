@@ -44,11 +44,23 @@ pub const fn lowest_bit(mask: u64) -> u32 {
     n
 }
 
+/// When domain rules may hold, in a rule lookup. Each caller passes a constant, so the code of
+/// the cases it does not need is not in its program (the verifier walks every copy).
+#[derive(Clone, Copy)]
+pub(super) enum Domains<'a> {
+    /// Never: stateless lookups (nothing is learned without stateful mode: the rules fail
+    /// closed), the stateful admission by port and network alone, ICMP errors' quotes.
+    Never,
+    /// For an address learned for one of their sets (a flow rechecked after a swap).
+    Learned,
+    /// For a learned address, or for the packets of their live flow, this key (outbound, so a
+    /// connection outlives the TTL of the answer that let it open).
+    LearnedOrFlow(&'a FlowKey),
+}
+
 /// The first rule of `mask` (the rules naming the remote port) that holds for this local port
-/// and remote address. A domain rule holds for an address learned for one of its sets, and,
-/// when `flow` is the key of an outbound packet's flow, for the packets of its live flows (a
-/// connection outlives the TTL of the answer that let it open). When a domain rule was the only
-/// thing that could have allowed the packet, the answer is [`Decision::NOT_LEARNED`].
+/// and remote address; domain rules as `domains` says. When a domain rule was the only thing
+/// that could have allowed the packet, the answer is [`Decision::NOT_LEARNED`].
 #[inline(always)]
 pub(super) fn match_rules<T: Tables>(
     tables: &T,
@@ -57,7 +69,7 @@ pub(super) fn match_rules<T: Tables>(
     proto_idx: u32,
     local_port: u16,
     remote: Remote,
-    flow: Option<&FlowKey>,
+    domains: Domains<'_>,
 ) -> Option<Decision> {
     if mask & cfg.local_port_mask != 0 {
         let local = tables.port_mask(port_index(PORT_TABLE_LOCAL, proto_idx, local_port));
@@ -74,15 +86,16 @@ pub(super) fn match_rules<T: Tables>(
             Remote::V4(addr) => tables.net_mask_v4(addr),
             Remote::V6(addr) => tables.net_mask_v6(addr),
         };
-        let domains = mask & cfg.domain_mask;
-        let learned = if domains == 0 {
-            0
-        } else {
-            domain_rules(tables, cfg, domains, remote, flow)
+        let candidates = mask & cfg.domain_mask;
+        let learned = match domains {
+            Domains::Never => 0,
+            _ if candidates == 0 => 0,
+            Domains::Learned => domain_rules(tables, cfg, candidates, remote, None),
+            Domains::LearnedOrFlow(key) => domain_rules(tables, cfg, candidates, remote, Some(key)),
         };
         mask &= nets | cfg.any_mask | learned;
         if mask == 0 {
-            return (domains != 0).then_some(Decision::NOT_LEARNED);
+            return (candidates != 0).then_some(Decision::NOT_LEARNED);
         }
         lowest = mask & mask.wrapping_neg();
     }

@@ -4,7 +4,7 @@
 use super::{
     addrs::Addrs,
     outcome::Decision,
-    rules::match_rules,
+    rules::{Domains, match_rules},
     tables::{FlowHit, Tables},
 };
 use crate::{
@@ -165,8 +165,16 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
     let cfg = tables.config();
     let remote = addrs.remote(seen.direction);
     if cfg.mode != MODE_STATEFUL {
-        return match_rules(tables, cfg, mask, proto_idx, local_port, remote, None)
-            .unwrap_or(Decision::DEFAULT_BLOCK);
+        return match_rules(
+            tables,
+            cfg,
+            mask,
+            proto_idx,
+            local_port,
+            remote,
+            Domains::Never,
+        )
+        .unwrap_or(Decision::DEFAULT_BLOCK);
     }
     let key = addrs.flow_key(seen.direction, seen.proto, remote_port, local_port);
     match seen.direction {
@@ -178,9 +186,17 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
                 FlowHit::Stale => {
                     // Opened under an earlier rule set: judged as its outbound packets would be
                     // now (every rule naming the remote port, for this local port and address).
-                    let rule = match_rules(tables, cfg, mask, proto_idx, local_port, remote, None)
-                        .filter(Decision::passes)
-                        .map(|d| d.slot - FIXED_SLOTS);
+                    let rule = match_rules(
+                        tables,
+                        cfg,
+                        mask,
+                        proto_idx,
+                        local_port,
+                        remote,
+                        Domains::Learned,
+                    )
+                    .filter(Decision::passes)
+                    .map(|d| d.slot - FIXED_SLOTS);
                     if let Some(rule) = rule {
                         tables.flow_rebind(cfg, &key, rule, seen.flags, seen.len);
                         return dns_mark(cfg, &key, Decision::pass(rule_slot(rule)), mark::ANSWER);
@@ -195,14 +211,20 @@ fn ports<T: Tables>(tables: &T, seen: &Seen, addrs: &Addrs) -> Decision {
                 proto_idx,
                 local_port,
                 remote,
-                None,
+                Domains::Never,
             )
             .unwrap_or(Decision::DEFAULT_BLOCK)
         }
         Direction::Egress => {
-            let Some(decision) =
-                match_rules(tables, cfg, mask, proto_idx, local_port, remote, Some(&key))
-            else {
+            let Some(decision) = match_rules(
+                tables,
+                cfg,
+                mask,
+                proto_idx,
+                local_port,
+                remote,
+                Domains::LearnedOrFlow(&key),
+            ) else {
                 return Decision::DEFAULT_BLOCK;
             };
             if !decision.passes() {
@@ -317,7 +339,7 @@ fn icmp_error<P: Packet + ?Sized, T: Tables>(
                 proto_idx,
                 local_port,
                 addrs.remote(quoted_direction),
-                None,
+                Domains::Never,
             )
             .is_some_and(|d| d.passes())
     };
