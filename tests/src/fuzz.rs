@@ -243,6 +243,7 @@ pub fn check_learning(data: &[u8]) -> usize {
         dns::{self, MAX_RECORDS},
         learn::{self, DnsTables as _, QueryValue},
     };
+
     use crate::harness::dns::{V4_CLIENT, V4_RESOLVER, host_answer};
     let compiled = learning_set();
     let Ok(udp_len) = u16::try_from(data.len() + 8) else {
@@ -263,8 +264,8 @@ pub fn check_learning(data: &[u8]) -> usize {
         filter_common::ipproto::UDP,
         &udp,
     );
-    let dgram = learn::udp_datagram(&frame[..], filter_common::link::ETHERNET)
-        .expect("a whole datagram");
+    let dgram =
+        learn::udp_datagram(&frame[..], filter_common::link::ETHERNET).expect("a whole datagram");
     let now = 1_000_000_000_000;
     let learn = |query: Option<(u16, u64)>| {
         let tables = compiled.tables();
@@ -336,7 +337,10 @@ pub fn check_learning(data: &[u8]) -> usize {
             .iter()
             .filter(|r| r.family == addr.family && r.addr == addr.addr)
             .collect();
-        assert!(!from.is_empty(), "learned {addr:?}, not in the answer section");
+        assert!(
+            !from.is_empty(),
+            "learned {addr:?}, not in the answer section"
+        );
         for (i, &expires) in value.expires_ns.iter().enumerate() {
             if expires == 0 {
                 continue;
@@ -396,6 +400,9 @@ mod tests {
         }
         assert!(seeds >= 6, "only {seeds} seeds in {}", dir.display());
         // The seeds ask for names of the domain sets: learning ran, not only refusals.
-        assert!(learned > 100, "only {learned} addresses learned over the corpus");
+        assert!(
+            learned > 100,
+            "only {learned} addresses learned over the corpus"
+        );
     }
 }

@@ -596,6 +596,11 @@ pub mod dns {
     /// The resolver, IPv6.
     pub const RESOLVER6: &str = "2001:db8::53";
 
+    /// [`CLIENT4`], parsed.
+    pub const V4_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
+    /// [`RESOLVER4`], parsed.
+    pub const V4_RESOLVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 53);
+
     /// The clamps of learned TTLs of [`DnsHarness`] rule sets, in seconds.
     pub const TTL_MIN: u32 = 30;
     /// See [`TTL_MIN`].
@@ -834,6 +839,11 @@ pub mod dns {
             &self.ebpf
         }
 
+        /// The loaded object, to change its maps (what the host does not see).
+        pub const fn ebpf_mut(&mut self) -> &mut Ebpf {
+            &mut self.ebpf
+        }
+
         /// The name of counter slot `slot`.
         pub fn slot_name(&self, slot: u32) -> String {
             slots::slot_name(&self.names, slot)
@@ -1070,10 +1080,9 @@ pub mod dns {
                 let (k, h) = (&kernel[key], &self.host.learned[key]);
                 let shape = |v: &LearnedValue| {
                     let mut per_set = [(0u64, 0u16); MAX_DOMAIN_SETS];
-                    for i in 0..MAX_DOMAIN_SETS {
+                    for (i, slot) in per_set.iter_mut().enumerate() {
                         if v.expires_ns[i] != 0 {
-                            per_set[i] =
-                                (v.expires_ns[i].saturating_sub(v.learned_ns), v.patterns[i]);
+                            *slot = (v.expires_ns[i].saturating_sub(v.learned_ns), v.patterns[i]);
                         }
                     }
                     (per_set, v.ttl)

@@ -639,7 +639,7 @@ fn answer_cases(h: &mut DnsHarness, e: Ends) {
 fn datagram_cases(h: &mut DnsHarness) {
     let mut ans = answer(40, "f.goto.com", TYPE_A, &[rr_a(&PTR_Q, 60, 1)]);
     // A first fragment carries a multiple of 8 bytes (else it is malformed).
-    while (8 + ans.len()) % 8 != 0 {
+    while !(8 + ans.len()).is_multiple_of(8) {
         ans.push(0);
     }
     let udp = frame::udp(53, CLIENT_PORT, &ans);
