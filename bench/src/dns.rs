@@ -84,6 +84,10 @@ pub struct AnswerRow {
     pub refused_ns: Sample,
     /// What learning adds: `answer_ns` less the TCP 443 reply timed the same way, per run.
     pub learning_ns: Sample,
+    /// The same answer timed the same way with its query re-inserted under another question
+    /// (found, taken, refused as unsolicited before the trie and the records): what the method
+    /// and the query's lookup and removal cost, without the learning itself.
+    pub rearmed_refused_ns: Sample,
 }
 
 /// One row of the other-packets table: a packet class with and without domain rules.
@@ -224,10 +228,17 @@ pub fn dns_cost(settings: &Settings) -> Result<DnsCost> {
         with.kernel_run(Direction::Egress, &query)
             .map_err(|e| anyhow!("the query: {e}"))?;
         let (key, value) = the_query(&with)?;
-        let (mut answer, mut refused) = (Vec::new(), Vec::new());
+        let (mut answer, mut refused, mut rearmed) = (Vec::new(), Vec::new(), Vec::new());
+        let wrong = QueryValue {
+            question: value.question ^ 1,
+            ..value
+        };
         for _ in 0..settings.runs {
             answer.push(repeat1(&mut with, &frame, calls, |h| {
                 rearm(h, &key, &value)
+            })?);
+            rearmed.push(repeat1(&mut with, &frame, calls, |h| {
+                rearm(h, &key, &wrong)
             })?);
             refused.push(cost::xdp_cost(xdp(&with)?, &frame, repeat)?.0);
         }
@@ -245,6 +256,7 @@ pub fn dns_cost(settings: &Settings) -> Result<DnsCost> {
             answer_ns,
             refused_ns: Sample::of(refused),
             learning_ns,
+            rearmed_refused_ns: Sample::of(rearmed),
         });
     }
     let mut others = Vec::new();
@@ -299,15 +311,16 @@ pub fn markdown(d: &DnsCost, repeat: u32) -> String {
     );
     let _ = writeln!(
         md,
-        "| A records | answer learned from (repeat 1) | learning adds | answer refused (unsolicited) |\n|---|---|---|---|"
+        "| A records | answer learned from (repeat 1) | learning adds | re-armed under another question (repeat 1) | answer refused (unsolicited) |\n|---|---|---|---|---|"
     );
     for r in &d.answers {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             r.records,
             r.answer_ns.show(0),
             r.learning_ns.show(0),
+            r.rearmed_refused_ns.show(0),
             r.refused_ns.show(1)
         );
     }
