@@ -15,6 +15,7 @@
 pub mod attack;
 pub mod baselines;
 pub mod cost;
+pub mod dns;
 pub mod frames;
 pub mod gotofw;
 pub mod lab;
@@ -154,6 +155,8 @@ pub struct Report {
     pub memory: memory::Memory,
     /// Item 6.
     pub tcp: tcp::Tcp,
+    /// Item 7.
+    pub dns: dns::DnsCost,
 }
 
 /// How the CPUs are used, for the report.
@@ -231,19 +234,21 @@ pub fn run(settings: &Settings, gotofw_bin: &std::path::Path, command: &str) -> 
     let date = date();
     let step = |what: &str| eprintln!("[{:6.1} s] {what}", start.elapsed().as_secs_f64());
     let lab = lab::VethLab::new().context("building the veth lab")?;
-    step("1/6 program cost (BPF_PROG_TEST_RUN)");
+    step("1/7 program cost (BPF_PROG_TEST_RUN)");
     let cost = cost::program_cost(settings, &lab).context("program cost")?;
-    step("2/6 packets per second on the veth path");
+    step("2/7 packets per second on the veth path");
     let pps = pps::veth_rates(settings, &lab).context("packets per second")?;
-    step("3/6 scaling");
+    step("3/7 scaling");
     let scaling = scaling::scaling(settings, &lab).context("scaling")?;
     drop(lab);
-    step("4/6 allowed traffic under attack");
+    step("4/7 allowed traffic under attack");
     let attack = attack::under_attack(settings, gotofw_bin).context("under attack")?;
-    step("5/6 memory");
+    step("5/7 memory");
     let memory = memory::memory(settings, gotofw_bin).context("memory")?;
-    step("6/6 what XDP costs allowed TCP");
+    step("6/7 what XDP costs allowed TCP");
     let tcp = tcp::tcp_through_gateway(settings, gotofw_bin).context("TCP through the gateway")?;
+    step("7/7 domain rules (BPF_PROG_TEST_RUN)");
+    let dns = dns::dns_cost(settings).context("domain rules")?;
     step("done");
     Ok(Report {
         environment: Environment {
@@ -264,6 +269,7 @@ pub fn run(settings: &Settings, gotofw_bin: &std::path::Path, command: &str) -> 
         attack,
         memory,
         tcp,
+        dns,
     })
 }
 

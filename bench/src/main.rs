@@ -21,6 +21,10 @@ struct Args {
     /// The command line to record in the report (default: this program's).
     #[arg(long, value_name = "TEXT")]
     command: Option<String>,
+    /// Only item 7 (domain rules: BPF_PROG_TEST_RUN, no veth lab), its section printed to
+    /// standard output; BENCHMARKS.md and benchmarks.json are left as they are.
+    #[arg(long)]
+    dns_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         bench::Settings::full()
     };
+    if args.dns_only {
+        bench::preflight()?;
+        let dns = bench::dns::dns_cost(&settings)?;
+        print!("{}", bench::dns::markdown(&dns, settings.repeat));
+        return Ok(());
+    }
     let command = args
         .command
         .clone()

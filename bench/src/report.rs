@@ -87,6 +87,8 @@ pub fn markdown(r: &Report) -> String {
     attack(&mut md, r);
     memory(&mut md, r);
     tcp(&mut md, r);
+    md.push_str(&crate::dns::markdown(&r.dns, s.repeat));
+    md.push('\n');
     let _ = writeln!(
         md,
         "## Analysis\n\nWhere gotofw misses a target, and why (profiles, per-path costs, hot \

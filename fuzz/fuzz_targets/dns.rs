@@ -6,4 +6,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| gotofw_tests::fuzz::check_dns(data));
+fuzz_target!(|data: &[u8]| {
+    gotofw_tests::fuzz::check_dns(data);
+});

@@ -19,7 +19,9 @@
 
 use std::{mem::MaybeUninit, sync::OnceLock};
 
-use filter_common::{Decision, Direction, FragKey, FragVerdict, Outcome, classify, slot};
+use filter_common::{
+    Decision, Direction, FragKey, FragVerdict, Outcome, classify, learn::Work, slot,
+};
 use filter_user::compile::Compiled;
 
 use crate::harness::{decision_consistent, rule_sets};
@@ -160,11 +162,11 @@ pub fn check_input(data: &[u8]) {
 /// is lowercased, within the name bounds, and its reversed key reversed again gives it back;
 /// every record it reads moves forward and ends by the end; at most `MAX_RECORDS` are read; an
 /// address is of family 4 (its last 12 bytes zero) or 6.
-pub fn check_dns(data: &[u8]) {
+pub fn check_dns(data: &[u8]) -> usize {
     use filter_common::dns::{self, MAX_LABELS, MAX_NAME, MAX_RECORDS, Name};
     let end = data.len();
     let Ok(header) = dns::answer_header(data, 0, end) else {
-        return;
+        return check_learning(data);
     };
     assert_eq!(
         header.questions, 1,
@@ -172,7 +174,7 @@ pub fn check_dns(data: &[u8]) {
         header.questions
     );
     let Ok(q) = dns::question(data, dns::HEADER, end) else {
-        return;
+        return check_learning(data);
     };
     let name = q.name.wire();
     assert!(
@@ -216,6 +218,142 @@ pub fn check_dns(data: &[u8]) {
         read += 1;
     }
     assert!(read <= MAX_RECORDS);
+    check_learning(data)
+}
+
+/// The domain-rule rule set learning runs under in [`check_learning`]
+/// (`harness::dns::compiled`: `tcp-443`, its `https` rule a domain rule of two sets).
+fn learning_set() -> &'static Compiled {
+    static SET: OnceLock<Compiled> = OnceLock::new();
+    SET.get_or_init(|| crate::harness::dns::compiled(true).0)
+}
+
+/// Learning (returns the addresses learned; `filter_common::learn::learn_answer`, as the kernel's shells run it:
+/// `harness::dns::host_answer`) over `SoftTables` from the answer `data`, sent by the resolver
+/// to the client. Invariants:
+///
+/// - with no query recorded, or one of another id, nothing is learned;
+/// - with the query of its own id and question recorded: at most `MAX_RECORDS` addresses
+///   learned, each one the parser reads in the answer section (never the authority or additional
+///   sections), each until now plus its TTL clamped to the rule set's bounds, and only when the
+///   question's name is in a domain set; the query is consumed, so the same answer again teaches
+///   nothing.
+pub fn check_learning(data: &[u8]) -> usize {
+    use filter_common::{
+        dns::{self, MAX_RECORDS},
+        learn::{self, DnsTables as _, QueryValue},
+    };
+
+    use crate::harness::dns::{V4_CLIENT, V4_RESOLVER, host_answer};
+    let compiled = learning_set();
+    let Ok(udp_len) = u16::try_from(data.len() + 8) else {
+        return 0;
+    };
+    let mut udp = Vec::with_capacity(usize::from(udp_len));
+    udp.extend(53u16.to_be_bytes());
+    udp.extend(50_000u16.to_be_bytes());
+    udp.extend(udp_len.to_be_bytes());
+    udp.extend([0, 0]);
+    udp.extend(data);
+    if udp.len() + 20 > usize::from(u16::MAX) {
+        return 0;
+    }
+    let frame = filter_user::frame::ip_frame(
+        V4_RESOLVER.into(),
+        V4_CLIENT.into(),
+        filter_common::ipproto::UDP,
+        &udp,
+    );
+    let dgram =
+        learn::udp_datagram(&frame[..], filter_common::link::ETHERNET).expect("a whole datagram");
+    let now = 1_000_000_000_000;
+    let learn = |query: Option<(u16, u64)>| {
+        let tables = compiled.tables();
+        tables.now.set(now);
+        if let Some((id, question)) = query {
+            tables.record_query(
+                &dgram.query_key(Direction::Ingress, id),
+                &QueryValue {
+                    question,
+                    sent_ns: now,
+                },
+            );
+        }
+        let first = host_answer(&frame, &tables, now);
+        let again = host_answer(&frame, &tables, now);
+        (first, again, tables.learned.take())
+    };
+    // No query: nothing learned.
+    let (first, again, learned) = learn(None);
+    assert!(
+        first.is_err() && again.is_err() && learned.is_empty(),
+        "learned with no query: {first:?} {learned:?}"
+    );
+    let end = data.len();
+    let (Ok(header), Ok(q)) = (
+        dns::answer_header(data, 0, end),
+        dns::question(data, dns::HEADER, end),
+    ) else {
+        return 0;
+    };
+    let question = dns::question_hash(&q.name, q.qtype);
+    // A query of another id: nothing learned.
+    let (first, _, learned) = learn(Some((header.id ^ 1, question)));
+    assert!(
+        first.is_err() && learned.is_empty(),
+        "learned with another id: {first:?} {learned:?}"
+    );
+    // Its own query.
+    let (first, again, learned) = learn(Some((header.id, question)));
+    assert!(again.is_err(), "a second answer learned: {again:?}");
+    assert!(learned.len() <= MAX_RECORDS, "{} learned", learned.len());
+    if let Ok(n) = first {
+        assert!(n as usize <= MAX_RECORDS && n as usize >= learned.len());
+    }
+    if learned.is_empty() {
+        return 0;
+    }
+    let mut key = Work::EMPTY;
+    key.name = q.name;
+    learn::make_key(&mut key);
+    assert!(
+        learn::DnsTables::domain(&compiled.tables(), &key.key).is_some(),
+        "learned for a name in no set"
+    );
+    // What the parser reads of the answer section (within the copy of the message).
+    let msg = &data[..end.min(dns::MESSAGE_BUF)];
+    let mut records = Vec::new();
+    let mut cur = q.next;
+    for _ in 0..usize::from(header.answers).min(MAX_RECORDS) {
+        let Ok((got, next)) = dns::record(msg, cur, msg.len()) else {
+            break;
+        };
+        records.extend(got);
+        cur = next;
+    }
+    let cfg = &compiled.config;
+    for (addr, value) in &learned {
+        let from: Vec<_> = records
+            .iter()
+            .filter(|r| r.family == addr.family && r.addr == addr.addr)
+            .collect();
+        assert!(
+            !from.is_empty(),
+            "learned {addr:?}, not in the answer section"
+        );
+        for (i, &expires) in value.expires_ns.iter().enumerate() {
+            if expires == 0 {
+                continue;
+            }
+            assert!(
+                from.iter().any(|r| {
+                    dns::expiry(now, r.ttl, cfg.dns_ttl_min, cfg.dns_ttl_max) == expires
+                }),
+                "set {i} of {addr:?} expires at {expires}, no record's clamped TTL"
+            );
+        }
+    }
+    learned.len()
 }
 
 #[cfg(test)]
@@ -245,20 +383,26 @@ mod tests {
     fn dns_fuzz_invariants_hold_on_the_seed_corpus() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dns");
         let mut seeds = 0;
+        let mut learned = 0;
         for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let data = fs::read(entry.unwrap().path()).unwrap();
             for end in 0..=data.len() {
-                super::check_dns(&data[..end]);
+                learned += super::check_dns(&data[..end]);
             }
             for i in 0..data.len() {
                 for b in [0x00, 0xff, 0xc0] {
                     let mut flipped = data.clone();
                     flipped[i] = b;
-                    super::check_dns(&flipped);
+                    learned += super::check_dns(&flipped);
                 }
             }
             seeds += 1;
         }
         assert!(seeds >= 6, "only {seeds} seeds in {}", dir.display());
+        // The seeds ask for names of the domain sets: learning ran, not only refusals.
+        assert!(
+            learned > 100,
+            "only {learned} addresses learned over the corpus"
+        );
     }
 }

@@ -548,3 +548,650 @@ impl Harness {
 pub fn verdict_word(decision: Decision) -> &'static str {
     if decision.passes() { ALLOW } else { BLOCK }
 }
+
+/// Domain rules (issue 13) on both sides: the egress program recording DNS queries, the
+/// ingress program learning from their answers, and the host running the same functions
+/// (`filter_common::learn`) over `SoftTables`, with the programs' shells
+/// (`gotofw_query_tc`, `gotofw_learn_xdp`, `gotofw_records_xdp`) modelled here.
+pub mod dns {
+    use std::{collections::HashMap, mem::MaybeUninit};
+
+    use aya::{
+        Ebpf,
+        maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+        programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp},
+    };
+    use filter_common::{
+        ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Counter, Decision, Direction, FlowKey,
+        FlowValue, FragKey, FragVerdict, MAX_DOMAIN_SETS, SLOTS_PER_DIRECTION, classify,
+        dns::{MESSAGE_BUF, Message},
+        domain::mark,
+        learn::{
+            self, AddrKey, DomainEntry, LearnedValue, QueryKey, QueryValue, Work, stat,
+            udp_datagram,
+        },
+    };
+    use filter_user::{
+        compile::{Compiled, FlowLimits, Mode, SoftTables},
+        domain_sets::{Table, pattern_key},
+        domains::{ALL, Domain, Match},
+        loader,
+        scenario::{Options, Scenario},
+        slots,
+    };
+
+    use super::{Framing, XDP_DROP, XDP_PASS};
+
+    /// `TCX_NEXT` (-1) as `BPF_PROG_TEST_RUN` returns it.
+    pub const TCX_NEXT: u32 = u32::MAX;
+    /// `TCX_DROP`.
+    pub const TCX_DROP: u32 = 2;
+
+    /// The client behind the firewall, IPv4 (the local end of every flow).
+    pub const CLIENT4: &str = "192.0.2.1";
+    /// The client behind the firewall, IPv6.
+    pub const CLIENT6: &str = "2001:db8::1";
+    /// The resolver, IPv4.
+    pub const RESOLVER4: &str = "198.51.100.53";
+    /// The resolver, IPv6.
+    pub const RESOLVER6: &str = "2001:db8::53";
+
+    /// [`CLIENT4`], parsed.
+    pub const V4_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
+    /// [`RESOLVER4`], parsed.
+    pub const V4_RESOLVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 53);
+
+    /// The clamps of learned TTLs of [`DnsHarness`] rule sets, in seconds.
+    pub const TTL_MIN: u32 = 30;
+    /// See [`TTL_MIN`].
+    pub const TTL_MAX: u32 = 3600;
+
+    /// Flow limits of [`DnsHarness`] rule sets.
+    pub const LIMITS: FlowLimits = FlowLimits {
+        table_size: 4096,
+        udp_timeout: 30,
+        tcp_established_timeout: 300,
+        tcp_transitory_timeout: 30,
+    };
+
+    fn domain(matching: Match, name: &'static str) -> Domain {
+        Domain {
+            matching,
+            name,
+            ..ALL[0]
+        }
+    }
+
+    /// The domain sets of [`DnsHarness`] rule sets, each a list of patterns (a set's pattern
+    /// index is its place in its list): set 0 `*.goto.com`, `*.goto-rtc.com`; set 1 the exact
+    /// name `api.example.org` and `*.eu.goto.com` (inside set 0's first pattern).
+    pub fn sets() -> Vec<Vec<Domain>> {
+        vec![
+            vec![
+                domain(Match::Suffix, "goto.com"),
+                domain(Match::Suffix, "goto-rtc.com"),
+            ],
+            vec![
+                domain(Match::Exact, "api.example.org"),
+                domain(Match::Suffix, "eu.goto.com"),
+            ],
+        ]
+    }
+
+    /// The domain trie of `sets`, as the compiler is to fill `Compiled::domains`: each
+    /// pattern's key with its sets folded (`domain_sets::Table`) and, per set, the index of
+    /// the longest pattern of it that is a prefix of the key.
+    pub fn domain_entries(
+        sets: &[Vec<Domain>],
+    ) -> std::collections::BTreeMap<Vec<u8>, DomainEntry> {
+        let refs: Vec<&[Domain]> = sets.iter().map(Vec::as_slice).collect();
+        let table = Table::new(&refs);
+        table
+            .entries()
+            .iter()
+            .map(|(key, mask)| {
+                let mut entry = DomainEntry {
+                    sets: u32::try_from(*mask).expect("at most 32 sets"),
+                    ..DomainEntry::default()
+                };
+                for (i, set) in sets.iter().enumerate() {
+                    if let Some((index, _)) = set
+                        .iter()
+                        .map(pattern_key)
+                        .enumerate()
+                        .filter(|(_, p)| key.starts_with(p))
+                        .max_by_key(|(_, p)| p.len())
+                    {
+                        entry.patterns[i] = u16::try_from(index).expect("few patterns");
+                    }
+                }
+                (key.clone(), entry)
+            })
+            .collect()
+    }
+
+    /// The `tcp-443` scenario compiled for stateful mode with its `https` rule (TCP 443) a
+    /// domain rule of both [`sets`] (when `domain_rules`; else as compiled: any address), the
+    /// TTLs clamped to [`TTL_MIN`]..=[`TTL_MAX`], answers learned from any resolver.
+    pub fn compiled(domain_rules: bool) -> (Compiled, Vec<String>) {
+        let options = Options::new(Scenario::Tcp443);
+        let rules = options.rules();
+        let mut compiled =
+            Compiled::with_mode(&rules, options.allowance_bits(), &Mode::Stateful(LIMITS))
+                .expect("tcp-443 compiles");
+        if domain_rules {
+            let https = rules
+                .iter()
+                .position(|r| r.name == "https")
+                .expect("tcp-443 has its https rule");
+            let bit = 1u64 << https;
+            let sets = sets();
+            compiled.config.any_mask &= !bit;
+            compiled.config.domain_mask = bit;
+            compiled.config.domain_sets = u32::try_from(sets.len()).expect("few sets");
+            for i in 0..sets.len() {
+                compiled.config.set_rules[i] = bit;
+            }
+            compiled.config.dns_ttl_min = TTL_MIN;
+            compiled.config.dns_ttl_max = TTL_MAX;
+            compiled.domains = domain_entries(&sets);
+            compiled.learned_map_entries = 1024;
+        }
+        (compiled, rules.iter().map(|r| r.name.clone()).collect())
+    }
+
+    /// CLOCK_MONOTONIC_COARSE now, in nanoseconds: the clock the programs stamp with.
+    pub fn coarse_now() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec to write.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC_COARSE)");
+        u64::try_from(ts.tv_sec).expect("a positive clock") * 1_000_000_000
+            + u64::try_from(ts.tv_nsec).expect("a positive clock")
+    }
+
+    /// The host's twin of the kernel's maps.
+    #[derive(Clone, Debug, Default)]
+    pub struct HostState {
+        /// FLOWS.
+        pub flows: HashMap<FlowKey, FlowValue>,
+        /// LEARNED.
+        pub learned: HashMap<AddrKey, LearnedValue>,
+        /// QUERIES.
+        pub queries: HashMap<QueryKey, QueryValue>,
+        /// FRAGS.
+        pub fragments: HashMap<FragKey, FragVerdict>,
+        /// DNS_STATS.
+        pub dns_stats: [u64; stat::ENTRIES as usize],
+    }
+
+    /// The kernel shell of `gotofw_query_tc` on the host: the datagram, the message as the
+    /// program copies it (at most [`MESSAGE_BUF`] bytes), then `learn::record_query`.
+    pub fn host_query(frame: &[u8], tables: &SoftTables<'_>, now: u64) {
+        let cfg = *filter_common::Tables::config(tables);
+        let Some(dgram) = udp_datagram(frame, cfg.link) else {
+            return;
+        };
+        let Some(buf) = copy_message(frame, &dgram) else {
+            return;
+        };
+        let msg = Message::new(&buf.0, buf.1);
+        let mut work = Work::EMPTY;
+        let _ = learn::record_query(&msg, &dgram, &mut work, tables, now);
+    }
+
+    /// The kernel shells of `gotofw_learn_xdp` and `gotofw_records_xdp` on the host: the
+    /// datagram (refused, unparsed, when it is none), the message as copied, then
+    /// `learn::learn_answer`, its refusal counted as the program counts it. The addresses
+    /// learned, or why none was.
+    pub fn host_answer(
+        frame: &[u8],
+        tables: &SoftTables<'_>,
+        now: u64,
+    ) -> Result<u32, learn::NotLearned> {
+        let cfg = *filter_common::Tables::config(tables);
+        let unparsed = || {
+            learn::DnsTables::count(tables, stat::REFUSED_UNPARSED);
+            Err(learn::NotLearned::Refused(filter_common::dns::Refused::Cut))
+        };
+        let Some(dgram) = udp_datagram(frame, cfg.link) else {
+            return unparsed();
+        };
+        let Some(buf) = copy_message(frame, &dgram) else {
+            return unparsed();
+        };
+        let msg = Message::new(&buf.0, buf.1);
+        let mut work = Work::EMPTY;
+        let learned = learn::learn_answer(&msg, &dgram, &cfg, &mut work, tables, now);
+        if let Err(why) = learned {
+            learn::DnsTables::count(tables, why.stat());
+        }
+        learned
+    }
+
+    /// `copy_message` of the kernel: the datagram's payload, at most [`MESSAGE_BUF`] bytes,
+    /// none when it is empty or starts past `MAX_PACKET_OFFSET`.
+    fn copy_message(
+        frame: &[u8],
+        dgram: &learn::Datagram,
+    ) -> Option<(Box<[u8; MESSAGE_BUF]>, usize)> {
+        let len = dgram.len.min(MESSAGE_BUF);
+        if len == 0 || dgram.payload > filter_common::MAX_PACKET_OFFSET {
+            return None;
+        }
+        let bytes = frame.get(dgram.payload..dgram.payload + len)?;
+        let mut buf = Box::new([0u8; MESSAGE_BUF]);
+        buf[..len].copy_from_slice(bytes);
+        Some((buf, len))
+    }
+
+    /// What one frame did on one side: the verdict and counter slot.
+    pub type Verdict = (&'static str, String);
+
+    /// A rule set with domain rules, loaded (not attached) and on the host.
+    pub struct DnsHarness {
+        label: String,
+        names: Vec<String>,
+        ebpf: Ebpf,
+        compiled: Compiled,
+        framing: Framing,
+        /// The host's maps.
+        pub host: HostState,
+    }
+
+    impl DnsHarness {
+        /// [`compiled`]`(domain_rules)`, changed by `edit`, for a link of `framing`, loaded.
+        pub fn new(
+            label: &str,
+            domain_rules: bool,
+            framing: Framing,
+            edit: impl FnOnce(&mut Compiled),
+        ) -> Self {
+            let (mut compiled, names) = compiled(domain_rules);
+            compiled.config.link = framing.link();
+            edit(&mut compiled);
+            let ebpf = loader::load(&compiled, b"{}").unwrap_or_else(|e| panic!("{label}: {e:#}"));
+            Self {
+                label: label.to_owned(),
+                names,
+                ebpf,
+                compiled,
+                framing,
+                host: HostState::default(),
+            }
+        }
+
+        /// The compiled rule set.
+        pub const fn compiled(&self) -> &Compiled {
+            &self.compiled
+        }
+
+        /// The framing frames are given in.
+        pub const fn framing(&self) -> &Framing {
+            &self.framing
+        }
+
+        /// The loaded object.
+        pub const fn ebpf(&self) -> &Ebpf {
+            &self.ebpf
+        }
+
+        /// The loaded object, to change its maps (what the host does not see).
+        pub const fn ebpf_mut(&mut self) -> &mut Ebpf {
+            &mut self.ebpf
+        }
+
+        /// The name of counter slot `slot`.
+        pub fn slot_name(&self, slot: u32) -> String {
+            slots::slot_name(&self.names, slot)
+        }
+
+        /// Runs `frame` (an untagged Ethernet frame, framed anew for the link) on the host in
+        /// `direction`: the classifier, then the DNS shell its mark asks for. The decision and
+        /// what learning returned (ingress answers only).
+        pub fn host_run(
+            &mut self,
+            direction: Direction,
+            frame: &[u8],
+        ) -> (Decision, Option<Result<u32, learn::NotLearned>>) {
+            let frame = self.framing.apply(frame);
+            self.host_run_raw(direction, &frame)
+        }
+
+        fn host_run_raw(
+            &mut self,
+            direction: Direction,
+            frame: &[u8],
+        ) -> (Decision, Option<Result<u32, learn::NotLearned>>) {
+            let mut tables = self.compiled.tables();
+            let state = std::mem::take(&mut self.host);
+            *tables.flows.borrow_mut() = state.flows;
+            *tables.learned.borrow_mut() = state.learned;
+            *tables.queries.borrow_mut() = state.queries;
+            *tables.dns_stats.borrow_mut() = state.dns_stats;
+            tables.fragments = state.fragments;
+            let now = coarse_now();
+            tables.now.set(now);
+            let mut key = MaybeUninit::<FragKey>::uninit();
+            let outcome = classify(frame, &tables, direction, &mut key);
+            if outcome.remember {
+                // SAFETY: the classifier writes the key whenever it asks to remember.
+                let key = unsafe { key.assume_init() };
+                tables.fragments.insert(key, outcome.frag_verdict());
+            }
+            let mut learned = None;
+            if outcome.decision.action == ACTION_PASS {
+                match (direction, outcome.decision.dns) {
+                    (Direction::Egress, mark::QUERY) => host_query(frame, &tables, now),
+                    (Direction::Ingress, mark::ANSWER) => {
+                        learned = Some(host_answer(frame, &tables, now));
+                    }
+                    _ => {}
+                }
+            }
+            self.host = HostState {
+                flows: tables.flows.take(),
+                learned: tables.learned.take(),
+                queries: tables.queries.take(),
+                fragments: std::mem::take(&mut tables.fragments),
+                dns_stats: *tables.dns_stats.borrow(),
+            };
+            (outcome.decision, learned)
+        }
+
+        fn counters(&self) -> Vec<Counter> {
+            let map: PerCpuArray<_, Counter> =
+                PerCpuArray::try_from(self.ebpf.map("COUNTERS").expect("the COUNTERS map"))
+                    .expect("COUNTERS is a per-CPU array");
+            (0..COUNTER_ENTRIES)
+                .map(|i| {
+                    map.get(&i, 0).expect("reading a counter").iter().fold(
+                        Counter::default(),
+                        |a, c| Counter {
+                            packets: a.packets + c.packets,
+                            bytes: a.bytes + c.bytes,
+                        },
+                    )
+                })
+                .collect()
+        }
+
+        /// Runs `frame` (framed anew for the link) through the kernel program of `direction`
+        /// once: its decision, from its return value and the one counter slot that moved.
+        pub fn kernel_run(&self, direction: Direction, frame: &[u8]) -> Result<Decision, String> {
+            let frame = self.framing.apply(frame);
+            self.kernel_run_raw(direction, &frame)
+        }
+
+        fn kernel_run_raw(&self, direction: Direction, frame: &[u8]) -> Result<Decision, String> {
+            let before = self.counters();
+            let opts = TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            };
+            let ret = match direction {
+                Direction::Ingress => {
+                    let xdp: &Xdp = self
+                        .ebpf
+                        .program("gotofw_ingress")
+                        .ok_or("no XDP program")?
+                        .try_into()
+                        .map_err(|e| format!("{e}"))?;
+                    xdp.test_run(opts)
+                }
+                Direction::Egress => {
+                    let tc: &SchedClassifier = self
+                        .ebpf
+                        .program("gotofw_egress")
+                        .ok_or("no egress program")?
+                        .try_into()
+                        .map_err(|e| format!("{e}"))?;
+                    tc.test_run(opts)
+                }
+            }
+            .map_err(|e| format!("BPF_PROG_TEST_RUN of a {}-byte frame: {e}", frame.len()))?
+            .return_value;
+            let action = match (direction, ret) {
+                (Direction::Ingress, XDP_PASS) | (Direction::Egress, TCX_NEXT) => ACTION_PASS,
+                (Direction::Ingress, XDP_DROP) | (Direction::Egress, TCX_DROP) => ACTION_DROP,
+                (_, other) => return Err(format!("{direction:?}: return value {other}")),
+            };
+            let after = self.counters();
+            let moved: Vec<u32> = (0..COUNTER_ENTRIES)
+                .filter(|&i| after[i as usize] != before[i as usize])
+                .collect();
+            let [index] = moved[..] else {
+                return Err(format!("counters that moved: {moved:?} (want one)"));
+            };
+            if index / SLOTS_PER_DIRECTION != direction as u32 {
+                return Err(format!("counted in the wrong direction (index {index})"));
+            }
+            Ok(Decision {
+                action,
+                slot: index % SLOTS_PER_DIRECTION,
+                dns: mark::NONE,
+            })
+        }
+
+        fn word(&self, d: Decision) -> Verdict {
+            (super::verdict_word(d), self.slot_name(d.slot))
+        }
+
+        /// Runs `frame` in `direction` on both sides and compares the verdicts and slots, then
+        /// every DNS map ([`DnsHarness::compare`]). The verdict, and what the host's learning
+        /// returned.
+        pub fn step(
+            &mut self,
+            case: &str,
+            direction: Direction,
+            frame: &[u8],
+        ) -> (Verdict, Option<Result<u32, learn::NotLearned>>) {
+            let frame = self.framing.apply(frame);
+            let ctx = format!("[{}] {case}", self.label);
+            let (host, learned) = self.host_run_raw(direction, &frame);
+            let kernel = self
+                .kernel_run_raw(direction, &frame)
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let (h, k) = (self.word(host), self.word(kernel));
+            assert_eq!(
+                k, h,
+                "{ctx}: {direction:?} verdicts: kernel (left) vs host (right)"
+            );
+            self.compare()
+                .unwrap_or_else(|e| panic!("{ctx}: after the {direction:?} frame: {e}"));
+            (h, learned)
+        }
+
+        fn lru<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> BpfHashMap<&MapData, K, V> {
+            BpfHashMap::try_from(self.ebpf.map(name).unwrap_or_else(|| panic!("map {name}")))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        }
+
+        /// The kernel's LEARNED map.
+        pub fn kernel_learned(&self) -> HashMap<AddrKey, LearnedValue> {
+            self.lru::<AddrKey, LearnedValue>("LEARNED")
+                .iter()
+                .map(|e| e.expect("reading LEARNED"))
+                .collect()
+        }
+
+        /// The kernel's QUERIES map.
+        pub fn kernel_queries(&self) -> HashMap<QueryKey, QueryValue> {
+            self.lru::<QueryKey, QueryValue>("QUERIES")
+                .iter()
+                .map(|e| e.expect("reading QUERIES"))
+                .collect()
+        }
+
+        /// The kernel's FLOWS keys.
+        pub fn kernel_flows(&self) -> Vec<FlowKey> {
+            self.lru::<FlowKey, FlowValue>("FLOWS")
+                .keys()
+                .map(|k| k.expect("reading FLOWS"))
+                .collect()
+        }
+
+        /// The kernel's DNS_STATS, summed over CPUs.
+        pub fn kernel_stats(&self) -> [u64; stat::ENTRIES as usize] {
+            let map: PerCpuArray<_, u64> =
+                PerCpuArray::try_from(self.ebpf.map("DNS_STATS").expect("the DNS_STATS map"))
+                    .expect("DNS_STATS is a per-CPU array");
+            let mut out = [0; stat::ENTRIES as usize];
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = map
+                    .get(&(i as u32), 0)
+                    .expect("reading DNS_STATS")
+                    .iter()
+                    .sum();
+            }
+            out
+        }
+
+        /// Compares the kernel's LEARNED, QUERIES, FLOWS (keys) and DNS_STATS with the host's.
+        /// Times are stamped by two clocks read a moment apart: a learned entry must have the
+        /// same sets, patterns and TTL, the same lifetime per set (expiry less learned time,
+        /// the clamped TTL) and a learned time within 200 ms of the host's; a query the same
+        /// question and a time within 200 ms.
+        pub fn compare(&self) -> Result<(), String> {
+            const SLACK: u64 = 200_000_000;
+            let stats = self.kernel_stats();
+            if stats != self.host.dns_stats {
+                return Err(format!(
+                    "DNS_STATS differ: kernel {stats:?}, host {:?}",
+                    self.host.dns_stats
+                ));
+            }
+            let kernel = self.kernel_learned();
+            let mut kk: Vec<_> = kernel.keys().copied().collect();
+            let mut hk: Vec<_> = self.host.learned.keys().copied().collect();
+            kk.sort_by_key(|k| (k.family, k.addr));
+            hk.sort_by_key(|k| (k.family, k.addr));
+            if kk != hk {
+                return Err(format!(
+                    "LEARNED keys differ: kernel {:?}, host {:?}",
+                    kk.iter().map(show).collect::<Vec<_>>(),
+                    hk.iter().map(show).collect::<Vec<_>>()
+                ));
+            }
+            for key in &kk {
+                let (k, h) = (&kernel[key], &self.host.learned[key]);
+                let shape = |v: &LearnedValue| {
+                    let mut per_set = [(0u64, 0u16); MAX_DOMAIN_SETS];
+                    for (i, slot) in per_set.iter_mut().enumerate() {
+                        if v.expires_ns[i] != 0 {
+                            *slot = (v.expires_ns[i].saturating_sub(v.learned_ns), v.patterns[i]);
+                        }
+                    }
+                    (per_set, v.ttl)
+                };
+                if shape(k) != shape(h) || k.learned_ns.abs_diff(h.learned_ns) > SLACK {
+                    return Err(format!(
+                        "LEARNED[{}] differs: kernel {k:?}, host {h:?}",
+                        show(key)
+                    ));
+                }
+            }
+            let kq = self.kernel_queries();
+            if kq.len() != self.host.queries.len()
+                || kq.iter().any(|(key, v)| {
+                    self.host.queries.get(key).is_none_or(|h| {
+                        h.question != v.question || h.sent_ns.abs_diff(v.sent_ns) > SLACK
+                    })
+                })
+            {
+                return Err(format!(
+                    "QUERIES differ: kernel {kq:?}, host {:?}",
+                    self.host.queries
+                ));
+            }
+            let mut kf = self.kernel_flows();
+            let mut hf: Vec<_> = self.host.flows.keys().copied().collect();
+            let order = |k: &FlowKey| {
+                (
+                    k.family,
+                    k.proto,
+                    k.remote,
+                    k.local,
+                    k.remote_port,
+                    k.local_port,
+                )
+            };
+            kf.sort_by_key(order);
+            hf.sort_by_key(order);
+            if kf != hf {
+                return Err(format!("FLOWS keys differ: kernel {kf:?}, host {hf:?}"));
+            }
+            Ok(())
+        }
+
+        /// Empties LEARNED, QUERIES, FLOWS and FRAGS on both sides (the statistics go on).
+        pub fn reset(&mut self) {
+            fn clear<K: aya::Pod, V: aya::Pod>(ebpf: &mut Ebpf, name: &str) {
+                let mut map: BpfHashMap<_, K, V> =
+                    BpfHashMap::try_from(ebpf.map_mut(name).expect("a map")).expect("a hash map");
+                let keys: Vec<K> = map.keys().map(|k| k.expect("reading a map")).collect();
+                for key in keys {
+                    map.remove(&key).expect("removing an entry");
+                }
+            }
+            clear::<AddrKey, LearnedValue>(&mut self.ebpf, "LEARNED");
+            clear::<QueryKey, QueryValue>(&mut self.ebpf, "QUERIES");
+            clear::<FlowKey, FlowValue>(&mut self.ebpf, "FLOWS");
+            clear::<FragKey, FragVerdict>(&mut self.ebpf, "FRAGS");
+            let stats = self.host.dns_stats;
+            self.host = HostState {
+                dns_stats: stats,
+                ..HostState::default()
+            };
+        }
+
+        /// Sets every set's expiry of the learned address `key` to `expires_ns` on both sides
+        /// (an address whose TTL ran out, without waiting for it).
+        pub fn set_expiry(&mut self, key: &AddrKey, expires_ns: u64) {
+            let mut map: BpfHashMap<_, AddrKey, LearnedValue> =
+                BpfHashMap::try_from(self.ebpf.map_mut("LEARNED").expect("LEARNED"))
+                    .expect("LEARNED is a hash map");
+            let mut value = map.get(key, 0).expect("a learned address");
+            for e in &mut value.expires_ns {
+                if *e != 0 {
+                    *e = expires_ns;
+                }
+            }
+            map.insert(key, value, 0).expect("updating LEARNED");
+            let host = self.host.learned.get_mut(key).expect("a learned address");
+            for e in &mut host.expires_ns {
+                if *e != 0 {
+                    *e = expires_ns;
+                }
+            }
+            host.learned_ns = value.learned_ns;
+        }
+    }
+
+    fn show(key: &AddrKey) -> String {
+        if key.family == 4 {
+            std::net::Ipv4Addr::new(key.addr[0], key.addr[1], key.addr[2], key.addr[3]).to_string()
+        } else {
+            std::net::Ipv6Addr::from(key.addr).to_string()
+        }
+    }
+
+    /// The learned-map key of `addr`.
+    pub fn addr_key(addr: std::net::IpAddr) -> AddrKey {
+        let mut key = AddrKey::default();
+        match addr {
+            std::net::IpAddr::V4(a) => {
+                key.addr[..4].copy_from_slice(&a.octets());
+                key.family = 4;
+            }
+            std::net::IpAddr::V6(a) => {
+                key.addr = a.octets();
+                key.family = 6;
+            }
+        }
+        key
+    }
+}
