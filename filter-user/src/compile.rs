@@ -800,7 +800,11 @@ mod tests {
         // `*.api.example.com` holds for its apex too.
         let (sets, patterns) = lookup("api.example.com").unwrap();
         assert_eq!(sets, 0b011);
-        assert_eq!(patterns[..2], [1, 1], "the exact pattern is office's longest");
+        assert_eq!(
+            patterns[..2],
+            [1, 1],
+            "the exact pattern is office's longest"
+        );
         let (sets, patterns) = lookup("x.api.example.com").unwrap();
         assert_eq!(sets, 0b011);
         assert_eq!(patterns[..2], [0, 1]);

@@ -73,6 +73,31 @@ fn https_to_domains_drops_a_syn_to_an_unlearned_address_as_not_learned() {
         "the SYN was not dropped as not-learned: {status}"
     );
 
+    // set-scenario rebuilds the rules from the record's options: the https rule stays a
+    // domain rule, and still drops the SYN.
+    expect_success(
+        &gotofw.run(net.gw(), &["set-scenario", net.wan(), "udp-turn"]),
+        "set-scenario udp-turn",
+    );
+    let status = attached.status_json();
+    assert_eq!(status["interfaces"][0]["scenario"], "udp-turn", "{status}");
+    let networks = |status: &serde_json::Value, name: &str| {
+        status["interfaces"][0]["counters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .map(|c| c["networks"].clone())
+            .unwrap_or_else(|| panic!("no {name} rule in {status}"))
+    };
+    assert_eq!(
+        networks(&status, "https"),
+        serde_json::json!({ "domains": ["goto"] }),
+        "{status}"
+    );
+    assert!(networks(&status, "turn-udp").is_array(), "{status}");
+    assert!(!tcp_probe(net.gw(), https, PROBE_TIMEOUT));
+    assert!(counter_in(&attached.status_json(), "not-learned", "egress").0 >= 1);
+    assert_eq!(server.served(), 0, "the server saw the connection");
+
     // The same connection under the https rule to any address: the lab lets it through.
     expect_success(
         &gotofw.run(
