@@ -211,33 +211,32 @@ impl Compiled {
         }
         let mut sets = Vec::new();
         for name in &names {
-            let patterns = match crate::domain_sets::builtin(name) {
-                Some(patterns) => patterns,
-                None => {
-                    let Some(set) = domains.sets.iter().find(|s| s.name == *name) else {
-                        let rule = rules
-                            .iter()
-                            .find(|r| {
-                                r.networks
-                                    .domain_sets()
-                                    .is_some_and(|s| s.iter().any(|n| n == name))
-                            })
-                            .map_or_else(String::new, |r| r.name.clone());
-                        return Err(UsageError::UnknownDomainSet {
-                            rule,
-                            set: (*name).to_owned(),
-                        });
-                    };
-                    set.patterns
+            let patterns = if let Some(patterns) = crate::domain_sets::builtin(name) {
+                patterns
+            } else {
+                let Some(set) = domains.sets.iter().find(|s| s.name == *name) else {
+                    let rule = rules
                         .iter()
-                        .map(|p| {
-                            Pattern::parse(p).map_err(|why| UsageError::BadDomainPattern {
-                                set: set.name.clone(),
-                                why,
-                            })
+                        .find(|r| {
+                            r.networks
+                                .domain_sets()
+                                .is_some_and(|s| s.iter().any(|n| n == name))
                         })
-                        .collect::<Result<Vec<_>, _>>()?
-                }
+                        .map_or_else(String::new, |r| r.name.clone());
+                    return Err(UsageError::UnknownDomainSet {
+                        rule,
+                        set: (*name).to_owned(),
+                    });
+                };
+                set.patterns
+                    .iter()
+                    .map(|p| {
+                        Pattern::parse(p).map_err(|why| UsageError::BadDomainPattern {
+                            set: set.name.clone(),
+                            why,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
             };
             sets.push(patterns);
         }
