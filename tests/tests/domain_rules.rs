@@ -42,16 +42,21 @@ fn https_to_domains_drops_a_syn_to_an_unlearned_address_as_not_learned() {
             &resolver,
         ],
     );
+    // A rule's `networks` in `status --json`.
+    let networks = |status: &serde_json::Value, name: &str| {
+        status["interfaces"][0]["counters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .map_or_else(
+                || panic!("no {name} rule in {status}"),
+                |c| c["networks"].clone(),
+            )
+    };
     let status = attached.status_json();
-    let rule = status["interfaces"][0]["counters"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "https"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no https rule in {status}"));
     assert_eq!(
-        rule["networks"],
+        networks(&status, "https"),
         serde_json::json!({ "domains": ["goto"] }),
-        "{rule}"
+        "{status}"
     );
     assert_eq!(status["interfaces"][0]["mode"], "stateful", "{status}");
 
@@ -81,13 +86,6 @@ fn https_to_domains_drops_a_syn_to_an_unlearned_address_as_not_learned() {
     );
     let status = attached.status_json();
     assert_eq!(status["interfaces"][0]["scenario"], "udp-turn", "{status}");
-    let networks = |status: &serde_json::Value, name: &str| {
-        status["interfaces"][0]["counters"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == name))
-            .map(|c| c["networks"].clone())
-            .unwrap_or_else(|| panic!("no {name} rule in {status}"))
-    };
     assert_eq!(
         networks(&status, "https"),
         serde_json::json!({ "domains": ["goto"] }),
