@@ -8,8 +8,9 @@ use std::{
 
 use filter_common::{
     Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
-    MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
-    PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind,
+    MAX_DOMAIN_SETS, MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS,
+    PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new,
+    flow_rebind,
     learn::{self, AddrKey, DnsTables, DomainEntry, LearnedValue, QueryKey, QueryValue, TrieKey},
     port_index,
 };
@@ -17,9 +18,10 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    domain_sets::{Pattern, Table},
     error::UsageError,
     limits::{self, FLOW_MAP_MIN_ENTRIES},
-    scenario::{Action, Networks, Rule},
+    scenario::{Action, DomainOptions, Networks, Options, Rule},
 };
 
 /// What the kernel maps hold for one rule set.
@@ -41,8 +43,11 @@ pub struct Compiled {
     pub domains: BTreeMap<Vec<u8>, DomainEntry>,
     /// Entries of the DNS server map (answers are learned only from these; none: any).
     pub dns_servers: Vec<AddrKey>,
-    /// Entries of the learned-address map.
+    /// Entries of the learned-address map (0 without domain rules: the loader's minimum).
     pub learned_map_entries: u32,
+    /// The domain sets the rules name, in set order (set `i` is bit `i`): each name with its
+    /// patterns as written, which a learned address's pattern indices point into.
+    pub domain_sets: Vec<(String, Vec<String>)>,
 }
 
 /// Limits of the stateful flow table.
@@ -107,7 +112,7 @@ pub fn network_count(rules: &[Rule]) -> usize {
     rules
         .iter()
         .map(|rule| match &rule.networks {
-            Networks::Any => 0,
+            Networks::Any | Networks::Domains(_) => 0,
             Networks::List(nets) => nets.len(),
         })
         .sum()
@@ -127,7 +132,152 @@ pub fn check_capacity(rules: &[Rule]) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// Checks the domain rules of `rules` for `mode`: they need stateful mode (the first one
+/// found is named), and the resolvers they learn from must be single addresses.
+pub fn check_domain_rules(
+    rules: &[Rule],
+    mode: &Mode,
+    dns_servers: &[IpNet],
+) -> Result<(), UsageError> {
+    let Some(rule) = rules.iter().find(|r| r.networks.domain_sets().is_some()) else {
+        return Ok(());
+    };
+    if !matches!(mode, Mode::Stateful(_)) {
+        return Err(UsageError::DomainRulesNeedStateful {
+            what: format!("rule '{}' ({})", rule.name, rule.networks),
+            mode: mode.name(),
+        });
+    }
+    if let Some(net) = dns_servers
+        .iter()
+        .find(|n| n.prefix_len() != n.max_prefix_len())
+    {
+        return Err(UsageError::DnsServerNetwork(*net));
+    }
+    Ok(())
+}
+
+/// The address of a host network as the kernel's maps key it.
+fn addr_key(net: &IpNet) -> AddrKey {
+    let (addr, family) = match net.addr() {
+        std::net::IpAddr::V4(a) => {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&a.octets());
+            (addr, 4)
+        }
+        std::net::IpAddr::V6(a) => (a.octets(), 6),
+    };
+    AddrKey {
+        addr,
+        family,
+        _pad: [0; 3],
+    }
+}
+
 impl Compiled {
+    /// Compiles the rules of `options` for `mode`: [`Compiled::with_mode`] with the options'
+    /// allowances, domain sets and DNS servers.
+    pub fn for_options(options: &Options, mode: &Mode) -> Result<Self, UsageError> {
+        let rules = options.rules();
+        let mut out = Self::with_mode(&rules, options.allowance_bits(), mode)?;
+        out.add_domains(&rules, mode, &options.domains, &options.dns_servers)?;
+        Ok(out)
+    }
+
+    /// Fills the domain parts from `rules`' domain destinations: the sets in order of first
+    /// naming, the trie of their patterns, the rules each set admits, the resolvers learned from
+    /// and the learning limits. Nothing when no rule has a domain destination.
+    fn add_domains(
+        &mut self,
+        rules: &[Rule],
+        mode: &Mode,
+        domains: &DomainOptions,
+        dns_servers: &[IpNet],
+    ) -> Result<(), UsageError> {
+        check_domain_rules(rules, mode, dns_servers)?;
+        let mut names: Vec<&str> = Vec::new();
+        for rule in rules {
+            for set in rule.networks.domain_sets().unwrap_or_default() {
+                if !names.contains(&set.as_str()) {
+                    names.push(set);
+                }
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        if names.len() > MAX_DOMAIN_SETS {
+            return Err(UsageError::TooManyDomainSets(names.len()));
+        }
+        let mut sets = Vec::new();
+        for name in &names {
+            let patterns = if let Some(patterns) = crate::domain_sets::builtin(name) {
+                patterns
+            } else {
+                let Some(set) = domains.sets.iter().find(|s| s.name == *name) else {
+                    let rule = rules
+                        .iter()
+                        .find(|r| {
+                            r.networks
+                                .domain_sets()
+                                .is_some_and(|s| s.iter().any(|n| n == name))
+                        })
+                        .map_or_else(String::new, |r| r.name.clone());
+                    return Err(UsageError::UnknownDomainSet {
+                        rule,
+                        set: (*name).to_owned(),
+                    });
+                };
+                set.patterns
+                    .iter()
+                    .map(|p| {
+                        Pattern::parse(p).map_err(|why| UsageError::BadDomainPattern {
+                            set: set.name.clone(),
+                            why,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            sets.push(patterns);
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if let Some(named) = rule.networks.domain_sets() {
+                let bit = 1u64 << i;
+                self.config.domain_mask |= bit;
+                for (set, name) in names.iter().enumerate() {
+                    if named.iter().any(|n| n == name) {
+                        self.config.set_rules[set] |= bit;
+                    }
+                }
+            }
+        }
+        self.domains = Table::of_patterns(&sets).domain_entries();
+        self.domain_sets = names
+            .iter()
+            .zip(&sets)
+            .map(|(name, patterns)| {
+                (
+                    (*name).to_owned(),
+                    patterns.iter().map(Pattern::text).collect(),
+                )
+            })
+            .collect();
+        self.config.domain_sets = u32::try_from(names.len()).expect("at most 8 sets");
+        self.dns_servers = dns_servers.iter().map(addr_key).collect();
+        self.config.dns_servers =
+            u32::try_from(self.dns_servers.len()).map_err(|_| UsageError::TooManyDnsServers)?;
+        self.config.dns_ttl_min = domains.ttl_min;
+        self.config.dns_ttl_max = domains.ttl_max;
+        if domains.ttl_min > domains.ttl_max {
+            return Err(UsageError::TtlRange {
+                min: domains.ttl_min,
+                max: domains.ttl_max,
+            });
+        }
+        self.learned_map_entries = domains.table_size;
+        Ok(())
+    }
+
     /// Compiles `rules` (first match first) with the fixed allowances `allowances`, for stateless
     /// mode.
     pub fn new(rules: &[Rule], allowances: u32) -> Result<Self, UsageError> {
@@ -191,6 +341,8 @@ impl Compiled {
             }
             match &rule.networks {
                 Networks::Any => out.config.any_mask |= bit,
+                // Compiled by `add_domains`.
+                Networks::Domains(_) => {}
                 Networks::List(nets) => {
                     for net in nets {
                         match net {
@@ -539,5 +691,218 @@ mod tests {
                 && err.contains(&MAX_NETWORKS.to_string()),
             "{err}"
         );
+    }
+
+    fn domain_options() -> Options {
+        let mut opts = Options::new(Scenario::Tcp443);
+        opts.https_to = crate::scenario::HttpsDst::Domains;
+        opts.dns_servers = vec!["192.0.2.53/32".parse().unwrap()];
+        opts
+    }
+
+    fn stateful() -> Mode {
+        Mode::Stateful(FlowLimits::default())
+    }
+
+    /// `--https-to domains`: the https rule is a domain rule for the set `goto`, whose trie
+    /// holds every pattern of GoTo's Table 1 (as `gotofw domains` lists it) with its index;
+    /// the resolver, the TTL bounds and the learned table's size are the options'.
+    #[test]
+    fn https_to_domains_compiles_the_goto_set() {
+        let c = Compiled::for_options(&domain_options(), &stateful()).unwrap();
+        let https = 0;
+        assert_eq!(c.config.domain_sets, 1);
+        assert_eq!(c.config.domain_mask, 1 << https);
+        assert_eq!(c.config.set_rules[0], 1 << https);
+        assert_eq!(c.config.set_rules[1..], [0; MAX_DOMAIN_SETS - 1]);
+        assert_eq!(c.config.any_mask & (1 << https), 0);
+        assert_eq!(c.config.dns_servers, 1);
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[192, 0, 2, 53]);
+        assert_eq!(
+            c.dns_servers,
+            [AddrKey {
+                addr,
+                family: 4,
+                _pad: [0; 3]
+            }]
+        );
+        assert_eq!(c.config.dns_ttl_min, limits::DNS_TTL_MIN.default);
+        assert_eq!(c.config.dns_ttl_max, limits::DNS_TTL_MAX.default);
+        assert_eq!(c.learned_map_entries, limits::LEARNED_TABLE_SIZE.default);
+        let essential: Vec<&crate::domains::Domain> = crate::domains::ALL
+            .iter()
+            .filter(|d| d.list == crate::domains::List::Essential)
+            .collect();
+        assert_eq!(c.domain_sets.len(), 1);
+        assert_eq!(c.domain_sets[0].0, "goto");
+        let listed: Vec<String> = essential.iter().map(|d| d.pattern()).collect();
+        assert_eq!(c.domain_sets[0].1, listed);
+        assert_eq!(c.domains.len(), essential.len());
+        for (i, domain) in essential.iter().enumerate() {
+            let entry = c.domains[&crate::domain_sets::pattern_key(domain)];
+            assert_eq!(entry.sets, 1, "{domain}");
+            assert_eq!(usize::from(entry.patterns[0]), i, "{domain}");
+        }
+        // Without domain rules nothing of it is compiled.
+        let plain = Compiled::for_options(&Options::new(Scenario::Tcp443), &stateful()).unwrap();
+        assert_eq!(plain.config.domain_sets, 0);
+        assert_eq!(plain.config.domain_mask, 0);
+        assert!(plain.domains.is_empty() && plain.dns_servers.is_empty());
+        assert_eq!(plain.learned_map_entries, 0);
+    }
+
+    /// Two sets, one holding a pattern nested in the other's and one of its own nested in
+    /// itself: each trie entry has the sets of every pattern that is a prefix of it, and per
+    /// set the index of that set's longest such pattern.
+    #[test]
+    fn each_set_s_pattern_index_is_its_longest_match() {
+        let mut opts = domain_options();
+        opts.domains.sets = vec![
+            crate::scenario::DomainSet {
+                name: "office".into(),
+                patterns: vec!["*.example.com".into(), "api.example.com".into()],
+            },
+            crate::scenario::DomainSet {
+                name: "api".into(),
+                patterns: vec!["*.eu.example.com".into(), "*.api.example.com".into()],
+            },
+        ];
+        opts.operator_rules = vec![crate::operator::OperatorRule {
+            name: "office-https".into(),
+            direction: crate::operator::RuleDirection::Outbound,
+            protocols: vec![Protocol::Tcp],
+            ports: vec![PortRange::one(8443)],
+            networks: None,
+            domains: vec!["office".into(), "api".into()],
+            action: Action::Allow,
+            position: crate::operator::Position::Before,
+            description: String::new(),
+        }];
+        let c = Compiled::for_options(&opts, &stateful()).unwrap();
+        let names: Vec<&str> = c.domain_sets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["office", "api", "goto"]);
+        assert_eq!(c.config.domain_sets, 3);
+        // office-https is rule 0 (before), https rule 1.
+        assert_eq!(c.config.set_rules[..3], [0b01, 0b01, 0b10]);
+        assert_eq!(c.config.domain_mask, 0b11);
+        let lookup = |host: &str| {
+            let name = crate::domain_sets::wire_name(host).unwrap();
+            let mut key = TrieKey {
+                prefix_len: 0,
+                data: [0; filter_common::dns::MAX_NAME + 1],
+            };
+            let len = filter_common::dns::reversed_key(&name, &mut key.data);
+            key.prefix_len = u32::try_from((len + 1) * 8).unwrap();
+            domain_lookup(&c.domains, &key).map(|e| (e.sets, e.patterns))
+        };
+        // `*.api.example.com` holds for its apex too.
+        let (sets, patterns) = lookup("api.example.com").unwrap();
+        assert_eq!(sets, 0b011);
+        assert_eq!(
+            patterns[..2],
+            [1, 1],
+            "the exact pattern is office's longest"
+        );
+        let (sets, patterns) = lookup("x.api.example.com").unwrap();
+        assert_eq!(sets, 0b011);
+        assert_eq!(patterns[..2], [0, 1]);
+        let (sets, patterns) = lookup("a.eu.example.com").unwrap();
+        assert_eq!(sets, 0b011);
+        assert_eq!(patterns[..2], [0, 0]);
+        assert_eq!(lookup("www.example.com").map(|e| e.0), Some(0b001));
+        assert_eq!(lookup("global.goto.com").map(|e| e.0), Some(0b100));
+        assert_eq!(lookup("example.org"), None);
+    }
+
+    /// Domain rules need stateful mode and single resolver addresses, fit 8 sets, and name
+    /// only sets that exist.
+    #[test]
+    fn domain_rules_outside_their_bounds_are_refused() {
+        let opts = domain_options();
+        for mode in [Mode::Stateless, Mode::IngressOnly] {
+            let err = Compiled::for_options(&opts, &mode).unwrap_err().to_string();
+            assert!(
+                err.contains("needs stateful mode") && err.contains("https"),
+                "{err}"
+            );
+        }
+        let mut wide = domain_options();
+        wide.dns_servers = vec!["192.0.2.0/24".parse().unwrap()];
+        let err = Compiled::for_options(&wide, &stateful())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'192.0.2.0/24'") && err.contains("/32"),
+            "{err}"
+        );
+        // Without domain rules a resolver network is what it always was.
+        wide.https_to = crate::scenario::HttpsDst::Any;
+        assert!(Compiled::for_options(&wide, &stateful()).is_ok());
+
+        let mut many = domain_options();
+        let rule = |sets: Vec<String>| crate::operator::OperatorRule {
+            name: "many".into(),
+            direction: crate::operator::RuleDirection::Outbound,
+            protocols: vec![Protocol::Tcp],
+            ports: vec![PortRange::one(8443)],
+            networks: None,
+            domains: sets,
+            action: Action::Allow,
+            position: crate::operator::Position::After,
+            description: String::new(),
+        };
+        let names: Vec<String> = (0..MAX_DOMAIN_SETS).map(|i| format!("s{i}")).collect();
+        many.domains.sets = names
+            .iter()
+            .map(|n| crate::scenario::DomainSet {
+                name: n.clone(),
+                patterns: vec![format!("*.{n}.example")],
+            })
+            .collect();
+        many.operator_rules = vec![rule(names[..MAX_DOMAIN_SETS - 1].to_vec())];
+        assert!(
+            Compiled::for_options(&many, &stateful()).is_ok(),
+            "7 and goto"
+        );
+        many.operator_rules = vec![rule(names.clone())];
+        let err = Compiled::for_options(&many, &stateful())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("9 domain sets") && err.contains('8'), "{err}");
+        many.operator_rules = vec![rule(vec!["nowhere".into()])];
+        let err = Compiled::for_options(&many, &stateful())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'nowhere'"), "{err}");
+    }
+
+    /// On the host, as `explain --scenario` asks: TCP 443 to an address no answer taught is
+    /// `not-learned`; once learned for `goto`, the https rule allows it.
+    #[test]
+    fn an_unlearned_address_is_not_learned_and_a_learned_one_passes() {
+        let c = Compiled::for_options(&domain_options(), &stateful()).unwrap();
+        let t = c.tables();
+        let dst = "203.0.113.7:443".parse().unwrap();
+        let names = ["https", "dhcp", "dns", "ntp"];
+        let ask = |t: &SoftTables<'_>| {
+            let (out, _) = crate::cmd::explain::connection(t, &names, Protocol::Tcp, dst);
+            (out.verdict, out.rule)
+        };
+        assert_eq!(ask(&t), ("block", "not-learned".to_owned()));
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[203, 0, 113, 7]);
+        let key = AddrKey {
+            addr,
+            family: 4,
+            _pad: [0; 3],
+        };
+        let entry = DomainEntry {
+            sets: 1,
+            ..DomainEntry::default()
+        };
+        t.now.set(1_000);
+        assert!(t.learn(&key, &entry, 1_000 + 60_000_000_000, 60, 1_000));
+        assert_eq!(ask(&t), ("allow", "https".to_owned()));
     }
 }
