@@ -54,6 +54,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
+            crate::scenario::Networks::Domains(_) => rule.networks.to_string(),
         };
         rows.push(vec![
             (i + 1).to_string(),

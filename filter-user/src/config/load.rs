@@ -17,12 +17,13 @@ use super::{
 };
 use crate::{
     compile::FlowLimits,
+    config::DomainSettings,
     error::UsageError,
     limits::{self, Bound},
     loader::options::{EgressHook, XdpModeArg},
     operator::OperatorRule,
     scenario::{
-        Allowance, MEDIA_PORTS, PortRange, Scenario, TurnDst, dedup_networks,
+        Allowance, DomainSet, HttpsDst, MEDIA_PORTS, PortRange, Scenario, TurnDst, dedup_networks,
         default_turn_networks, parse_network,
     },
     system,
@@ -96,6 +97,12 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[service] on_stop`.
     pub on_stop: OnStop,
+    /// `https_to`: where the https rule sends TCP 443.
+    pub https_to: Option<HttpsDst>,
+    /// `[domains]`: how domain rules learn.
+    pub domains: DomainSettings,
+    /// `[domains.sets]`, and the sets of patterns `[[rules]]` name: the operator's domain sets.
+    pub domain_sets: Vec<DomainSet>,
 }
 
 impl Config {
@@ -122,6 +129,9 @@ impl Config {
             log_rate: None,
             metrics_listen: None,
             on_stop: OnStop::Keep,
+            https_to: None,
+            domains: DomainSettings::default(),
+            domain_sets: Vec::new(),
         }
     }
 }
@@ -418,6 +428,9 @@ impl Locator<'_> {
             log_rate,
             metrics_listen,
             on_stop: raw.service.on_stop.unwrap_or_default(),
+            https_to: None,
+            domains: DomainSettings::default(),
+            domain_sets: Vec::new(),
         })
     }
 
