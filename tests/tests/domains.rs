@@ -37,11 +37,15 @@ use gotofw_tests::{
 };
 use serde_json::Value;
 
+/// The prefix of this file's namespaces and links.
+const PREFIX: &str = "gfwdc";
+
 /// Builds the lab, checks it without a filter, attaches the domain-locked scenario with
 /// `dns_servers`; runs `check` and detaches.
 fn with_domain_lab(dns_servers: &[Ipv4Addr], check: impl FnOnce(&DomainLab, &Attached)) {
     let gotofw = Gotofw::default();
-    let lab = Lab3::new().unwrap_or_else(|err| panic!("building the lab: {err:#}"));
+    let lab =
+        Lab3::with_prefix(Some(PREFIX)).unwrap_or_else(|err| panic!("building the lab: {err:#}"));
     let dlab = DomainLab::new(&lab).unwrap_or_else(|err| panic!("the domain lab: {err:#}"));
     for (name, addr, _) in NAMED {
         let resolved = dlab.resolve(name).unwrap();
