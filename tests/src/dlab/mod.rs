@@ -31,6 +31,7 @@
 mod wire;
 
 use std::{
+    fmt::Write as _,
     fs,
     io::ErrorKind,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket},
@@ -288,11 +289,11 @@ impl<'lab> DomainLab<'lab> {
 
         let mut hosts = String::new();
         for (name, addr, _) in NAMED {
-            hosts.push_str(&format!("{addr} {name}\n"));
+            let _ = writeln!(hosts, "{addr} {name}");
         }
         for index in 0..FRESH_NAMES {
             let (name, addr) = fresh(index);
-            hosts.push_str(&format!("{addr} {name}\n"));
+            let _ = writeln!(hosts, "{addr} {name}");
         }
         let hosts_file = dir.path().join("hosts");
         fs::write(&hosts_file, hosts)?;
