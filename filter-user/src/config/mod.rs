@@ -12,6 +12,7 @@
 //! `check-config`.
 
 mod describe;
+mod domains;
 mod load;
 mod raw;
 mod resolve;

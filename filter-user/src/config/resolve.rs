@@ -273,7 +273,15 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         },
     };
     let rules = options.rules();
-    resolve_domains(config, cli, &file, &options, &rules, &mode, &mut notes)?;
+    resolve_domains(
+        config,
+        cli,
+        file.as_deref(),
+        &options,
+        &rules,
+        &mode,
+        &mut notes,
+    )?;
     let total = rules.len();
     if total > MAX_RULES
         && let (Some(file), Some((rule, line))) = (&file, config.rules.last())
@@ -311,7 +319,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
 fn resolve_domains(
     config: &Config,
     cli: &Overrides,
-    file: &Option<String>,
+    file: Option<&str>,
     options: &Options,
     rules: &[crate::scenario::Rule],
     mode: &Mode,
@@ -319,7 +327,7 @@ fn resolve_domains(
 ) -> Result<(), UsageError> {
     let located = |e: UsageError| match file {
         Some(file) => UsageError::Config {
-            location: file.clone(),
+            location: file.to_owned(),
             message: e.to_string(),
         },
         None => e,
@@ -343,21 +351,55 @@ fn resolve_domains(
     } else {
         format!("rule '{}' ({})", rule.name, rule.networks)
     };
+    // An operator rule's line, for what is wrong with it.
+    let rule_line = |name: &str| {
+        config
+            .rules
+            .iter()
+            .find(|(r, _)| r.name == name)
+            .map(|(_, line)| *line)
+    };
+    let at_line = |line: usize, e: UsageError| match file {
+        Some(file) => UsageError::Config {
+            location: format!("{file}:{line}"),
+            message: e.to_string(),
+        },
+        None => e,
+    };
     if !matches!(mode, Mode::Stateful(_)) {
         let e = UsageError::DomainRulesNeedStateful {
             what,
             mode: mode.name(),
         };
-        // A mode the file chose is the file's line to change.
-        return Err(match (file, config.mode) {
-            (Some(file), Some((_, line))) if !cli.stateless && !cli.ingress_only => {
-                UsageError::Config {
-                    location: format!("{file}:{line}"),
-                    message: e.to_string(),
-                }
-            }
+        // A mode the file chose is the file's line to change; else the rule's line.
+        return Err(match (config.mode, rule_line(&rule.name)) {
+            (Some((_, line)), _) if !cli.stateless && !cli.ingress_only => at_line(line, e),
+            (_, Some(line)) => at_line(line, e),
             _ => located(e),
         });
+    }
+    let mut named: Vec<&str> = Vec::new();
+    for r in rules {
+        for set in r.networks.domain_sets().unwrap_or_default() {
+            if !named.contains(&set.as_str()) {
+                named.push(set);
+            }
+            if named.len() > filter_common::MAX_DOMAIN_SETS {
+                let e = UsageError::TooManyDomainSets(named.len());
+                return Err(match rule_line(&r.name) {
+                    Some(line) => at_line(line, e),
+                    None => located(e),
+                });
+            }
+        }
+    }
+    for set in &options.domains.sets {
+        if !named.contains(&set.name.as_str()) {
+            notes.push(format!(
+                "[domains.sets] {}: no rule names it: ignored",
+                set.name
+            ));
+        }
     }
     let d = &options.domains;
     if d.ttl_min > d.ttl_max {
