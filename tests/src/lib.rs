@@ -25,6 +25,7 @@
 //! ```
 
 mod daemon;
+pub mod dlab;
 pub mod fuzz;
 mod gotofw;
 pub mod harness;

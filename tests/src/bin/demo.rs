@@ -8,8 +8,12 @@
 //! gotofw attached to the gateway's WAN interface, in each mode this gotofw
 //! has, plus unsolicited traffic from the internet to the gateway; prints what
 //! got through next to what `gotofw explain` predicts, and the `gotofw
-//! status` table of each round; then detaches and removes everything. Needs
-//! root.
+//! status` table of each round. When this gotofw has stateful mode, a last
+//! step locks the gateway to GoTo's domains: dnsmasq in the internet namespace,
+//! the client's system resolver pointed at it, gotofw attached with `--scenario
+//! tcp-443 --https-to domains`; GoTo's names resolve and connect, a lookalike
+//! and a raw address do not, and the counters say why. Then it detaches and
+//! removes everything. Needs root.
 //!
 //! Exit status: 0 when every client behaved as `gotofw explain` predicts, 1
 //! otherwise (or when the lab cannot be built), 130 when interrupted.
@@ -27,8 +31,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use gotofw_tests::{
     Attached, Endpoint, GW_ADDR, Gotofw, INET_ADDR, LAN_ADDR, LAN_GW_ADDR, Lab3, MEDIA_PORTS, Mode,
-    OUTSIDE, Outcome, Probe, TURN_A, TURN_B, TURN_PEER, UNSOLICITED, expect_success, explain,
-    find_gotofw_bin, is_root, matrix, stateful_support,
+    OUTSIDE, Outcome, Probe, TURN_A, TURN_B, TURN_PEER, UNSOLICITED,
+    dlab::{self, DomainLab, Kind},
+    expect_success, explain, find_gotofw_bin, is_root, matrix, stateful_support,
 };
 
 /// Run gotofw on a three-namespace lab with real GoTo-like clients and
@@ -174,16 +179,23 @@ fn run(args: &Args, gotofw: &Gotofw) -> Result<bool> {
 
     let (mismatches, broken) = print_table(&probes, &baseline, &rounds);
     println!();
+    let mut domain_mismatches = 0;
+    let mut domains = "";
+    if rounds.iter().any(|round| round.mode == Mode::Stateful) {
+        check_interrupt()?;
+        domain_mismatches = domain_round(&lab, gotofw)?;
+        domains = ", the domain-locked step as expected";
+    }
     drop(lab);
     let elapsed = start.elapsed().as_secs_f64();
-    if mismatches == 0 && broken == 0 {
+    if mismatches == 0 && broken == 0 && domain_mismatches == 0 {
         println!(
-            "every client and unsolicited packet behaved as `gotofw explain` predicts; lab removed ({elapsed:.1} s)"
+            "every client and unsolicited packet behaved as `gotofw explain` predicts{domains}; lab removed ({elapsed:.1} s)"
         );
         Ok(true)
     } else {
         println!(
-            "{mismatches} results disagreed with `gotofw explain`, {broken} clients failed without a filter; lab removed ({elapsed:.1} s)"
+            "{mismatches} results disagreed with `gotofw explain`, {domain_mismatches} with the domain-locked expectation, {broken} clients failed without a filter; lab removed ({elapsed:.1} s)"
         );
         Ok(false)
     }
@@ -294,6 +306,81 @@ fn round(
         rules,
         unsolicited: reached.into_iter().zip(expected_unsolicited).collect(),
     })
+}
+
+/// The domain-locked step: dnsmasq in inet, tcp-443 with https to GoTo's learned addresses
+/// only; names of GoTo's and lookalikes resolved with `getent` and fetched with `curl`, and an
+/// address no answer named. Returns the results that differ from the expectation.
+fn domain_round(lab: &Lab3, gotofw: &Gotofw) -> Result<usize> {
+    let dns = DomainLab::new(lab).context("starting dnsmasq in the internet namespace")?;
+    println!(
+        "domain-locked: dnsmasq on {}:53 in inet serves GoTo-like names and lookalikes (TTL {} s);",
+        dlab::DNS_SERVER,
+        dlab::LOCAL_TTL
+    );
+    println!(
+        "  the client's resolv.conf names it; their addresses in {} serve HTTPS (nginx).",
+        dlab::NAME_NET
+    );
+    let attached = Attached::new(gotofw.clone(), lab.gw(), lab.wan());
+    let args = dlab::attach_args(&[dlab::DNS_SERVER]);
+    let mut attach = vec!["attach", lab.wan()];
+    attach.extend(args.iter().map(String::as_str));
+    println!("$ gotofw {}", attach.join(" "));
+    print!(
+        "{}",
+        expect_success(&gotofw.run(lab.gw(), &attach), &attach.join(" "))
+    );
+    lab.flush_neighbours()?;
+    let mut mismatches = 0;
+    println!(
+        "{:<22} {:<28} {:<10} {:<10} why",
+        "name", "getent ahostsv4", "curl", "expected"
+    );
+    for (name, addr, kind) in dlab::NAMED.iter().take(5) {
+        check_interrupt()?;
+        let resolved = dns.resolve(name)?;
+        let fetched = dns.curl(name)?;
+        let expected = *kind == Kind::Goto;
+        if fetched.is_ok() != expected || resolved != [*addr] {
+            mismatches += 1;
+        }
+        let shown: Vec<String> = resolved.iter().map(ToString::to_string).collect();
+        let why = match kind {
+            Kind::Goto => "a name of GoTo's Table 1: its answer taught the address",
+            Kind::Lookalike => "resolves, but matches no GoTo pattern: not learned",
+        };
+        println!(
+            "{name:<22} {:<28} {:<10} {:<10} {why}",
+            if shown.is_empty() {
+                "(none)".to_owned()
+            } else {
+                shown.join(" ")
+            },
+            cell(fetched.is_ok(), expected),
+            if expected { "ok" } else { "blocked" },
+        );
+    }
+    let raw = dns.connects(dlab::NEVER_ANSWERED);
+    if raw {
+        mismatches += 1;
+    }
+    println!(
+        "{:<22} {:<28} {:<10} {:<10} no answer named it",
+        format!("{}:443", dlab::NEVER_ANSWERED),
+        "-",
+        cell(raw, false),
+        "blocked"
+    );
+    println!("$ gotofw status {}", lab.wan());
+    print!(
+        "{}",
+        expect_success(&gotofw.run(lab.gw(), &["status", lab.wan()]), "status")
+    );
+    println!("$ gotofw detach {}", lab.wan());
+    print!("{}", expect_success(&attached.detach(), "detach"));
+    println!();
+    Ok(mismatches)
 }
 
 /// `ok`/`blocked`, with `!` when it differs from the prediction.

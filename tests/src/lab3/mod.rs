@@ -118,6 +118,14 @@ pub struct Lab3 {
 impl Lab3 {
     /// Builds the lab and starts its servers; returns when they all listen.
     pub fn new() -> Result<Self> {
+        Self::with_prefix(None)
+    }
+
+    /// [`Lab3::new`] with every namespace and link named [`unique_name`]`(prefix)`, so that a
+    /// test's leftovers (after a kill) are recognisably its own; `None`: `lan`, `gw`, `inet`,
+    /// `lan` and `wan`.
+    pub fn with_prefix(prefix: Option<&str>) -> Result<Self> {
+        let name = |default: &'static str| prefix.unwrap_or(default).to_owned();
         let programs = Programs {
             stunclient: find_program("turnutils_stunclient", "coturn")?,
             uclient: find_program("turnutils_uclient", "coturn")?,
@@ -130,11 +138,11 @@ impl Lab3 {
         let nginx = find_program("nginx", "nginx-light")?;
         let openssl = find_program("openssl", "openssl")?;
 
-        let lan = Netns::new("lan")?;
-        let gw = Netns::new("gw")?;
-        let inet = Netns::new("inet")?;
-        let lan_link = veth_pair(&lan, "eth0", &gw, &unique_name("lan"))?;
-        let wan_link = veth_pair(&gw, &unique_name("wan"), &inet, "eth0")?;
+        let lan = Netns::new(&name("lan"))?;
+        let gw = Netns::new(&name("gw"))?;
+        let inet = Netns::new(&name("inet"))?;
+        let lan_link = veth_pair(&lan, "eth0", &gw, &unique_name(&name("lan")))?;
+        let wan_link = veth_pair(&gw, &unique_name(&name("wan")), &inet, "eth0")?;
         addr_add(&lan, "eth0", &format!("{LAN_ADDR}/24"))?;
         addr_add(&gw, lan_link.b(), &format!("{LAN_GW_ADDR}/24"))?;
         addr_add(&gw, wan_link.a(), &format!("{GW_ADDR}/24"))?;

@@ -7,10 +7,12 @@ use super::Status;
 use crate::{exec, paths};
 
 /// Each command the tests run, and the Debian package that provides it. The
-/// three-namespace lab (`tests/src/lab3.rs`) runs GoTo-like servers and
+/// three-namespace lab (`tests/src/lab3/`) runs GoTo-like servers and
 /// clients: coturn's TURN server and clients, nginx with a certificate that
-/// openssl makes, curl, and nftables for the gateway's masquerade.
-const PACKAGES: [(&str, &str); 13] = [
+/// openssl makes, curl, and nftables for the gateway's masquerade. The domain
+/// lab (`tests/src/dlab/`) adds dnsmasq as the internet's DNS server and runs its
+/// resolving client with python3.
+const PACKAGES: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("bpftool", "bpftool"),
@@ -24,6 +26,8 @@ const PACKAGES: [(&str, &str); 13] = [
     ("nginx", "nginx-light"),
     ("openssl", "openssl"),
     ("curl", "curl"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("python3", "python3"),
 ];
 
 /// Checks every command the tests need; installs the missing ones' packages
