@@ -204,6 +204,9 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub flows: FlowArgs,
 
+    #[command(flatten)]
+    pub domains: DomainArgs,
+
     /// `--log-rate`: the drop log's samples per second and CPU.
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(limits::LOG_RATE.range()),
@@ -262,6 +265,36 @@ pub struct FlowArgs {
               "Idle seconds before a half-open (SYN sent) or closing (FIN/RST seen) TCP flow expires",
               limits::TCP_TRANSITORY_TIMEOUT.default))]
     pub tcp_transitory_timeout: Option<u32>,
+}
+
+/// Learning options of `attach` for domain rules (`--https-to domains`, `--turn-dst domains`,
+/// the file's `[[rules]] domains`). Unset, they take the configuration file's value, else the
+/// default; bounds and defaults are [`limits`]'s.
+#[derive(Debug, Default, Args)]
+pub struct DomainArgs {
+    /// `--dns-ttl-min`: least seconds a learned address lives.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u32).range(limits::DNS_TTL_MIN.range()),
+          help = limits::with_default(
+              "Least seconds an address a DNS answer taught stays learned, whatever the record's TTL (domain rules)",
+              limits::DNS_TTL_MIN.default))]
+    pub dns_ttl_min: Option<u32>,
+
+    /// `--dns-ttl-max`: most seconds a learned address lives.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u32).range(limits::DNS_TTL_MAX.range()),
+          help = limits::with_default(
+              "Most seconds an address a DNS answer taught stays learned, whatever the record's TTL (domain rules)",
+              limits::DNS_TTL_MAX.default))]
+    pub dns_ttl_max: Option<u32>,
+
+    /// `--learned-table-size`: most learned addresses held.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(limits::LEARNED_TABLE_SIZE.range()),
+          help = limits::with_default(
+              "Most addresses learned from DNS answers the kernel holds; when full, the least recently used go first (domain rules)",
+              limits::LEARNED_TABLE_SIZE.default))]
+    pub learned_table_size: Option<u32>,
 }
 
 /// `gotofw status`.
@@ -625,6 +658,11 @@ impl From<&AttachArgs> for crate::config::Overrides {
             xdp_mode: args.xdp_mode,
             egress_hook: args.egress_hook,
             log_rate: args.log_rate,
+            domains: crate::config::DomainSettings {
+                ttl_min: args.domains.dns_ttl_min,
+                ttl_max: args.domains.dns_ttl_max,
+                table_size: args.domains.learned_table_size,
+            },
         }
     }
 }

@@ -8,8 +8,9 @@ use std::{
 
 use filter_common::{
     Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
-    MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
-    PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new, flow_rebind,
+    MAX_DOMAIN_SETS, MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS,
+    PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new,
+    flow_rebind,
     learn::{self, AddrKey, DnsTables, DomainEntry, LearnedValue, QueryKey, QueryValue, TrieKey},
     port_index,
 };
@@ -17,9 +18,10 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    domain_sets::{Pattern, Table},
     error::UsageError,
     limits::{self, FLOW_MAP_MIN_ENTRIES},
-    scenario::{Action, Networks, Rule},
+    scenario::{Action, DomainOptions, Networks, Options, Rule},
 };
 
 /// What the kernel maps hold for one rule set.
@@ -41,8 +43,11 @@ pub struct Compiled {
     pub domains: BTreeMap<Vec<u8>, DomainEntry>,
     /// Entries of the DNS server map (answers are learned only from these; none: any).
     pub dns_servers: Vec<AddrKey>,
-    /// Entries of the learned-address map.
+    /// Entries of the learned-address map (0 without domain rules: the loader's minimum).
     pub learned_map_entries: u32,
+    /// The domain sets the rules name, in set order (set `i` is bit `i`): each name with its
+    /// patterns as written, which a learned address's pattern indices point into.
+    pub domain_sets: Vec<(String, Vec<String>)>,
 }
 
 /// Limits of the stateful flow table.
@@ -107,7 +112,7 @@ pub fn network_count(rules: &[Rule]) -> usize {
     rules
         .iter()
         .map(|rule| match &rule.networks {
-            Networks::Any => 0,
+            Networks::Any | Networks::Domains(_) => 0,
             Networks::List(nets) => nets.len(),
         })
         .sum()
@@ -127,7 +132,153 @@ pub fn check_capacity(rules: &[Rule]) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// Checks the domain rules of `rules` for `mode`: they need stateful mode (the first one
+/// found is named), and the resolvers they learn from must be single addresses.
+pub fn check_domain_rules(
+    rules: &[Rule],
+    mode: &Mode,
+    dns_servers: &[IpNet],
+) -> Result<(), UsageError> {
+    let Some(rule) = rules.iter().find(|r| r.networks.domain_sets().is_some()) else {
+        return Ok(());
+    };
+    if !matches!(mode, Mode::Stateful(_)) {
+        return Err(UsageError::DomainRulesNeedStateful {
+            what: format!("rule '{}' ({})", rule.name, rule.networks),
+            mode: mode.name(),
+        });
+    }
+    if let Some(net) = dns_servers
+        .iter()
+        .find(|n| n.prefix_len() != n.max_prefix_len())
+    {
+        return Err(UsageError::DnsServerNetwork(*net));
+    }
+    Ok(())
+}
+
+/// The address of a host network as the kernel's maps key it.
+fn addr_key(net: &IpNet) -> AddrKey {
+    let (addr, family) = match net.addr() {
+        std::net::IpAddr::V4(a) => {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&a.octets());
+            (addr, 4)
+        }
+        std::net::IpAddr::V6(a) => (a.octets(), 6),
+    };
+    AddrKey {
+        addr,
+        family,
+        _pad: [0; 3],
+    }
+}
+
 impl Compiled {
+    /// Compiles the rules of `options` for `mode`: [`Compiled::with_mode`] with the options'
+    /// allowances, domain sets and DNS servers.
+    pub fn for_options(options: &Options, mode: &Mode) -> Result<Self, UsageError> {
+        let rules = options.rules();
+        let mut out = Self::with_mode(&rules, options.allowance_bits(), mode)?;
+        out.add_domains(&rules, mode, &options.domains, &options.dns_servers)?;
+        Ok(out)
+    }
+
+    /// Fills the domain parts from `rules`' domain destinations: the sets in order of first
+    /// naming, the trie of their patterns, the rules each set admits, the resolvers learned from
+    /// and the learning limits. Nothing when no rule has a domain destination.
+    fn add_domains(
+        &mut self,
+        rules: &[Rule],
+        mode: &Mode,
+        domains: &DomainOptions,
+        dns_servers: &[IpNet],
+    ) -> Result<(), UsageError> {
+        check_domain_rules(rules, mode, dns_servers)?;
+        let mut names: Vec<&str> = Vec::new();
+        for rule in rules {
+            for set in rule.networks.domain_sets().unwrap_or_default() {
+                if !names.contains(&set.as_str()) {
+                    names.push(set);
+                }
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        if names.len() > MAX_DOMAIN_SETS {
+            return Err(UsageError::TooManyDomainSets(names.len()));
+        }
+        let mut sets = Vec::new();
+        for name in &names {
+            let patterns = match crate::domain_sets::builtin(name) {
+                Some(patterns) => patterns,
+                None => {
+                    let Some(set) = domains.sets.iter().find(|s| s.name == *name) else {
+                        let rule = rules
+                            .iter()
+                            .find(|r| {
+                                r.networks
+                                    .domain_sets()
+                                    .is_some_and(|s| s.iter().any(|n| n == name))
+                            })
+                            .map_or_else(String::new, |r| r.name.clone());
+                        return Err(UsageError::UnknownDomainSet {
+                            rule,
+                            set: (*name).to_owned(),
+                        });
+                    };
+                    set.patterns
+                        .iter()
+                        .map(|p| {
+                            Pattern::parse(p).map_err(|why| UsageError::BadDomainPattern {
+                                set: set.name.clone(),
+                                why,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            sets.push(patterns);
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if let Some(named) = rule.networks.domain_sets() {
+                let bit = 1u64 << i;
+                self.config.domain_mask |= bit;
+                for (set, name) in names.iter().enumerate() {
+                    if named.iter().any(|n| n == name) {
+                        self.config.set_rules[set] |= bit;
+                    }
+                }
+            }
+        }
+        self.domains = Table::of_patterns(&sets).domain_entries();
+        self.domain_sets = names
+            .iter()
+            .zip(&sets)
+            .map(|(name, patterns)| {
+                (
+                    (*name).to_owned(),
+                    patterns.iter().map(Pattern::text).collect(),
+                )
+            })
+            .collect();
+        self.config.domain_sets = u32::try_from(names.len()).expect("at most 8 sets");
+        self.dns_servers = dns_servers.iter().map(addr_key).collect();
+        self.config.dns_servers =
+            u32::try_from(self.dns_servers.len()).map_err(|_| UsageError::TooManyDnsServers)?;
+        self.config.dns_ttl_min = domains.ttl_min;
+        self.config.dns_ttl_max = domains.ttl_max;
+        if domains.ttl_min > domains.ttl_max {
+            return Err(UsageError::TtlRange {
+                min: domains.ttl_min,
+                max: domains.ttl_max,
+            });
+        }
+        self.learned_map_entries = domains.table_size;
+        Ok(())
+    }
+
     /// Compiles `rules` (first match first) with the fixed allowances `allowances`, for stateless
     /// mode.
     pub fn new(rules: &[Rule], allowances: u32) -> Result<Self, UsageError> {
@@ -191,6 +342,8 @@ impl Compiled {
             }
             match &rule.networks {
                 Networks::Any => out.config.any_mask |= bit,
+                // Compiled by `add_domains`.
+                Networks::Domains(_) => {}
                 Networks::List(nets) => {
                     for net in nets {
                         match net {

@@ -83,6 +83,18 @@ pub enum UsageError {
     )]
     TurnDstUnused(&'static str),
 
+    /// `--turn-dst domains` with a scenario without a TURN rule.
+    #[error(
+        "--turn-dst domains applies only to scenarios udp-turn and tcp-turn (their TURN rule), not to {0}: drop the option, or use --https-to domains for TCP 443"
+    )]
+    TurnDstDomainsUnused(&'static str),
+
+    /// `--network` with `--turn-dst domains`.
+    #[error(
+        "--network '{0}' has no effect with --turn-dst domains: the TURN rule then goes to learned addresses only, not to the TURN networks; drop --network, or --turn-dst domains"
+    )]
+    NetworksUnusedWithDomainsDst(String),
+
     /// `--replace-networks` without a network to replace the list with.
     #[error(
         "--replace-networks leaves the TURN network set empty: add at least one --network CIDR"
@@ -367,6 +379,72 @@ pub enum UsageError {
         value: String,
         /// The same without leading zeros.
         plain: String,
+    },
+
+    /// A domain rule in a mode without flows: stateless and ingress-only mode record no DNS
+    /// query, so nothing could be learned and the rule would never match.
+    #[error(
+        "{what} needs stateful mode, not {mode}: domain rules learn addresses from DNS answers to queries the egress program saw leave, which only stateful mode tracks; drop {what}, or the stateless/ingress-only mode"
+    )]
+    DomainRulesNeedStateful {
+        /// The rule, or the option, that asked for it.
+        what: String,
+        /// The mode chosen.
+        mode: &'static str,
+    },
+
+    /// A DNS server given as a network with domain rules.
+    #[error(
+        "--dns-server '{0}' is a network, and with domain rules the kernel learns only from the resolvers' addresses: give each resolver as one address (a /32 or /128)"
+    )]
+    DnsServerNetwork(IpNet),
+
+    /// A rule names a domain set nothing defines.
+    #[error(
+        "rule '{rule}' names the domain set '{set}', which is not defined: use goto, goto-training, or define it under [domains.sets]"
+    )]
+    UnknownDomainSet {
+        /// The rule.
+        rule: String,
+        /// The set.
+        set: String,
+    },
+
+    /// A pattern of a domain set that cannot be matched.
+    #[error("domain set '{set}': {why}")]
+    BadDomainPattern {
+        /// The set.
+        set: String,
+        /// What is wrong, and the fix.
+        why: String,
+    },
+
+    /// More DNS servers than a map can be sized for.
+    #[error("too many --dns-server addresses: give fewer")]
+    TooManyDnsServers,
+
+    /// More domain sets than a filter holds.
+    #[error(
+        "the rules name {0} domain sets, more than the {max} a filter holds: merge sets, or name fewer",
+        max = filter_common::MAX_DOMAIN_SETS
+    )]
+    TooManyDomainSets(usize),
+
+    /// A domain option without a domain rule to apply to.
+    #[error(
+        "{0} has no effect: no rule has a domain destination; add --https-to domains (or --turn-dst domains), or drop {0}"
+    )]
+    DomainOptionUnused(&'static str),
+
+    /// `--dns-ttl-min` above `--dns-ttl-max`.
+    #[error(
+        "the DNS TTL minimum, {min} s, is above the maximum, {max} s: give a minimum at most the maximum"
+    )]
+    TtlRange {
+        /// The minimum.
+        min: u32,
+        /// The maximum.
+        max: u32,
     },
 
     /// `pac --output` somewhere a file cannot be written as asked.

@@ -65,6 +65,30 @@ pub const LOG_RATE: Bound = Bound {
     default: 10,
 };
 
+/// `--dns-ttl-min`, `[domains] ttl_min`: least seconds an address a DNS answer taught stays
+/// learned, whatever its record's TTL (a TTL of 0 would otherwise let no connection open).
+pub const DNS_TTL_MIN: Bound = Bound {
+    min: 0,
+    max: 3_600,
+    default: 60,
+};
+
+/// `--dns-ttl-max`, `[domains] ttl_max`: most seconds an address a DNS answer taught stays
+/// learned, whatever its record's TTL; at least the minimum.
+pub const DNS_TTL_MAX: Bound = Bound {
+    min: 1,
+    max: 604_800,
+    default: 86_400,
+};
+
+/// `--learned-table-size`, `[domains] table_size`: most learned addresses the kernel holds;
+/// when full, the least recently used go.
+pub const LEARNED_TABLE_SIZE: Bound = Bound {
+    min: 1024,
+    max: 1_048_576,
+    default: 16_384,
+};
+
 /// Entries of the kernel's flow map when the rule set keeps no flow table (stateless and
 /// ingress-only mode): the map must exist, so it takes this token size.
 pub const FLOW_MAP_MIN_ENTRIES: u32 = 16;
@@ -98,6 +122,13 @@ mod tests {
                 TCP_TRANSITORY_TIMEOUT,
             ),
             ("log_rate", "--log-rate", LOG_RATE),
+            ("dns_ttl_min", "--dns-ttl-min", DNS_TTL_MIN),
+            ("dns_ttl_max", "--dns-ttl-max", DNS_TTL_MAX),
+            (
+                "learned_table_size",
+                "--learned-table-size",
+                LEARNED_TABLE_SIZE,
+            ),
         ] {
             let arg = attach
                 .get_arguments()

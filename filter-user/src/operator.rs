@@ -44,8 +44,12 @@ pub struct OperatorRule {
     pub protocols: Vec<Protocol>,
     /// Remote ports (outbound) or the gateway's ports (inbound).
     pub ports: Vec<PortRange>,
-    /// The remote networks; `None` for any address.
+    /// The remote networks; `None` for any address (or the domain sets).
     pub networks: Option<Vec<IpNet>>,
+    /// The domain sets whose learned addresses the rule goes to, instead of networks (outbound
+    /// rules, stateful mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
     /// Allow or block.
     pub action: Action,
     /// Before or after the scenario's rules.
@@ -63,10 +67,13 @@ impl OperatorRule {
             RuleDirection::Outbound => (self.ports.clone(), Vec::new()),
             RuleDirection::Inbound => (vec![ANY_PORT], self.ports.clone()),
         };
-        let networks = self
-            .networks
-            .as_ref()
-            .map_or(Networks::Any, |nets| Networks::List(nets.clone()));
+        let networks = if self.domains.is_empty() {
+            self.networks
+                .as_ref()
+                .map_or(Networks::Any, |nets| Networks::List(nets.clone()))
+        } else {
+            Networks::Domains(self.domains.clone())
+        };
         let description = if self.description.is_empty() {
             self.summary()
         } else {
@@ -90,7 +97,13 @@ impl OperatorRule {
         let protos: Vec<&str> = self.protocols.iter().map(|p| p.name()).collect();
         let ports: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
         let nets = self.networks.as_ref().map_or_else(
-            || "any address".to_owned(),
+            || {
+                if self.domains.is_empty() {
+                    "any address".to_owned()
+                } else {
+                    format!("domains {}", self.domains.join(","))
+                }
+            },
             |nets| {
                 nets.iter()
                     .map(ToString::to_string)
@@ -140,6 +153,7 @@ mod tests {
             protocols: vec![Protocol::Udp],
             ports: vec![PortRange::one(51_820)],
             networks: Some(vec!["198.51.100.7/32".parse().unwrap()]),
+            domains: Vec::new(),
             action: Action::Allow,
             position,
             description: String::new(),

@@ -5,7 +5,7 @@
 use crate::{
     compile::{Compiled, Mode},
     link_type,
-    loader::{self, AttachPlan, FilterMode, Meta, RuleInfo, XdpModeArg},
+    loader::{self, AttachPlan, DomainSetInfo, FilterMode, Meta, RuleInfo, XdpModeArg},
     scenario::{Allowance, Options},
     system,
 };
@@ -21,7 +21,7 @@ pub fn build_plan(
     let ifindex = system::ifindex(iface)?;
     let link = link_type::check(iface, ifindex)?;
     let rules = options.rules();
-    let mut compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
+    let mut compiled = Compiled::for_options(options, &mode)?;
     compiled.config.log_rate = options.log_rate;
     compiled.config.link = link;
     let meta = Meta {
@@ -46,7 +46,14 @@ pub fn build_plan(
             .filter(|a| a.switch_bit().is_some() && !options.disabled.contains(a))
             .map(|a| a.name().to_owned())
             .collect(),
-        domain_sets: Vec::new(),
+        domain_sets: compiled
+            .domain_sets
+            .iter()
+            .map(|(name, patterns)| DomainSetInfo {
+                name: name.clone(),
+                patterns: patterns.clone(),
+            })
+            .collect(),
     };
     Ok(AttachPlan {
         iface: iface.to_owned(),

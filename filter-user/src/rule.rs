@@ -125,6 +125,18 @@ pub enum Networks {
     Any,
     /// Only these networks.
     List(Vec<IpNet>),
+    /// Only addresses learned from DNS answers for names of these domain sets (stateful mode).
+    Domains(Vec<String>),
+}
+
+impl Networks {
+    /// The domain sets, for a rule with a domain destination.
+    pub fn domain_sets(&self) -> Option<&[String]> {
+        match self {
+            Self::Domains(sets) => Some(sets),
+            Self::Any | Self::List(_) => None,
+        }
+    }
 }
 
 impl Serialize for Networks {
@@ -132,6 +144,12 @@ impl Serialize for Networks {
         match self {
             Self::Any => s.serialize_str("any"),
             Self::List(nets) => s.collect_seq(nets.iter().map(ToString::to_string)),
+            Self::Domains(sets) => {
+                use serde::ser::SerializeMap as _;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("domains", sets)?;
+                map.end()
+            }
         }
     }
 }
@@ -145,6 +163,7 @@ impl fmt::Display for Networks {
                 f.write_str(&names.join(","))
             }
             Self::List(nets) => write!(f, "{} networks", nets.len()),
+            Self::Domains(sets) => write!(f, "domains {}", sets.join(",")),
         }
     }
 }

@@ -100,15 +100,79 @@ impl FromStr for Scenario {
     }
 }
 
-/// Where `udp-turn` lets UDP 3478 go.
+/// Where `udp-turn` lets UDP 3478 go (and `tcp-turn` TCP 3478).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum TurnDst {
     /// Only the TURN networks.
     #[default]
     TurnNetworks,
-    /// Any address.
+    /// Any address (udp-turn only).
     Any,
+    /// Only addresses learned from DNS answers for the GoTo domains (stateful mode).
+    Domains,
+}
+
+/// Where the `https` rule lets TCP 443 go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpsDst {
+    /// Any address.
+    #[default]
+    Any,
+    /// Only addresses learned from DNS answers for the GoTo domains (stateful mode).
+    Domains,
+}
+
+/// A domain set the operator names (`[domains.sets]`, or the patterns of a `[[rules]]`'s
+/// `domains`): its name and its patterns as written (`*.example.com`, `api.example.org`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSet {
+    /// Its name, as rules name it.
+    pub name: String,
+    /// Its patterns.
+    pub patterns: Vec<String>,
+}
+
+/// What domain rules learn with: how long a learned address lives, how many are held, the
+/// built-in sets the scenario's rules name, and the operator's sets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainOptions {
+    /// Least seconds a learned address lives.
+    pub ttl_min: u32,
+    /// Most seconds a learned address lives.
+    pub ttl_max: u32,
+    /// Most learned addresses held.
+    pub table_size: u32,
+    /// The scenario's domain rules also name `goto-training` (`training = true`).
+    #[serde(default)]
+    pub training: bool,
+    /// The operator's sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<DomainSet>,
+}
+
+impl Default for DomainOptions {
+    fn default() -> Self {
+        Self {
+            ttl_min: crate::limits::DNS_TTL_MIN.default,
+            ttl_max: crate::limits::DNS_TTL_MAX.default,
+            table_size: crate::limits::LEARNED_TABLE_SIZE.default,
+            training: false,
+            sets: Vec::new(),
+        }
+    }
+}
+
+impl DomainOptions {
+    /// The sets the scenario's domain rules name: `goto`, and `goto-training` with training.
+    pub fn scenario_sets(&self) -> Vec<String> {
+        let mut sets = vec![crate::domain_sets::GOTO.to_owned()];
+        if self.training {
+            sets.push(crate::domain_sets::GOTO_TRAINING.to_owned());
+        }
+        sets
+    }
 }
 
 /// The infrastructure allowances: traffic a default-block gateway must still let in to keep
@@ -225,6 +289,12 @@ pub struct Options {
     /// The hook for the egress program in stateful mode.
     #[serde(default)]
     pub egress_hook: crate::loader::options::EgressHook,
+    /// Destination of the `https` rule (TCP 443).
+    #[serde(default)]
+    pub https_to: HttpsDst,
+    /// How domain rules learn, and the operator's domain sets.
+    #[serde(default)]
+    pub domains: DomainOptions,
 }
 
 impl Options {
@@ -241,6 +311,8 @@ impl Options {
             operator_rules: Vec::new(),
             log_rate: crate::limits::LOG_RATE.default,
             egress_hook: crate::loader::options::EgressHook::Auto,
+            https_to: HttpsDst::Any,
+            domains: DomainOptions::default(),
         }
     }
 
@@ -248,6 +320,11 @@ impl Options {
     /// allowances, then the operator's `after` rules.
     pub fn rules(&self) -> Vec<Rule> {
         let turn = Networks::List(self.turn_networks.clone());
+        let learned = Networks::Domains(self.domains.scenario_sets());
+        let turn = match self.turn_dst {
+            TurnDst::Domains => learned.clone(),
+            TurnDst::TurnNetworks | TurnDst::Any => turn,
+        };
         let https = Rule {
             name: "https".into(),
             kind: RuleKind::Scenario,
@@ -255,7 +332,10 @@ impl Options {
             protocols: vec![Protocol::Tcp],
             remote_ports: vec![PortRange::one(443)],
             local_ports: Vec::new(),
-            networks: Networks::Any,
+            networks: match self.https_to {
+                HttpsDst::Any => Networks::Any,
+                HttpsDst::Domains => learned,
+            },
             description: "signalling (and in tcp-443 all media) over TCP 443".into(),
             unsolicited_replies: false,
         };
@@ -283,7 +363,7 @@ impl Options {
                     remote_ports: vec![PortRange::one(3478)],
                     local_ports: Vec::new(),
                     networks: match self.turn_dst {
-                        TurnDst::TurnNetworks => turn,
+                        TurnDst::TurnNetworks | TurnDst::Domains => turn,
                         TurnDst::Any => Networks::Any,
                     },
                     description: "media over UDP to the TURN servers".into(),
@@ -366,9 +446,17 @@ impl Options {
 /// Network options as typed, shared by `attach` and `explain`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct RawNetworkArgs {
-    /// Where udp-turn sends UDP 3478: only the TURN networks (the default) or any address.
+    /// Where udp-turn sends UDP 3478 (and tcp-turn TCP 3478): only the TURN networks (the
+    /// default), any address (udp-turn only), or domains: only addresses that DNS answers for
+    /// the GoTo domains taught (stateful mode).
     #[arg(long, value_enum, value_name = "DST")]
     pub turn_dst: Option<TurnDst>,
+
+    /// Where the https rule sends TCP 443: any address (the default), or domains: only
+    /// addresses that DNS answers for the GoTo domains (`gotofw domains`) taught, learned in the
+    /// kernel before the answer reaches the client (stateful mode).
+    #[arg(long, value_enum, value_name = "DST")]
+    pub https_to: Option<HttpsDst>,
 
     /// Add a network (CIDR, IPv4 or IPv6) to the TURN network set. Repeatable.
     #[arg(long, value_name = "CIDR")]
@@ -383,7 +471,8 @@ pub struct RawNetworkArgs {
     #[arg(long, value_enum, value_name = "ALLOWANCE")]
     pub no_allow: Vec<Allowance>,
 
-    /// Accept DNS replies only from this resolver (address or CIDR). Repeatable; default any.
+    /// Accept DNS replies only from this resolver (address or CIDR; with domain rules, an
+    /// address: answers are learned from these alone). Repeatable; default any.
     #[arg(long, value_name = "ADDR")]
     pub dns_server: Vec<String>,
 

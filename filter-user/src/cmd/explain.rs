@@ -98,6 +98,7 @@ fn rule_set_option(networks: &RawNetworkArgs, stateless: bool) -> Option<&'stati
     [
         (stateless, "--stateless"),
         (networks.turn_dst.is_some(), "--turn-dst"),
+        (networks.https_to.is_some(), "--https-to"),
         (!networks.network.is_empty(), "--network"),
         (networks.replace_networks, "--replace-networks"),
         (!networks.no_allow.is_empty(), "--no-allow"),
@@ -178,7 +179,7 @@ pub fn explain(
 ) -> anyhow::Result<Explanation> {
     let rules = options.rules();
     let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    let compiled = Compiled::with_mode(&rules, options.allowance_bits(), &mode)?;
+    let compiled = Compiled::for_options(options, &mode)?;
     let (out, reply) = connection(&compiled.tables(), &names, protocol, dst);
     Ok(Explanation {
         interface: None,

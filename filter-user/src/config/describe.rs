@@ -54,6 +54,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
+            crate::scenario::Networks::Domains(_) => rule.networks.to_string(),
         };
         rows.push(vec![
             (i + 1).to_string(),
@@ -89,6 +90,7 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
         }
     );
     let _ = writeln!(out, "  then: block");
+    describe_domains(&mut out, o, &o.rules());
     let _ = writeln!(
         out,
         "  gotofw run: metrics {}; on stop, {}",
@@ -104,4 +106,51 @@ pub fn describe(config: &Config, resolved: &Resolved) -> String {
         let _ = writeln!(out, "  note: {note}");
     }
     out
+}
+
+/// The domain sets the rules name, with their patterns, and how addresses are learned; nothing
+/// when no rule has a domain destination.
+fn describe_domains(out: &mut String, o: &crate::scenario::Options, rules: &[crate::rule::Rule]) {
+    let mut named: Vec<&str> = Vec::new();
+    for rule in rules {
+        for set in rule.networks.domain_sets().unwrap_or_default() {
+            if !named.contains(&set.as_str()) {
+                named.push(set);
+            }
+        }
+    }
+    if named.is_empty() {
+        return;
+    }
+    for name in named {
+        let patterns: Vec<String> = crate::domain_sets::builtin(name).map_or_else(
+            || {
+                o.domains
+                    .sets
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| s.patterns.clone())
+                    .unwrap_or_default()
+            },
+            |p| p.iter().map(crate::domain_sets::Pattern::text).collect(),
+        );
+        let _ = writeln!(out, "  domain set {name}: {}", patterns.join(", "));
+    }
+    let d = &o.domains;
+    let _ = writeln!(
+        out,
+        "  learned addresses: from UDP DNS answers of {}, kept {}-{} s whatever the TTL, at most {}",
+        if o.dns_servers.is_empty() {
+            "any resolver".to_owned()
+        } else {
+            o.dns_servers
+                .iter()
+                .map(|n| n.addr().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        d.ttl_min,
+        d.ttl_max,
+        d.table_size
+    );
 }

@@ -17,12 +17,13 @@ use super::{
 };
 use crate::{
     compile::FlowLimits,
+    config::DomainSettings,
     error::UsageError,
     limits::{self, Bound},
     loader::options::{EgressHook, XdpModeArg},
     operator::OperatorRule,
     scenario::{
-        Allowance, MEDIA_PORTS, PortRange, Scenario, TurnDst, dedup_networks,
+        Allowance, DomainSet, HttpsDst, MEDIA_PORTS, PortRange, Scenario, TurnDst, dedup_networks,
         default_turn_networks, parse_network,
     },
     system,
@@ -96,6 +97,12 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[service] on_stop`.
     pub on_stop: OnStop,
+    /// `https_to`: where the https rule sends TCP 443.
+    pub https_to: Option<HttpsDst>,
+    /// `[domains]`: how domain rules learn.
+    pub domains: DomainSettings,
+    /// `[domains.sets]`, and the sets of patterns `[[rules]]` name: the operator's domain sets.
+    pub domain_sets: Vec<DomainSet>,
 }
 
 impl Config {
@@ -122,6 +129,9 @@ impl Config {
             log_rate: None,
             metrics_listen: None,
             on_stop: OnStop::Keep,
+            https_to: None,
+            domains: DomainSettings::default(),
+            domain_sets: Vec::new(),
         }
     }
 }
@@ -238,6 +248,13 @@ impl Locator<'_> {
         }
     }
 
+    pub(super) fn at_line(&self, line: usize, message: impl Into<String>) -> UsageError {
+        UsageError::Config {
+            location: format!("{}:{line}", self.path.display()),
+            message: one_line(&message.into()),
+        }
+    }
+
     pub(super) fn whole(&self, message: impl Into<String>) -> UsageError {
         UsageError::Config {
             location: self.path.display().to_string(),
@@ -282,9 +299,10 @@ impl Locator<'_> {
             .map(|d| match d.get_ref().as_str() {
                 "turn-networks" => Ok(TurnDst::TurnNetworks),
                 "any" => Ok(TurnDst::Any),
+                "domains" => Ok(TurnDst::Domains),
                 other => Err(self.error(
                     &d.span(),
-                    format!("[turn] destination = \"{other}\": use \"turn-networks\" (GoTo's TURN networks) or \"any\" (any address)"),
+                    format!("[turn] destination = \"{other}\": use \"turn-networks\" (GoTo's TURN networks), \"any\" (any address) or \"domains\" (addresses learned from DNS answers for the GoTo domains)"),
                 )),
             })
             .transpose()?;
@@ -373,7 +391,8 @@ impl Locator<'_> {
             limits::LOG_RATE,
             "samples per second and CPU (0 switches the drop log off)",
         )?;
-        let rules = self.rules(&raw.rules)?;
+        let (rules, rule_sets) = self.rules(&raw.rules)?;
+        let domains = self.domains(raw, &rules, rule_sets, turn_dst)?;
         let metrics_listen = raw
             .metrics
             .listen
@@ -418,6 +437,9 @@ impl Locator<'_> {
             log_rate,
             metrics_listen,
             on_stop: raw.service.on_stop.unwrap_or_default(),
+            https_to: domains.https_to,
+            domains: domains.settings,
+            domain_sets: domains.sets,
         })
     }
 
@@ -434,6 +456,10 @@ impl Locator<'_> {
     ) -> Result<(), UsageError> {
         let turn = &raw.turn;
         let any = turn.destination.as_ref().filter(|d| d.get_ref() == "any");
+        let domains_dst = turn
+            .destination
+            .as_ref()
+            .filter(|d| d.get_ref() == "domains");
         // `networks` restating GoTo's five changes nothing, as `extra_networks = []` does not.
         let default_networks = networks == Some(default_turn_networks().as_slice());
         for (list, key) in [
@@ -452,12 +478,30 @@ impl Locator<'_> {
                     format!("[turn] {key} has no effect with scenario = \"{scenario}\" (only udp-turn and tcp-turn use the TURN networks): remove it, or choose one of those"),
                 ));
             }
+            if domains_dst.is_some() && scenario.uses_turn_networks() {
+                return Err(self.error(
+                    &list.span(),
+                    format!("[turn] {key} has no effect with destination = \"domains\" (the TURN rule then goes to learned addresses only): remove one of them"),
+                ));
+            }
             if any.is_some() && scenario == Scenario::UdpTurn {
                 return Err(self.error(
                     &list.span(),
                     format!("[turn] {key} has no effect with destination = \"any\" (udp-turn then sends UDP 3478 to any address): remove one of them"),
                 ));
             }
+        }
+        let domains = turn
+            .destination
+            .as_ref()
+            .filter(|d| d.get_ref() == "domains");
+        if let Some(d) = domains
+            && !scenario.uses_turn_networks()
+        {
+            return Err(self.error(
+                &d.span(),
+                format!("[turn] destination = \"domains\" applies only to scenarios udp-turn and tcp-turn (their TURN rule), not to {scenario}: remove it, or use https_to = \"domains\""),
+            ));
         }
         if let Some(d) = any
             && scenario != Scenario::UdpTurn

@@ -12,6 +12,7 @@
 //! `check-config`.
 
 mod describe;
+mod domains;
 mod load;
 mod raw;
 mod resolve;
@@ -21,7 +22,7 @@ mod values;
 pub use describe::describe;
 pub use load::{Config, FlowSettings, MAX_FILE_BYTES, load, parse};
 pub use raw::{ModeName, OnStop};
-pub use resolve::{Overrides, Resolved, resolve, training_note};
+pub use resolve::{DomainSettings, Overrides, Resolved, resolve, training_note};
 
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,19 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) service: RawService,
+    pub(super) https_to: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) domains: RawDomains,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDomains {
+    pub(super) ttl_min: Option<Spanned<i64>>,
+    pub(super) ttl_max: Option<Spanned<i64>>,
+    pub(super) table_size: Option<Spanned<i64>>,
+    pub(super) sets:
+        Option<Spanned<std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,7 +101,8 @@ pub(super) struct RawRule {
     pub(super) direction: RuleDirection,
     pub(super) protocol: Spanned<String>,
     pub(super) ports: Spanned<toml::Value>,
-    pub(super) networks: Spanned<toml::Value>,
+    pub(super) networks: Option<Spanned<toml::Value>>,
+    pub(super) domains: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) action: Action,
     pub(super) position: Position,
     pub(super) description: Option<String>,

@@ -13,8 +13,8 @@ use crate::{
     limits,
     loader::options::{EgressHook, XdpModeArg},
     scenario::{
-        Allowance, MEDIA_PORTS, Options, RawNetworkArgs, Scenario, TurnDst, dedup_networks,
-        default_turn_networks, parse_network,
+        Allowance, DomainOptions, HttpsDst, MEDIA_PORTS, Options, RawNetworkArgs, Scenario,
+        TurnDst, dedup_networks, default_turn_networks, parse_network,
     },
 };
 
@@ -41,6 +41,32 @@ pub struct Overrides {
     pub egress_hook: Option<EgressHook>,
     /// `--log-rate`.
     pub log_rate: Option<u32>,
+    /// `--dns-ttl-min`, `--dns-ttl-max`, `--learned-table-size`.
+    pub domains: DomainSettings,
+}
+
+/// Learning settings of domain rules, each unset unless given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DomainSettings {
+    /// `[domains] ttl_min`, `--dns-ttl-min`.
+    pub ttl_min: Option<u32>,
+    /// `[domains] ttl_max`, `--dns-ttl-max`.
+    pub ttl_max: Option<u32>,
+    /// `[domains] table_size`, `--learned-table-size`.
+    pub table_size: Option<u32>,
+}
+
+impl DomainSettings {
+    /// The first one given, as the command line spells it.
+    fn first_flag(&self) -> Option<&'static str> {
+        [
+            (self.ttl_min, "--dns-ttl-min"),
+            (self.ttl_max, "--dns-ttl-max"),
+            (self.table_size, "--learned-table-size"),
+        ]
+        .into_iter()
+        .find_map(|(value, flag)| value.map(|_| flag))
+    }
 }
 
 /// Everything an attach needs, from the file (or the defaults) and the command line; without a
@@ -105,6 +131,14 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
     if raw.turn_dst == Some(TurnDst::Any) && scenario != Scenario::UdpTurn {
         return Err(UsageError::TurnDstUnused(scenario.name()));
     }
+    if raw.turn_dst == Some(TurnDst::Domains) && !scenario.uses_turn_networks() {
+        return Err(UsageError::TurnDstDomainsUnused(scenario.name()));
+    }
+    if raw.turn_dst == Some(TurnDst::Domains)
+        && let Some(first) = raw.network.first()
+    {
+        return Err(UsageError::NetworksUnusedWithDomainsDst(first.clone()));
+    }
     if !scenario.uses_turn_networks()
         && (config.networks.is_some() || !config.extra_networks.is_empty())
     {
@@ -118,6 +152,20 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
             "[turn] destination = \"any\" applies only to udp-turn, not to {scenario}: ignored"
         ));
         turn_dst = TurnDst::TurnNetworks;
+    }
+    if turn_dst == TurnDst::Domains && !scenario.uses_turn_networks() {
+        notes.push(format!(
+            "[turn] destination = \"domains\" applies only to udp-turn and tcp-turn, not to {scenario}: ignored"
+        ));
+        turn_dst = TurnDst::TurnNetworks;
+    }
+    if turn_dst == TurnDst::Domains
+        && raw.turn_dst.is_none()
+        && (config.networks.is_some() || !config.extra_networks.is_empty())
+    {
+        notes.push(
+            "[turn] networks and extra_networks have no effect with destination = \"domains\" (TURN to learned addresses only): ignored".to_owned(),
+        );
     }
     if turn_dst == TurnDst::Any && scenario == Scenario::UdpTurn {
         // The command line's networks are refused; the file's are noted.
@@ -203,8 +251,29 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
             .or(config.log_rate)
             .unwrap_or(limits::LOG_RATE.default),
         egress_hook: cli.egress_hook.or(config.egress_hook).unwrap_or_default(),
+        https_to: raw.https_to.or(config.https_to).unwrap_or_default(),
+        domains: DomainOptions {
+            ttl_min: cli
+                .domains
+                .ttl_min
+                .or(config.domains.ttl_min)
+                .unwrap_or(limits::DNS_TTL_MIN.default),
+            ttl_max: cli
+                .domains
+                .ttl_max
+                .or(config.domains.ttl_max)
+                .unwrap_or(limits::DNS_TTL_MAX.default),
+            table_size: cli
+                .domains
+                .table_size
+                .or(config.domains.table_size)
+                .unwrap_or(limits::LEARNED_TABLE_SIZE.default),
+            training: config.training,
+            sets: config.domain_sets.clone(),
+        },
     };
     let rules = options.rules();
+    resolve_domains(config, cli, &file, &options, &rules, &mode, &mut notes)?;
     let total = rules.len();
     if total > MAX_RULES
         && let (Some(file), Some((rule, line))) = (&file, config.rules.last())
@@ -223,7 +292,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         Some(file) => located(file, e.to_string()),
         None => e,
     })?;
-    if config.training {
+    if config.training && !rules.iter().any(|r| r.networks.domain_sets().is_some()) {
         notes.push(training_note().to_owned());
     }
     Ok(Resolved {
@@ -233,6 +302,105 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         xdp_mode: cli.xdp_mode.or(config.xdp_mode).unwrap_or_default(),
         notes,
     })
+}
+
+/// Checks the domain rules of `rules` (what `options` made) for `mode` and the learning
+/// settings: a domain rule outside stateful mode, a resolver given as a network, a minimum TTL
+/// above the maximum, and a learning option given with no domain rule are refused; the file's
+/// learning settings without a domain rule are noted.
+fn resolve_domains(
+    config: &Config,
+    cli: &Overrides,
+    file: &Option<String>,
+    options: &Options,
+    rules: &[crate::scenario::Rule],
+    mode: &Mode,
+    notes: &mut Vec<String>,
+) -> Result<(), UsageError> {
+    let located = |e: UsageError| match file {
+        Some(file) => UsageError::Config {
+            location: file.clone(),
+            message: e.to_string(),
+        },
+        None => e,
+    };
+    let Some(rule) = rules.iter().find(|r| r.networks.domain_sets().is_some()) else {
+        if let Some(flag) = cli.domains.first_flag() {
+            return Err(UsageError::DomainOptionUnused(flag));
+        }
+        if config.domains != DomainSettings::default() || !config.domain_sets.is_empty() {
+            notes.push(
+                "[domains] applies to domain rules only, and no rule has a domain destination: ignored".to_owned(),
+            );
+        }
+        return Ok(());
+    };
+    let raw = &cli.networks;
+    let what = if rule.name == "https" && raw.https_to == Some(HttpsDst::Domains) {
+        "--https-to domains".to_owned()
+    } else if rule.name.starts_with("turn-") && raw.turn_dst == Some(TurnDst::Domains) {
+        "--turn-dst domains".to_owned()
+    } else {
+        format!("rule '{}' ({})", rule.name, rule.networks)
+    };
+    // An operator rule's line, for what is wrong with it.
+    let rule_line = |name: &str| {
+        config
+            .rules
+            .iter()
+            .find(|(r, _)| r.name == name)
+            .map(|(_, line)| *line)
+    };
+    let at_line = |line: usize, e: UsageError| match file {
+        Some(file) => UsageError::Config {
+            location: format!("{file}:{line}"),
+            message: e.to_string(),
+        },
+        None => e,
+    };
+    if !matches!(mode, Mode::Stateful(_)) {
+        let e = UsageError::DomainRulesNeedStateful {
+            what,
+            mode: mode.name(),
+        };
+        // A mode the file chose is the file's line to change; else the rule's line.
+        return Err(match (config.mode, rule_line(&rule.name)) {
+            (Some((_, line)), _) if !cli.stateless && !cli.ingress_only => at_line(line, e),
+            (_, Some(line)) => at_line(line, e),
+            _ => located(e),
+        });
+    }
+    let mut named: Vec<&str> = Vec::new();
+    for r in rules {
+        for set in r.networks.domain_sets().unwrap_or_default() {
+            if !named.contains(&set.as_str()) {
+                named.push(set);
+            }
+            if named.len() > filter_common::MAX_DOMAIN_SETS {
+                let e = UsageError::TooManyDomainSets(named.len());
+                return Err(match rule_line(&r.name) {
+                    Some(line) => at_line(line, e),
+                    None => located(e),
+                });
+            }
+        }
+    }
+    for set in &options.domains.sets {
+        if !named.contains(&set.name.as_str()) {
+            notes.push(format!(
+                "[domains.sets] {}: no rule names it: ignored",
+                set.name
+            ));
+        }
+    }
+    let d = &options.domains;
+    if d.ttl_min > d.ttl_max {
+        return Err(located(UsageError::TtlRange {
+            min: d.ttl_min,
+            max: d.ttl_max,
+        }));
+    }
+    crate::compile::check_domain_rules(rules, mode, &options.dns_servers).map_err(located)
 }
 
 /// The mode: the command line's wins, the file's applies without one, stateful by default (with

@@ -32,7 +32,7 @@ pub struct RuleInfo {
     /// Local ports the rule is limited to, e.g. `68,546` or `22`; empty for any.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub local_ports: String,
-    /// `"any"` or a list of CIDRs.
+    /// `"any"`, a list of CIDRs, or `{"domains": ["goto", ...]}` for a domain destination.
     pub networks: serde_json::Value,
     /// What it is for.
     pub description: String,
@@ -289,7 +289,8 @@ impl RuleInfo {
     }
 }
 
-/// Stored networks (`"any"` or a list of CIDRs) as operators read them.
+/// Stored networks (`"any"`, a list of CIDRs, or `{"domains": [SET, ...]}`) as operators read
+/// them: `any`, the CIDRs, a count, or `domains goto,office`.
 pub fn networks_text(networks: &serde_json::Value) -> String {
     {
         match networks {
@@ -300,6 +301,13 @@ pub fn networks_text(networks: &serde_json::Value) -> String {
                 .join(","),
             serde_json::Value::Array(list) => format!("{} networks", list.len()),
             serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(map) if map.contains_key("domains") => {
+                let sets: Vec<&str> = map["domains"]
+                    .as_array()
+                    .map(|l| l.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
+                format!("domains {}", sets.join(","))
+            }
             other => other.to_string(),
         }
     }

@@ -49,7 +49,7 @@ use filter_common::names::{map, pin};
 
 pub use self::{
     detach::detach,
-    meta::{FilterMode, META_VERSION, Meta, RuleInfo, networks_text},
+    meta::{DomainSetInfo, FilterMode, META_VERSION, Meta, RuleInfo, networks_text},
     object::{egress_program, load, load_reusing, program},
     options::{EgressHook, XdpModeArg},
     read::{Attached, FlowEntry, attached_keys, monotonic_coarse_ns, read_attached},
