@@ -309,19 +309,14 @@ pub fn matching_sets(sets: &[(String, Vec<String>)], host: &str) -> Vec<DomainMa
 }
 
 /// The built-in domain sets: `goto` (Table 1 of GoTo's document) and `goto-training`
-/// (Table 2), with the patterns `gotofw domains` lists.
+/// (Table 2), with the patterns `gotofw domains` lists, as a rule set compiles them.
 pub fn builtin_sets() -> Vec<(String, Vec<String>)> {
-    use crate::domains::{ALL, List};
-    [("goto", List::Essential), ("goto-training", List::Training)]
+    use crate::domain_sets::{GOTO, GOTO_TRAINING, builtin};
+    [GOTO, GOTO_TRAINING]
         .into_iter()
-        .map(|(name, list)| {
-            (
-                name.to_owned(),
-                ALL.iter()
-                    .filter(|d| d.list == list)
-                    .map(crate::domains::Domain::pattern)
-                    .collect(),
-            )
+        .map(|name| {
+            let patterns = builtin(name).unwrap_or_default();
+            (name.to_owned(), patterns.iter().map(|p| p.text()).collect())
         })
         .collect()
 }
@@ -439,7 +434,12 @@ pub fn render_domain(e: &DomainExplanation) -> String {
                 if e.matches.len() == 1 { "it" } else { "them" },
             );
         } else {
-            let _ = writeln!(out, "  {} addresses learned for them now:", live.len());
+            let _ = writeln!(
+                out,
+                "  {} addresses learned for {} now:",
+                live.len(),
+                if e.matches.len() == 1 { "it" } else { "them" }
+            );
         }
         for l in learned {
             let _ = writeln!(
