@@ -316,7 +316,13 @@ pub fn builtin_sets() -> Vec<(String, Vec<String>)> {
         .into_iter()
         .map(|name| {
             let patterns = builtin(name).unwrap_or_default();
-            (name.to_owned(), patterns.iter().map(|p| p.text()).collect())
+            (
+                name.to_owned(),
+                patterns
+                    .iter()
+                    .map(crate::domain_sets::Pattern::text)
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -741,7 +747,6 @@ mod tests {
             domain_question(&args("--domain www.goto.com")).unwrap(),
             None
         );
-        use clap::Parser as _;
         let both = [
             "gotofw",
             "explain",
@@ -750,7 +755,7 @@ mod tests {
             "--scenario",
             "tcp-443",
         ];
-        assert!(crate::cli::Cli::try_parse_from(both).is_err());
+        assert!(<crate::cli::Cli as clap::Parser>::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -84,10 +84,10 @@ fn names(meta: &Meta, set: usize, pattern: u16) -> (String, String) {
 
 /// The rows of `sets` at `now`, naming sets and patterns by `meta`, with the live flows to each
 /// address from `flows`; expired ones only with `all`.
-pub fn rows(
+pub fn rows<S: std::hash::BuildHasher>(
     meta: &Meta,
     sets: &[LearnedSet],
-    flows: &HashMap<IpAddr, usize>,
+    flows: &HashMap<IpAddr, usize, S>,
     now: u64,
     all: bool,
 ) -> Vec<LearnedAddress> {
