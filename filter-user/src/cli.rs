@@ -43,7 +43,7 @@ pub enum Command {
     /// it was; after it, the new filter is in force. The next gotofw command on the interface
     /// settles what a killed one left and says so in a `gotofw: note:` line.
     #[command(
-        after_help = "EXAMPLES:\n  gotofw attach eth1 --scenario udp-turn\n  gotofw attach eth1 --scenario udp-turn --turn-dst any --flow-table-size 1048576\n  gotofw attach eth1 --scenario udp-turn --stateless\n  gotofw attach eth1 --scenario tcp-turn --network 2001:db8:77::/48\n  gotofw attach eth1 --scenario tcp-443 --no-allow ntp --dns-server 192.0.2.53\n  gotofw attach eth1 --scenario no-restrictions --replace\n  gotofw attach --config /etc/gotofw/gotofw.toml\n  gotofw attach --config gotofw.toml eth1 --scenario tcp-443 --replace"
+        after_help = "EXAMPLES:\n  gotofw attach eth1 --scenario udp-turn\n  gotofw attach eth1 --scenario udp-turn --turn-dst any --flow-table-size 1048576\n  gotofw attach eth1 --scenario udp-turn --stateless\n  gotofw attach eth1 --scenario tcp-turn --network 2001:db8:77::/48\n  gotofw attach eth1 --scenario tcp-443 --no-allow ntp --dns-server 192.0.2.53\n  gotofw attach eth1 --scenario tcp-443 --https-to domains --dns-server 192.0.2.53\n  gotofw attach eth1 --scenario no-restrictions --replace\n  gotofw attach --config /etc/gotofw/gotofw.toml\n  gotofw attach --config gotofw.toml eth1 --scenario tcp-443 --replace"
     )]
     Attach(AttachArgs),
     /// Show the attached filters: scenario, mode, and packets and bytes per rule.

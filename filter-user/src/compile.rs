@@ -211,33 +211,32 @@ impl Compiled {
         }
         let mut sets = Vec::new();
         for name in &names {
-            let patterns = match crate::domain_sets::builtin(name) {
-                Some(patterns) => patterns,
-                None => {
-                    let Some(set) = domains.sets.iter().find(|s| s.name == *name) else {
-                        let rule = rules
-                            .iter()
-                            .find(|r| {
-                                r.networks
-                                    .domain_sets()
-                                    .is_some_and(|s| s.iter().any(|n| n == name))
-                            })
-                            .map_or_else(String::new, |r| r.name.clone());
-                        return Err(UsageError::UnknownDomainSet {
-                            rule,
-                            set: (*name).to_owned(),
-                        });
-                    };
-                    set.patterns
+            let patterns = if let Some(patterns) = crate::domain_sets::builtin(name) {
+                patterns
+            } else {
+                let Some(set) = domains.sets.iter().find(|s| s.name == *name) else {
+                    let rule = rules
                         .iter()
-                        .map(|p| {
-                            Pattern::parse(p).map_err(|why| UsageError::BadDomainPattern {
-                                set: set.name.clone(),
-                                why,
-                            })
+                        .find(|r| {
+                            r.networks
+                                .domain_sets()
+                                .is_some_and(|s| s.iter().any(|n| n == name))
                         })
-                        .collect::<Result<Vec<_>, _>>()?
-                }
+                        .map_or_else(String::new, |r| r.name.clone());
+                    return Err(UsageError::UnknownDomainSet {
+                        rule,
+                        set: (*name).to_owned(),
+                    });
+                };
+                set.patterns
+                    .iter()
+                    .map(|p| {
+                        Pattern::parse(p).map_err(|why| UsageError::BadDomainPattern {
+                            set: set.name.clone(),
+                            why,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
             };
             sets.push(patterns);
         }
@@ -692,5 +691,218 @@ mod tests {
                 && err.contains(&MAX_NETWORKS.to_string()),
             "{err}"
         );
+    }
+
+    fn domain_options() -> Options {
+        let mut opts = Options::new(Scenario::Tcp443);
+        opts.https_to = crate::scenario::HttpsDst::Domains;
+        opts.dns_servers = vec!["192.0.2.53/32".parse().unwrap()];
+        opts
+    }
+
+    fn stateful() -> Mode {
+        Mode::Stateful(FlowLimits::default())
+    }
+
+    /// `--https-to domains`: the https rule is a domain rule for the set `goto`, whose trie
+    /// holds every pattern of GoTo's Table 1 (as `gotofw domains` lists it) with its index;
+    /// the resolver, the TTL bounds and the learned table's size are the options'.
+    #[test]
+    fn https_to_domains_compiles_the_goto_set() {
+        let c = Compiled::for_options(&domain_options(), &stateful()).unwrap();
+        let https = 0;
+        assert_eq!(c.config.domain_sets, 1);
+        assert_eq!(c.config.domain_mask, 1 << https);
+        assert_eq!(c.config.set_rules[0], 1 << https);
+        assert_eq!(c.config.set_rules[1..], [0; MAX_DOMAIN_SETS - 1]);
+        assert_eq!(c.config.any_mask & (1 << https), 0);
+        assert_eq!(c.config.dns_servers, 1);
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[192, 0, 2, 53]);
+        assert_eq!(
+            c.dns_servers,
+            [AddrKey {
+                addr,
+                family: 4,
+                _pad: [0; 3]
+            }]
+        );
+        assert_eq!(c.config.dns_ttl_min, limits::DNS_TTL_MIN.default);
+        assert_eq!(c.config.dns_ttl_max, limits::DNS_TTL_MAX.default);
+        assert_eq!(c.learned_map_entries, limits::LEARNED_TABLE_SIZE.default);
+        let essential: Vec<&crate::domains::Domain> = crate::domains::ALL
+            .iter()
+            .filter(|d| d.list == crate::domains::List::Essential)
+            .collect();
+        assert_eq!(c.domain_sets.len(), 1);
+        assert_eq!(c.domain_sets[0].0, "goto");
+        let listed: Vec<String> = essential.iter().map(|d| d.pattern()).collect();
+        assert_eq!(c.domain_sets[0].1, listed);
+        assert_eq!(c.domains.len(), essential.len());
+        for (i, domain) in essential.iter().enumerate() {
+            let entry = c.domains[&crate::domain_sets::pattern_key(domain)];
+            assert_eq!(entry.sets, 1, "{domain}");
+            assert_eq!(usize::from(entry.patterns[0]), i, "{domain}");
+        }
+        // Without domain rules nothing of it is compiled.
+        let plain = Compiled::for_options(&Options::new(Scenario::Tcp443), &stateful()).unwrap();
+        assert_eq!(plain.config.domain_sets, 0);
+        assert_eq!(plain.config.domain_mask, 0);
+        assert!(plain.domains.is_empty() && plain.dns_servers.is_empty());
+        assert_eq!(plain.learned_map_entries, 0);
+    }
+
+    /// Two sets, one holding a pattern nested in the other's and one of its own nested in
+    /// itself: each trie entry has the sets of every pattern that is a prefix of it, and per
+    /// set the index of that set's longest such pattern.
+    #[test]
+    fn each_set_s_pattern_index_is_its_longest_match() {
+        let mut opts = domain_options();
+        opts.domains.sets = vec![
+            crate::scenario::DomainSet {
+                name: "office".into(),
+                patterns: vec!["*.example.com".into(), "api.example.com".into()],
+            },
+            crate::scenario::DomainSet {
+                name: "api".into(),
+                patterns: vec!["*.eu.example.com".into(), "*.api.example.com".into()],
+            },
+        ];
+        opts.operator_rules = vec![crate::operator::OperatorRule {
+            name: "office-https".into(),
+            direction: crate::operator::RuleDirection::Outbound,
+            protocols: vec![Protocol::Tcp],
+            ports: vec![PortRange::one(8443)],
+            networks: None,
+            domains: vec!["office".into(), "api".into()],
+            action: Action::Allow,
+            position: crate::operator::Position::Before,
+            description: String::new(),
+        }];
+        let c = Compiled::for_options(&opts, &stateful()).unwrap();
+        let names: Vec<&str> = c.domain_sets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["office", "api", "goto"]);
+        assert_eq!(c.config.domain_sets, 3);
+        // office-https is rule 0 (before), https rule 1.
+        assert_eq!(c.config.set_rules[..3], [0b01, 0b01, 0b10]);
+        assert_eq!(c.config.domain_mask, 0b11);
+        let lookup = |host: &str| {
+            let name = crate::domain_sets::wire_name(host).unwrap();
+            let mut key = TrieKey {
+                prefix_len: 0,
+                data: [0; filter_common::dns::MAX_NAME + 1],
+            };
+            let len = filter_common::dns::reversed_key(&name, &mut key.data);
+            key.prefix_len = u32::try_from((len + 1) * 8).unwrap();
+            domain_lookup(&c.domains, &key).map(|e| (e.sets, e.patterns))
+        };
+        // `*.api.example.com` holds for its apex too.
+        let (sets, patterns) = lookup("api.example.com").unwrap();
+        assert_eq!(sets, 0b011);
+        assert_eq!(
+            patterns[..2],
+            [1, 1],
+            "the exact pattern is office's longest"
+        );
+        let (sets, patterns) = lookup("x.api.example.com").unwrap();
+        assert_eq!(sets, 0b011);
+        assert_eq!(patterns[..2], [0, 1]);
+        let (sets, patterns) = lookup("a.eu.example.com").unwrap();
+        assert_eq!(sets, 0b011);
+        assert_eq!(patterns[..2], [0, 0]);
+        assert_eq!(lookup("www.example.com").map(|e| e.0), Some(0b001));
+        assert_eq!(lookup("global.goto.com").map(|e| e.0), Some(0b100));
+        assert_eq!(lookup("example.org"), None);
+    }
+
+    /// Domain rules need stateful mode and single resolver addresses, fit 8 sets, and name
+    /// only sets that exist.
+    #[test]
+    fn domain_rules_outside_their_bounds_are_refused() {
+        let opts = domain_options();
+        for mode in [Mode::Stateless, Mode::IngressOnly] {
+            let err = Compiled::for_options(&opts, &mode).unwrap_err().to_string();
+            assert!(
+                err.contains("needs stateful mode") && err.contains("https"),
+                "{err}"
+            );
+        }
+        let mut wide = domain_options();
+        wide.dns_servers = vec!["192.0.2.0/24".parse().unwrap()];
+        let err = Compiled::for_options(&wide, &stateful())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'192.0.2.0/24'") && err.contains("/32"),
+            "{err}"
+        );
+        // Without domain rules a resolver network is what it always was.
+        wide.https_to = crate::scenario::HttpsDst::Any;
+        assert!(Compiled::for_options(&wide, &stateful()).is_ok());
+
+        let mut many = domain_options();
+        let rule = |sets: Vec<String>| crate::operator::OperatorRule {
+            name: "many".into(),
+            direction: crate::operator::RuleDirection::Outbound,
+            protocols: vec![Protocol::Tcp],
+            ports: vec![PortRange::one(8443)],
+            networks: None,
+            domains: sets,
+            action: Action::Allow,
+            position: crate::operator::Position::After,
+            description: String::new(),
+        };
+        let names: Vec<String> = (0..MAX_DOMAIN_SETS).map(|i| format!("s{i}")).collect();
+        many.domains.sets = names
+            .iter()
+            .map(|n| crate::scenario::DomainSet {
+                name: n.clone(),
+                patterns: vec![format!("*.{n}.example")],
+            })
+            .collect();
+        many.operator_rules = vec![rule(names[..MAX_DOMAIN_SETS - 1].to_vec())];
+        assert!(
+            Compiled::for_options(&many, &stateful()).is_ok(),
+            "7 and goto"
+        );
+        many.operator_rules = vec![rule(names.clone())];
+        let err = Compiled::for_options(&many, &stateful())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("9 domain sets") && err.contains('8'), "{err}");
+        many.operator_rules = vec![rule(vec!["nowhere".into()])];
+        let err = Compiled::for_options(&many, &stateful())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'nowhere'"), "{err}");
+    }
+
+    /// On the host, as `explain --scenario` asks: TCP 443 to an address no answer taught is
+    /// `not-learned`; once learned for `goto`, the https rule allows it.
+    #[test]
+    fn an_unlearned_address_is_not_learned_and_a_learned_one_passes() {
+        let c = Compiled::for_options(&domain_options(), &stateful()).unwrap();
+        let t = c.tables();
+        let dst = "203.0.113.7:443".parse().unwrap();
+        let names = ["https", "dhcp", "dns", "ntp"];
+        let ask = |t: &SoftTables<'_>| {
+            let (out, _) = crate::cmd::explain::connection(t, &names, Protocol::Tcp, dst);
+            (out.verdict, out.rule)
+        };
+        assert_eq!(ask(&t), ("block", "not-learned".to_owned()));
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[203, 0, 113, 7]);
+        let key = AddrKey {
+            addr,
+            family: 4,
+            _pad: [0; 3],
+        };
+        let entry = DomainEntry {
+            sets: 1,
+            ..DomainEntry::default()
+        };
+        t.now.set(1_000);
+        assert!(t.learn(&key, &entry, 1_000 + 60_000_000_000, 60, 1_000));
+        assert_eq!(ask(&t), ("allow", "https".to_owned()));
     }
 }

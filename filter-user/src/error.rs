@@ -384,7 +384,7 @@ pub enum UsageError {
     /// A domain rule in a mode without flows: stateless and ingress-only mode record no DNS
     /// query, so nothing could be learned and the rule would never match.
     #[error(
-        "{what} needs stateful mode, not {mode}: domain rules learn addresses from DNS answers to queries the egress program saw leave, which only stateful mode tracks; drop {what}, or the stateless/ingress-only mode"
+        "{what} needs stateful mode, not {mode}: domain rules learn addresses from DNS answers to queries the egress program saw leave, which only stateful mode tracks; drop {what}, or use stateful mode (the default)"
     )]
     DomainRulesNeedStateful {
         /// The rule, or the option, that asked for it.

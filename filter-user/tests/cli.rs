@@ -1152,3 +1152,128 @@ impl Drop for Scratch {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// Domain rules need stateful mode: every command that builds a rule set refuses one in
+/// stateless or ingress-only mode with one line and exit code 2, and attaches nothing; so do
+/// a resolver network with domain rules and learning options without one.
+#[test]
+fn domain_rules_outside_stateful_mode_are_refused_by_every_command() {
+    let missing = format!("gfwda{}", std::process::id() % 100_000);
+    let pins = Path::new("/sys/fs/bpf/gotofw").join(&missing);
+    for mode in ["--stateless", "--ingress-only"] {
+        usage_error(
+            &[
+                "attach",
+                &missing,
+                "--scenario",
+                "tcp-443",
+                "--https-to",
+                "domains",
+                mode,
+            ],
+            &["--https-to domains needs stateful mode", &mode[2..]],
+        );
+        usage_error(
+            &[
+                "attach",
+                &missing,
+                "--scenario",
+                "tcp-turn",
+                "--turn-dst",
+                "domains",
+                mode,
+            ],
+            &["--turn-dst domains needs stateful mode", &mode[2..]],
+        );
+    }
+    usage_error(
+        &[
+            "explain",
+            "--scenario",
+            "tcp-443",
+            "--https-to",
+            "domains",
+            "--stateless",
+            "tcp",
+            "192.0.2.1:443",
+        ],
+        &["--https-to domains needs stateful mode", "stateless"],
+    );
+    usage_error(
+        &[
+            "attach",
+            &missing,
+            "--scenario",
+            "tcp-443",
+            "--https-to",
+            "domains",
+            "--dns-server",
+            "192.0.2.0/24",
+        ],
+        &["'192.0.2.0/24'", "/32 or /128"],
+    );
+    usage_error(
+        &[
+            "attach",
+            &missing,
+            "--scenario",
+            "tcp-443",
+            "--dns-ttl-min",
+            "5",
+        ],
+        &["--dns-ttl-min has no effect", "--https-to domains"],
+    );
+    usage_error(
+        &[
+            "attach",
+            &missing,
+            "--scenario",
+            "tcp-443",
+            "--turn-dst",
+            "domains",
+        ],
+        &["--turn-dst domains", "tcp-443"],
+    );
+    let dir = Scratch::new("domains-stateless");
+    let file = dir.0.join("gotofw.toml");
+    let rule = "[[rules]]\nname = \"office\"\ndirection = \"outbound\"\nprotocol = \"tcp\"\nports = 8443\ndomains = [\"*.example.com\"]\naction = \"allow\"\nposition = \"after\"\n";
+    for (body, line, needle) in [
+        (
+            format!(
+                "interfaces = [\"{missing}\"]\nscenario = \"tcp-443\"\nmode = \"stateless\"\nhttps_to = \"domains\"\n"
+            ),
+            4,
+            "https_to = \"domains\"",
+        ),
+        (
+            format!(
+                "interfaces = [\"{missing}\"]\nscenario = \"tcp-443\"\nmode = \"ingress-only\"\n{rule}"
+            ),
+            5,
+            "'office'",
+        ),
+    ] {
+        fs::write(&file, &body).unwrap();
+        let path = file.to_str().unwrap();
+        for cmd in [
+            &["check-config", "--config", path][..],
+            &["reload", "--config", path],
+            &["run", "--config", path],
+            &["attach", "--config", path],
+        ] {
+            usage_error(cmd, &[&format!("{path}:{line}: "), needle, "stateful"]);
+        }
+    }
+    // The command line's mode over a file's domain rule: refused at the rule's line.
+    fs::write(
+        &file,
+        format!("interfaces = [\"{missing}\"]\nscenario = \"tcp-443\"\n{rule}"),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    usage_error(
+        &["attach", "--config", path, "--stateless"],
+        &[&format!("{path}:4: "), "'office'", "stateless"],
+    );
+    assert!(!pins.exists(), "a refused attach pinned {}", pins.display());
+}

@@ -141,7 +141,7 @@ pub fn question(args: &ExplainArgs) -> Result<Question<'_>, UsageError> {
 /// Classifies the connection's first packet (WAN egress) and its reply (WAN ingress) under
 /// `tables`, whose rules are named `names` in match order. In stateful mode the outbound packet
 /// opens a flow (when allowed) in the tables' flow table, which the reply then belongs to.
-fn connection<T: Tables, S: AsRef<str>>(
+pub(crate) fn connection<T: Tables, S: AsRef<str>>(
     tables: &T,
     names: &[S],
     protocol: Protocol,

@@ -41,14 +41,16 @@ pub(super) struct RawConfig {
     pub(super) domains: RawDomains,
 }
 
+/// `[domains.sets]`: each set's name and patterns.
+pub(super) type RawSets = std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDomains {
     pub(super) ttl_min: Option<Spanned<i64>>,
     pub(super) ttl_max: Option<Spanned<i64>>,
     pub(super) table_size: Option<Spanned<i64>>,
-    pub(super) sets:
-        Option<Spanned<std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>>>,
+    pub(super) sets: Option<Spanned<RawSets>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

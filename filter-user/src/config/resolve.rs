@@ -273,7 +273,15 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
         },
     };
     let rules = options.rules();
-    resolve_domains(config, cli, &file, &options, &rules, &mode, &mut notes)?;
+    resolve_domains(
+        config,
+        cli,
+        file.as_deref(),
+        &options,
+        &rules,
+        &mode,
+        &mut notes,
+    )?;
     let total = rules.len();
     if total > MAX_RULES
         && let (Some(file), Some((rule, line))) = (&file, config.rules.last())
@@ -311,7 +319,7 @@ pub fn resolve(config: Option<&Config>, cli: &Overrides) -> Result<Resolved, Usa
 fn resolve_domains(
     config: &Config,
     cli: &Overrides,
-    file: &Option<String>,
+    file: Option<&str>,
     options: &Options,
     rules: &[crate::scenario::Rule],
     mode: &Mode,
@@ -319,7 +327,7 @@ fn resolve_domains(
 ) -> Result<(), UsageError> {
     let located = |e: UsageError| match file {
         Some(file) => UsageError::Config {
-            location: file.clone(),
+            location: file.to_owned(),
             message: e.to_string(),
         },
         None => e,

@@ -752,3 +752,301 @@ fn the_command_line_alone_needs_a_scenario_only() {
     assert!(matches!(err, UsageError::NoScenario), "{err}");
     assert!(err.to_string().contains("--scenario"), "{err}");
 }
+
+/// A file with domain rules: `https_to`, `[turn] destination`, `[domains]` and its sets, and
+/// a rule naming a set and a pattern of its own.
+const DOMAINS: &str = r#"interfaces = ["wan0"]
+scenario = "udp-turn"
+https_to = "domains"
+training = true
+
+[turn]
+destination = "domains"
+
+[domains]
+ttl_min = 30
+ttl_max = 600
+table_size = 4096
+
+[domains.sets]
+office = ["*.Example.com", "api.example.org."]
+
+[[rules]]
+name = "vpn"
+direction = "outbound"
+protocol = "udp"
+ports = 51820
+domains = ["office", "vpn.example.net"]
+action = "allow"
+position = "before"
+"#;
+
+#[test]
+fn domain_rules_of_the_file_become_domain_destinations() {
+    let r = resolved(DOMAINS, &Overrides::default());
+    let d = &r.options.domains;
+    assert_eq!((d.ttl_min, d.ttl_max, d.table_size), (30, 600, 4096));
+    assert!(d.training);
+    let sets: Vec<(&str, Vec<&str>)> = d
+        .sets
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.patterns.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            ("office", vec!["*.example.com", "api.example.org"]),
+            ("vpn", vec!["vpn.example.net"]),
+        ]
+    );
+    let rules = r.options.rules();
+    let nets = |name: &str| {
+        rules
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.networks.to_string())
+            .unwrap()
+    };
+    assert_eq!(nets("vpn"), "domains office,vpn");
+    assert_eq!(nets("turn-udp"), "domains goto,goto-training");
+    assert_eq!(nets("https"), "domains goto,goto-training");
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    let table = super::describe(&parsed(DOMAINS), &r);
+    assert!(table.contains("domains office,vpn"), "{table}");
+    assert!(
+        table.contains("domain set office: *.example.com, api.example.org"),
+        "{table}"
+    );
+    assert!(table.contains("kept 30-600 s"), "{table}");
+    // The command line wins over [domains].
+    let cli = Overrides {
+        domains: super::DomainSettings {
+            ttl_min: Some(5),
+            ..Default::default()
+        },
+        ..Overrides::default()
+    };
+    assert_eq!(resolved(DOMAINS, &cli).options.domains.ttl_min, 5);
+    let c = crate::compile::Compiled::for_options(&r.options, &r.mode).unwrap();
+    assert_eq!(c.config.domain_sets, 4);
+    assert_eq!((c.config.dns_ttl_min, c.config.dns_ttl_max), (30, 600));
+    assert_eq!(c.learned_map_entries, 4096);
+}
+
+#[test]
+fn bad_domain_settings_name_their_line_and_the_fix() {
+    let rule = |dest: &str| {
+        format!(
+            "{MINIMAL}\n[[rules]]\nname = \"vpn\"\ndirection = \"outbound\"\nprotocol = \"udp\"\nports = 51820\n{dest}\naction = \"allow\"\nposition = \"after\"\n"
+        )
+    };
+    let cases: Vec<(String, usize, &[&str])> = vec![
+        ("https_to = \"dns\"".into(), 1, &["\"dns\"", "\"domains\""]),
+        ("[domains]\nttl_min = 3601".into(), 2, &["ttl_min = 3601", "3600"]),
+        ("[domains]\nttl_max = 0".into(), 2, &["ttl_max = 0", "604800"]),
+        ("[domains]\ntable_size = 100".into(), 2, &["table_size = 100", "1024"]),
+        (
+            "[domains]\nttl_min = 600\nttl_max = 60".into(),
+            2,
+            &["ttl_min = 600", "ttl_max = 60"],
+        ),
+        ("[domains]\nttl = 5".into(), 2, &["ttl", "ttl_min"]),
+        (
+            "[domains.sets]\nOffice = [\"*.example.com\"]".into(),
+            2,
+            &["'Office'", "lowercase"],
+        ),
+        (
+            "[domains.sets]\ngoto = [\"*.example.com\"]".into(),
+            2,
+            &["'goto'", "built-in"],
+        ),
+        ("[domains.sets]\noffice = []".into(), 2, &["office = []"]),
+        (
+            "[domains.sets]\noffice = [\"*.ex*ample.com\"]".into(),
+            2,
+            &["'*.ex*ample.com'", "*.example.com"],
+        ),
+        (
+            format!("[domains.sets]\noffice = [\"*.{}.example.com\"]", "a".repeat(50)),
+            2,
+            &["45 or 48 to 57", "this one is 50"],
+        ),
+        (
+            "[domains.sets]\noffice = [\"a..example.com\"]".into(),
+            2,
+            &["'a..example.com'", "labels of 1 to 63"],
+        ),
+        (
+            rule("networks = \"any\"\ndomains = [\"goto\"]"),
+            10,
+            &["'vpn'", "networks and domains"],
+        ),
+        (rule("domains = []"), 9, &["'vpn'", "domains = []"]),
+        (rule("domains = [\"office\"]"), 5, &["'office'", "[domains.sets]"]),
+        (rule("domains = [\"Office\"]"), 9, &["\"Office\"", "set name"]),
+        (
+            rule("domains = [\"goto\"]").replace("outbound", "inbound"),
+            9,
+            &["outbound rules only"],
+        ),
+        (
+            rule("domains = [\"goto\"]").replace("\n\n[[rules]]", "\nmode = \"stateless\"\n\n[[rules]]"),
+            6,
+            &["'vpn'", "mode = \"stateless\"", "stateful"],
+        ),
+        (
+            "mode = \"ingress-only\"\nhttps_to = \"domains\"".into(),
+            2,
+            &["https_to = \"domains\"", "ingress-only"],
+        ),
+        (rule(""), 5, &["no destination", "domains ="]),
+        (
+            "scenario = \"tcp-443\"\n[turn]\ndestination = \"domains\"".into(),
+            3,
+            &["udp-turn and tcp-turn", "https_to"],
+        ),
+        (
+            "scenario = \"tcp-turn\"\n[turn]\ndestination = \"domains\"\nextra_networks = [\"192.0.2.0/24\"]".into(),
+            4,
+            &["extra_networks", "destination = \"domains\""],
+        ),
+    ];
+    for (text, line, needles) in &cases {
+        // Lines count in the case's own text; what it lacks goes in front.
+        let (text, line) = if text.starts_with("interfaces") {
+            (text.clone(), *line)
+        } else if text.starts_with("scenario") {
+            (format!("interfaces = [\"wan0\"]\n{text}"), line + 1)
+        } else {
+            (
+                format!("interfaces = [\"wan0\"]\nscenario = \"tcp-443\"\n{text}"),
+                line + 2,
+            )
+        };
+        let err = error(&text, line);
+        for needle in *needles {
+            assert!(err.contains(needle), "{text:?}: {needle:?} not in {err}");
+        }
+    }
+}
+
+#[test]
+fn domain_rules_outside_stateful_mode_are_refused_on_every_path() {
+    let https = RawNetworkArgs {
+        https_to: Some(crate::scenario::HttpsDst::Domains),
+        ..RawNetworkArgs::default()
+    };
+    for (stateless, ingress_only, mode) in
+        [(true, false, "stateless"), (false, true, "ingress-only")]
+    {
+        let cli = Overrides {
+            interface: Some("wan0".into()),
+            scenario: Some(Scenario::Tcp443),
+            networks: https.clone(),
+            stateless,
+            ingress_only,
+            ..Overrides::default()
+        };
+        let err = resolve(None, &cli).unwrap_err().to_string();
+        assert!(
+            err.contains("--https-to domains needs stateful mode") && err.contains(mode),
+            "{err}"
+        );
+        // Over a file with domain rules too, at the rule's line.
+        let err = resolve(Some(&parsed(DOMAINS)), &cli)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("test.toml:") && err.contains(mode), "{err}");
+    }
+    let cli = |networks: RawNetworkArgs, scenario| Overrides {
+        interface: Some("wan0".into()),
+        scenario: Some(scenario),
+        networks,
+        ..Overrides::default()
+    };
+    let turn = RawNetworkArgs {
+        turn_dst: Some(TurnDst::Domains),
+        ..RawNetworkArgs::default()
+    };
+    let err = resolve(None, &cli(turn.clone(), Scenario::Tcp443))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--turn-dst domains") && err.contains("tcp-443"),
+        "{err}"
+    );
+    let r = resolve(None, &cli(turn.clone(), Scenario::TcpTurn)).unwrap();
+    assert_eq!(r.options.rules()[0].networks.to_string(), "domains goto");
+    let with_network = RawNetworkArgs {
+        network: vec!["192.0.2.0/24".into()],
+        ..turn
+    };
+    let err = resolve(None, &cli(with_network, Scenario::UdpTurn))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'192.0.2.0/24'") && err.contains("--turn-dst domains"),
+        "{err}"
+    );
+    let wide = RawNetworkArgs {
+        dns_server: vec!["192.0.2.0/24".into()],
+        ..https.clone()
+    };
+    let err = resolve(None, &cli(wide, Scenario::Tcp443))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'192.0.2.0/24'") && err.contains("/32 or /128"),
+        "{err}"
+    );
+    // Learning options without a domain rule do nothing, and are refused.
+    let mut lone = cli(RawNetworkArgs::default(), Scenario::Tcp443);
+    lone.domains.table_size = Some(4096);
+    let err = resolve(None, &lone).unwrap_err().to_string();
+    assert!(err.contains("--learned-table-size has no effect"), "{err}");
+    let mut inverted = cli(https, Scenario::Tcp443);
+    inverted.domains.ttl_min = Some(100);
+    inverted.domains.ttl_max = Some(50);
+    let err = resolve(None, &inverted).unwrap_err().to_string();
+    assert!(err.contains("100 s") && err.contains("50 s"), "{err}");
+}
+
+#[test]
+fn domain_bounds_are_the_command_lines() {
+    for (
+        flag,
+        key,
+        Bound {
+            min: low,
+            max: high,
+            ..
+        },
+    ) in [
+        ("--dns-ttl-min", "ttl_min", limits::DNS_TTL_MIN),
+        ("--dns-ttl-max", "ttl_max", limits::DNS_TTL_MAX),
+        (
+            "--learned-table-size",
+            "table_size",
+            limits::LEARNED_TABLE_SIZE,
+        ),
+    ] {
+        let below = i64::from(low) - 1;
+        for (value, ok) in [
+            (below, false),
+            (i64::from(low), true),
+            (i64::from(high), true),
+            (i64::from(high) + 1, false),
+        ] {
+            let value = value.to_string();
+            assert_eq!(attach_with(flag, &value).is_ok(), ok, "{flag} {value}");
+            let file = parse(Path::new("t"), &format!("[domains]\n{key} = {value}\n"));
+            assert_eq!(file.is_ok(), ok, "[domains] {key} = {value}");
+        }
+    }
+}
