@@ -61,6 +61,13 @@ pub enum Command {
         after_help = "EXAMPLES:\n  gotofw flows\n  gotofw flows eth1 --json | jq '.interfaces[0].flows | length'\n  gotofw flows eth1 --all"
     )]
     Flows(FlowsArgs),
+    /// List the addresses domain rules learned from DNS answers: the set and pattern that
+    /// matched the question, the time to expiry, the TTL the answer gave, and the live flows to
+    /// each (a flow outlives the TTL).
+    #[command(
+        after_help = "EXAMPLES:\n  gotofw learned\n  gotofw learned eth1 --json | jq -r '.interfaces[0].learned[] | select(.set==\"goto\") | .address'\n  gotofw learned eth1 --all"
+    )]
+    Learned(LearnedArgs),
     /// Follow the drop log: samples of dropped packets (time, direction, addresses and ports,
     /// the rule or slot that dropped them), at most --log-rate per second and CPU. One reader
     /// per filter; it follows the filter across a detach and a new attach.
@@ -108,14 +115,18 @@ pub enum Command {
     /// Remove the filter from an interface: program, link and pins.
     #[command(after_help = "EXAMPLES:\n  gotofw detach eth1")]
     Detach(DetachArgs),
-    /// Show which rule decides a connection to ADDR:PORT, and its reply.
+    /// Show which rule decides a connection to ADDR:PORT, and its reply; or which domain set
+    /// matches a name.
     ///
     /// With IFACE: the rules of the filter attached to IFACE (its scenario, options, operator
-    /// rules and mode), read from its pinned maps, so the verdict is the one that filter takes.
-    /// With --scenario instead: a rule set built from the command line, without attaching.
+    /// rules and mode), read from its pinned maps, so the verdict is the one that filter takes
+    /// (a domain rule's, by the addresses it learned). With --scenario instead: a rule set built
+    /// from the command line, without attaching. With --domain NAME: the domain sets and
+    /// patterns that match NAME (the built-in goto and goto-training, or with IFACE its filter's)
+    /// and, with IFACE, the addresses learned for them.
     #[command(
-        override_usage = "gotofw explain IFACE PROTO ADDR:PORT [--json]\n       gotofw explain --scenario NAME [network options] [--stateless] PROTO ADDR:PORT [--json]",
-        after_help = "EXAMPLES:\n  gotofw explain eth1 udp 68.64.0.10:3478\n  gotofw explain eth1 tcp [2001:db8::1]:443 --json\n  gotofw explain --scenario udp-turn udp 68.64.0.10:3478\n  gotofw explain --scenario udp-turn udp 203.0.113.10:3478 --json\n  gotofw explain --scenario tcp-443 --stateless tcp [2001:db8::1]:443"
+        override_usage = "gotofw explain IFACE PROTO ADDR:PORT [--json]\n       gotofw explain --scenario NAME [network options] [--stateless] PROTO ADDR:PORT [--json]\n       gotofw explain --domain NAME [IFACE] [--json]",
+        after_help = "EXAMPLES:\n  gotofw explain eth1 udp 68.64.0.10:3478\n  gotofw explain eth1 tcp [2001:db8::1]:443 --json\n  gotofw explain --scenario udp-turn udp 68.64.0.10:3478\n  gotofw explain --scenario udp-turn udp 203.0.113.10:3478 --json\n  gotofw explain --scenario tcp-443 --stateless tcp [2001:db8::1]:443\n  gotofw explain --domain www.goto.com\n  gotofw explain --domain global.gotomeeting.com eth1 --json"
     )]
     Explain(ExplainArgs),
     /// List the DNS domains GoTo needs: use, protocols, and whose networks they point to.
@@ -366,6 +377,22 @@ pub struct FlowsArgs {
     pub json: bool,
 }
 
+/// `gotofw learned`.
+#[derive(Debug, Args)]
+pub struct LearnedArgs {
+    /// Only this interface (default: every filter of this network namespace).
+    #[arg(value_name = "IFACE")]
+    pub iface: Option<String>,
+
+    /// Also list expired addresses still in the table (EXPIRES shows `expired`).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print JSON (format documented in the README).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `gotofw log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
@@ -428,9 +455,16 @@ pub struct ExplainArgs {
     #[command(flatten, next_help_heading = "Rule-set options (with --scenario only)")]
     pub networks: RawNetworkArgs,
 
+    /// Which domain sets (and patterns) match the host name NAME; with IFACE, those of the
+    /// filter attached to it, and the addresses it learned for them.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["scenario", "stateless"])]
+    pub domain: Option<String>,
+
     /// IFACE PROTO ADDR:PORT: the interface whose attached filter answers, the protocol (tcp or
-    /// udp) and the remote end (IPv6 as [ADDR]:PORT). With --scenario: PROTO ADDR:PORT.
-    #[arg(value_names = ["IFACE|PROTO", "PROTO|ADDR:PORT", "ADDR:PORT"], required = true, num_args = 2..=3)]
+    /// udp) and the remote end (IPv6 as [ADDR]:PORT). With --scenario: PROTO ADDR:PORT. With
+    /// --domain: at most IFACE.
+    #[arg(value_names = ["IFACE|PROTO", "PROTO|ADDR:PORT", "ADDR:PORT"],
+          required_unless_present = "domain", num_args = 1..=3)]
     pub target: Vec<String>,
 
     /// With --scenario: judge the reply as stateless mode does (by its source port and network)

@@ -230,6 +230,24 @@ pub enum UsageError {
         iface: String,
     },
 
+    /// `explain --domain` of something a DNS question cannot carry.
+    #[error(
+        "'{0}' is not a host name a DNS question can carry: give labels of 1 to 63 letters, digits or '-', 255 bytes in all, e.g. --domain www.goto.com"
+    )]
+    BadDomainName(String),
+
+    /// `explain --domain NAME` given more than an interface.
+    #[error(
+        "`gotofw explain --domain NAME {0}`: give at most IFACE (`gotofw explain --domain NAME IFACE` asks the filter attached to IFACE; without it, the built-in sets answer)"
+    )]
+    ExplainDomainWhat(String),
+
+    /// `explain --domain` with an option that builds a rule set.
+    #[error(
+        "{0} builds a rule set, and `explain --domain` answers from the built-in domain sets or an attached filter's: drop {0}"
+    )]
+    ExplainDomainOption(&'static str),
+
     /// `explain IFACE` where IFACE has no filter.
     #[error(
         "interface {0} has no gotofw filter to explain: attach one (gotofw attach {0} --scenario NAME), or ask a scenario without attaching (gotofw explain --scenario NAME PROTO ADDR:PORT)"

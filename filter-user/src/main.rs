@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => cmd::metrics::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Flows(args) => cmd::flows::run(args),
+        Command::Learned(args) => cmd::learned::run(args),
         Command::SetScenario(args) => cmd::set_scenario::run(args),
         Command::Reload(args) => cmd::reload::run(args),
         Command::Log(args) => cmd::log::run(args),

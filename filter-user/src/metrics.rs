@@ -205,7 +205,7 @@ impl Collector for Snapshot {
         counters(
             &mut encoder,
             "gotofw_rule_packets",
-            "Packets decided by each rule, allowance or fixed slot (default-block, malformed, unsupported, fragment-unknown), per direction; summed over CPUs. In stateful mode an inbound packet counts under the rule that opened its flow.",
+            "Packets decided by each rule, allowance or fixed slot (default-block, malformed, unsupported, fragment-unknown, not-learned), per direction; summed over CPUs. In stateful mode an inbound packet counts under the rule that opened its flow.",
             &packets,
         )?;
         let bytes: Vec<(Labels<'_>, u64)> =
@@ -244,7 +244,80 @@ impl Collector for Snapshot {
             "Most flows the table holds; when full, the least recently used go (stateful mode).",
             &flows(&|f| u64::from(f.table_size)),
         )?;
-        Ok(())
+        self.encode_dns(&mut encoder)
+    }
+}
+
+impl Snapshot {
+    /// The domain rules' families (issue 13): exported for every filter, zero without domain
+    /// rules, so that the series stay the same whatever the rule set.
+    fn encode_dns(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let each = |f: &dyn Fn(&status_model::DnsStatus) -> u64| -> Vec<(Labels<'_>, u64)> {
+            self.interfaces
+                .iter()
+                .map(|s| (vec![("interface", s.interface.as_str())], f(&s.dns)))
+                .collect()
+        };
+        for (name, help, value) in [
+            (
+                "gotofw_dns_queries",
+                "DNS queries for names of the domain sets that the egress program recorded (their answers are learned from).",
+                (&|d: &status_model::DnsStatus| d.queries)
+                    as &dyn Fn(&status_model::DnsStatus) -> u64,
+            ),
+            (
+                "gotofw_dns_answers_learned",
+                "DNS answers learned from: from a server named, on a live flow, matching a recorded query's id and question, for a name of a domain set.",
+                &|d| d.answers,
+            ),
+            (
+                "gotofw_dns_addresses_learned",
+                "Addresses learned from DNS answers (their A and AAAA records), each time one is taught.",
+                &|d| d.learned,
+            ),
+            (
+                "gotofw_dns_learn_failed",
+                "Addresses of answers learned from that the learned table refused to take.",
+                &|d| d.learn_failed,
+            ),
+            (
+                "gotofw_dns_answers_missed",
+                "DNS answers the ingress program could not hand to the learning program (a failed tail call): nothing learned from them.",
+                &|d| d.missed,
+            ),
+        ] {
+            counters(encoder, name, help, &each(value))?;
+        }
+        let refused: Vec<(Labels<'_>, u64)> = self
+            .interfaces
+            .iter()
+            .flat_map(|s| {
+                status_model::REFUSED_REASONS.iter().map(|(_, reason)| {
+                    (
+                        vec![("interface", s.interface.as_str()), ("reason", *reason)],
+                        s.dns.refused.get(reason).copied().unwrap_or(0),
+                    )
+                })
+            })
+            .collect();
+        counters(
+            encoder,
+            "gotofw_dns_answers_refused",
+            "DNS answers that taught nothing, by reason: cut, not-answer, truncated (TC set), question-count (not one question), bad-label, name-too-long, not-address-query (not A or AAAA of class IN), unsolicited (no recorded query: spoofed, late or repeated), server (not a server named), unparsed (not one whole UDP datagram), no-set (a name in no domain set).",
+            &refused,
+        )?;
+        gauges(
+            encoder,
+            "gotofw_dns_learned_addresses",
+            "Addresses in the learned table that a domain rule admits now (unexpired for one of its sets).",
+            &each(&|d| d.learned_now as u64),
+        )?;
+        gauges(
+            encoder,
+            "gotofw_dns_learned_table_size",
+            "Most addresses the learned table holds; when full, the least recently used go.",
+            &each(&|d| u64::from(d.table_size)),
+        )
     }
 }
 
@@ -403,6 +476,52 @@ mod tests {
         }
     }
 
+    fn dns() -> status_model::DnsStatus {
+        use filter_common::learn::{LearnedValue, stat};
+        let mut stats = [0u64; stat::ENTRIES as usize];
+        for (slot, n) in [
+            (stat::QUERIES, 12),
+            (stat::ANSWERS, 11),
+            (stat::LEARNED, 30),
+            (stat::REFUSED_UNSOLICITED, 3),
+            (stat::LEARN_FAILED, 2),
+            (stat::MISSED, 1),
+        ] {
+            stats[slot as usize] = n;
+        }
+        let mut live = LearnedValue::default();
+        live.expires_ns[0] = 200;
+        let mut expired = LearnedValue::default();
+        expired.expires_ns[0] = 50;
+        let key = |last: u8| filter_common::learn::AddrKey {
+            addr: [198, 51, 100, last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            family: 4,
+            _pad: [0; 3],
+        };
+        status_model::DnsStatus::new(
+            vec!["goto".into()],
+            &stats,
+            &[(key(1), live), (key(2), expired)],
+            4096,
+            100,
+        )
+    }
+
+    /// Every reason is a series of its own, zero included; the status line names the nonzero
+    /// ones.
+    #[test]
+    fn dns_status_counts_every_reason() {
+        let d = dns();
+        assert_eq!(d.refused.len(), 11);
+        assert_eq!(d.refused_total(), 3);
+        assert_eq!((d.learned_now, d.learned_entries), (1, 2));
+        assert_eq!(
+            d.line().unwrap(),
+            "dns (sets goto): 12 queries, 11 answers learned from, 30 addresses learned (1 now, table of 4096), 3 refused (unsolicited 3), 2 not taken by the table, 1 missed (tail call failed)"
+        );
+        assert_eq!(status_model::DnsStatus::default().line(), None);
+    }
+
     #[test]
     fn exposition_has_every_family_and_escapes_labels() {
         let snapshot = Snapshot {
@@ -432,7 +551,9 @@ mod tests {
                 counters: vec![
                     counter("turn-udp", "ingress", 7),
                     counter("turn-udp", "egress", 5),
+                    counter("not-learned", "egress", 4),
                 ],
+                dns: dns(),
             }],
             missing: vec!["eth9".into()],
         };
@@ -448,6 +569,17 @@ mod tests {
             r#"gotofw_filtering{interface="eth9"} 0"#,
             r#"gotofw_filter_state{interface="wan\"0",state="filtering"} 1"#,
             r#"gotofw_filter_info{interface="wan\"0",scenario="udp-turn",mode="stateful",xdp_mode="generic"} 1"#,
+            r#"gotofw_rule_packets_total{interface="wan\"0",rule="not-learned",kind="scenario",action="allow",direction="egress"} 4"#,
+            "# TYPE gotofw_dns_queries counter",
+            r#"gotofw_dns_queries_total{interface="wan\"0"} 12"#,
+            r#"gotofw_dns_answers_learned_total{interface="wan\"0"} 11"#,
+            r#"gotofw_dns_addresses_learned_total{interface="wan\"0"} 30"#,
+            r#"gotofw_dns_learn_failed_total{interface="wan\"0"} 2"#,
+            r#"gotofw_dns_answers_missed_total{interface="wan\"0"} 1"#,
+            r#"gotofw_dns_answers_refused_total{interface="wan\"0",reason="unsolicited"} 3"#,
+            r#"gotofw_dns_answers_refused_total{interface="wan\"0",reason="no-set"} 0"#,
+            r#"gotofw_dns_learned_addresses{interface="wan\"0"} 1"#,
+            r#"gotofw_dns_learned_table_size{interface="wan\"0"} 4096"#,
             "# EOF",
         ] {
             assert!(

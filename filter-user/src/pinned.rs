@@ -1,6 +1,7 @@
 //! The classifier's tables over an attached filter's pinned maps: `gotofw explain IFACE` runs the
 //! classifier on the host over the very port array, configuration and prefix tries the kernel
-//! program reads (the kernel does the longest-prefix match), with a flow table of its own.
+//! program reads (the kernel does the longest-prefix match) and the addresses its domain rules
+//! learned, with a flow table of its own.
 
 use std::cell::RefCell;
 
@@ -8,16 +9,25 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::maps::{Array, LpmTrie, Map, MapData, MapError, lpm_trie::Key};
 use filter_common::{
     ARMED, Config, FlowHit, FlowKey, FragKey, FragVerdict, Ipv4Key, Ipv6Key, PORT_MAP_ENTRIES,
-    Tables, names::pin,
+    Tables,
+    learn::{self, AddrKey},
+    names::pin,
 };
 
-use crate::{compile::SoftTables, loader::read::Attached};
+use crate::{
+    compile::SoftTables,
+    loader::{learned::LearnedMap, read::Attached},
+};
 
 /// The lookup maps of an attached filter, opened from its pins, and its configuration.
 pub struct PinnedMaps {
     ports: Array<MapData, u64>,
     nets_v4: LpmTrie<MapData, Ipv4Key, u64>,
     nets_v6: LpmTrie<MapData, Ipv6Key, u64>,
+    learned: LearnedMap,
+    /// When the explained connection happens (CLOCK_MONOTONIC_COARSE, ns): a learned address
+    /// holds for the sets it has not expired for by then.
+    now: u64,
     config: Config,
     /// The first lookup that failed (other than "no such prefix"): a classification that met one
     /// is not the filter's and is refused.
@@ -36,6 +46,7 @@ impl PinnedMaps {
         let ports = Array::try_from(Map::Array(open(pin::PORTS)?)).context("the ports map")?;
         let nets_v4 = LpmTrie::try_from(Map::LpmTrie(open(pin::NETS_V4)?)).context("nets_v4")?;
         let nets_v6 = LpmTrie::try_from(Map::LpmTrie(open(pin::NETS_V6)?)).context("nets_v6")?;
+        let learned = attached.learned_map()?;
         let config = attached.config()?;
         if config.armed != ARMED {
             bail!(
@@ -48,6 +59,8 @@ impl PinnedMaps {
             ports,
             nets_v4,
             nets_v6,
+            learned,
+            now: crate::loader::monotonic_coarse_ns(),
             config,
             failure: RefCell::new(None),
         })
@@ -164,7 +177,20 @@ impl Tables for PinnedTables<'_> {
         self.flows.flow_rule(cfg, key)
     }
 
+    /// The pinned learned map's answer, as the kernel's: the sets the address holds for now.
     fn learned_sets(&self, family: u8, addr: &[u8; 16]) -> u32 {
-        self.flows.learned_sets(family, addr)
+        let key = AddrKey {
+            addr: *addr,
+            family,
+            _pad: [0; 3],
+        };
+        match self.maps.learned.get(&key) {
+            Ok(Some(value)) => learn::learned_sets(&value, self.maps.now),
+            Ok(None) => 0,
+            Err(e) => {
+                self.maps.failed(format!("{e:#}"));
+                0
+            }
+        }
     }
 }

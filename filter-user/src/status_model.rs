@@ -1,16 +1,26 @@
 //! The status model: what `gotofw status` (and its `--json`), `status --watch` and the metrics
 //! show of the attached filters, read from their pins: the record, liveness and the counters.
 
+use std::{collections::BTreeMap, fmt::Write as _};
+
 use anyhow::{Context as _, anyhow};
 use aya::maps::MapData;
-use filter_common::{Config, Direction, names::pin, rule_slot};
+use filter_common::{
+    Config, Direction,
+    learn::{AddrKey, LearnedValue, stat},
+    names::pin,
+    rule_slot,
+};
 use serde::Serialize;
 
 use crate::{
     compile::FlowLimits,
     error::UsageError,
     liveness,
-    loader::{self, Attached, FilterMode, XdpModeArg},
+    loader::{
+        self, Attached, FilterMode, XdpModeArg,
+        learned::{DnsStats, unexpired},
+    },
     slots::FIXED,
     system,
 };
@@ -70,6 +80,134 @@ pub struct InterfaceStatus {
     pub flows: Option<FlowSummary>,
     /// Every counter: rules in match order, then the fixed slots.
     pub counters: Vec<CounterStatus>,
+    /// What the domain rules learned from DNS answers (every filter has it: all zero without
+    /// domain rules).
+    pub dns: DnsStatus,
+}
+
+/// The reasons an answer teaches nothing, by the [`stat`] slot each counts in, as `status` and
+/// the metrics (label `reason`) name them.
+pub const REFUSED_REASONS: [(u32, &str); 11] = [
+    (stat::REFUSED_CUT, "cut"),
+    (stat::REFUSED_NOT_ANSWER, "not-answer"),
+    (stat::REFUSED_TRUNCATED, "truncated"),
+    (stat::REFUSED_QUESTION_COUNT, "question-count"),
+    (stat::REFUSED_BAD_LABEL, "bad-label"),
+    (stat::REFUSED_NAME_TOO_LONG, "name-too-long"),
+    (stat::REFUSED_NOT_ADDRESS_QUERY, "not-address-query"),
+    (stat::REFUSED_UNSOLICITED, "unsolicited"),
+    (stat::REFUSED_SERVER, "server"),
+    (stat::REFUSED_UNPARSED, "unparsed"),
+    (stat::REFUSED_NO_SET, "no-set"),
+];
+
+/// Domain rules' learning (issue 13): the filter's DNS statistics (summed over CPUs since the
+/// attach) and its learned table now.
+#[derive(Debug, Default, Serialize)]
+pub struct DnsStatus {
+    /// The domain sets the rules name, in set order (empty: no domain rules).
+    pub domain_sets: Vec<String>,
+    /// Queries for names of the sets that the egress program recorded.
+    pub queries: u64,
+    /// Answers learned from (their records may still have given no address).
+    pub answers: u64,
+    /// Addresses learned (A and AAAA records of those answers).
+    pub learned: u64,
+    /// Answers that taught nothing, by reason (every reason, zero included).
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Addresses the learned table refused to take.
+    pub learn_failed: u64,
+    /// Answers the ingress program could not hand to the learning program (a failed tail
+    /// call): nothing learned from them.
+    pub missed: u64,
+    /// Addresses in the learned table that hold for a set now (unexpired).
+    pub learned_now: usize,
+    /// Entries in the learned table, expired ones included.
+    pub learned_entries: usize,
+    /// Most addresses the learned table holds (the least recently used go first).
+    pub table_size: u32,
+}
+
+impl DnsStatus {
+    /// The status of `stats` and of the learned table's `entries` (of `table_size`) at `now`.
+    pub fn new(
+        domain_sets: Vec<String>,
+        stats: &DnsStats,
+        entries: &[(AddrKey, LearnedValue)],
+        table_size: u32,
+        now: u64,
+    ) -> Self {
+        let at = |slot: u32| stats.get(slot as usize).copied().unwrap_or(0);
+        Self {
+            domain_sets,
+            queries: at(stat::QUERIES),
+            answers: at(stat::ANSWERS),
+            learned: at(stat::LEARNED),
+            refused: REFUSED_REASONS
+                .iter()
+                .map(|&(slot, reason)| (reason, at(slot)))
+                .collect(),
+            learn_failed: at(stat::LEARN_FAILED),
+            missed: at(stat::MISSED),
+            learned_now: unexpired(entries, now),
+            learned_entries: entries.len(),
+            table_size,
+        }
+    }
+
+    /// Answers refused, all reasons.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.values().sum()
+    }
+
+    /// The line `status` prints, e.g. `dns (sets goto): 12 queries, 11 answers learned from,
+    /// 30 addresses learned (25 now, table of 4096), 1 refused (unsolicited 1)`; `None` for a
+    /// filter without domain rules that counted nothing.
+    pub fn line(&self) -> Option<String> {
+        let refused = self.refused_total();
+        if self.domain_sets.is_empty()
+            && self.queries
+                + self.answers
+                + self.learned
+                + refused
+                + self.learn_failed
+                + self.missed
+                == 0
+            && self.learned_entries == 0
+        {
+            return None;
+        }
+        let mut line = format!(
+            "dns (sets {}): {} queries, {} answers learned from, {} addresses learned ({} now, table of {}), {refused} refused",
+            if self.domain_sets.is_empty() {
+                "none".to_owned()
+            } else {
+                self.domain_sets.join(", ")
+            },
+            self.queries,
+            self.answers,
+            self.learned,
+            self.learned_now,
+            self.table_size,
+        );
+        let reasons: Vec<String> = REFUSED_REASONS
+            .iter()
+            .filter_map(|(_, r)| {
+                let n = self.refused.get(r).copied().unwrap_or(0);
+                (n != 0).then(|| format!("{r} {n}"))
+            })
+            .collect();
+        if !reasons.is_empty() {
+            let _ = write!(line, " ({})", reasons.join(", "));
+        }
+        if self.learn_failed != 0 {
+            let _ = write!(line, ", {} not taken by the table", self.learn_failed);
+        }
+        if self.missed != 0 {
+            let _ = write!(line, ", {} missed (tail call failed)", self.missed);
+        }
+        Some(line)
+    }
 }
 
 /// One counter.
@@ -187,7 +325,20 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         pin_dir: a.dir.display().to_string(),
         flows,
         counters,
+        dns: dns_status(a)?,
     })
+}
+
+/// What the domain rules of `a` learned: its DNS statistics and learned table.
+fn dns_status(a: &Attached) -> anyhow::Result<DnsStatus> {
+    let map = a.learned_map()?;
+    Ok(DnsStatus::new(
+        a.meta.domain_sets.iter().map(|s| s.name.clone()).collect(),
+        &a.dns_stats()?,
+        &map.entries(),
+        map.max_entries(),
+        loader::monotonic_coarse_ns(),
+    ))
 }
 
 /// The flow limits the kernel holds `a` to: the timeouts of its config entry and the size of its

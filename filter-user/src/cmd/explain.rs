@@ -2,7 +2,7 @@
 //! the pinned maps of the filter attached to an interface (`explain IFACE ...`), or over a rule
 //! set built from the command line (`explain --scenario NAME ...`).
 
-use std::net::SocketAddr;
+use std::{fmt::Write as _, net::SocketAddr};
 
 use filter_common::{Direction, FragKey, Tables, classify};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use crate::{
     config::{self, Overrides},
     error::UsageError,
     frame,
-    loader::{self, FilterMode},
+    loader::{self, FilterMode, learned::LearnedSet},
     output::{json, print},
     pinned::PinnedMaps,
     scenario::{Options, Protocol, RawNetworkArgs, Scenario},
@@ -245,8 +245,252 @@ pub fn explain_attached(
     })
 }
 
+/// `explain --domain NAME [IFACE] --json`: the domain sets and patterns that match a name, and
+/// (with IFACE) the addresses the filter learned for those sets.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct DomainExplanation {
+    /// The name asked about, lowercased, without a trailing dot.
+    pub name: String,
+    /// The interface whose filter's sets answered; absent for the built-in sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The sets that were matched against: the filter's, or the built-in `goto` and
+    /// `goto-training`.
+    pub sets_checked: Vec<String>,
+    /// Each set that matches the name, with its longest pattern that does (the one the kernel
+    /// records for the set).
+    pub matches: Vec<DomainMatch>,
+    /// With IFACE: the addresses the filter learned for the matching sets (expired ones
+    /// included, flagged); what a domain rule of those sets admits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Vec<crate::cmd::learned::LearnedAddress>>,
+}
+
+/// A set that matches a name.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct DomainMatch {
+    /// The set.
+    pub set: String,
+    /// Its pattern that matches (the longest).
+    pub pattern: String,
+}
+
+/// Whether `pattern` (`*.goto.com` or `api.example.org`, as records and `gotofw domains` write
+/// them) covers `host` (lowercased, no trailing dot): by whole labels, a wildcard covering its
+/// apex too, as the PAC file and the kernel's table do.
+pub fn pattern_covers(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(apex) => {
+            host == apex
+                || (host.len() > apex.len()
+                    && host.ends_with(apex)
+                    && host.as_bytes()[host.len() - apex.len() - 1] == b'.')
+        }
+        None => host == pattern.strip_suffix('.').unwrap_or(&pattern),
+    }
+}
+
+/// The sets of `sets` (name, patterns) that cover `host`, each with its longest pattern that
+/// does.
+pub fn matching_sets(sets: &[(String, Vec<String>)], host: &str) -> Vec<DomainMatch> {
+    sets.iter()
+        .filter_map(|(set, patterns)| {
+            patterns
+                .iter()
+                .filter(|p| pattern_covers(p, host))
+                .max_by_key(|p| p.len())
+                .map(|p| DomainMatch {
+                    set: set.clone(),
+                    pattern: p.clone(),
+                })
+        })
+        .collect()
+}
+
+/// The built-in domain sets: `goto` (Table 1 of GoTo's document) and `goto-training`
+/// (Table 2), with the patterns `gotofw domains` lists, as a rule set compiles them.
+pub fn builtin_sets() -> Vec<(String, Vec<String>)> {
+    use crate::domain_sets::{GOTO, GOTO_TRAINING, builtin};
+    [GOTO, GOTO_TRAINING]
+        .into_iter()
+        .map(|name| {
+            let patterns = builtin(name).unwrap_or_default();
+            (
+                name.to_owned(),
+                patterns
+                    .iter()
+                    .map(crate::domain_sets::Pattern::text)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Checks `name` as a question name: what a DNS question can carry, lowercased, one trailing
+/// dot dropped.
+fn question_name(name: &str) -> Result<String, UsageError> {
+    let host = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if host.is_empty() || crate::domain_sets::wire_name(&host).is_none() {
+        return Err(UsageError::BadDomainName(name.to_owned()));
+    }
+    Ok(host)
+}
+
+/// Explains `name` against the built-in sets, or with `iface` against the sets of the filter
+/// attached to it and the addresses it learned.
+pub fn explain_domain(name: &str, iface: Option<&str>) -> anyhow::Result<DomainExplanation> {
+    let host = question_name(name)?;
+    let Some(iface) = iface else {
+        let sets = builtin_sets();
+        return Ok(DomainExplanation {
+            matches: matching_sets(&sets, &host),
+            name: host,
+            interface: None,
+            sets_checked: sets.into_iter().map(|(n, _)| n).collect(),
+            learned: None,
+        });
+    };
+    let attached = loader::read_attached(iface).map_err(|e| {
+        if matches!(e.downcast_ref(), Some(UsageError::NotAttached(_))) {
+            UsageError::NothingToExplain(iface.to_owned()).into()
+        } else {
+            e
+        }
+    })?;
+    crate::liveness::note_if_broken(&attached);
+    let sets: Vec<(String, Vec<String>)> = attached
+        .meta
+        .domain_sets
+        .iter()
+        .map(|s| (s.name.clone(), s.patterns.clone()))
+        .collect();
+    let matches = matching_sets(&sets, &host);
+    let now = loader::monotonic_coarse_ns();
+    let learned = loader::learned::learned_sets(&attached.learned_map()?.entries());
+    let wanted: Vec<&LearnedSet> = learned
+        .iter()
+        .filter(|l| {
+            attached
+                .meta
+                .domain_sets
+                .get(l.set)
+                .is_some_and(|s| matches.iter().any(|m| m.set == s.name))
+        })
+        .collect();
+    let flows = if wanted.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        crate::cmd::learned::live_flows(&attached, now)?
+    };
+    let wanted: Vec<LearnedSet> = wanted.into_iter().copied().collect();
+    Ok(DomainExplanation {
+        name: host,
+        interface: Some(attached.meta.interface.clone()),
+        sets_checked: sets.into_iter().map(|(n, _)| n).collect(),
+        matches,
+        learned: Some(crate::cmd::learned::rows(
+            &attached.meta,
+            &wanted,
+            &flows,
+            now,
+            true,
+        )),
+    })
+}
+
+/// `explain --domain` as text.
+pub fn render_domain(e: &DomainExplanation) -> String {
+    let mut out = String::new();
+    let under = e.interface.as_ref().map_or_else(
+        || "the built-in domain sets".to_owned(),
+        |i| format!("the domain sets of the filter of {i}"),
+    );
+    if e.sets_checked.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}: the filter of {} has no domain rules: no name is matched, nothing is learned",
+            e.name,
+            e.interface.as_deref().unwrap_or("-")
+        );
+        return out;
+    }
+    if e.matches.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}: in no set of {under} ({}): its answers teach nothing, and a domain rule admits none of its addresses",
+            e.name,
+            e.sets_checked.join(", ")
+        );
+        return out;
+    }
+    let sets: Vec<String> = e
+        .matches
+        .iter()
+        .map(|m| format!("{} (by {})", m.set, m.pattern))
+        .collect();
+    let _ = writeln!(out, "{}: in {} of {under}", e.name, sets.join(", "));
+    if let Some(learned) = &e.learned {
+        let live: Vec<_> = learned.iter().filter(|l| !l.expired).collect();
+        if live.is_empty() {
+            let _ = writeln!(
+                out,
+                "  no address learned for {} now: a connection to the port of a domain rule of {} is blocked (not-learned) until an answer teaches one",
+                if e.matches.len() == 1 { "it" } else { "them" },
+                if e.matches.len() == 1 { "it" } else { "them" },
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  {} addresses learned for {} now:",
+                live.len(),
+                if e.matches.len() == 1 { "it" } else { "them" }
+            );
+        }
+        for l in learned {
+            let _ = writeln!(
+                out,
+                "  {:<39}  {}  by {}  {}  flows {}",
+                l.address,
+                l.set,
+                l.pattern,
+                if l.expired {
+                    "expired".to_owned()
+                } else {
+                    format!("expires in {:.0}s", l.expires_in.ceil())
+                },
+                l.flows
+            );
+        }
+    }
+    out
+}
+
+/// The interface `explain --domain NAME` asks, if any; what else it was given is refused.
+fn domain_question(args: &ExplainArgs) -> Result<Option<&str>, UsageError> {
+    if let Some(flag) = rule_set_option(&args.networks, args.stateless) {
+        return Err(UsageError::ExplainDomainOption(flag));
+    }
+    match args.target.as_slice() {
+        [] => Ok(None),
+        [iface] => Ok(Some(iface.as_str())),
+        more => Err(UsageError::ExplainDomainWhat(more.join(" "))),
+    }
+}
+
 /// Runs the command.
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
+    if let Some(name) = &args.domain {
+        let iface = domain_question(args)?;
+        if iface.is_some() {
+            system::require_capabilities()?;
+        }
+        let e = explain_domain(name, iface)?;
+        if args.json {
+            return Ok(print(&json(&e)?)?);
+        }
+        return Ok(print(&render_domain(&e))?);
+    }
     let q = question(args)?;
     let e = match q.source {
         Source::Scenario(scenario) => {
@@ -412,6 +656,106 @@ mod tests {
             assert!(err.contains(want), "{line}: {err}");
             assert!(!err.contains('\n'), "{line}: {err}");
         }
+    }
+
+    /// The built-in sets cover a name as `gotofw domains` (and the PAC file) do: each set with
+    /// its longest pattern; lookalikes are in none.
+    #[test]
+    fn a_name_is_matched_against_the_built_in_sets() {
+        let sets = builtin_sets();
+        assert_eq!(
+            sets.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["goto", "goto-training"]
+        );
+        let all: Vec<(String, Vec<String>)> = sets.clone();
+        for d in crate::domains::ALL {
+            for host in [
+                d.name.to_owned(),
+                format!("x.{}", d.name),
+                format!("not{}", d.name),
+                format!("{}.example.net", d.name),
+            ] {
+                let matched = matching_sets(&all, &host);
+                let want = crate::domains::ALL.iter().any(|o| o.matches(&host));
+                assert_eq!(!matched.is_empty(), want, "{host}: {matched:?}");
+                for m in &matched {
+                    assert!(pattern_covers(&m.pattern, &host), "{host}: {m:?}");
+                }
+            }
+        }
+        let e = explain_domain("WWW.GoTo.com.", None).unwrap();
+        assert_eq!(e.name, "www.goto.com");
+        assert_eq!(
+            e.matches,
+            [DomainMatch {
+                set: "goto".into(),
+                pattern: "*.goto.com".into()
+            }]
+        );
+        assert!(e.learned.is_none());
+        let text = render_domain(&e);
+        assert_eq!(
+            text,
+            "www.goto.com: in goto (by *.goto.com) of the built-in domain sets\n"
+        );
+        let e = explain_domain("goto.com.example.net", None).unwrap();
+        assert!(e.matches.is_empty(), "{e:?}");
+        assert!(render_domain(&e).contains("in no set"), "{e:?}");
+        // Longest pattern of a set wins; an exact pattern covers itself only.
+        let mine = vec![(
+            "mine".to_owned(),
+            vec![
+                "*.example.com".to_owned(),
+                "*.eu.example.com".to_owned(),
+                "api.example.org".to_owned(),
+            ],
+        )];
+        assert_eq!(
+            matching_sets(&mine, "a.eu.example.com")[0].pattern,
+            "*.eu.example.com"
+        );
+        assert_eq!(
+            matching_sets(&mine, "api.example.org")[0].pattern,
+            "api.example.org"
+        );
+        assert!(matching_sets(&mine, "x.api.example.org").is_empty());
+        assert!(matching_sets(&mine, "notexample.com").is_empty());
+    }
+
+    #[test]
+    fn explain_domain_refuses_what_it_cannot_answer() {
+        for bad in ["a..b", "", "a b.com", &"a".repeat(64)] {
+            let err = explain_domain(bad, None).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
+        for (line, want) in [
+            ("--domain www.goto.com eth1 tcp", "at most IFACE"),
+            (
+                "--domain www.goto.com --network 198.51.100.0/24",
+                "drop --network",
+            ),
+        ] {
+            let err = domain_question(&args(line)).unwrap_err().to_string();
+            assert!(err.contains(want), "{line}: {err}");
+            assert!(!err.contains('\n'), "{line}: {err}");
+        }
+        assert_eq!(
+            domain_question(&args("--domain www.goto.com eth1")).unwrap(),
+            Some("eth1")
+        );
+        assert_eq!(
+            domain_question(&args("--domain www.goto.com")).unwrap(),
+            None
+        );
+        let both = [
+            "gotofw",
+            "explain",
+            "--domain",
+            "x.goto.com",
+            "--scenario",
+            "tcp-443",
+        ];
+        assert!(<crate::cli::Cli as clap::Parser>::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Sample {
     pub dst: String,
     /// The rule or slot that dropped it.
     pub rule: String,
+    /// For a drop in slot `not-learned`: the domain rule that wanted a learned address, and its
+    /// sets (`https: domains goto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_rule: Option<String>,
     /// Frame length.
     pub bytes: u32,
 }
@@ -53,7 +57,95 @@ fn addr(bytes: [u8; 16], family: u8) -> Option<IpAddr> {
     }
 }
 
-fn sample(e: &DropEvent, iface: &str, rules: &[String], offset_ns: i128) -> Sample {
+/// A domain rule of a filter, as the drop log names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainRule {
+    /// Rule name.
+    pub name: String,
+    /// IP protocols it matches.
+    pub protocols: Vec<u8>,
+    /// Remote port ranges it matches (inclusive).
+    pub ports: Vec<(u16, u16)>,
+    /// Names of the domain sets it admits learned addresses of.
+    pub sets: Vec<String>,
+}
+
+/// Port ranges as records write them (`443`, `45000-49999`, `80,443`); `None` if unreadable.
+fn port_ranges(text: &str) -> Option<Vec<(u16, u16)>> {
+    text.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((lo, hi)) => Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)),
+            None => part.trim().parse().ok().map(|p| (p, p)),
+        })
+        .collect()
+}
+
+/// The domain rules of a filter: the rules of `meta` whose bit is in `cfg.domain_mask` (the
+/// kernel's own word on which are), with the sets `cfg.set_rules` gives each, named by `meta`.
+pub fn domain_rules(meta: &loader::Meta, cfg: &filter_common::Config) -> Vec<DomainRule> {
+    let mut out = Vec::new();
+    for (i, rule) in meta.rules.iter().enumerate().take(64) {
+        let bit = 1u64 << i;
+        if cfg.domain_mask & bit == 0 {
+            continue;
+        }
+        let sets = cfg
+            .set_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rules)| *rules & bit != 0)
+            .map(|(set, _)| {
+                meta.domain_sets
+                    .get(set)
+                    .map_or_else(|| format!("set-{set}"), |s| s.name.clone())
+            })
+            .collect();
+        let protocols = rule
+            .protocol
+            .split('+')
+            .filter_map(|p| match p {
+                "tcp" => Some(ipproto::TCP),
+                "udp" => Some(ipproto::UDP),
+                _ => None,
+            })
+            .collect();
+        out.push(DomainRule {
+            name: rule.name.clone(),
+            protocols,
+            ports: port_ranges(&rule.ports).unwrap_or_default(),
+            sets,
+        });
+    }
+    out
+}
+
+/// What a drop in slot `not-learned` names: the first domain rule of `rules` whose protocol and
+/// remote port match the event's, as `https: domains goto`.
+pub fn not_learned_rule(e: &DropEvent, rules: &[DomainRule]) -> Option<String> {
+    if e.slot != filter_common::slot::NOT_LEARNED {
+        return None;
+    }
+    let port = if e.direction == Direction::Egress as u8 {
+        e.dport
+    } else {
+        e.sport
+    };
+    rules
+        .iter()
+        .find(|r| {
+            r.protocols.contains(&e.proto)
+                && r.ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&port))
+        })
+        .map(|r| format!("{}: domains {}", r.name, r.sets.join(", ")))
+}
+
+fn sample(
+    e: &DropEvent,
+    iface: &str,
+    rules: &[String],
+    domain: &[DomainRule],
+    offset_ns: i128,
+) -> Sample {
     let wall_ns = i128::from(e.time_ns) + offset_ns;
     let secs = u64::try_from(wall_ns / 1_000_000_000).unwrap_or(0);
     let millis = u64::try_from(wall_ns % 1_000_000_000 / 1_000_000).unwrap_or(0);
@@ -85,6 +177,7 @@ fn sample(e: &DropEvent, iface: &str, rules: &[String], offset_ns: i128) -> Samp
         src: end(e.src, e.sport),
         dst: end(e.dst, e.dport),
         rule: slot_name(rules, e.slot),
+        domain_rule: not_learned_rule(e, domain),
         bytes: e.len,
     }
 }
@@ -95,7 +188,13 @@ struct Source {
     ring: RingBuf<MapData>,
     log_id: u32,
     meta_id: Option<u32>,
+    names: Names,
+}
+
+/// What names a filter's samples: its rule names in match order, and its domain rules.
+struct Names {
     rules: Vec<String>,
+    domain: Vec<DomainRule>,
 }
 
 /// Id of the map pinned at `path`, or `None` when nothing (openable) is pinned there.
@@ -105,20 +204,22 @@ fn pinned_map_id(path: &Path) -> Option<u32> {
 
 /// The rule names of the filter of `iface`, and the id of the `meta` map they were read from
 /// (taken first: a swap meanwhile shows as a new id at the next check).
-fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Vec<String>)> {
+fn rule_names(iface: &str, dir: &Path) -> anyhow::Result<(Option<u32>, Names)> {
     let meta_id = pinned_map_id(&dir.join(pin::META));
     let attached = loader::read_attached(iface)?;
     crate::liveness::note_if_broken(&attached);
-    if attached.config()?.log_rate == 0 {
+    let cfg = attached.config()?;
+    if cfg.log_rate == 0 {
         return Err(UsageError::LogOff(iface.to_owned()).into());
     }
     let rules = attached.meta.rules.iter().map(|r| r.name.clone()).collect();
-    Ok((meta_id, rules))
+    let domain = domain_rules(&attached.meta, &cfg);
+    Ok((meta_id, Names { rules, domain }))
 }
 
 /// Opens the drop log of the filter of `iface`, pinned in `dir`.
 fn open(iface: &str, dir: &Path) -> anyhow::Result<Source> {
-    let (meta_id, rules) = rule_names(iface, dir)?;
+    let (meta_id, names) = rule_names(iface, dir)?;
     let data = MapData::from_pin(dir.join(pin::LOG))
         .with_context(|| format!("opening {}/log", dir.display()))?;
     let log_id = data.info()?.id();
@@ -127,7 +228,7 @@ fn open(iface: &str, dir: &Path) -> anyhow::Result<Source> {
         ring,
         log_id,
         meta_id,
-        rules,
+        names,
     })
 }
 
@@ -141,7 +242,7 @@ fn follow(iface: &str, dir: &Path, source: &mut Source, detached: &mut bool) -> 
         Some(id) if id == source.log_id => {
             if pinned_map_id(&dir.join(pin::META)) != source.meta_id {
                 match rule_names(iface, dir) {
-                    Ok(names) => (source.meta_id, source.rules) = names,
+                    Ok(names) => (source.meta_id, source.names) = names,
                     Err(e) if gone(&e) => {}
                     Err(e) => return Err(e),
                 }
@@ -221,7 +322,13 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
             }
             // SAFETY: the kernel writes whole `DropEvent`s; read unaligned to be safe.
             let event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<DropEvent>()) };
-            let s = sample(&event, &iface, &source.rules, offset_ns);
+            let s = sample(
+                &event,
+                &iface,
+                &source.names.rules,
+                &source.names.domain,
+                offset_ns,
+            );
             if args.json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&s)?);
             } else {
@@ -233,7 +340,9 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
                     s.protocol,
                     s.src,
                     s.dst,
-                    s.rule,
+                    s.domain_rule
+                        .as_ref()
+                        .map_or_else(|| s.rule.clone(), |d| format!("{} ({d})", s.rule)),
                     s.bytes
                 );
             }
@@ -250,5 +359,133 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
             follow(&iface, &dir, &mut source, &mut detached)?;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use filter_common::{Config, FIXED_SLOTS, slot};
+
+    use super::*;
+    use crate::loader::meta::{DomainSetInfo, Meta, RuleInfo};
+
+    fn rule(name: &str, protocol: &str, ports: &str) -> RuleInfo {
+        RuleInfo {
+            name: name.into(),
+            kind: crate::rule::RuleKind::Scenario,
+            action: "allow".into(),
+            protocol: protocol.into(),
+            ports: ports.into(),
+            local_ports: String::new(),
+            networks: serde_json::Value::String("any".into()),
+            description: String::new(),
+        }
+    }
+
+    fn event(slot: u32, direction: Direction, proto: u8, dport: u16) -> DropEvent {
+        DropEvent {
+            time_ns: 0,
+            len: 60,
+            slot,
+            direction: direction as u8,
+            family: 4,
+            proto,
+            _pad: 0,
+            sport: 50_000,
+            dport,
+            src: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            dst: [198, 51, 100, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        }
+    }
+
+    /// A not-learned drop names the first domain rule whose protocol and port match, with the
+    /// sets the kernel's config gives it; a rule that is not a domain rule is never named.
+    #[test]
+    fn a_not_learned_drop_names_its_domain_rule() {
+        let mut meta: Meta = serde_json::from_str(
+            r#"{"version":3,"interface":"wan0","ifindex":3,"scenario":"tcp-443","mode":"stateful","xdp_mode":"generic","attached_at":0,"rules":[],"allowances":[]}"#,
+        )
+        .unwrap();
+        meta.rules = vec![
+            rule("dns", "tcp+udp", "53"),
+            rule("https", "tcp", "443"),
+            rule("turn", "tcp+udp", "3478,5000-5010"),
+            rule("https-too", "tcp", "443"),
+        ];
+        meta.domain_sets = vec![
+            DomainSetInfo {
+                name: "goto".into(),
+                patterns: vec!["*.goto.com".into()],
+            },
+            DomainSetInfo {
+                name: "mine".into(),
+                patterns: vec!["api.example.org".into()],
+            },
+        ];
+        let mut cfg = Config {
+            domain_sets: 2,
+            domain_mask: 0b1110,
+            ..Config::default()
+        };
+        cfg.set_rules[0] = 0b1010;
+        cfg.set_rules[1] = 0b1100;
+        let rules = domain_rules(&meta, &cfg);
+        assert_eq!(
+            rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["https", "turn", "https-too"]
+        );
+        let named = |e: DropEvent| not_learned_rule(&e, &rules);
+        let nl = slot::NOT_LEARNED;
+        assert_eq!(
+            named(event(nl, Direction::Egress, ipproto::TCP, 443)).as_deref(),
+            Some("https: domains goto")
+        );
+        assert_eq!(
+            named(event(nl, Direction::Egress, ipproto::UDP, 5005)).as_deref(),
+            Some("turn: domains mine")
+        );
+        assert_eq!(named(event(nl, Direction::Egress, ipproto::UDP, 443)), None);
+        assert_eq!(
+            named(event(
+                slot::DEFAULT_BLOCK,
+                Direction::Egress,
+                ipproto::TCP,
+                443
+            )),
+            None
+        );
+        let s = sample(
+            &event(nl, Direction::Egress, ipproto::TCP, 443),
+            "wan0",
+            &meta
+                .rules
+                .iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>(),
+            &rules,
+            0,
+        );
+        assert_eq!(s.rule, "not-learned");
+        assert_eq!(s.domain_rule.as_deref(), Some("https: domains goto"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["domain_rule"], "https: domains goto", "{json}");
+        let s = sample(
+            &event(FIXED_SLOTS + 1, Direction::Egress, ipproto::TCP, 443),
+            "wan0",
+            &["dns".to_owned(), "https".to_owned()],
+            &rules,
+            0,
+        );
+        assert!(
+            serde_json::to_value(&s)
+                .unwrap()
+                .get("domain_rule")
+                .is_none()
+        );
+        assert_eq!(
+            port_ranges("443,45000-49999"),
+            Some(vec![(443, 443), (45000, 49999)])
+        );
+        assert_eq!(port_ranges("x"), None);
     }
 }

@@ -7,6 +7,7 @@ pub mod detach;
 pub mod domains;
 pub mod explain;
 pub mod flows;
+pub mod learned;
 pub mod log;
 pub mod man;
 pub mod metrics;

@@ -58,6 +58,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 f.live, f.entries, f.table_size
             );
         }
+        if let Some(line) = s.dns.line() {
+            let _ = writeln!(out, "  {line}");
+        }
         let mut rows = vec![
             [
                 "RULE", "KIND", "ACTION", "DIR", "PROTO", "PORT", "NETWORKS", "PACKETS", "BYTES",

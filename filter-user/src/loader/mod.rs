@@ -13,7 +13,8 @@
 //! - [`xdp`], [`egress`]: the programs put on the interface (XDP; tcx or clsact);
 //! - [`pins`]: the pin directory, staging and the move into place;
 //! - [`recover`]: what a killed attach left, settled; [`fault`]: where tests kill one;
-//! - [`read`]: a filter read back (record, counters, flows); [`detach`], [`reattach`];
+//! - [`read`]: a filter read back (record, counters, flows); [`learned`]: what its domain
+//!   rules learned (the learned map, the DNS statistics); [`detach`], [`reattach`];
 //! - this file: [`attach_with`], the order of it all.
 //!
 //! Modules of the crate use the files' paths (`loader::meta::Meta`); the re-exports below are
@@ -22,6 +23,7 @@
 pub mod detach;
 pub mod egress;
 pub mod fault;
+pub mod learned;
 pub mod meta;
 pub mod object;
 pub mod options;
