@@ -71,12 +71,9 @@ fn https_to_domains_drops_a_syn_to_an_unlearned_address_as_not_learned() {
         blocked >= 1,
         "not-learned (egress) did not count the SYN: {status}"
     );
+    // (Not also `default-block` == 0: the namespace's own IPv6 and ARP chatter may land there.
+    // Without the domain rule the SYN counts in `default-block` and `not-learned` stays 0.)
     assert_eq!(counter_in(&status, "https", "egress").0, 0, "{status}");
-    assert_eq!(
-        counter_in(&status, "default-block", "egress").0,
-        0,
-        "the SYN was not dropped as not-learned: {status}"
-    );
 
     // set-scenario rebuilds the rules from the record's options: the https rule stays a
     // domain rule, and still drops the SYN.
