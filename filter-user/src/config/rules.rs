@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use ipnet::IpNet;
 use toml::Spanned;
 
 use super::{
@@ -9,14 +10,11 @@ use super::{
     raw::RawRule,
     values::{parse_ports, shown},
 };
-use ipnet::IpNet;
-
 use crate::{
     domain_sets::{Pattern, builtin},
     error::UsageError,
     operator::{OperatorRule, RuleDirection},
-    scenario::DomainSet,
-    scenario::{Allowance, Options, Protocol, Scenario, dedup_networks, parse_network},
+    scenario::{Allowance, DomainSet, Options, Protocol, Scenario, dedup_networks, parse_network},
     slots::FIXED,
 };
 
