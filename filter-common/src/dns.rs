@@ -69,16 +69,7 @@ pub fn answer_header<P: Packet + ?Sized>(
     off: usize,
     end: usize,
 ) -> Result<MessageHeader, Refused> {
-    if off + HEADER > end {
-        return Err(Refused::Cut);
-    }
-    let h = pkt.header(off, HEADER).ok_or(Refused::Cut)?;
-    let header = MessageHeader {
-        id: h.be16(0),
-        flags: h.be16(2),
-        questions: h.be16(4),
-        answers: h.be16(6),
-    };
+    let header = message_header(pkt, off, end)?;
     // QR set, opcode 0 (QUERY).
     if header.flags & 0xf800 != 0x8000 {
         return Err(Refused::NotAnswer);
@@ -90,6 +81,25 @@ pub fn answer_header<P: Packet + ?Sized>(
         return Err(Refused::QuestionCount);
     }
     Ok(header)
+}
+
+/// The fixed header of the message at `off`, which must end by `end`.
+#[inline(always)]
+fn message_header<P: Packet + ?Sized>(
+    pkt: &P,
+    off: usize,
+    end: usize,
+) -> Result<MessageHeader, Refused> {
+    if off + HEADER > end {
+        return Err(Refused::Cut);
+    }
+    let h = pkt.header(off, HEADER).ok_or(Refused::Cut)?;
+    Ok(MessageHeader {
+        id: h.be16(0),
+        flags: h.be16(2),
+        questions: h.be16(4),
+        answers: h.be16(6),
+    })
 }
 
 /// A question name in wire format (length-prefixed labels, then a zero byte), lowercased.
@@ -235,16 +245,7 @@ pub fn query_header<P: Packet + ?Sized>(
     off: usize,
     end: usize,
 ) -> Result<MessageHeader, Refused> {
-    if off + HEADER > end {
-        return Err(Refused::Cut);
-    }
-    let h = pkt.header(off, HEADER).ok_or(Refused::Cut)?;
-    let header = MessageHeader {
-        id: h.be16(0),
-        flags: h.be16(2),
-        questions: h.be16(4),
-        answers: h.be16(6),
-    };
+    let header = message_header(pkt, off, end)?;
     if header.flags & 0xf800 != 0 {
         return Err(Refused::NotAnswer);
     }
