@@ -95,6 +95,7 @@ fn map_info(map: &aya::maps::Map) -> Result<u32> {
     | Map::PerCpuArray(data)
     | Map::LpmTrie(data)
     | Map::LruHashMap(data)
+    | Map::HashMap(data)
     | Map::RingBuf(data)
     | Map::ProgramArray(data)) = map
     else {

@@ -92,9 +92,15 @@ pub(super) fn load_with(
         .map_max_entries(map::FLOWS, compiled.flow_map_entries)
         .map_max_entries(map::DOMAINS, domains)
         .map_max_entries(map::DNS_SERVERS, servers)
+        .map_max_entries(map::LEARNED, learned_entries(compiled))
+        // An LRU map's memory is taken at creation: none to spare without domain rules.
         .map_max_entries(
-            map::LEARNED,
-            compiled.learned_map_entries.max(LEARNED_MAP_MIN_ENTRIES),
+            map::QUERIES,
+            if learns(&compiled.config) {
+                learn::QUERY_TABLE_ENTRIES
+            } else {
+                1
+            },
         )
         .map_max_entries(map::META, meta_entries(meta.len())?);
     let log = flows
@@ -140,7 +146,8 @@ pub(super) fn load_with(
     Ok(ebpf)
 }
 
-/// Entries of the learned-address map when the rule set learns none (the map must exist).
+/// Entries of the learned-address map when the rule set learns none (the map must exist; an
+/// LRU map's memory is taken at creation).
 pub const LEARNED_MAP_MIN_ENTRIES: u32 = 1;
 
 /// Entries of the learned-address map `compiled` loads.
