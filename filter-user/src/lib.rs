@@ -11,6 +11,7 @@ pub mod domains;
 pub mod error;
 pub mod frame;
 pub mod hostfs;
+pub mod learned_model;
 pub mod limits;
 pub mod link_type;
 pub mod liveness;

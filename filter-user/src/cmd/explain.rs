@@ -263,7 +263,7 @@ pub struct DomainExplanation {
     /// With IFACE: the addresses the filter learned for the matching sets (expired ones
     /// included, flagged); what a domain rule of those sets admits.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub learned: Option<Vec<crate::cmd::learned::LearnedAddress>>,
+    pub learned: Option<Vec<crate::learned_model::LearnedAddress>>,
 }
 
 /// A set that matches a name.
@@ -381,7 +381,7 @@ pub fn explain_domain(name: &str, iface: Option<&str>) -> anyhow::Result<DomainE
     let flows = if wanted.is_empty() {
         std::collections::HashMap::new()
     } else {
-        crate::cmd::learned::live_flows(&attached, now)?
+        crate::learned_model::live_flows(&attached, now)?
     };
     let wanted: Vec<LearnedSet> = wanted.into_iter().copied().collect();
     Ok(DomainExplanation {
@@ -389,7 +389,7 @@ pub fn explain_domain(name: &str, iface: Option<&str>) -> anyhow::Result<DomainE
         interface: Some(attached.meta.interface.clone()),
         sets_checked: sets.into_iter().map(|(n, _)| n).collect(),
         matches,
-        learned: Some(crate::cmd::learned::rows(
+        learned: Some(crate::learned_model::rows(
             &attached.meta,
             &wanted,
             &flows,

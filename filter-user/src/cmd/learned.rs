@@ -2,17 +2,16 @@
 //! answers (issue 13), with the set and pattern that taught each, its time to expiry, the TTL
 //! the answer gave and the live flows that use it.
 
-use std::{collections::HashMap, fmt::Write as _, net::IpAddr};
+use std::{collections::HashMap, fmt::Write as _};
 
 use serde::Serialize;
 
+pub use crate::learned_model::LearnedAddress;
 use crate::{
     cli::LearnedArgs,
     error::UsageError,
-    loader::{
-        self, Attached, Meta,
-        learned::{LearnedSet, key_addr, learned_sets},
-    },
+    learned_model::{live_flows, rows},
+    loader::{self, Attached, learned::learned_sets},
     output::{json, print, table},
     system,
 };
@@ -37,90 +36,6 @@ pub struct InterfaceLearned {
     pub table_size: u32,
     /// One entry per (address, set), by address then set.
     pub learned: Vec<LearnedAddress>,
-}
-
-/// An address learned for a domain set.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct LearnedAddress {
-    /// The address (an A or AAAA record of an answer).
-    pub address: String,
-    /// The domain set it was learned for.
-    pub set: String,
-    /// The set's pattern the question matched (`*.goto.com`, `api.example.org`).
-    pub pattern: String,
-    /// Seconds until it stops admitting new connections for this set (0 once expired).
-    pub expires_in: f64,
-    /// Whether it has expired for this set (listed with `--all` only).
-    pub expired: bool,
-    /// The TTL of the record that last taught it, in seconds, as the answer gave it (its
-    /// expiry is the TTL clamped to the filter's bounds).
-    pub ttl: u32,
-    /// Seconds since an answer last taught it.
-    pub learned_ago: f64,
-    /// Live flows to it (connections outlive the TTL: a flow stays usable after expiry).
-    pub flows: usize,
-}
-
-/// Seconds between two CLOCK_MONOTONIC_COARSE readings, at millisecond precision.
-fn seconds(later: u64, earlier: u64) -> f64 {
-    let ms = later.saturating_sub(earlier) / 1_000_000;
-    f64::from(u32::try_from(ms).unwrap_or(u32::MAX)) / 1000.0
-}
-
-/// The name of set `set` of `meta`, and of its pattern `pattern` (a placeholder for an index
-/// the record does not hold, which a record of the filter's own attach always does).
-fn names(meta: &Meta, set: usize, pattern: u16) -> (String, String) {
-    match meta.domain_sets.get(set) {
-        Some(info) => (
-            info.name.clone(),
-            info.patterns
-                .get(usize::from(pattern))
-                .cloned()
-                .unwrap_or_else(|| format!("pattern-{pattern}")),
-        ),
-        None => (format!("set-{set}"), format!("pattern-{pattern}")),
-    }
-}
-
-/// The rows of `sets` at `now`, naming sets and patterns by `meta`, with the live flows to each
-/// address from `flows`; expired ones only with `all`.
-pub fn rows<S: std::hash::BuildHasher>(
-    meta: &Meta,
-    sets: &[LearnedSet],
-    flows: &HashMap<IpAddr, usize, S>,
-    now: u64,
-    all: bool,
-) -> Vec<LearnedAddress> {
-    sets.iter()
-        .filter(|s| all || s.expires_ns > now)
-        .map(|s| {
-            let (set, pattern) = names(meta, s.set, s.pattern);
-            LearnedAddress {
-                address: s.addr.to_string(),
-                set,
-                pattern,
-                expires_in: seconds(s.expires_ns, now),
-                expired: s.expires_ns <= now,
-                ttl: s.ttl,
-                learned_ago: seconds(now, s.learned_ns),
-                flows: flows.get(&s.addr).copied().unwrap_or(0),
-            }
-        })
-        .collect()
-}
-
-/// The live flows of `attached` by remote address.
-pub fn live_flows(attached: &Attached, now: u64) -> anyhow::Result<HashMap<IpAddr, usize>> {
-    let mut out = HashMap::new();
-    for flow in attached.flows(now)?.iter().filter(|f| f.alive) {
-        let key = filter_common::learn::AddrKey {
-            addr: flow.key.remote,
-            family: flow.key.family,
-            _pad: [0; 3],
-        };
-        *out.entry(key_addr(&key)).or_insert(0) += 1;
-    }
-    Ok(out)
 }
 
 /// What the filter `attached` learned, at `now`.
@@ -234,7 +149,7 @@ pub fn run(args: &LearnedArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loader::meta::DomainSetInfo;
+    use crate::loader::{Meta, learned::LearnedSet, meta::DomainSetInfo};
 
     fn meta() -> Meta {
         let mut meta: Meta = serde_json::from_str(
