@@ -116,18 +116,38 @@ pub fn flows(ebpf: &mut Ebpf) -> Result<HashMap<&mut aya::maps::MapData, FlowKey
 /// Adds `count` flows with random remote ends in 198.18.0.0/15 (RFC 2544's benchmark network)
 /// to the flow table, then `last` (so it is surely present).
 pub fn fill_flows(ebpf: &mut Ebpf, count: usize, last: (&FlowKey, &FlowValue)) -> Result<()> {
-    let mut map = flows(ebpf)?;
     let mut rng = crate::rng::Rng::new(0x5eed_f10e);
     let value = live_flow(HTTPS_RULE, ipproto::TCP);
-    for _ in 0..count.saturating_sub(1) {
-        let r = rng.next();
-        let addr = Ipv4Addr::from(0xc612_0000 | (r as u32 & 0x0001_ffff));
-        let mut key = crate::frames::flow_key(addr, 443, ipproto::TCP);
-        key.local_port = 1024 + ((r >> 32) as u16 % 60_000);
-        map.insert(key, value, 0)
-            .context("filling the flow table")?;
+    let mut keys = Vec::with_capacity(count);
+    {
+        let mut map = flows(ebpf)?;
+        for _ in 0..count.saturating_sub(1) {
+            let r = rng.next();
+            let addr = Ipv4Addr::from(0xc612_0000 | (r as u32 & 0x0001_ffff));
+            let mut key = crate::frames::flow_key(addr, 443, ipproto::TCP);
+            key.local_port = 1024 + ((r >> 32) as u16 % 60_000);
+            map.insert(key, value, 0)
+                .context("filling the flow table")?;
+            keys.push((key, value.last_seen_ns));
+        }
+        map.insert(last.0, last.1, 0)
+            .context("adding the probed flow")?;
+        keys.push((*last.0, last.1.last_seen_ns));
     }
-    map.insert(last.0, last.1, 0)
-        .context("adding the probed flow")?;
+    // The programs stamp a flow's remote whenever they set its last-seen time; flows written
+    // here need the same, or their replies would be taken for packets without a flow.
+    let cfg = config(ebpf)?;
+    for (key, seen) in keys {
+        loader::flow_cache::stamp_remote(ebpf, &cfg, &key, seen)?;
+    }
     Ok(())
+}
+
+/// The config entry of a loaded object.
+pub fn config(ebpf: &Ebpf) -> Result<filter_common::Config> {
+    let map = ebpf
+        .map("CONFIG")
+        .ok_or_else(|| anyhow!("the gotofw object has no map CONFIG"))?;
+    let config: aya::maps::Array<_, filter_common::Config> = aya::maps::Array::try_from(map)?;
+    Ok(config.get(&0, 0)?)
 }

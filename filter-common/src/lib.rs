@@ -16,6 +16,7 @@
 pub mod classify;
 pub mod dns;
 pub mod domain;
+pub mod flow_cache;
 pub mod learn;
 pub mod names;
 pub mod packet;
@@ -241,9 +242,9 @@ pub struct Config {
     pub dns_ttl_min: u32,
     /// Most seconds a learned address lives, whatever its record's TTL.
     pub dns_ttl_max: u32,
-    /// Zero; keeps the size a multiple of 8.
-    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
-    pub _reserved: u32,
+    /// Entries of the remote summary less one (a power of two less one; see
+    /// [`flow_cache`]); 0 without a flow table.
+    pub remote_mask: u32,
 }
 const _: () = assert!(size_of::<Config>() == 160);
 
@@ -411,8 +412,9 @@ pub struct FragVerdict {
 const _: () = assert!(size_of::<FragVerdict>() == 8);
 
 /// Key of the flow map: a flow as its inbound packets carry it (after NAT, since TC egress sees
-/// packets after source NAT).
-#[repr(C)]
+/// packets after source NAT). Eight-byte aligned, so that the flow cache reads it as five words
+/// ([`flow_cache::key_words`]).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// Remote address; IPv4 in the first four bytes.
@@ -704,4 +706,5 @@ mod pod {
     unsafe impl aya::Pod for super::learn::QueryKey {}
     unsafe impl aya::Pod for super::learn::QueryValue {}
     unsafe impl aya::Pod for super::learn::DomainEntry {}
+    unsafe impl aya::Pod for super::flow_cache::CachedFlow {}
 }

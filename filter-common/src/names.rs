@@ -46,9 +46,13 @@ pub mod map {
     pub const DNS_STATS: &str = "DNS_STATS";
     /// Per-CPU scratch space of the DNS programs.
     pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
+    /// The per-CPU flow cache (`filter_common::flow_cache`).
+    pub const FLOW_CACHE: &str = "FLOW_CACHE";
+    /// The remote summary (`filter_common::flow_cache`).
+    pub const REMOTES: &str = "REMOTES";
 
     /// Every map of the object.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 21] = [
         PORTS,
         CONFIG,
         NETS_V4,
@@ -68,6 +72,8 @@ pub mod map {
         DNS_SERVERS,
         DNS_STATS,
         DNS_SCRATCH,
+        FLOW_CACHE,
+        REMOTES,
     ];
 }
 
@@ -138,12 +144,16 @@ pub mod pin {
     pub const LEARNED: &str = "learned";
     /// The pin of map `DNS_STATS`.
     pub const DNS_STATS: &str = "dns_stats";
+    /// The pin of map `FLOW_CACHE`.
+    pub const FLOW_CACHE: &str = "flow_cache";
+    /// The pin of map `REMOTES`.
+    pub const REMOTES: &str = "remotes";
 
     /// The pinned maps, each with its file name (the map's name in lower case). Program arrays
     /// lose their entries when no user-space reference is left: pinned, they keep the drop-log
     /// programs for as long as the filter is attached (and the programs a killed `--replace` took
     /// the place of, for the next command to put back).
-    pub const MAPS: [(&str, &str); 13] = [
+    pub const MAPS: [(&str, &str); 15] = [
         (map::PORTS, PORTS),
         (map::CONFIG, CONFIG),
         (map::NETS_V4, NETS_V4),
@@ -157,5 +167,7 @@ pub mod pin {
         (map::TAIL_TC, TAIL_TC),
         (map::LEARNED, LEARNED),
         (map::DNS_STATS, DNS_STATS),
+        (map::FLOW_CACHE, FLOW_CACHE),
+        (map::REMOTES, REMOTES),
     ];
 }

@@ -37,7 +37,8 @@ use filter_common::{
     MODE_INGRESS_ONLY, Outcome, PORT_MAP_ENTRIES, Packet, Payload, Tables, classify, counter_index,
     dns::{MESSAGE_BUF, Message},
     domain::mark,
-    flow_alive, flow_judge_ingress, flow_new, flow_rebind,
+    flow_alive,
+    flow_cache::{self, CACHE_ENTRIES, CachedFlow, FlowMaps},
     learn::{
         self, AddrKey, Datagram, DnsTables, DomainEntry, DomainKey, LearnedValue, QueryKey,
         QueryValue, Scratch, TrieKey, learned_merge, learned_sets, stat, udp_datagram,
@@ -76,6 +77,16 @@ static FRAGS: LruHashMap<FragKey, FragVerdict> = LruHashMap::with_max_entries(81
 /// Flows opened by allowed outbound packets (stateful mode); the loader sizes it.
 #[map]
 static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1024, 0);
+
+/// This CPU's flow cache (`filter_common::flow_cache`): known flows admitted without a FLOWS
+/// lookup.
+#[map]
+static FLOW_CACHE: PerCpuArray<CachedFlow> = PerCpuArray::with_max_entries(CACHE_ENTRIES, 0);
+
+/// The remote summary (`filter_common::flow_cache`): when a flow with each remote end was last
+/// seen; the loader sizes it (`Config::remote_mask` + 1 entries).
+#[map]
+static REMOTES: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Samples of dropped packets for `gotofw log`.
 #[map]
@@ -160,7 +171,7 @@ static NO_CONFIG: Config = Config {
     dns_servers: 0,
     dns_ttl_min: 0,
     dns_ttl_max: 0,
-    _reserved: 0,
+    remote_mask: 0,
 };
 
 /// The config map's entry; without one (never, once loaded) everything is blocked.
@@ -205,29 +216,12 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn flow_ingress(&self, cfg: &Config, key: &FlowKey, tcp_flags: u8, len: u64) -> FlowHit {
-        let Some(value) = FLOWS.get_ptr_mut(key) else {
-            return FlowHit::Miss;
-        };
-        // SAFETY: a valid map value; concurrent updates from other CPUs can at worst lose a
-        // counter increment or a timestamp (documented as approximate).
-        flow_judge_ingress(cfg, unsafe { &mut *value }, now(), tcp_flags, len)
+        flow_cache::ingress(self, cfg, key, tcp_flags, len)
     }
 
     #[inline(always)]
     fn flow_rebind(&self, cfg: &Config, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
-        if let Some(value) = FLOWS.get_ptr_mut(key) {
-            // SAFETY: as in `flow_ingress`.
-            let value = unsafe { &mut *value };
-            flow_rebind(
-                value,
-                rule,
-                cfg.generation,
-                Direction::Ingress,
-                tcp_flags,
-                now(),
-                len,
-            );
-        }
+        flow_cache::rebind(self, cfg, key, rule, tcp_flags, len);
     }
 
     #[inline(always)]
@@ -240,26 +234,7 @@ impl Tables for Maps {
         tcp_flags: u8,
         len: u64,
     ) {
-        let now = now();
-        if let Some(value) = FLOWS.get_ptr_mut(key) {
-            // SAFETY: as in `flow_ingress`.
-            let value = unsafe { &mut *value };
-            if flow_alive(cfg, value, now) {
-                flow_rebind(
-                    value,
-                    rule,
-                    generation,
-                    Direction::Egress,
-                    tcp_flags,
-                    now,
-                    len,
-                );
-                return;
-            }
-        }
-        // A full map evicts its least recently used flow.
-        let new = flow_new(rule, generation, key.proto, tcp_flags, now, len);
-        let _ = FLOWS.insert(key, &new, 0);
+        flow_cache::egress(self, cfg, key, rule, generation, tcp_flags, len);
     }
 
     #[inline(always)]
@@ -288,6 +263,52 @@ impl Tables for Maps {
             Some(value) => learned_sets(value, now()),
             None => 0,
         }
+    }
+}
+
+impl FlowMaps for Maps {
+    type Cache<'a> = &'a mut CachedFlow;
+    type Flow<'a> = &'a mut FlowValue;
+    type Remote<'a> = &'a mut u32;
+
+    #[inline(always)]
+    fn tick(&self) -> u64 {
+        // SAFETY: a helper without arguments (inlined into a load of `jiffies`).
+        unsafe { bpf_jiffies64() }
+    }
+
+    #[inline(always)]
+    fn clock(&self) -> (u64, u64) {
+        clock()
+    }
+
+    #[inline(always)]
+    fn cache(&self, index: u32) -> Option<&mut CachedFlow> {
+        let entry = FLOW_CACHE.get_ptr_mut(index)?;
+        // SAFETY: this CPU's entry; programs do not nest on one CPU.
+        Some(unsafe { &mut *entry })
+    }
+
+    #[inline(always)]
+    fn flow(&self, key: &FlowKey) -> Option<&mut FlowValue> {
+        let value = FLOWS.get_ptr_mut(key)?;
+        // SAFETY: a valid map value; concurrent updates from other CPUs can at worst lose a
+        // counter increment or a timestamp (documented as approximate).
+        Some(unsafe { &mut *value })
+    }
+
+    #[inline(always)]
+    fn insert_flow(&self, key: &FlowKey, value: &FlowValue) {
+        // A full map evicts its least recently used flow.
+        let _ = FLOWS.insert(key, value, 0);
+    }
+
+    #[inline(always)]
+    fn remote(&self, index: u32) -> Option<&mut u32> {
+        let slot = REMOTES.get_ptr_mut(index)?;
+        // SAFETY: a valid map value; a racing write stores another CPU's reading of the same
+        // clock (see `filter_common::flow_cache`).
+        Some(unsafe { &mut *slot })
     }
 }
 
@@ -365,11 +386,17 @@ fn dns_count(slot: u32) {
 /// inlined into a load of `jiffies`. A reading can be a tick old, as the coarse clock itself is.
 #[inline(always)]
 fn now() -> u64 {
+    clock().1
+}
+
+/// The tick and [`now`]'s reading for it (the flow cache keys its entries by the tick).
+#[inline(always)]
+fn clock() -> (u64, u64) {
     // SAFETY: helpers without arguments.
     let tick = unsafe { bpf_jiffies64() };
     let Some(clock) = CLOCK.get_ptr_mut(0) else {
         // SAFETY: as above.
-        return unsafe { bpf_ktime_get_coarse_ns() };
+        return (tick, unsafe { bpf_ktime_get_coarse_ns() });
     };
     // SAFETY: this CPU's entry; programs do not nest on one CPU.
     let clock = unsafe { &mut *clock };
@@ -378,7 +405,7 @@ fn now() -> u64 {
         // SAFETY: as above.
         clock.ns = unsafe { bpf_ktime_get_coarse_ns() };
     }
-    clock.ns
+    (tick, clock.ns)
 }
 
 /// Counts the packet and remembers a first fragment's verdict. Whether the packet is a drop the

@@ -2,15 +2,15 @@
 //! the host over exactly those contents.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::{Cell, RefCell, RefMut},
     collections::{BTreeMap, HashMap},
 };
 
 use filter_common::{
-    Config, Direction, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key,
-    MAX_DOMAIN_SETS, MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS,
-    PORT_TABLE_LOCAL, PORT_TABLE_REMOTE, Tables, flow_alive, flow_judge_ingress, flow_new,
-    flow_rebind,
+    Config, FlowHit, FlowKey, FlowValue, FragKey, FragVerdict, Ipv4Key, Ipv6Key, MAX_DOMAIN_SETS,
+    MAX_NETWORKS, MAX_RULES, MODE_INGRESS_ONLY, MODE_STATEFUL, MODE_STATELESS, PORT_TABLE_LOCAL,
+    PORT_TABLE_REMOTE, Tables, flow_alive,
+    flow_cache::{self, CACHE_ENTRIES, CachedFlow, FlowMaps},
     learn::{self, AddrKey, DnsTables, DomainEntry, LearnedValue, QueryKey, QueryValue, TrieKey},
     port_index,
 };
@@ -304,6 +304,7 @@ impl Compiled {
             config.udp_timeout = limits.udp_timeout;
             config.tcp_established_timeout = limits.tcp_established_timeout;
             config.tcp_transitory_timeout = limits.tcp_transitory_timeout;
+            config.remote_mask = flow_cache::remote_entries(flow_map_entries) - 1;
         }
         let mut out = Self {
             config,
@@ -370,6 +371,8 @@ impl Compiled {
             queries: RefCell::new(HashMap::new()),
             dns_stats: RefCell::new([0; learn::stat::ENTRIES as usize]),
             now: Cell::new(1),
+            flow_cache: RefCell::new(Vec::new()),
+            remotes: RefCell::new(Vec::new()),
         }
     }
 }
@@ -410,6 +413,22 @@ pub struct SoftTables<'a> {
     pub dns_stats: RefCell<[u64; learn::stat::ENTRIES as usize]>,
     /// The clock flows are stamped with, in nanoseconds; the caller moves it.
     pub now: Cell<u64>,
+    /// The flow cache of one CPU (empty: none; see [`SoftTables::with_fast_path`]).
+    pub flow_cache: RefCell<Vec<CachedFlow>>,
+    /// The remote summary (empty: none).
+    pub remotes: RefCell<Vec<u32>>,
+}
+
+impl SoftTables<'_> {
+    /// These tables with the kernel's fast flow path: a flow cache (of one CPU) and the remote
+    /// summary in front of the flow table.
+    #[must_use]
+    pub fn with_fast_path(self) -> Self {
+        let remotes = self.compiled.config.remote_mask as usize + 1;
+        *self.flow_cache.borrow_mut() = vec![CachedFlow::default(); CACHE_ENTRIES as usize];
+        *self.remotes.borrow_mut() = vec![0; remotes];
+        self
+    }
 }
 
 impl Tables for SoftTables<'_> {
@@ -446,26 +465,11 @@ impl Tables for SoftTables<'_> {
     }
 
     fn flow_ingress(&self, cfg: &Config, key: &FlowKey, tcp_flags: u8, len: u64) -> FlowHit {
-        let now = self.now.get();
-        match self.flows.borrow_mut().get_mut(key) {
-            Some(value) => flow_judge_ingress(cfg, value, now, tcp_flags, len),
-            None => FlowHit::Miss,
-        }
+        flow_cache::ingress(self, cfg, key, tcp_flags, len)
     }
 
     fn flow_rebind(&self, cfg: &Config, key: &FlowKey, rule: u32, tcp_flags: u8, len: u64) {
-        let now = self.now.get();
-        if let Some(value) = self.flows.borrow_mut().get_mut(key) {
-            flow_rebind(
-                value,
-                rule,
-                cfg.generation,
-                Direction::Ingress,
-                tcp_flags,
-                now,
-                len,
-            );
-        }
+        flow_cache::rebind(self, cfg, key, rule, tcp_flags, len);
     }
 
     fn flow_egress(
@@ -477,27 +481,7 @@ impl Tables for SoftTables<'_> {
         tcp_flags: u8,
         len: u64,
     ) {
-        let now = self.now.get();
-        let mut flows = self.flows.borrow_mut();
-        match flows.get_mut(key) {
-            Some(value) if flow_alive(cfg, value, now) => {
-                flow_rebind(
-                    value,
-                    rule,
-                    generation,
-                    Direction::Egress,
-                    tcp_flags,
-                    now,
-                    len,
-                );
-            }
-            _ => {
-                flows.insert(
-                    *key,
-                    flow_new(rule, generation, key.proto, tcp_flags, now, len),
-                );
-            }
-        }
+        flow_cache::egress(self, cfg, key, rule, generation, tcp_flags, len);
     }
 
     fn flow_peek(&self, cfg: &Config, key: &FlowKey) -> Option<u32> {
@@ -526,6 +510,49 @@ impl Tables for SoftTables<'_> {
             .borrow()
             .get(&key)
             .map_or(0, |v| learn::learned_sets(v, self.now.get()))
+    }
+}
+
+/// The flow path's maps on the host: one CPU's flow cache and the remote summary when
+/// [`SoftTables::with_fast_path`] switched them on (else none: every inbound packet goes to the
+/// table, the plain model the kernel's cached path must agree with). A clock reading stands for
+/// its tick: the kernel's clock moves only at ticks.
+impl FlowMaps for SoftTables<'_> {
+    type Cache<'a>
+        = RefMut<'a, CachedFlow>
+    where
+        Self: 'a;
+    type Flow<'a>
+        = RefMut<'a, FlowValue>
+    where
+        Self: 'a;
+    type Remote<'a>
+        = RefMut<'a, u32>
+    where
+        Self: 'a;
+
+    fn tick(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn clock(&self) -> (u64, u64) {
+        (self.now.get(), self.now.get())
+    }
+
+    fn cache(&self, index: u32) -> Option<RefMut<'_, CachedFlow>> {
+        RefMut::filter_map(self.flow_cache.borrow_mut(), |c| c.get_mut(index as usize)).ok()
+    }
+
+    fn flow(&self, key: &FlowKey) -> Option<RefMut<'_, FlowValue>> {
+        RefMut::filter_map(self.flows.borrow_mut(), |f| f.get_mut(key)).ok()
+    }
+
+    fn insert_flow(&self, key: &FlowKey, value: &FlowValue) {
+        self.flows.borrow_mut().insert(*key, *value);
+    }
+
+    fn remote(&self, index: u32) -> Option<RefMut<'_, u32>> {
+        RefMut::filter_map(self.remotes.borrow_mut(), |r| r.get_mut(index as usize)).ok()
     }
 }
 

@@ -23,6 +23,7 @@
 pub mod detach;
 pub mod egress;
 pub mod fault;
+pub mod flow_cache;
 pub mod learned;
 pub mod meta;
 pub mod object;
@@ -172,6 +173,7 @@ pub fn attach_with(
             && meta.mode == FilterMode::Stateful
             && same_table
             && flows.exists()
+            && final_dir.join(pin::REMOTES).exists()
         {
             reuse_flows = Some(flows);
         } else if let (Some(was), Some(now)) = (old.meta.flows, meta.flows)

@@ -90,6 +90,7 @@ pub(super) fn load_with(
         .map_max_entries(map::NETS_V4, v4)
         .map_max_entries(map::NETS_V6, v6)
         .map_max_entries(map::FLOWS, compiled.flow_map_entries)
+        .map_max_entries(map::REMOTES, compiled.config.remote_mask + 1)
         .map_max_entries(map::DOMAINS, domains)
         .map_max_entries(map::DNS_SERVERS, servers)
         .map_max_entries(map::LEARNED, learned_entries(compiled))
@@ -109,6 +110,12 @@ pub(super) fn load_with(
         .filter(|p| p.exists());
     if let Some(path) = flows {
         loader.map_pin_path(map::FLOWS, path);
+        // The remote summary goes with the flows it stamps: a new, empty one would tell the
+        // kept flows' replies that they have no flow. (The swap keeps the flows only when it is
+        // there.)
+        if let Some(remotes) = path.parent().map(|dir| dir.join(pin::REMOTES)) {
+            loader.map_pin_path(map::REMOTES, remotes);
+        }
     }
     if let Some(path) = &log {
         loader.map_pin_path(map::LOG, path.as_path());

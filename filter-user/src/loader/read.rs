@@ -131,10 +131,18 @@ impl Attached {
             .with_context(|| format!("opening {}/flows", self.dir.display()))?;
         let map: aya::maps::HashMap<_, filter_common::FlowKey, filter_common::FlowValue> =
             aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data))?;
+        // The inbound packets the flow cache admitted and has not counted in the table yet (a
+        // filter attached before the cache existed has none).
+        let pending = MapData::from_pin(self.dir.join(pin::FLOW_CACHE))
+            .ok()
+            .and_then(|data| PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).ok())
+            .map(|cache| super::flow_cache::pending(&cache))
+            .unwrap_or_default();
         let mut out = Vec::new();
         for entry in &map {
             // An entry evicted between two steps of the walk is simply not listed.
             let Ok((key, value)) = entry else { continue };
+            let value = super::flow_cache::with_pending(&key, value, &pending);
             out.push(FlowEntry {
                 key,
                 value,
