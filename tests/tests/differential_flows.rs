@@ -407,7 +407,7 @@ fn op() -> BoxedStrategy<Op> {
 }
 
 /// The tuple a flow-picking operation names: one of `sent`, or `fallback` when none was sent.
-fn pick(sent: &[Tuple], flow: &Index) -> Tuple {
+fn pick(sent: &[Tuple], flow: Index) -> Tuple {
     if sent.is_empty() {
         Tuple {
             tcp: false,
@@ -461,126 +461,175 @@ fn flow_key(t: &Tuple) -> filter_common::FlowKey {
     key
 }
 
-/// Runs one sequence from empty tables under a new generation; the first mismatch.
-fn run_sequence(h: &mut FlowHarness, seq: &[Op], stats: &mut Stats) -> Result<(), String> {
-    h.clear_flows();
-    h.resync_counters();
-    h.swap(0);
-    let mut sent: Vec<Tuple> = Vec::new();
-    let mut packets = 0u64;
-    for (n, op) in seq.iter().enumerate() {
-        let mut send = |h: &mut FlowHarness, direction, frame: Vec<u8>| -> Result<bool, String> {
-            packets += 1;
-            let (passed, _) = h
-                .step(direction, &frame)
-                .map_err(|e| format!("operation {n} ({op:?}), under {}: {e}", h.label()))?;
-            if passed && direction == Direction::Ingress {
-                stats.passed_in += 1;
-            }
-            Ok(passed)
+/// One sequence's run: what it sent, and a line per packet and operation (printed on a
+/// mismatch: the packets as sent, to replay by hand or in a test).
+struct Run<'a> {
+    h: &'a mut FlowHarness,
+    stats: &'a mut Stats,
+    trace: Vec<String>,
+}
+
+impl Run<'_> {
+    /// Sends a packet of `t` in `direction` on both sides.
+    fn send(
+        &mut self,
+        direction: Direction,
+        t: &Tuple,
+        flags: u8,
+        payload: u8,
+    ) -> Result<(), String> {
+        self.stats.packets += 1;
+        let shown = match direction {
+            Direction::Egress => format!("{t:?}"),
+            Direction::Ingress => format!(
+                "{} {} -> {}",
+                if t.tcp { "tcp" } else { "udp" },
+                std::net::SocketAddr::new(t.remote, t.remote_port),
+                std::net::SocketAddr::new(t.local, t.local_port)
+            ),
         };
-        match op {
-            Op::Out {
-                tuple,
-                flags,
-                payload,
-            } => {
-                send(
-                    h,
-                    Direction::Egress,
-                    tuple.frame(Direction::Egress, *flags, *payload),
-                )?;
-                if !sent.contains(tuple) {
-                    sent.push(*tuple);
+        let what = format!(
+            "{direction:?} {shown}{} payload {payload}",
+            if t.tcp {
+                format!(" flags {flags:#04x}")
+            } else {
+                String::new()
+            }
+        );
+        match self.h.step(direction, &t.frame(direction, flags, payload)) {
+            Ok((passed, slot)) => {
+                if passed && direction == Direction::Ingress {
+                    self.stats.passed_in += 1;
                 }
+                self.trace.push(format!(
+                    "{what}: {} in {slot}",
+                    if passed { "allow" } else { "block" }
+                ));
+                Ok(())
             }
-            Op::Again {
-                flow,
-                flags,
-                payload,
-            } => {
-                let t = pick(&sent, flow);
-                send(
-                    h,
-                    Direction::Egress,
-                    t.frame(Direction::Egress, *flags, *payload),
-                )?;
-            }
-            Op::Reply {
-                flow,
-                flags,
-                payload,
-            } => {
-                let t = pick(&sent, flow);
-                for f in flags {
-                    send(
-                        h,
-                        Direction::Ingress,
-                        t.frame(Direction::Ingress, *f, *payload),
-                    )?;
-                }
-            }
-            Op::Near { flow, miss, flags } => {
-                let t = miss.apply(&pick(&sent, flow));
-                send(
-                    h,
-                    Direction::Ingress,
-                    t.frame(Direction::Ingress, *flags, 8),
-                )?;
-            }
-            Op::Flood {
-                tcp,
-                port,
-                local_port,
-                sources,
-                v6,
-            } => {
-                for &s in sources {
-                    let (remote, local) = if *v6 {
-                        (
-                            IpAddr::V6(Ipv6Addr::from(s)),
-                            IpAddr::V6(Ipv6Addr::from(LOCAL6[0])),
-                        )
-                    } else {
-                        (
-                            IpAddr::V4(Ipv4Addr::from(s as u32)),
-                            IpAddr::V4(Ipv4Addr::from(LOCAL4[0])),
-                        )
-                    };
-                    let t = Tuple {
-                        tcp: *tcp,
-                        local,
-                        local_port: *local_port,
-                        remote,
-                        remote_port: *port,
-                    };
-                    send(
-                        h,
-                        Direction::Ingress,
-                        t.frame(Direction::Ingress, tcp_flags::ACK, 32),
-                    )?;
-                }
-            }
-            Op::Swap { to } => {
-                h.swap(usize::from(*to));
-                stats.swaps += 1;
-            }
-            Op::Delete { flow } => {
-                let t = pick(&sent, flow);
-                h.delete_flow(&flow_key(&t))
-                    .map_err(|e| format!("operation {n} ({op:?}): {e}"))?;
-                stats.deletes += 1;
+            Err(e) => {
+                self.trace.push(format!("{what}: MISMATCH"));
+                Err(format!("under {}: {e}", self.h.label()))
             }
         }
     }
-    stats.sequences += 1;
-    stats.ops += seq.len() as u64;
-    stats.packets += packets;
-    stats.flows += h.host_flows().len() as u64;
-    h.compare_counters()
-        .map_err(|e| format!("after the sequence: {e}"))?;
-    h.compare_flows()
-        .map_err(|e| format!("after the sequence, generation {}: {e}", h.generation()))
+
+    fn run(&mut self, seq: &[Op]) -> Result<(), String> {
+        self.h.clear_flows();
+        self.h.resync_counters();
+        self.h.swap(0);
+        self.trace.push(format!(
+            "start: {}, generation {}",
+            self.h.label(),
+            self.h.generation()
+        ));
+        let mut sent: Vec<Tuple> = Vec::new();
+        for op in seq {
+            match op {
+                Op::Out {
+                    tuple,
+                    flags,
+                    payload,
+                } => {
+                    self.send(Direction::Egress, tuple, *flags, *payload)?;
+                    if !sent.contains(tuple) {
+                        sent.push(*tuple);
+                    }
+                }
+                Op::Again {
+                    flow,
+                    flags,
+                    payload,
+                } => self.send(Direction::Egress, &pick(&sent, *flow), *flags, *payload)?,
+                Op::Reply {
+                    flow,
+                    flags,
+                    payload,
+                } => {
+                    let t = pick(&sent, *flow);
+                    for f in flags {
+                        self.send(Direction::Ingress, &t, *f, *payload)?;
+                    }
+                }
+                Op::Near { flow, miss, flags } => {
+                    let t = miss.apply(&pick(&sent, *flow));
+                    self.send(Direction::Ingress, &t, *flags, 8)?;
+                }
+                Op::Flood {
+                    tcp,
+                    port,
+                    local_port,
+                    sources,
+                    v6,
+                } => {
+                    for &s in sources {
+                        let (remote, local) = if *v6 {
+                            (
+                                IpAddr::V6(Ipv6Addr::from(s)),
+                                IpAddr::V6(Ipv6Addr::from(LOCAL6[0])),
+                            )
+                        } else {
+                            (
+                                IpAddr::V4(Ipv4Addr::from(s as u32)),
+                                IpAddr::V4(Ipv4Addr::from(LOCAL4[0])),
+                            )
+                        };
+                        let t = Tuple {
+                            tcp: *tcp,
+                            local,
+                            local_port: *local_port,
+                            remote,
+                            remote_port: *port,
+                        };
+                        self.send(Direction::Ingress, &t, tcp_flags::ACK, 32)?;
+                    }
+                }
+                Op::Swap { to } => {
+                    self.h.swap(usize::from(*to));
+                    self.stats.swaps += 1;
+                    self.trace.push(format!(
+                        "swap: {}, generation {}",
+                        self.h.label(),
+                        self.h.generation()
+                    ));
+                }
+                Op::Delete { flow } => {
+                    let t = pick(&sent, *flow);
+                    self.stats.deletes += 1;
+                    self.trace.push(format!("delete {t:?}"));
+                    self.h.delete_flow(&flow_key(&t))?;
+                }
+            }
+        }
+        self.stats.sequences += 1;
+        self.stats.ops += seq.len() as u64;
+        self.stats.flows += self.h.host_flows().len() as u64;
+        self.h
+            .compare_counters()
+            .map_err(|e| format!("after the sequence: {e}"))?;
+        self.h.compare_flows().map_err(|e| {
+            format!(
+                "after the sequence, generation {}: {e}",
+                self.h.generation()
+            )
+        })
+    }
+}
+
+/// Runs one sequence from empty tables under a new generation; the first mismatch, with the
+/// packets sent up to it.
+fn run_sequence(h: &mut FlowHarness, seq: &[Op], stats: &mut Stats) -> Result<(), String> {
+    let mut run = Run {
+        h,
+        stats,
+        trace: Vec::new(),
+    };
+    run.run(seq).map_err(|e| {
+        format!(
+            "{e}\nthe packets, as sent (frames built by `Tuple::frame`):\n  {}",
+            run.trace.join("\n  ")
+        )
+    })
 }
 
 /// Runs `cases` sequences over every pair from each of `seeds` (the programs are loaded once:
@@ -642,7 +691,7 @@ fn differential_flows(seeds: &[u64], cases: u64) {
                 Err(TestError::Fail(why, seq)) => panic!(
                     "[{label}] seed {seed:#x}: kernel and host disagree: {why}\nthe shrunk \
                      sequence ({} operations; rerun with GOTOFW_FLOW_DIFF_SEED={seed:#x}):\n\
-                     {seq:#?}",
+                     {seq:?}",
                     seq.len()
                 ),
             }
