@@ -26,6 +26,7 @@
 
 mod daemon;
 pub mod dlab;
+pub mod flows;
 pub mod fuzz;
 mod gotofw;
 pub mod harness;
