@@ -21,6 +21,7 @@ use aya::{
 use filter_common::{
     ACTION_DROP, ACTION_PASS, COUNTER_ENTRIES, Config, Counter, Decision, Direction, FlowKey,
     FlowValue, FragKey, classify, counter_index,
+    flow_cache::CachedFlow,
     names::{map, program},
 };
 use filter_user::{
@@ -314,11 +315,30 @@ impl FlowHarness {
     }
 
     /// The kernel's flows as user space reports them: the FLOWS entries (shared by every
-    /// object). Everything that reads the kernel's flows reads them here.
+    /// object) with the inbound counts every object's flow cache holds for them, on every CPU,
+    /// added (as `gotofw flows` does). Everything that reads the kernel's flows reads them here.
     pub fn kernel_flow_values(&self) -> HashMap<FlowKey, FlowValue> {
+        let mut pending = loader::flow_cache::Pending::new();
+        for object in &self.objects {
+            let cache: PerCpuArray<&MapData, CachedFlow> = PerCpuArray::try_from(
+                object
+                    .ebpf
+                    .map(map::FLOW_CACHE)
+                    .expect("the FLOW_CACHE map"),
+            )
+            .expect("FLOW_CACHE is a per-CPU array");
+            for (flow, (packets, bytes)) in loader::flow_cache::pending(&cache) {
+                let sum = pending.entry(flow).or_default();
+                sum.0 += packets;
+                sum.1 += bytes;
+            }
+        }
         self.flow_map()
             .iter()
-            .map(|e| e.expect("reading FLOWS"))
+            .map(|e| {
+                let (key, value) = e.expect("reading FLOWS");
+                (key, loader::flow_cache::with_pending(&key, value, &pending))
+            })
             .collect()
     }
 
@@ -339,6 +359,18 @@ impl FlowHarness {
         )
         .expect("FLOWS is a hash map");
         let kernel = flows.remove(key).is_ok();
+        // As a flush does: no CPU's flow cache may admit the flow for the rest of its tick.
+        for object in &mut self.objects {
+            let mut cache: PerCpuArray<&mut MapData, CachedFlow> = PerCpuArray::try_from(
+                object
+                    .ebpf
+                    .map_mut(map::FLOW_CACHE)
+                    .expect("the FLOW_CACHE map"),
+            )
+            .expect("FLOW_CACHE is a per-CPU array");
+            loader::flow_cache::forget(&mut cache, key)
+                .map_err(|e| format!("emptying the flow cache of {key:?}: {e:#}"))?;
+        }
         if host && !kernel {
             return Err(format!("deleting {key:?}: the kernel has no such flow"));
         }
