@@ -18,6 +18,7 @@ pub mod dns;
 pub mod domain;
 pub mod learn;
 pub mod names;
+pub mod nets;
 pub mod packet;
 
 pub use classify::{

@@ -46,9 +46,13 @@ pub mod map {
     pub const DNS_STATS: &str = "DNS_STATS";
     /// Per-CPU scratch space of the DNS programs.
     pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
+    /// The direct first stage of the IPv4 network lookup (`crate::nets`).
+    pub const NET_DIRECT_V4: &str = "NET_DIRECT_V4";
+    /// The distinct rule masks the direct stage's leaves index.
+    pub const NET_MASKS_V4: &str = "NET_MASKS_V4";
 
     /// Every map of the object.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 21] = [
         PORTS,
         CONFIG,
         NETS_V4,
@@ -68,6 +72,8 @@ pub mod map {
         DNS_SERVERS,
         DNS_STATS,
         DNS_SCRATCH,
+        NET_DIRECT_V4,
+        NET_MASKS_V4,
     ];
 }
 
