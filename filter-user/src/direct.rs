@@ -3,9 +3,10 @@
 //!
 //! Memory: `64 B x (4,096 + nodes below the root) + 8 B x distinct masks`. A prefix of length L
 //! longer than /16 adds at most `ceil((L - 16) / 4)` nodes (fewer when prefixes share them), so
-//! n prefixes take at most `256 KiB + n x 256 B`; 100,000 random /20../28 take about 12 MiB.
+//! n prefixes take at most `256 KiB + n x 256 B`, and never more than [`MAX_NODES`] nodes
+//! (16 MiB): past them the blocks of the longest prefixes walk the trie (see [`Direct::build`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use filter_common::nets::{self, NODE_SLOTS, Node, ROOT_BITS, ROOT_NODES, STRIDE};
 use ipnet::Ipv4Net;
@@ -14,6 +15,10 @@ use ipnet::Ipv4Net;
 /// trie is shallow enough (measured: see ARCHITECTURE.md) and the stage's 256 KiB root is not
 /// worth it, so its map holds one zeroed node and every address walks the trie.
 pub const DIRECT_MIN_PREFIXES: usize = 64;
+
+/// Most nodes the stage takes (16 MiB): past them, the longest prefixes' blocks (the levels are
+/// built from the root down) walk the trie.
+pub const MAX_NODES: usize = 1 << 18;
 
 /// A built direct stage: what the maps `NET_DIRECT_V4` and `NET_MASKS_V4` hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +38,17 @@ struct Builder {
     index: HashMap<u64, u32>,
 }
 
+/// A block still to split: its entry's place (node, slot), the block, the mask of the longest
+/// prefix covering it and the prefixes inside it (by ascending length).
+struct Job {
+    node: usize,
+    slot: usize,
+    base: u32,
+    len: u32,
+    inherited: u64,
+    prefixes: Vec<Prefix>,
+}
+
 impl Builder {
     /// The leaf entry of `mask`.
     fn leaf(&mut self, mask: u64) -> anyhow::Result<u32> {
@@ -50,14 +66,15 @@ impl Builder {
 
     /// The `2^width` entries of the block `base`/`len` split into `width`-bit sub-blocks, where
     /// `inherited` is the mask of the longest prefix covering the whole block and `prefixes`
-    /// (by ascending length) those inside it and longer than `len`.
+    /// (by ascending length) those inside it and longer than `len`. Sub-blocks holding longer
+    /// prefixes get entry 0 and a [`Job`] (for node `node`) in `jobs`.
     fn level(
         &mut self,
-        base: u32,
-        len: u32,
-        width: u32,
+        node: usize,
+        (base, len, width): (u32, u32, u32),
         inherited: u64,
         prefixes: &[Prefix],
+        jobs: &mut VecDeque<Job>,
     ) -> anyhow::Result<Vec<u32>> {
         let slots = 1usize << width;
         let shift = 32 - len - width;
@@ -75,19 +92,19 @@ impl Builder {
         }
         let mut entries = Vec::with_capacity(slots);
         for (slot, &mask) in value.iter().enumerate() {
-            let Some(inside) = deeper.get(&slot) else {
+            if let Some(inside) = deeper.remove(&slot) {
+                jobs.push_back(Job {
+                    node: node + slot / NODE_SLOTS,
+                    slot: slot % NODE_SLOTS,
+                    base: base | (u32::try_from(slot)? << shift),
+                    len: len + width,
+                    inherited: mask,
+                    prefixes: inside,
+                });
+                entries.push(0);
+            } else {
                 entries.push(self.leaf(mask)?);
-                continue;
-            };
-            let node = u32::try_from(self.nodes.len())
-                .ok()
-                .filter(|&n| n < nets::LEAF)
-                .ok_or_else(|| anyhow::anyhow!("too many IPv4 networks for the direct stage"))?;
-            self.nodes.push([0; NODE_SLOTS]);
-            let sub = base | (u32::try_from(slot)? << shift);
-            let below = self.level(sub, len + width, STRIDE, mask, inside)?;
-            self.nodes[node as usize].copy_from_slice(&below);
-            entries.push(node);
+            }
         }
         Ok(entries)
     }
@@ -97,6 +114,11 @@ impl Direct {
     /// The direct stage of `nets` (folded prefixes: each carries the bits of the prefixes
     /// containing it, so an address's mask is its longest match's).
     pub fn build(nets: &BTreeMap<Ipv4Net, u64>) -> anyhow::Result<Self> {
+        Self::build_within(nets, MAX_NODES)
+    }
+
+    /// Like [`Direct::build`], with at most `max_nodes` nodes (never fewer than the root's).
+    pub fn build_within(nets: &BTreeMap<Ipv4Net, u64>, max_nodes: usize) -> anyhow::Result<Self> {
         let mut prefixes: Vec<Prefix> = nets
             .iter()
             .map(|(net, &mask)| {
@@ -110,9 +132,28 @@ impl Direct {
             masks: Vec::new(),
             index: HashMap::new(),
         };
-        let root = b.level(0, 0, ROOT_BITS, 0, &prefixes)?;
+        let mut jobs = VecDeque::new();
+        let root = b.level(0, (0, 0, ROOT_BITS), 0, &prefixes, &mut jobs)?;
         for (node, chunk) in b.nodes.iter_mut().zip(root.chunks_exact(NODE_SLOTS)) {
             node.copy_from_slice(chunk);
+        }
+        // Level by level (the queue is first in, first out), within the node budget: past it,
+        // the blocks left keep entry 0 and walk the trie.
+        while let Some(job) = jobs.pop_front() {
+            if b.nodes.len() >= max_nodes {
+                break;
+            }
+            let node = b.nodes.len();
+            b.nodes.push([0; NODE_SLOTS]);
+            let entries = b.level(
+                node,
+                (job.base, job.len, STRIDE),
+                job.inherited,
+                &job.prefixes,
+                &mut jobs,
+            )?;
+            b.nodes[node].copy_from_slice(&entries);
+            b.nodes[job.node][job.slot] = u32::try_from(node)?;
         }
         Ok(Self {
             nodes: b.nodes,

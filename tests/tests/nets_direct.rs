@@ -77,6 +77,7 @@ proptest! {
     fn the_two_stage_lookup_is_the_longest_prefix_match(
         prefixes in vec(prefix(), 0..80),
         probes in vec(any::<u32>(), 64),
+        budget in prop_oneof![Just(usize::MAX), 4096usize..4110],
     ) {
         let nets: BTreeMap<Ipv4Net, u64> = prefixes
             .iter()
@@ -85,7 +86,7 @@ proptest! {
             })
             .collect();
         let compiled = Compiled { nets_v4: nets.clone(), ..Compiled::default() };
-        let direct = Direct::build(&nets).expect("building the direct stage");
+        let direct = Direct::build_within(&nets, budget).expect("building the direct stage");
         let mut addrs = edges(&nets);
         addrs.extend(&probes);
         addrs.extend([0, u32::MAX, 0xc633_0000, 0xc632_ffff, 0xc633_ffff, 0xc634_0000]);
