@@ -19,6 +19,7 @@ pub mod domain;
 pub mod flow_cache;
 pub mod learn;
 pub mod names;
+pub mod nets;
 pub mod packet;
 
 pub use classify::{

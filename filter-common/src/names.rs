@@ -50,9 +50,13 @@ pub mod map {
     pub const FLOW_CACHE: &str = "FLOW_CACHE";
     /// The remote summary (`filter_common::flow_cache`).
     pub const REMOTES: &str = "REMOTES";
+    /// The direct first stage of the IPv4 network lookup (`crate::nets`).
+    pub const NET_DIRECT_V4: &str = "NET_DIRECT_V4";
+    /// The distinct rule masks the direct stage's leaves index.
+    pub const NET_MASKS_V4: &str = "NET_MASKS_V4";
 
     /// Every map of the object.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 23] = [
         PORTS,
         CONFIG,
         NETS_V4,
@@ -74,6 +78,8 @@ pub mod map {
         DNS_SCRATCH,
         FLOW_CACHE,
         REMOTES,
+        NET_DIRECT_V4,
+        NET_MASKS_V4,
     ];
 }
 

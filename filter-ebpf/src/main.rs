@@ -43,7 +43,7 @@ use filter_common::{
         self, AddrKey, Datagram, DnsTables, DomainEntry, DomainKey, LearnedValue, QueryKey,
         QueryValue, Scratch, TrieKey, learned_merge, learned_sets, stat, udp_datagram,
     },
-    link_payload, log_token,
+    link_payload, log_token, nets,
     packet::Header,
     tail,
 };
@@ -61,6 +61,15 @@ static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 /// Rule masks by IPv4 prefix; the loader resizes it to the rule set.
 #[map]
 static NETS_V4: LpmTrie<Ipv4Key, u64> = LpmTrie::with_max_entries(1024, 0);
+
+/// The direct first stage in front of `NETS_V4` (`filter_common::nets`); the loader sizes it to
+/// one zeroed node (every address walks the trie) below the size that needs it.
+#[map]
+static NET_DIRECT_V4: Array<nets::Node> = Array::with_max_entries(1, 0);
+
+/// The distinct masks the leaves of `NET_DIRECT_V4` index.
+#[map]
+static NET_MASKS_V4: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Rule masks by IPv6 prefix; the loader resizes it to the rule set.
 #[map]
@@ -199,7 +208,12 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn net_mask_v4(&self, addr: Ipv4Key) -> u64 {
-        NETS_V4.get(Key::new(32, addr)).copied().unwrap_or(0)
+        nets::lookup(
+            u32::from_be_bytes(addr),
+            |n| NET_DIRECT_V4.get(n),
+            |i| NET_MASKS_V4.get(i).copied(),
+        )
+        .unwrap_or_else(|| NETS_V4.get(Key::new(32, addr)).copied().unwrap_or(0))
     }
 
     #[inline(always)]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cmd;
 pub mod compile;
 pub mod config;
+pub mod direct;
 pub mod domain_sets;
 pub mod domains;
 pub mod error;

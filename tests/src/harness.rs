@@ -33,6 +33,7 @@ use filter_user::{
     scenario::{Allowance, Options, Protocol, Scenario, TurnDst},
     slots,
 };
+use ipnet::IpNet;
 
 /// `XDP_DROP`, as `BPF_PROG_TEST_RUN` returns it.
 pub const XDP_DROP: u32 = 1;
@@ -103,7 +104,70 @@ pub fn rule_sets() -> Vec<(&'static str, Options)> {
     ];
     replaced.disabled = vec![Allowance::IcmpErrors];
     sets.push(("tcp-turn, replaced by default routes", replaced));
+    sets.push((BIG_NETWORK_SET, big_network_options(400)));
     sets
+}
+
+/// The label of the rule set of [`rule_sets`] whose IPv4 network set is large enough for the
+/// direct first stage of the network lookup (`filter_common::nets`).
+pub const BIG_NETWORK_SET: &str = "udp-turn + 400 networks, resolvers inside (direct stage)";
+
+/// UDP TURN with [`big_network_set`]`(count)` added to the TURN networks, and resolvers and
+/// time servers nested in TURN networks and next to them (other rules: other masks).
+pub fn big_network_options(count: usize) -> Options {
+    let net = |s: &str| s.parse().expect("a valid network");
+    let mut o = Options::new(Scenario::UdpTurn);
+    o.turn_networks
+        .extend(big_network_set(count, 0x6766_6e31_3400 ^ count as u64));
+    o.dns_servers = vec![
+        net("68.64.16.0/20"),
+        net("68.64.32.0/24"),
+        net("198.51.100.53/32"),
+    ];
+    o.ntp_servers = vec![net("23.239.255.0/24"), net("203.0.113.123/32")];
+    o
+}
+
+/// `count` pseudo-random IPv4 networks (seeded; /8 to /32, so that some nest in others), then
+/// networks nested in and next to the TURN networks' edges (a /32, a /30 and a /26 at each of
+/// their first and last addresses and the addresses just outside).
+pub fn big_network_set(count: usize, seed: u64) -> Vec<IpNet> {
+    let mut state = seed;
+    let mut next = move || {
+        // splitmix64
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let v4 = |addr: u32, len: u8| {
+        IpNet::V4(
+            ipnet::Ipv4Net::new(Ipv4Addr::from(addr), len)
+                .expect("a length of at most 32")
+                .trunc(),
+        )
+    };
+    let mut out: Vec<IpNet> = (0..count)
+        .map(|_| {
+            let r = next();
+            v4(r as u32, 8 + ((r >> 32) % 25) as u8)
+        })
+        .collect();
+    let edges: [(u32, u8); 5] = [
+        (0x4440_0000, 19), // 68.64.0.0/19
+        (0xadc7_0000, 18), // 173.199.0.0/18
+        (0x4e6c_7c00, 23), // 78.108.124.0/23
+        (0xcaad_1800, 21), // 202.173.24.0/21
+        (0x17ef_e000, 19), // 23.239.224.0/19
+    ];
+    for (first, len) in edges {
+        let last = first + ((1u32 << (32 - len)) - 1);
+        for addr in [first, last, first.wrapping_sub(1), last.wrapping_add(1)] {
+            out.extend([v4(addr, 32), v4(addr, 30), v4(addr, 26)]);
+        }
+    }
+    out
 }
 
 /// The options of the rule set labelled `label` in [`rule_sets`].
@@ -302,6 +366,11 @@ impl Harness {
     /// The label given to [`Harness::new`].
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The loaded object (its maps).
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
     }
 
     /// The compiled map contents.

@@ -19,7 +19,7 @@ use super::{
     meta::{meta_entries, write_meta},
     pins::{EGRESS_PROGRAM, PROGRAM},
 };
-use crate::compile::Compiled;
+use crate::{compile::Compiled, direct::Direct};
 
 /// The compiled eBPF object gotofw loads (its XDP and TC programs), built by `build.rs` from
 /// `filter-ebpf`.
@@ -85,10 +85,14 @@ pub(super) fn load_with(
     let v6 = u32::try_from(compiled.nets_v6.len().max(1)).context("too many IPv6 networks")?;
     let domains = u32::try_from(compiled.domains.len().max(1)).context("too many domains")?;
     let servers = u32::try_from(compiled.dns_servers.len().max(1)).context("too many servers")?;
+    let direct = Direct::for_rule_set(&compiled.nets_v4)?;
+    let (nodes, masks) = direct_entries(direct.as_ref())?;
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(map::NETS_V4, v4)
         .map_max_entries(map::NETS_V6, v6)
+        .map_max_entries(map::NET_DIRECT_V4, nodes)
+        .map_max_entries(map::NET_MASKS_V4, masks)
         .map_max_entries(map::FLOWS, compiled.flow_map_entries)
         .map_max_entries(map::REMOTES, compiled.config.remote_mask + 1)
         .map_max_entries(map::DOMAINS, domains)
@@ -128,6 +132,9 @@ pub(super) fn load_with(
         .context("loading the gotofw eBPF object (maps)")?;
     fault_point("loaded");
     fill(&mut ebpf, compiled, meta)?;
+    if let Some(direct) = &direct {
+        fill_direct(&mut ebpf, direct)?;
+    }
     fault_point("filled");
     let program: &mut Xdp = ebpf
         .program_mut(PROGRAM)
@@ -303,6 +310,35 @@ pub(super) fn fill(ebpf: &mut Ebpf, compiled: &Compiled, meta: &[u8]) -> anyhow:
             .context("adding a DNS server to the server map")?;
     }
     write_meta(ebpf, meta)
+}
+
+/// Entries of the direct stage's maps (nodes, masks): one each (a zeroed node: every address
+/// walks the trie) when it is not built.
+fn direct_entries(direct: Option<&Direct>) -> anyhow::Result<(u32, u32)> {
+    let Some(d) = direct else {
+        return Ok((1, 1));
+    };
+    let nodes = u32::try_from(d.nodes.len()).context("too many IPv4 networks")?;
+    let masks = u32::try_from(d.masks.len().max(1)).context("too many IPv4 rule masks")?;
+    Ok((nodes, masks))
+}
+
+/// Fills the direct stage's maps (`filter_common::nets`).
+fn fill_direct(ebpf: &mut Ebpf, direct: &Direct) -> anyhow::Result<()> {
+    let mut nodes: Array<_, filter_common::nets::Node> =
+        Array::try_from(map_mut(ebpf, map::NET_DIRECT_V4)?)?;
+    for (i, node) in (0u32..).zip(&direct.nodes) {
+        nodes
+            .set(i, node, 0)
+            .context("filling the IPv4 direct-stage map")?;
+    }
+    let mut masks: Array<_, u64> = Array::try_from(map_mut(ebpf, map::NET_MASKS_V4)?)?;
+    for (i, mask) in (0u32..).zip(&direct.masks) {
+        masks
+            .set(i, mask, 0)
+            .context("filling the IPv4 direct-stage mask map")?;
+    }
+    Ok(())
 }
 
 /// The XDP program of a loaded object.
