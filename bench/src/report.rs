@@ -364,8 +364,25 @@ fn pps(md: &mut String, r: &Report) {
          receiver kept up and *processed* is the generator's rate (minus ring overflows while \
          the NAPI thread wakes up), not the receiver's limit: compare capacities then. Ratios \
          are to gotofw on blocked traffic (port no rule names), per run; for ns, above 1 means \
-         more CPU per packet than gotofw.\n\n{}\n",
+         more CPU per packet than gotofw.\n\nKnown flows and named-port floods: gotofw runs \
+         stateful with {} live flows in its table (random ones, and the TURN server \
+         68.64.0.10:3478 whose replies are replayed); each gotofw frame is first checked with \
+         BPF_PROG_TEST_RUN to get the verdict its row names. *Known flow* rows replay that \
+         flow's UDP 3478 replies: gotofw passes them on into the receiver's stack (to a port \
+         without a socket), a bare XDP_PASS program on the same frames measures what the \
+         stack's part costs with no filter, and nftables (an inet prerouting chain after \
+         conntrack: `ct state established,related accept`, DHCP replies, policy drop) gets them \
+         after the flow was opened from the receiver side (one datagram from the WAN address's \
+         port 50000 to 68.64.0.10:3478, so conntrack has the entry; the run fails unless the \
+         established rule accepted at least 90% of the processed packets). For these three the \
+         receiver has a route back to the remote networks, so the stack's rate-limited ICMP \
+         reply is the same for all. *Named-port flood* rows are UDP from port 53 or 123 of \
+         198.51.100.20, which has no flow: gotofw drops them after its flow-path checks, \
+         nftables after conntrack found no entry (the run fails if the established rule \
+         accepted any). The generator replays one frame, so every flood packet comes from the \
+         same address and port.\n\n{}\n",
         r.settings.pps_duration.as_secs_f64(),
+        crate::pps::FLOW_FILL,
         r.environment.pinning
     );
     let _ = writeln!(
