@@ -213,13 +213,26 @@ fn flow_targets(md: &mut String, r: &Report) {
         );
     }
     if let Some(known) = row(r, Receiver::GotofwAllowed) {
-        let vs_pass = row(r, Receiver::XdpPassKnownFlow).map_or_else(String::new, |pass| {
-            format!(
-                "; {} of a bare XDP_PASS on the same packets ({:.0} ns)",
+        // gotofw's own share of each path: its receiver CPU less that of a program that only
+        // returns the same verdict (bare XDP_PASS on the same packets; the empty XDP_DROP).
+        let diff = |a: &Sample, b: &Sample| {
+            Sample::of(a.runs.iter().zip(&b.runs).map(|(a, b)| a - b).collect())
+        };
+        let vs_pass = match (
+            row(r, Receiver::XdpPassKnownFlow),
+            row(r, Receiver::Floor),
+            row(r, Receiver::GotofwBlocked),
+        ) {
+            (Some(pass), Some(floor), Some(blocked)) => format!(
+                "; {} of a bare XDP_PASS on the same packets ({:.0} ns); gotofw's own share, \
+                 known flow less XDP_PASS: {} ns, blocked less the empty XDP_DROP: {} ns",
                 ratio(&known.ns_per_packet.ratio_to(&pass.ns_per_packet)),
-                pass.ns_per_packet.median
-            )
-        });
+                pass.ns_per_packet.median,
+                diff(&known.ns_per_packet, &pass.ns_per_packet).show(0),
+                diff(&blocked.ns_per_packet, &floor.ns_per_packet).show(0)
+            ),
+            _ => String::new(),
+        };
         target_row(
             md,
             "veth known flow: receiver CPU per packet of known-flow traffic, vs the blocked path",
