@@ -124,7 +124,7 @@ fn lines_chart(
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_labels(6)
-            .y_labels(8)
+            .y_labels(15)
             .x_label_formatter(&|v| number(*v))
             .y_label_formatter(&|v| number(*v))
             .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
