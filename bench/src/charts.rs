@@ -24,7 +24,7 @@ pub struct Chart {
 }
 
 /// The charts [`write`] draws, in the order `BENCHMARKS.md` shows them.
-pub const CHARTS: [Chart; 4] = [
+pub const CHARTS: [Chart; 5] = [
     Chart {
         file: "prefixes.svg",
         title: "Receiver CPU per dropped packet against network-set size (veth path, log-log)",
@@ -36,6 +36,10 @@ pub const CHARTS: [Chart; 4] = [
     Chart {
         file: "flows.svg",
         title: "gotofw test_run cost against flow-table fill (stateful XDP)",
+    },
+    Chart {
+        file: "flows_veth.svg",
+        title: "Receiver CPU per packet against flows in the table: gotofw and nftables conntrack (veth path)",
     },
     Chart {
         file: "peers.svg",
@@ -325,6 +329,35 @@ pub fn render(r: &Report) -> Result<Vec<String>> {
         ("flows in the table", "ns per packet"),
         &flows,
         false,
+    )?;
+    out.push(svg);
+
+    let mut svg = String::new();
+    let v = &sc.veth_flows;
+    let veth_flows = [
+        line(
+            "gotofw, known flow (passed)",
+            v.iter().map(|p| (p.flows, p.gotofw_known_ns.clone())),
+        ),
+        line(
+            "gotofw, port-53 flood (dropped)",
+            v.iter().map(|p| (p.flows, p.gotofw_flood_ns.clone())),
+        ),
+        line(
+            "nftables ct, known flow (accepted)",
+            v.iter().map(|p| (p.flows, p.nft_known_ns.clone())),
+        ),
+        line(
+            "nftables ct, port-53 flood (dropped)",
+            v.iter().map(|p| (p.flows, p.nft_flood_ns.clone())),
+        ),
+    ];
+    lines_chart(
+        &mut svg,
+        "Veth path by flows in the table: receiver CPU per packet",
+        ("flows in the table", "ns per packet"),
+        &veth_flows,
+        true,
     )?;
     out.push(svg);
 

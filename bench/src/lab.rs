@@ -291,7 +291,7 @@ pub fn xdp_pass() -> Result<Xdp> {
 }
 
 /// Routes from the receiver's namespace back to the remote ends of the replayed flows (the TURN
-/// networks' 68.64.0.0/19 and 198.51.100.0/24, via the generator's end, with a permanent
+/// networks' 68.64.0.0/19, 198.51.100.0/24 and 198.18.0.0/15, via the generator's end, with a permanent
 /// neighbour entry so nothing waits on ARP), for the known-flow receivers of item 2: the flows
 /// are opened by sending from the receiver side ([`open_udp_flow`]), and the stack's reply to a
 /// passed packet (ICMP port unreachable, rate-limited) takes the same route for every receiver.
@@ -300,8 +300,9 @@ pub struct ReplyRoutes<'a> {
     lab: &'a VethLab,
 }
 
-/// The networks [`ReplyRoutes`] routes.
-const REPLY_NETS: [&str; 2] = ["68.64.0.0/19", "198.51.100.0/24"];
+/// The networks [`ReplyRoutes`] routes (the filler flows of item 3 are in RFC 2544's
+/// 198.18.0.0/15).
+const REPLY_NETS: [&str; 3] = ["68.64.0.0/19", "198.51.100.0/24", "198.18.0.0/15"];
 
 impl<'a> ReplyRoutes<'a> {
     /// Adds the neighbour entry and the routes.

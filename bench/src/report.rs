@@ -513,8 +513,38 @@ fn scaling(md: &mut String, r: &Report) {
             p.miss_ns.show(1)
         );
     }
+    let _ = writeln!(
+        md,
+        "\nThe same fills on the veth path: gotofw (stateful) with the flows in its table, and \
+         nftables `ct state established` (item 2's ruleset) with as many conntrack entries, made \
+         by real traffic (one datagram per flow from the receiver's namespace; the run checks \
+         `nf_conntrack_count`). Receiver CPU per packet of the TURN flow's replies (passed into \
+         the stack) and of UDP from port 53 with no flow (dropped). Fills of 90% of \
+         `nf_conntrack_max` ({}) and more are left out.\n",
+        sc.conntrack_max
+    );
+    let _ = writeln!(
+        md,
+        "| flows | gotofw known flow ns | gotofw port-53 flood ns | nftables ct known flow ns | nftables ct port-53 flood ns |\n| --- | --- | --- | --- | --- |"
+    );
+    for p in &sc.veth_flows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            p.flows,
+            p.gotofw_known_ns.show(0),
+            p.gotofw_flood_ns.show(0),
+            p.nft_known_ns.show(0),
+            p.nft_flood_ns.show(0)
+        );
+    }
     md.push('\n');
-    for file in ["prefixes.svg", "prefixes_test_run.svg", "flows.svg"] {
+    for file in [
+        "prefixes.svg",
+        "prefixes_test_run.svg",
+        "flows.svg",
+        "flows_veth.svg",
+    ] {
         md.push_str(&crate::charts::link(file));
     }
 }

@@ -79,6 +79,13 @@ fn bench_quick_runs_every_item_and_writes_the_report() {
         );
     }
     assert!(report.pps.iter().all(|row| row.mpps.median > 0.0));
+    // gotofw and nftables conntrack measured on the veth path at the quick fill.
+    assert_eq!(report.scaling.veth_flows.len(), 1);
+    assert!(
+        report.scaling.veth_flows[0].nft_known_ns.median > 0.0,
+        "{:?}",
+        report.scaling.veth_flows
+    );
     assert!(report.attack.iter().all(|row| row.tcp_mbps.median > 0.0));
     assert!(report.memory.attach_rss_kib > 0);
     // The TCP item measured every setup, and the WAN ran what each setup says.
