@@ -184,6 +184,57 @@ impl Drop for Nft<'_> {
     }
 }
 
+/// The name of the benchmark's stateful nftables table ([`NftCt`]).
+const NFT_CT_TABLE: &str = "gfb14_ct";
+
+/// The stateful nftables ruleset: an inet prerouting chain after conntrack (priority filter)
+/// that accepts what conntrack calls established or related, and DHCP's server replies, and
+/// drops the rest: nftables' equivalent of gotofw's stateful ingress (replies of the flows the
+/// LAN opened, nothing unsolicited).
+pub fn nft_ct_ruleset() -> String {
+    format!(
+        "table inet {NFT_CT_TABLE} {{\n  chain pre {{\n    type filter hook prerouting priority filter; policy drop;\n    ct state established,related counter accept\n    udp sport 67 udp dport 68 accept\n  }}\n}}\n"
+    )
+}
+
+/// [`nft_ct_ruleset`] loaded in a namespace (which turns conntrack on there); deleted on drop.
+pub struct NftCt<'a> {
+    ns: &'a Netns,
+}
+
+impl<'a> NftCt<'a> {
+    /// Loads [`nft_ct_ruleset`] with `nft -f -` in `ns`.
+    pub fn load(ns: &'a Netns) -> Result<Self> {
+        sys::ns_run_stdin(ns, "nft", &["-f", "-"], &nft_ct_ruleset())?;
+        Ok(Self { ns })
+    }
+
+    /// Packets the `ct state established,related` rule accepted so far.
+    pub fn accepted(&self) -> Result<u64> {
+        let text = sys::ns_run(
+            self.ns,
+            "nft",
+            ["list", "chain", "inet", NFT_CT_TABLE, "pre"],
+        )?;
+        text.lines()
+            .find(|line| line.contains("ct state established,related"))
+            .and_then(|line| {
+                let mut words = line.split_whitespace();
+                words.find(|w| *w == "packets")?;
+                words.next()?.parse().ok()
+            })
+            .ok_or_else(|| anyhow!("no counter of the established rule in:\n{text}"))
+    }
+}
+
+impl Drop for NftCt<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .ns
+            .exec("nft", ["delete", "table", "inet", NFT_CT_TABLE]);
+    }
+}
+
 /// The `iptables-restore` input: raw PREROUTING, one rule per port and per TURN network (so
 /// `nets` makes a linear chain), then DROP.
 pub fn iptables_rules(nets: &[IpNet]) -> String {
@@ -240,6 +291,20 @@ mod tests {
         let text = nft_ruleset(NftHook::Prerouting, "r1", &[]);
         assert!(text.contains("table inet gotofw_bench"), "{text}");
         assert!(!text.contains("elements = {\n"), "{text}");
+    }
+
+    #[test]
+    fn nft_ct_ruleset_accepts_established_after_conntrack() {
+        let text = nft_ct_ruleset();
+        assert!(text.contains("table inet gfb14_ct"), "{text}");
+        assert!(
+            text.contains("hook prerouting priority filter; policy drop;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ct state established,related counter accept"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 pub const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 /// A server inside the TURN network 68.64.0.0/19.
 pub const TURN: Ipv4Addr = Ipv4Addr::new(68, 64, 0, 10);
+/// A TURN server (inside 68.64.0.0/19) whose UDP 3478 flow is live in the stateful program's
+/// table: its replies are the "UDP 3478 reply of a live TURN flow".
+pub const TURN_FLOW: Ipv4Addr = Ipv4Addr::new(68, 64, 0, 11);
+/// A server outside every TURN network with no flow: the source of the named-port classes
+/// (a reflection flood from DNS, NTP, https or TURN ports).
+pub const NO_FLOW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
 /// The gateway's WAN address (IPv6).
 pub const WAN_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 /// A server (IPv6).
@@ -98,6 +104,24 @@ pub fn known_flow() -> (Vec<u8>, FlowKey) {
     )
 }
 
+/// The reply of the live TURN flow: UDP from [`TURN_FLOW`]:3478, whose flow the stateful program
+/// has.
+pub fn turn_flow() -> (Vec<u8>, FlowKey) {
+    (
+        udp_in(TURN_FLOW, 3478),
+        flow_key(TURN_FLOW, 3478, ipproto::UDP),
+    )
+}
+
+/// Source ports that a rule names, as the named-port classes send them: (class key, port,
+/// protocol). No flow has their source ([`NO_FLOW`], or [`OUTSIDE`] for 3478).
+pub const NAMED_PORTS: [(&str, u16, u8); 4] = [
+    ("named_53", 53, ipproto::UDP),
+    ("named_123", 123, ipproto::UDP),
+    ("named_443", 443, ipproto::TCP),
+    ("blocked_net", 3478, ipproto::UDP),
+];
+
 /// The packet classes of the program-cost table, in table order.
 pub fn classes() -> Vec<Class> {
     let wan: IpAddr = WAN_ADDR.into();
@@ -143,6 +167,26 @@ pub fn classes() -> Vec<Class> {
             key: "known_flow",
             name: "known flow: TCP 443 reply of a live flow",
             frame: known_flow().0,
+        },
+        Class {
+            key: "turn_flow",
+            name: "known flow: UDP 3478 reply of a live TURN flow",
+            frame: turn_flow().0,
+        },
+        Class {
+            key: "named_53",
+            name: "named port, no flow: UDP from port 53 (DNS)",
+            frame: udp_in(NO_FLOW, 53),
+        },
+        Class {
+            key: "named_123",
+            name: "named port, no flow: UDP from port 123 (NTP)",
+            frame: udp_in(NO_FLOW, 123),
+        },
+        Class {
+            key: "named_443",
+            name: "named port, no flow: TCP from port 443 (ACK)",
+            frame: tcp(NO_FLOW.into(), 443, wan, LOCAL_PORT, TCP_ACK),
         },
         Class {
             key: "malformed",

@@ -289,3 +289,84 @@ pub fn xdp_pass() -> Result<Xdp> {
     Xdp::from_pin(pin.path(), aya_obj::programs::XdpAttachType::Interface)
         .context("opening the XDP_PASS program")
 }
+
+/// Routes from the receiver's namespace back to the remote ends of the replayed flows (the TURN
+/// networks' 68.64.0.0/19, 198.51.100.0/24 and 198.18.0.0/15, via the generator's end, with a permanent
+/// neighbour entry so nothing waits on ARP), for the known-flow receivers of item 2: the flows
+/// are opened by sending from the receiver side ([`open_udp_flow`]), and the stack's reply to a
+/// passed packet (ICMP port unreachable, rate-limited) takes the same route for every receiver.
+/// Removed on drop.
+pub struct ReplyRoutes<'a> {
+    lab: &'a VethLab,
+}
+
+/// The networks [`ReplyRoutes`] routes (the filler flows of item 3 are in RFC 2544's
+/// 198.18.0.0/15).
+const REPLY_NETS: [&str; 3] = ["68.64.0.0/19", "198.51.100.0/24", "198.18.0.0/15"];
+
+impl<'a> ReplyRoutes<'a> {
+    /// Adds the neighbour entry and the routes.
+    pub fn add(lab: &'a VethLab) -> Result<Self> {
+        let mac = lab
+            .gen_end
+            .mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let peer = crate::frames::PEER_ADDR.to_string();
+        lab.rx_ns.ip([
+            "neigh",
+            "replace",
+            &peer,
+            "lladdr",
+            &mac,
+            "dev",
+            &lab.rx_end.name,
+            "nud",
+            "permanent",
+        ])?;
+        let guard = Self { lab };
+        for net in REPLY_NETS {
+            lab.rx_ns.ip([
+                "route",
+                "replace",
+                net,
+                "via",
+                &peer,
+                "dev",
+                &lab.rx_end.name,
+            ])?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for ReplyRoutes<'_> {
+    fn drop(&mut self) {
+        for net in REPLY_NETS {
+            let _ = self.lab.rx_ns.ip(["route", "del", net]);
+        }
+        let peer = crate::frames::PEER_ADDR.to_string();
+        let _ = self
+            .lab
+            .rx_ns
+            .ip(["neigh", "del", &peer, "dev", &self.lab.rx_end.name]);
+    }
+}
+
+/// Opens a UDP flow from the receiver side, as a LAN host would: one datagram from the WAN
+/// address's [`crate::frames::LOCAL_PORT`] to `remote:port` (conntrack, when a ruleset in the
+/// namespace uses it, records the flow; its replies are then `established`). The socket is
+/// closed again, so the replies reach no socket, as for every other receiver.
+pub fn open_udp_flow(lab: &VethLab, remote: std::net::Ipv4Addr, port: u16) -> Result<()> {
+    lab.rx_ns.run(|| -> Result<()> {
+        let socket =
+            std::net::UdpSocket::bind((crate::frames::WAN_ADDR, crate::frames::LOCAL_PORT))
+                .context("binding the flow's local end")?;
+        socket
+            .send_to(b"gotofw-bench", (remote, port))
+            .context("sending the flow's first datagram")?;
+        Ok(())
+    })
+}

@@ -14,6 +14,7 @@
 
 pub mod attack;
 pub mod baselines;
+pub mod charts;
 pub mod cost;
 pub mod dns;
 pub mod frames;
@@ -81,7 +82,7 @@ impl Settings {
             runs: 5,
             repeat: 1_000_000,
             pps_duration: Duration::from_secs(1),
-            prefix_sizes: vec![5, 1_000, 100_000],
+            prefix_sizes: vec![5, 1_000, 10_000, 100_000],
             iptables_sizes: vec![5, 1_000, 100_000],
             rule_counts: vec![1, 8, 64],
             flow_counts: vec![1_000, 10_000, 100_000, 1_000_000],

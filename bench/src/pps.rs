@@ -11,11 +11,14 @@ use serde::Serialize;
 
 use crate::{
     Settings,
-    baselines::{Iptables, Nft, NftHook, XdpFilter},
-    frames, gotofw,
-    lab::{Rate, VethLab},
+    baselines::{Iptables, Nft, NftCt, NftHook, XdpFilter},
+    cost, frames, gotofw,
+    lab::{Rate, ReplyRoutes, VethLab, open_udp_flow},
     stats::Sample,
 };
+
+/// Live flows in gotofw's table on the veth path (random ones, and the replayed flow).
+pub const FLOW_FILL: usize = 10_000;
 
 /// A receiver under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -28,9 +31,25 @@ pub enum Receiver {
     /// gotofw on blocked traffic whose port a rule names (UDP 3478 from outside the TURN
     /// networks): a flow-table miss, then the drop.
     GotofwBlockedNamedPort,
-    /// gotofw on allowed traffic: UDP from a TURN server whose flow is live; the packets go on
-    /// into the receiver's stack (to a port without a socket, where the stack drops them).
+    /// gotofw on allowed traffic, known flows: UDP 3478 replies from a TURN server whose flow is
+    /// live (in a table of [`FLOW_FILL`] live flows); the packets go on into the receiver's
+    /// stack (to a port without a socket, where the stack drops them).
     GotofwAllowed,
+    /// A bare XDP_PASS program on the same known-flow frames: what passing a packet into the
+    /// stack costs without any filter (the reference for gotofw's share of the known-flow cost).
+    XdpPassKnownFlow,
+    /// nftables with conntrack (`ct state established` in inet prerouting after conntrack) on
+    /// the same frames, whose flow was opened from the receiver side first.
+    NftCtKnownFlow,
+    /// gotofw on a named-port flood: UDP from port 53 of an address without a flow.
+    GotofwNamed53,
+    /// gotofw on a named-port flood: UDP from port 123.
+    GotofwNamed123,
+    /// nftables with conntrack on the port-53 flood (a conntrack lookup that misses, a new
+    /// entry, then the drop).
+    NftCtNamed53,
+    /// nftables with conntrack on the port-123 flood.
+    NftCtNamed123,
     /// xdp-filter (deny policy, allowed source ports).
     XdpFilter,
     /// nftables, netdev ingress chain.
@@ -43,11 +62,17 @@ pub enum Receiver {
 
 impl Receiver {
     /// All receivers, in table order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 14] = [
         Self::Floor,
         Self::GotofwBlocked,
         Self::GotofwBlockedNamedPort,
+        Self::GotofwNamed53,
+        Self::GotofwNamed123,
         Self::GotofwAllowed,
+        Self::XdpPassKnownFlow,
+        Self::NftCtKnownFlow,
+        Self::NftCtNamed53,
+        Self::NftCtNamed123,
         Self::XdpFilter,
         Self::NftNetdev,
         Self::NftPrerouting,
@@ -60,7 +85,15 @@ impl Receiver {
             Self::Floor => "empty XDP_DROP program (floor)",
             Self::GotofwBlocked => "gotofw, blocked (port no rule names)",
             Self::GotofwBlockedNamedPort => "gotofw, blocked (UDP 3478 from outside TURN)",
-            Self::GotofwAllowed => "gotofw, allowed (live UDP flow, on into the stack)",
+            Self::GotofwAllowed => {
+                "gotofw, known flow (UDP 3478 reply of a live TURN flow, on into the stack)"
+            }
+            Self::XdpPassKnownFlow => "bare XDP_PASS, the same known-flow packets (no filter)",
+            Self::NftCtKnownFlow => "nftables ct state established, the same known flow",
+            Self::GotofwNamed53 => "gotofw, named-port flood (UDP from 53, no flow)",
+            Self::GotofwNamed123 => "gotofw, named-port flood (UDP from 123, no flow)",
+            Self::NftCtNamed53 => "nftables ct state established, UDP from 53, no flow",
+            Self::NftCtNamed123 => "nftables ct state established, UDP from 123, no flow",
             Self::XdpFilter => "xdp-filter, blocked",
             Self::NftNetdev => "nftables netdev ingress, blocked",
             Self::NftPrerouting => "nftables inet prerouting (raw), blocked",
@@ -71,7 +104,11 @@ impl Receiver {
     /// The frame it receives: blocked traffic (UDP from port 9) unless said otherwise.
     fn frame(self) -> Vec<u8> {
         match self {
-            Self::GotofwAllowed => frames::udp_in(frames::TURN, 3478),
+            Self::GotofwAllowed | Self::XdpPassKnownFlow | Self::NftCtKnownFlow => {
+                frames::udp_in(frames::TURN, 3478)
+            }
+            Self::GotofwNamed53 | Self::NftCtNamed53 => frames::udp_in(frames::NO_FLOW, 53),
+            Self::GotofwNamed123 | Self::NftCtNamed123 => frames::udp_in(frames::NO_FLOW, 123),
             Self::GotofwBlockedNamedPort => frames::udp_in(frames::OUTSIDE, 3478),
             _ => frames::udp_in(frames::OUTSIDE, frames::UNNAMED_PORT),
         }
@@ -121,7 +158,11 @@ pub fn measure_once(
             lab.attach(prog)?;
             lab.measure(&frame, settings.pps_duration)
         }
-        Receiver::GotofwBlocked | Receiver::GotofwBlockedNamedPort | Receiver::GotofwAllowed => {
+        Receiver::GotofwBlocked
+        | Receiver::GotofwBlockedNamedPort
+        | Receiver::GotofwAllowed
+        | Receiver::GotofwNamed53
+        | Receiver::GotofwNamed123 => {
             let mut ebpf = gotofw::load(
                 &gotofw::bench_rules(Some(nets.to_vec())),
                 &Mode::Stateful(gotofw::limits(262_144)),
@@ -129,11 +170,55 @@ pub fn measure_once(
             let key = frames::flow_key(frames::TURN, 3478, ipproto::UDP);
             gotofw::fill_flows(
                 &mut ebpf,
-                1,
+                FLOW_FILL,
                 (&key, &gotofw::live_flow(gotofw::TURN_RULE, ipproto::UDP)),
             )?;
-            lab.attach(gotofw::ingress(&mut ebpf)?)?;
+            let prog = gotofw::ingress(&mut ebpf)?;
+            // The frames must get the verdict the row names (a flow that expired or a rule
+            // that changed would make a pass row measure a drop).
+            let want = if receiver == Receiver::GotofwAllowed {
+                "pass"
+            } else {
+                "drop"
+            };
+            let got = cost::verdict(cost::xdp_cost(prog, &frame, 1)?.1);
+            anyhow::ensure!(got == want, "{}: gotofw returned {got}", receiver.name());
+            let _routes = (receiver == Receiver::GotofwAllowed)
+                .then(|| ReplyRoutes::add(lab))
+                .transpose()?;
+            lab.attach(prog)?;
             lab.measure(&frame, settings.pps_duration)
+        }
+        Receiver::XdpPassKnownFlow => {
+            let _routes = ReplyRoutes::add(lab)?;
+            let mut prog = crate::lab::xdp_pass()?;
+            lab.attach(&mut prog)?;
+            lab.measure(&frame, settings.pps_duration)
+        }
+        Receiver::NftCtKnownFlow | Receiver::NftCtNamed53 | Receiver::NftCtNamed123 => {
+            let _routes = ReplyRoutes::add(lab)?;
+            let nft = NftCt::load(&lab.rx_ns)?;
+            if receiver == Receiver::NftCtKnownFlow {
+                open_udp_flow(lab, frames::TURN, 3478)?;
+            }
+            let before = nft.accepted()?;
+            let rate = lab.measure(&frame, settings.pps_duration)?;
+            let accepted = nft.accepted()? - before;
+            // Known flow: conntrack must have called (nearly) every packet established; the
+            // floods: none.
+            if receiver == Receiver::NftCtKnownFlow {
+                anyhow::ensure!(
+                    accepted * 10 >= rate.processed * 9,
+                    "nftables accepted {accepted} of {} known-flow packets: no conntrack entry?",
+                    rate.processed
+                );
+            } else {
+                anyhow::ensure!(
+                    accepted == 0,
+                    "nftables accepted {accepted} packets of a flood with no flow"
+                );
+            }
+            Ok(rate)
         }
         Receiver::XdpFilter => {
             let _filter = XdpFilter::load(&lab.rx_ns, iface)?;

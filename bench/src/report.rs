@@ -11,7 +11,7 @@ pub const JSON_FILE: &str = "benchmarks.json";
 /// File name of the tables.
 pub const MARKDOWN_FILE: &str = "BENCHMARKS.md";
 
-/// Writes `BENCHMARKS.md` and [`JSON_FILE`] into `dir`.
+/// Writes `BENCHMARKS.md`, [`JSON_FILE`] and the charts ([`crate::charts::DIR`]) into `dir`.
 pub fn write(report: &Report, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(report)?;
@@ -19,7 +19,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", dir.join(JSON_FILE).display()))?;
     fs::write(dir.join(MARKDOWN_FILE), markdown(report))
         .with_context(|| format!("writing {}", dir.join(MARKDOWN_FILE).display()))?;
-    Ok(())
+    crate::charts::write(report, dir)
 }
 
 /// A ratio cell: `1.23x (1.10-1.30)`.
@@ -101,9 +101,159 @@ fn row(r: &Report, receiver: crate::pps::Receiver) -> Option<&crate::pps::Row> {
     r.pps.iter().find(|row| row.receiver == receiver)
 }
 
+/// A row of the flow-path targets table: path, measured, target, met or missed.
+fn target_row(md: &mut String, path: &str, measured: &str, want: f64, got: f64) {
+    let _ = writeln!(
+        md,
+        "| {path} | {measured} | <= {want:.2}x | {} |",
+        if got.is_nan() {
+            "not measured"
+        } else {
+            met(got <= want)
+        }
+    );
+}
+
+/// The targets of issue 14 (the flow path), named as in the issue.
+fn flow_targets(md: &mut String, r: &Report) {
+    use crate::pps::Receiver;
+    let _ = writeln!(
+        md,
+        "### The flow path (issue 14)\n\nCosts of section 1 are BPF_PROG_TEST_RUN against the \
+         parse-only floor, per run, with the drop log at its default rate; growths are of section \
+         3 (stateless XDP), per run against the smallest set; the veth row is section 2's \
+         receiver CPU per packet.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| path | measured | target | |\n| --- | --- | --- | --- |"
+    );
+    let c = &r.cost;
+    let ns = |class: &str, prog: &str| {
+        c.cells
+            .get(class)
+            .and_then(|row| row.get(prog))
+            .map_or_else(|| "n/a".to_owned(), |cell| cell.ns.show_median(0))
+    };
+    for (class, path) in [
+        ("known_flow", "known flow: TCP 443 reply, stateful"),
+        ("turn_flow", "UDP 3478 reply of a live TURN flow, stateful"),
+    ] {
+        if let Some(sample) = c.stateful_vs_parse_floor.get(class) {
+            target_row(
+                md,
+                path,
+                &format!(
+                    "{} ({} ns vs {} ns)",
+                    ratio(sample),
+                    ns(class, "gotofw_stateful"),
+                    ns(class, "parse_floor")
+                ),
+                1.5,
+                sample.median,
+            );
+        }
+    }
+    let named: Vec<(u16, &Sample)> = crate::frames::NAMED_PORTS
+        .iter()
+        .filter_map(|(class, port, _)| Some((*port, c.stateful_vs_parse_floor.get(*class)?)))
+        .collect();
+    if let Some((worst_port, worst)) = named
+        .iter()
+        .max_by(|a, b| a.1.median.total_cmp(&b.1.median))
+    {
+        let each: Vec<String> = named
+            .iter()
+            .map(|(port, s)| format!("{port}: {:.2}x", s.median))
+            .collect();
+        target_row(
+            md,
+            "named port: blocked, from 53, 123, 443 or 3478 with no flow, stateful",
+            &format!("worst {worst_port}: {} ({})", ratio(worst), each.join(", ")),
+            1.5,
+            worst.median,
+        );
+    }
+    let prefixes = &r.scaling.prefixes;
+    if let (Some(first), Some(last)) = (prefixes.first(), prefixes.last()) {
+        target_row(
+            md,
+            &format!(
+                "network set, blocked: outside the set, growth {} -> {} prefixes",
+                first.prefixes, last.prefixes
+            ),
+            &format!(
+                "{} ({} -> {} ns)",
+                ratio(&last.miss_growth),
+                first.miss_ns.show_median(0),
+                last.miss_ns.show_median(0)
+            ),
+            1.25,
+            last.miss_growth.median,
+        );
+    }
+    if let (Some(first), Some(upto)) = (
+        prefixes.first(),
+        prefixes.iter().rev().find(|p| p.prefixes <= 10_000),
+    ) {
+        target_row(
+            md,
+            &format!(
+                "network set, allowed: inside the set, growth {} -> {} prefixes",
+                first.prefixes, upto.prefixes
+            ),
+            &format!(
+                "{} ({} -> {} ns)",
+                ratio(&upto.hit_growth),
+                first.hit_ns.show_median(0),
+                upto.hit_ns.show_median(0)
+            ),
+            1.25,
+            upto.hit_growth.median,
+        );
+    }
+    if let Some(known) = row(r, Receiver::GotofwAllowed) {
+        // gotofw's own share of each path: its receiver CPU less that of a program that only
+        // returns the same verdict (bare XDP_PASS on the same packets; the empty XDP_DROP).
+        let diff = |a: &Sample, b: &Sample| {
+            Sample::of(a.runs.iter().zip(&b.runs).map(|(a, b)| a - b).collect())
+        };
+        let vs_pass = match (
+            row(r, Receiver::XdpPassKnownFlow),
+            row(r, Receiver::Floor),
+            row(r, Receiver::GotofwBlocked),
+        ) {
+            (Some(pass), Some(floor), Some(blocked)) => format!(
+                "; {} of a bare XDP_PASS on the same packets ({:.0} ns); gotofw's own share, \
+                 known flow less XDP_PASS: {} ns, blocked less the empty XDP_DROP: {} ns",
+                ratio(&known.ns_per_packet.ratio_to(&pass.ns_per_packet)),
+                pass.ns_per_packet.median,
+                diff(&known.ns_per_packet, &pass.ns_per_packet).show(0),
+                diff(&blocked.ns_per_packet, &floor.ns_per_packet).show(0)
+            ),
+            _ => String::new(),
+        };
+        target_row(
+            md,
+            "veth known flow: receiver CPU per packet of known-flow traffic, vs the blocked path",
+            &format!(
+                "{} ({:.0} ns vs {:.0} ns; the passed packets go on into the stack{vs_pass})",
+                ratio(&known.ns_vs_gotofw),
+                known.ns_per_packet.median,
+                row(r, Receiver::GotofwBlocked).map_or(f64::NAN, |b| b.ns_per_packet.median)
+            ),
+            1.3,
+            known.ns_vs_gotofw.median,
+        );
+    }
+    md.push('\n');
+}
+
 fn targets(md: &mut String, r: &Report) {
     use crate::pps::Receiver;
     let _ = writeln!(md, "## Targets\n");
+    flow_targets(md, r);
+    let _ = writeln!(md, "### Earlier targets\n");
     let _ = writeln!(md, "| target | measured | |\n| --- | --- | --- |");
     // Throughput: the receiver's capacity from its CPU time per packet (the generator, on its
     // own CPU, cannot saturate an XDP receiver here; see section 2).
@@ -167,9 +317,11 @@ fn cost(md: &mut String, r: &Report) {
          kernel reports it, and what the program returned. The rule set is udp-turn's (TURN \
          networks for UDP 3478, https, DHCP, DNS, NTP) with no-restrictions' media rule (UDP \
          45000-49999) added, so every class has a rule, and the drop log samples at attach's \
-         default rate (10 per second and CPU); the stateful program has the known flow \
-         in its table (without a flow, stateful mode drops every inbound TCP or UDP packet but \
-         DHCP's). xdp-filter: deny policy, allowed source ports 443 and 53 (TCP), 53, 123, 67, \
+         default rate (10 per second and CPU); the stateful program has two known flows \
+         in its table, TCP from 198.51.100.10:443 and UDP from the TURN server 68.64.0.11:3478 \
+         (without a flow, stateful mode drops every inbound TCP or UDP packet but DHCP's: the \
+         *named port* rows come from 198.51.100.20, which has no flow, and UDP 3478 from \
+         outside the TURN networks is the named-port row of port 3478). xdp-filter: deny policy, allowed source ports 443 and 53 (TCP), 53, 123, 67, \
          3478 and the media range (UDP); it cannot tie a port to a network, so it does less \
          work than gotofw on UDP 3478. Debian's xdp-filter 1.3.1 loads its `xdpfilt_dny_all` \
          program whatever `-f` says: six hash lookups per packet (source and destination MAC \
@@ -225,8 +377,25 @@ fn pps(md: &mut String, r: &Report) {
          receiver kept up and *processed* is the generator's rate (minus ring overflows while \
          the NAPI thread wakes up), not the receiver's limit: compare capacities then. Ratios \
          are to gotofw on blocked traffic (port no rule names), per run; for ns, above 1 means \
-         more CPU per packet than gotofw.\n\n{}\n",
+         more CPU per packet than gotofw.\n\nKnown flows and named-port floods: gotofw runs \
+         stateful with {} live flows in its table (random ones, and the TURN server \
+         68.64.0.10:3478 whose replies are replayed); each gotofw frame is first checked with \
+         BPF_PROG_TEST_RUN to get the verdict its row names. *Known flow* rows replay that \
+         flow's UDP 3478 replies: gotofw passes them on into the receiver's stack (to a port \
+         without a socket), a bare XDP_PASS program on the same frames measures what the \
+         stack's part costs with no filter, and nftables (an inet prerouting chain after \
+         conntrack: `ct state established,related accept`, DHCP replies, policy drop) gets them \
+         after the flow was opened from the receiver side (one datagram from the WAN address's \
+         port 50000 to 68.64.0.10:3478, so conntrack has the entry; the run fails unless the \
+         established rule accepted at least 90% of the processed packets). For these three the \
+         receiver has a route back to the remote networks, so the stack's rate-limited ICMP \
+         reply is the same for all. *Named-port flood* rows are UDP from port 53 or 123 of \
+         198.51.100.20, which has no flow: gotofw drops them after its flow-path checks, \
+         nftables after conntrack found no entry (the run fails if the established rule \
+         accepted any). The generator replays one frame, so every flood packet comes from the \
+         same address and port.\n\n{}\n",
         r.settings.pps_duration.as_secs_f64(),
+        crate::pps::FLOW_FILL,
         r.environment.pinning
     );
     let _ = writeln!(
@@ -248,6 +417,7 @@ fn pps(md: &mut String, r: &Report) {
         );
     }
     md.push('\n');
+    md.push_str(&crate::charts::link("peers.svg"));
 }
 
 fn scaling(md: &mut String, r: &Report) {
@@ -343,7 +513,40 @@ fn scaling(md: &mut String, r: &Report) {
             p.miss_ns.show(1)
         );
     }
+    let _ = writeln!(
+        md,
+        "\nThe same fills on the veth path: gotofw (stateful) with the flows in its table, and \
+         nftables `ct state established` (item 2's ruleset) with as many conntrack entries, made \
+         by real traffic (one datagram per flow from the receiver's namespace; the run checks \
+         `nf_conntrack_count`). Receiver CPU per packet of the TURN flow's replies (passed into \
+         the stack) and of UDP from port 53 with no flow (dropped). Fills of 90% of \
+         `nf_conntrack_max` ({}) and more are left out.\n",
+        sc.conntrack_max
+    );
+    let _ = writeln!(
+        md,
+        "| flows | gotofw known flow ns | gotofw port-53 flood ns | nftables ct known flow ns | nftables ct port-53 flood ns |\n| --- | --- | --- | --- | --- |"
+    );
+    for p in &sc.veth_flows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            p.flows,
+            p.gotofw_known_ns.show(0),
+            p.gotofw_flood_ns.show(0),
+            p.nft_known_ns.show(0),
+            p.nft_flood_ns.show(0)
+        );
+    }
     md.push('\n');
+    for file in [
+        "prefixes.svg",
+        "prefixes_test_run.svg",
+        "flows.svg",
+        "flows_veth.svg",
+    ] {
+        md.push_str(&crate::charts::link(file));
+    }
 }
 
 fn attack(md: &mut String, r: &Report) {

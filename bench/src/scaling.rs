@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use aya::{Ebpf, programs::Xdp};
 use filter_common::ipproto;
 use filter_user::{
@@ -84,6 +84,23 @@ pub struct FlowPoint {
     pub miss_ns: Sample,
 }
 
+/// Known flows and a named-port flood on the veth path at one flow-table fill: gotofw's LRU
+/// table and nftables' conntrack table holding the same number of flows.
+#[derive(Clone, Debug, Serialize)]
+pub struct VethFlowPoint {
+    /// Flows in the table (gotofw) and conntrack entries (nftables).
+    pub flows: usize,
+    /// gotofw, UDP 3478 replies of a live TURN flow (passed into the stack): receiver CPU ns
+    /// per packet.
+    pub gotofw_known_ns: Sample,
+    /// gotofw, UDP from port 53 with no flow (dropped).
+    pub gotofw_flood_ns: Sample,
+    /// nftables `ct state established`, the same known flow (accepted into the stack).
+    pub nft_known_ns: Sample,
+    /// nftables `ct state established`, the same flood (conntrack miss, then the drop).
+    pub nft_flood_ns: Sample,
+}
+
 /// All of item 3.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scaling {
@@ -97,6 +114,10 @@ pub struct Scaling {
     pub rules: Vec<RulePoint>,
     /// gotofw by flow count.
     pub flows: Vec<FlowPoint>,
+    /// gotofw and nftables with conntrack on the veth path, by flow count.
+    pub veth_flows: Vec<VethFlowPoint>,
+    /// `nf_conntrack_max` when the item ran (larger fills are left out of `veth_flows`).
+    pub conntrack_max: u64,
 }
 
 /// The prefix set of `n` networks (seeded by `n`, so the same on every run).
@@ -327,13 +348,145 @@ fn flows(settings: &Settings) -> Result<Vec<FlowPoint>> {
         .collect())
 }
 
+/// `nf_conntrack_max` (0 when unreadable).
+pub fn conntrack_max() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The remote end of filler flow `i` (RFC 2544's 198.18.0.0/15, 131,072 addresses, then the
+/// next source port).
+fn filler(i: usize) -> (std::net::Ipv4Addr, u16) {
+    let addr = std::net::Ipv4Addr::from(0xc612_0000 | (i as u32 & 0x0001_ffff));
+    (addr, 1024 + (i >> 17) as u16)
+}
+
+/// Known flows and the port-53 flood on the veth path at each fill of `settings.flow_counts`
+/// that conntrack can hold (below 90% of `nf_conntrack_max`, which counts per namespace): gotofw
+/// with the fill in its table, nftables with as many conntrack entries, made by real traffic
+/// (one datagram per flow from the receiver's namespace; unreplied UDP entries live 30 s, and
+/// fills run in ascending order, each sending only the flows it adds). gotofw's fills are
+/// measured first, with no nftables table loaded; each receiver's runs alternate known flow and
+/// flood.
+fn veth_flows(settings: &Settings, lab: &VethLab, max: u64) -> Result<Vec<VethFlowPoint>> {
+    let sizes: Vec<usize> = settings
+        .flow_counts
+        .iter()
+        .copied()
+        .filter(|&n| (n as u64) * 10 < max * 9)
+        .collect();
+    let known = frames::to_mac(&frames::udp_in(frames::TURN, 3478), lab.rx_end.mac);
+    let flood = frames::to_mac(&frames::udp_in(frames::NO_FLOW, 53), lab.rx_end.mac);
+    let _routes = crate::lab::ReplyRoutes::add(lab)?;
+    let mut m: BTreeMap<(&str, usize), Vec<f64>> = BTreeMap::new();
+    // gotofw first, with no nftables table in the namespace (its passed packets would go
+    // through conntrack and the chain).
+    for &n in &sizes {
+        let mut ebpf = gotofw::load(
+            &gotofw::bench_rules(None),
+            &Mode::Stateful(gotofw::limits(
+                u32::try_from(n + n / 4).unwrap_or(u32::MAX).max(1024),
+            )),
+        )?;
+        let key = frames::flow_key(frames::TURN, 3478, ipproto::UDP);
+        gotofw::fill_flows(
+            &mut ebpf,
+            n,
+            (&key, &gotofw::live_flow(gotofw::TURN_RULE, ipproto::UDP)),
+        )?;
+        let prog = gotofw::ingress(&mut ebpf)?;
+        for _ in 0..settings.runs {
+            let link = lab.attach(prog)?;
+            let k = lab.measure(&known, settings.pps_duration);
+            let f = lab.measure(&flood, settings.pps_duration);
+            prog.detach(link)?;
+            by_size(&mut m, &("gk", n), k?.ns_per_packet);
+            by_size(&mut m, &("gf", n), f?.ns_per_packet);
+        }
+    }
+    // Then nftables, its conntrack table grown from fill to fill.
+    let nft = crate::baselines::NftCt::load(&lab.rx_ns)?;
+    // Unreplied UDP entries would expire after 30 s, before the largest fill is measured (the
+    // namespace's own setting; the namespace goes with the lab).
+    crate::sys::ns_sysfs_write(
+        &lab.rx_ns,
+        "/proc/sys/net/netfilter/nf_conntrack_udp_timeout",
+        "600",
+    )?;
+    crate::lab::open_udp_flow(lab, frames::TURN, 3478)?;
+    let mut opened = 0;
+    for &n in &sizes {
+        let upto = n.saturating_sub(1);
+        lab.rx_ns.run(|| -> Result<()> {
+            let socket = std::net::UdpSocket::bind((frames::WAN_ADDR, frames::LOCAL_PORT + 1))
+                .context("binding the flows' local end")?;
+            for i in opened..upto {
+                // The transmit queue can fill: retry a bounded number of times.
+                let mut tries = 0;
+                while let Err(e) = socket.send_to(b"f", filler(i)) {
+                    tries += 1;
+                    anyhow::ensure!(tries < 1000, "opening filler flow {i}: {e}");
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            }
+            Ok(())
+        })?;
+        opened = opened.max(upto);
+        let count: u64 = crate::sys::ns_run(
+            &lab.rx_ns,
+            "cat",
+            ["/proc/sys/net/netfilter/nf_conntrack_count"],
+        )?
+        .trim()
+        .parse()
+        .context("reading nf_conntrack_count")?;
+        anyhow::ensure!(
+            count * 10 >= n as u64 * 9,
+            "conntrack holds {count} entries, not the {n} flows sent"
+        );
+        for _ in 0..settings.runs {
+            let before = nft.accepted()?;
+            let k = lab.measure(&known, settings.pps_duration)?;
+            let accepted = nft.accepted()? - before;
+            anyhow::ensure!(
+                accepted * 10 >= k.processed * 9,
+                "nftables accepted {accepted} of {} known-flow packets at {n} flows",
+                k.processed
+            );
+            by_size(&mut m, &("nk", n), k.ns_per_packet);
+            by_size(
+                &mut m,
+                &("nf", n),
+                lab.measure(&flood, settings.pps_duration)?.ns_per_packet,
+            );
+        }
+    }
+    drop(nft);
+    let get = |what: &str, n: usize| Sample::of(m[&(what, n)].clone());
+    Ok(sizes
+        .iter()
+        .map(|&n| VethFlowPoint {
+            flows: n,
+            gotofw_known_ns: get("gk", n),
+            gotofw_flood_ns: get("gf", n),
+            nft_known_ns: get("nk", n),
+            nft_flood_ns: get("nf", n),
+        })
+        .collect())
+}
+
 /// Runs item 3.
 pub fn scaling(settings: &Settings, lab: &VethLab) -> Result<Scaling> {
+    let max = conntrack_max();
     Ok(Scaling {
         prefixes: prefixes(settings, lab)?,
         rules: rules(settings)?,
         flows: flows(settings)?,
         nft_set: baseline(settings, lab, &settings.prefix_sizes, false)?,
         iptables_chain: baseline(settings, lab, &settings.iptables_sizes, true)?,
+        veth_flows: veth_flows(settings, lab, max)?,
+        conntrack_max: max,
     })
 }
