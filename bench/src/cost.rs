@@ -128,13 +128,12 @@ pub fn program_cost(settings: &Settings, lab: &VethLab) -> Result<CostTable> {
         (&key, &gotofw::live_flow(gotofw::HTTPS_RULE, ipproto::TCP)),
     )?;
     let (_, turn_key) = frames::turn_flow();
-    gotofw::flows(&mut stateful)?
-        .insert(
-            turn_key,
-            gotofw::live_flow(gotofw::TURN_RULE, ipproto::UDP),
-            0,
-        )
-        .context("adding the TURN flow")?;
+    gotofw::add_flow(
+        &mut stateful,
+        &turn_key,
+        &gotofw::live_flow(gotofw::TURN_RULE, ipproto::UDP),
+    )
+    .context("adding the TURN flow")?;
     let mut floors = gotofw::bench_object()?;
     gotofw::extra(&mut floors, "gotofw_floor")?;
     gotofw::extra(&mut floors, "gotofw_parse_floor")?;

@@ -143,6 +143,13 @@ pub fn fill_flows(ebpf: &mut Ebpf, count: usize, last: (&FlowKey, &FlowValue)) -
     Ok(())
 }
 
+/// Adds the flow `key` to the flow table with its remote stamped, as the programs do.
+pub fn add_flow(ebpf: &mut Ebpf, key: &FlowKey, value: &FlowValue) -> Result<()> {
+    flows(ebpf)?.insert(key, value, 0)?;
+    let cfg = config(ebpf)?;
+    loader::flow_cache::stamp_remote(ebpf, &cfg, key, value.last_seen_ns)
+}
+
 /// The config entry of a loaded object.
 pub fn config(ebpf: &Ebpf) -> Result<filter_common::Config> {
     let map = ebpf
