@@ -37,6 +37,7 @@ mod netns;
 mod packet;
 mod probe;
 mod root;
+pub mod seeds;
 mod server;
 mod tempdir;
 mod tun;

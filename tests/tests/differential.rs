@@ -45,6 +45,7 @@ use gotofw_tests::{
         XDP_PASS, rule_set, rule_sets, verdict_word,
     },
     require_root_or_skip,
+    seeds::{cases_from_env, parse_seed},
 };
 use proptest::{
     collection::vec,
@@ -1453,31 +1454,15 @@ fn save_regression(label: &str, seed: u64, why: &str, batch: &[Case]) -> (PathBu
     (path, text)
 }
 
-fn cases_from_env() -> u64 {
-    std::env::var("GOTOFW_DIFF_CASES")
-        .ok()
-        .map_or(DEFAULT_CASES, |v| {
-            v.replace('_', "")
-                .parse()
-                .unwrap_or_else(|e| panic!("GOTOFW_DIFF_CASES={v}: {e}"))
-        })
-}
-
-fn parse_seed(text: &str) -> u64 {
-    let t = text.trim().replace('_', "");
-    let parsed = match t.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => t.parse(),
-    };
-    parsed.unwrap_or_else(|e| panic!("GOTOFW_DIFF_SEED={text}: {e}"))
-}
-
 #[test]
 fn differential_fixed_seed() {
     if !require_root_or_skip("differential_fixed_seed") {
         return;
     }
-    differential(FIXED_SEED, cases_from_env());
+    differential(
+        FIXED_SEED,
+        cases_from_env("GOTOFW_DIFF_CASES", DEFAULT_CASES),
+    );
 }
 
 #[test]
@@ -1492,10 +1477,10 @@ fn differential_random_seed() {
                 .unwrap_or(Duration::ZERO)
                 .as_nanos() as u64
         },
-        |s| parse_seed(&s),
+        |s| parse_seed("GOTOFW_DIFF_SEED", &s),
     );
     eprintln!("differential_random_seed: seed {seed:#x} (rerun with GOTOFW_DIFF_SEED={seed:#x})");
-    differential(seed, cases_from_env());
+    differential(seed, cases_from_env("GOTOFW_DIFF_CASES", DEFAULT_CASES));
 }
 
 // ---------------------------------------------------------------------------------------------

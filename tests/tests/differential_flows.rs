@@ -38,6 +38,7 @@ use gotofw_tests::{
     flows::FlowHarness,
     harness::{Framing, rule_set},
     require_root_or_skip,
+    seeds::{cases_from_env, parse_seed},
 };
 use proptest::{
     collection::vec,
@@ -720,25 +721,6 @@ fn differential_flows(seeds: &[u64], cases: u64) {
     );
 }
 
-fn cases_from_env() -> u64 {
-    std::env::var("GOTOFW_FLOW_DIFF_CASES")
-        .ok()
-        .map_or(DEFAULT_CASES, |v| {
-            v.replace('_', "")
-                .parse()
-                .unwrap_or_else(|e| panic!("GOTOFW_FLOW_DIFF_CASES={v}: {e}"))
-        })
-}
-
-fn parse_seed(text: &str) -> u64 {
-    let t = text.trim().replace('_', "");
-    let parsed = match t.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => t.parse(),
-    };
-    parsed.unwrap_or_else(|e| panic!("GOTOFW_FLOW_DIFF_SEED={text}: {e}"))
-}
-
 #[test]
 fn flow_differential() {
     if !require_root_or_skip("flow_differential") {
@@ -751,11 +733,14 @@ fn flow_differential() {
                 .unwrap_or(Duration::ZERO)
                 .as_nanos() as u64
         },
-        |s| parse_seed(&s),
+        |s| parse_seed("GOTOFW_FLOW_DIFF_SEED", &s),
     );
     eprintln!(
         "flow_differential: seeds {FIXED_SEED:#x} and {random:#x} (rerun the second with \
          GOTOFW_FLOW_DIFF_SEED={random:#x})"
     );
-    differential_flows(&[FIXED_SEED, random], cases_from_env());
+    differential_flows(
+        &[FIXED_SEED, random],
+        cases_from_env("GOTOFW_FLOW_DIFF_CASES", DEFAULT_CASES),
+    );
 }
