@@ -365,8 +365,15 @@ fn note_flows_dropped(iface: &str, old: &Attached, from: u32, to: u32) {
         .flows(monotonic_coarse_ns())
         .map(|flows| flows.iter().filter(|f| f.alive).count());
     let count = alive.map_or_else(|_| "its".to_owned(), |n| n.to_string());
+    // The same size: the filter replaced has no remote summary for its flows (an earlier
+    // gotofw attached it), and flows without their summary cannot be kept.
+    let why = if from == to {
+        "the filter it replaces has no remote summary (an earlier gotofw attached it), so the flow table starts empty".to_owned()
+    } else {
+        format!("the flow table changes size ({from} to {to} entries) and starts empty")
+    };
     eprintln!(
-        "gotofw: note: {iface}: the flow table changes size ({from} to {to} entries) and starts empty: {count} flows of the old one are dropped, and replies to them are blocked until their connections send again"
+        "gotofw: note: {iface}: {why}: {count} flows of the old one are dropped, and replies to them are blocked until their connections send again"
     );
 }
 
