@@ -1384,6 +1384,41 @@ fn issue10_replace_with_another_flow_table_size_says_the_flows_go() {
     );
 }
 
+/// Issue 14: the flows are kept across a swap only with the remote summary that stamps them. A
+/// filter whose pins have no summary (as one attached by a gotofw from before it) is replaced
+/// with a new, empty flow table, and the note says why; the connections then open new flows.
+#[test]
+fn issue14_a_swap_keeps_the_flows_only_with_their_remote_summary() {
+    if !require_root_or_skip("issue14_a_swap_keeps_the_flows_only_with_their_remote_summary") {
+        return;
+    }
+    let lab = Lab::new();
+    let args = ["--scenario", "udp-turn", "--flow-table-size", "1024"];
+    let attached = lab.gotofw.attach(lab.gw(), lab.wan(), &args);
+    lab.assert_probes(&[UDP_TURN_A, HTTPS], |_| true, "stateful udp-turn");
+    let before = flow_count(&lab);
+    assert!(before >= 2, "{before} flows after two connections");
+    let remotes = attached.pin_dir().join(filter_common::names::pin::REMOTES);
+    assert!(remotes.exists(), "{} is not pinned", remotes.display());
+    std::fs::remove_file(&remotes).unwrap();
+
+    let mut replace = vec!["attach", lab.wan(), "--replace"];
+    replace.extend(args);
+    let out = lab.gotofw(&replace);
+    expect_success(&out, "--replace of a filter without a remote summary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let note = format!(
+        "gotofw: note: {}: the filter it replaces has no remote summary (an earlier gotofw attached it), so the flow table starts empty: {before} flows of the old one are dropped",
+        lab.wan()
+    );
+    assert!(stderr.contains(&note), "expected {note:?} in: {stderr}");
+    assert_eq!(flow_count(&lab), 0, "the new table is not empty");
+    assert!(remotes.exists(), "the new filter pinned no remote summary");
+    // New connections open new flows, whose replies pass.
+    lab.assert_probes(&[UDP_TURN_A, HTTPS], |_| true, "after the swap");
+    assert!(flow_count(&lab) >= 2);
+}
+
 /// Rewrites the format version in the record stored with the filter pinned in `dir` (its
 /// first field, so in the `META` map's first entry) to `version`, a number of as many digits.
 fn rewrite_meta_version(dir: &std::path::Path, version: u32) {
