@@ -1210,6 +1210,17 @@ pub mod dns {
             clear::<QueryKey, QueryValue>(&mut self.ebpf, "QUERIES");
             clear::<FlowKey, FlowValue>(&mut self.ebpf, "FLOWS");
             clear::<FragKey, FragVerdict>(&mut self.ebpf, "FRAGS");
+            // As a flush does: no CPU's flow cache may admit a removed flow for the rest of its
+            // tick.
+            let mut cache: aya::maps::PerCpuArray<_, filter_common::flow_cache::CachedFlow> =
+                aya::maps::PerCpuArray::try_from(
+                    self.ebpf
+                        .map_mut(filter_common::names::map::FLOW_CACHE)
+                        .expect("the FLOW_CACHE map"),
+                )
+                .expect("FLOW_CACHE is a per-CPU array");
+            filter_user::loader::flow_cache::forget_all(&mut cache)
+                .expect("emptying the flow cache");
             let stats = self.host.dns_stats;
             self.host = HostState {
                 dns_stats: stats,

@@ -89,3 +89,16 @@ pub fn forget<T: std::borrow::BorrowMut<MapData>>(
     cache.set(index, values, 0)?;
     Ok(())
 }
+
+/// Empties every entry of the flow cache `cache` on every CPU: what user space does when it
+/// empties the flow table.
+pub fn forget_all<T: std::borrow::BorrowMut<MapData>>(
+    cache: &mut PerCpuArray<T, CachedFlow>,
+) -> anyhow::Result<()> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+    for index in 0..CACHE_ENTRIES {
+        let empty = aya::maps::PerCpuValues::try_from(vec![CachedFlow::default(); cpus])?;
+        cache.set(index, empty, 0)?;
+    }
+    Ok(())
+}
