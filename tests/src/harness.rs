@@ -1212,8 +1212,8 @@ pub mod dns {
             clear::<FragKey, FragVerdict>(&mut self.ebpf, "FRAGS");
             // As a flush does: no CPU's flow cache may admit a removed flow for the rest of its
             // tick.
-            let mut cache: aya::maps::PerCpuArray<_, filter_common::flow_cache::CachedFlow> =
-                aya::maps::PerCpuArray::try_from(
+            let mut cache: PerCpuArray<_, filter_common::flow_cache::CachedFlow> =
+                PerCpuArray::try_from(
                     self.ebpf
                         .map_mut(filter_common::names::map::FLOW_CACHE)
                         .expect("the FLOW_CACHE map"),
