@@ -1219,8 +1219,7 @@ pub mod dns {
                         .expect("the FLOW_CACHE map"),
                 )
                 .expect("FLOW_CACHE is a per-CPU array");
-            filter_user::loader::flow_cache::forget_all(&mut cache)
-                .expect("emptying the flow cache");
+            loader::flow_cache::forget_all(&mut cache).expect("emptying the flow cache");
             let stats = self.host.dns_stats;
             self.host = HostState {
                 dns_stats: stats,
