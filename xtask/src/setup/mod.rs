@@ -12,6 +12,7 @@ mod bpffs;
 mod ops;
 mod pac;
 mod packages;
+mod prometheus;
 mod toolchain;
 
 use std::fmt;
@@ -62,6 +63,9 @@ pub fn run() -> Result<()> {
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
     report("curl", ops::ensure(root)?);
+    prometheus::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
     if missing > 0 {
         eprintln!(
