@@ -362,10 +362,14 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
     // The service's interface: a second veth to the internet namespace.
     let svc_if = unique_name("gfpms");
     let _svc_link: VethPair = veth_pair(ns, &svc_if, lab.inet(), &unique_name("gfpmq")).unwrap();
+    // A third veth, whose filter `gotofw metrics` reports too: it gets re-plugged.
+    let (plug_if, plug_peer) = (unique_name("gfpmx"), unique_name("gfpmy"));
+    let _plug_link: VethPair = veth_pair(ns, &plug_if, lab.inet(), &plug_peer).unwrap();
     let dir = TempDir::new("gfpm-prom").unwrap();
 
     // The guards, dropped before the links and namespaces (declared after them).
     let _svc_guard = Attached::new(gotofw.clone(), ns, &svc_if);
+    let _plug_guard = gotofw.attach(ns, &plug_if, &["--scenario", "udp-turn"]);
     let _wan_guard = gotofw.attach(ns, &wan, &["--scenario", "udp-turn", "--log-rate", "10000"]);
 
     fs::write(service_config(&dir), service_toml(&svc_if, "tcp-443")).unwrap();
@@ -525,6 +529,15 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
     );
     sever_xdp_link(&wan);
     let broken = Instant::now();
+    // The interface re-plugged: deleted and created anew with the same names (a new index).
+    ns.ip(["link", "del", &plug_if]).unwrap();
+    // Same names as `_plug_link`, which deletes the new link when it drops.
+    std::mem::forget(veth_pair(ns, &plug_if, lab.inet(), &plug_peer).unwrap());
+    let replugged = [
+        ("interface", plug_if.as_str()),
+        ("state", "interface-recreated"),
+    ];
+    let mut replug_fired = None;
     live.reload(&svc_if, "tcp-444");
     let limit = wait_for_not_filtering + SLACK;
     let (mut pending, mut reload_fired) = (None, None);
@@ -535,6 +548,13 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
                 .is_some_and(|(state, _)| state == "firing")
         {
             reload_fired = Some(broken.elapsed());
+        }
+        if replug_fired.is_none()
+            && live
+                .alert("GotofwNotFiltering", &replugged)
+                .is_some_and(|(state, _)| state == "firing")
+        {
+            replug_fired = Some(broken.elapsed());
         }
         match live.alert("GotofwNotFiltering", &not_filtering) {
             Some((state, alert)) if state == "firing" => Some((broken.elapsed(), alert)),
@@ -563,6 +583,19 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
             .contains(&format!("gotofw attach {wan}")),
         "{alert}"
     );
+    let replug_fired = match replug_fired {
+        Some(t) => t,
+        None => wait_for(
+            "GotofwNotFiltering of the re-plugged interface",
+            SLACK,
+            || {
+                live.alert("GotofwNotFiltering", &replugged)
+                    .filter(|(state, _)| state == "firing")
+                    .map(|_| broken.elapsed())
+            },
+        ),
+    };
+    assert!(replug_fired >= wait_for_not_filtering, "{replug_fired:?}");
     let reload_fired = match reload_fired {
         Some(t) => t,
         None => wait_for("GotofwReloadFailed to fire", SLACK, || {
@@ -594,6 +627,7 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
             "10000",
         ],
     );
+    gotofw.run_ok(ns, &["attach", &plug_if, "--scenario", "udp-turn"]);
     let repaired = Instant::now();
     live.reload(&svc_if, "tcp-443");
     let (mut filter_cleared, mut reload_cleared) = (None, None);
@@ -618,10 +652,11 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
     );
     println!(
         "alerts: link severed -> GotofwNotFiltering pending after {:.1} s, firing after {:.1} s (for: {} s); \
-         cleared {:.1} s after `gotofw attach`",
+         interface re-plugged -> firing after {:.1} s; both cleared {:.1} s after `gotofw attach`",
         pending.as_secs_f64(),
         fire_after.as_secs_f64(),
         wait_for_not_filtering.as_secs(),
+        replug_fired.as_secs_f64(),
         filter_cleared.unwrap().as_secs_f64()
     );
     println!(
