@@ -60,3 +60,30 @@ impl Drop for NoStart {
         let _ = fs::remove_file(self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy refuses every start while it lives, goes when dropped, and one already there
+    /// is left alone.
+    #[test]
+    fn the_policy_refuses_starts_and_goes_when_dropped() {
+        let dir = std::env::temp_dir().join(format!("gfpm-policy-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path: &'static Path = Box::leak(dir.join("policy-rc.d").into_boxed_path());
+        let guard = NoStart::install(path).unwrap().expect("written");
+        let status = std::process::Command::new(path).status().unwrap();
+        assert_eq!(status.code(), Some(101));
+        assert_eq!(
+            fs::metadata(path).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        drop(guard);
+        assert!(!path.exists());
+        fs::write(path, "#!/bin/sh\nexit 0\n").unwrap();
+        assert!(NoStart::install(path).unwrap().is_none());
+        assert_eq!(fs::read_to_string(path).unwrap(), "#!/bin/sh\nexit 0\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
