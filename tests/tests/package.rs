@@ -205,6 +205,15 @@ fn the_package_installs_works_and_purges_without_a_trace() {
         );
         eprintln!("CI: a {PACKAGE} package is installed ({status}); it is replaced, then purged");
     }
+    // A purge must remove /etc/gotofw: one that no package made (a hand install, a left-over
+    // of an earlier failure) would fail that check for a reason that is not the package's.
+    if dpkg_status().is_none() {
+        assert!(
+            !Path::new("/etc/gotofw").exists(),
+            "/etc/gotofw exists but no {PACKAGE} package is installed: move it away first (this \
+             test checks that a purge removes it)"
+        );
+    }
     let deb = package();
     let started = Instant::now();
 
