@@ -243,6 +243,20 @@ fn the_package_installs_works_and_purges_without_a_trace() {
     for path in &packaged {
         assert!(listed.contains(path), "dpkg -L does not list {path:?}");
     }
+    // Every installed file is as built: dpkg checks them against the package's md5sums (it
+    // would make its own at unpacking from a package without them).
+    let sums = stdout(
+        Command::new("dpkg-deb")
+            .arg("--info")
+            .arg(&deb)
+            .arg("md5sums"),
+    );
+    assert!(
+        sums.lines().any(|line| line.ends_with("  usr/sbin/gotofw")),
+        "the package's md5sums do not cover the binary:\n{sums}"
+    );
+    let verify = stdout(Command::new("dpkg").args(["--verify", PACKAGE]));
+    assert_eq!(verify, "", "dpkg --verify {PACKAGE}");
 
     // The binary, by its installed path, is this tree's version; so is the package.
     let version = stdout(Command::new(BIN).arg("--version"));

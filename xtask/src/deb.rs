@@ -3,8 +3,9 @@
 //! The package's contents are `[package.metadata.deb]` in filter-user/Cargo.toml. This command
 //! builds the release binary, stages what the binary generates (its man pages, gzipped, and its
 //! bash, zsh and fish completions) under `target/release/gotofw-deb/`, where those asset paths
-//! point, runs `cargo deb --no-build` and then lintian on the package, which must report no
-//! error. The package's path is the last line on standard output.
+//! point, runs `cargo deb --no-build`, adds the `md5sums` file cargo-deb leaves out, and runs
+//! lintian on the package, which must report no error. The package's path is the last line on
+//! standard output.
 
 use std::{
     env,
@@ -84,6 +85,7 @@ pub fn run() -> Result<()> {
     if !deb.is_file() {
         bail!("cargo deb succeeded but wrote no {}", deb.display());
     }
+    add_md5sums(&deb, &target.join("debian").join("gotofw-md5sums"))?;
     // --fail-on error: warnings are shown (and worth fixing) but only an error fails.
     exec::run(
         exec::command("lintian")
@@ -99,6 +101,62 @@ pub fn run() -> Result<()> {
     .context("lintian reports errors in the package (the E: lines above)")?;
     eprintln!("lintian: no error");
     println!("{}", deb.display());
+    Ok(())
+}
+
+/// Adds the `md5sums` control file cargo-deb does not write (`dpkg --verify gotofw` checks the
+/// installed files against it): unpacks `deb` into `work`, lists the digest of every file but
+/// the conffiles (dpkg keeps theirs in its database), and packs it again as root:root.
+fn add_md5sums(deb: &Path, work: &Path) -> Result<()> {
+    if work.exists() {
+        fs::remove_dir_all(work)
+            .with_context(|| format!("removing the old {} failed", work.display()))?;
+    }
+    exec::run(exec::command("dpkg-deb").arg("-R").arg(deb).arg(work))
+        .context("unpacking the package failed")?;
+    let control = work.join("DEBIAN");
+    let conffiles = fs::read_to_string(control.join("conffiles")).unwrap_or_default();
+    let mut files = Vec::new();
+    collect_files(work, Path::new(""), &mut files)?;
+    files.retain(|file| {
+        !file.starts_with("DEBIAN")
+            && !conffiles
+                .lines()
+                .any(|conffile| Path::new(conffile.trim_start_matches('/')) == file.as_path())
+    });
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: the package holds no file", deb.display());
+    }
+    // Run in the unpacked tree, md5sum prints `DIGEST  usr/sbin/gotofw`: md5sums' format.
+    let sums = exec::stdout(exec::command("md5sum").args(&files).current_dir(work))
+        .context("md5sum over the package's files failed")?;
+    fs::write(control.join("md5sums"), sums)
+        .with_context(|| format!("writing {} failed", control.join("md5sums").display()))?;
+    exec::run(
+        exec::command("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(work)
+            .arg(deb),
+    )
+    .context("packing the package with its md5sums failed")?;
+    fs::remove_dir_all(work).with_context(|| format!("removing {} failed", work.display()))?;
+    Ok(())
+}
+
+/// Every regular file under `root/rel`, as a path relative to `root`.
+fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let dir = root.join(rel);
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {} failed", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {} failed", dir.display()))?;
+        let kind = entry.file_type()?;
+        let path = rel.join(entry.file_name());
+        if kind.is_dir() {
+            collect_files(root, &path, out)?;
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
     Ok(())
 }
 

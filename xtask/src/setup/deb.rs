@@ -1,6 +1,7 @@
 //! What `cargo xtask deb` and the package test (`tests/tests/package.rs`) need: cargo-deb at a
 //! pinned version (from crates.io, `cargo install --locked`), and the Debian tools it and the
-//! test run: dpkg-shlibdeps (the package's `Depends`), strip, gzip (the man pages), lintian,
+//! test run: dpkg-shlibdeps (the package's `Depends`), strip, gzip (the man pages), md5sum
+//! (the package's md5sums), lintian,
 //! man (the test renders a page), bash (the test sources the completion script) and
 //! systemd-analyze (the test verifies the installed unit). The Debian packages are installed
 //! only when their command is missing.
@@ -15,10 +16,11 @@ use crate::{exec, paths};
 pub const CARGO_DEB_VERSION: &str = "3.8.0";
 
 /// Each command, and the Debian package that provides it.
-const PACKAGES: [(&str, &str); 7] = [
+const PACKAGES: [(&str, &str); 8] = [
     ("dpkg-shlibdeps", "dpkg-dev"),
     ("strip", "binutils"),
     ("gzip", "gzip"),
+    ("md5sum", "coreutils"),
     ("lintian", "lintian"),
     ("man", "man-db"),
     ("bash", "bash"),
