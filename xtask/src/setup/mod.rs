@@ -9,6 +9,7 @@
 mod bench;
 mod bpf_linker;
 mod bpffs;
+mod ha;
 mod ops;
 mod pac;
 mod packages;
@@ -62,6 +63,9 @@ pub fn run() -> Result<()> {
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
     report("curl", ops::ensure(root)?);
+    ha::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
     if missing > 0 {
         eprintln!(
