@@ -43,7 +43,6 @@ fn print(report: &FailoverReport) {
 }
 
 fn check(report: &FailoverReport) {
-    print(report);
     let what = report.failure;
     assert!(
         report.gw2_before.is_empty(),
@@ -87,6 +86,17 @@ fn check(report: &FailoverReport) {
         );
     }
     assert_eq!(tcp.state, "established", "{what}: {tcp:?}");
+}
+
+/// How each flow came back on gw2 (`opened` of `gotofw flows --json`).
+fn check_opened(report: &FailoverReport) {
+    let what = report.failure;
+    let (Some(udp), Some(tcp)) = (report.udp_flow(), report.tcp_flow()) else {
+        panic!(
+            "{what}: gw2 lacks a flow of the call: {:?}",
+            report.gw2_after
+        );
+    };
     // How each flow came back: from its first outbound packet on gw2, the UDP flow as a new
     // one, the TCP download picked up mid-stream (no SYN on gw2).
     assert_eq!(
@@ -121,7 +131,11 @@ fn a_call_survives_the_failover_of_the_master() {
         print(&report);
         reports.push(report);
     }
+    // Everything else first, for both failovers, then how the flows came back.
     for report in &reports {
         check(report);
+    }
+    for report in &reports {
+        check_opened(report);
     }
 }
