@@ -96,7 +96,7 @@ fn run(args: &Args) -> Result<bool> {
     );
     println!(
         "each call: TURN allocation on 68.64.0.10:3478, {MEDIA_RATE} packets/s relayed both ways, \
-         and {} MiB over HTTPS from 198.51.100.10 at {DOWNLOAD_RATE}B/s; gw1 fails 4 s in and \
+         and {} MiB over HTTPS from 198.51.100.10 (curl --limit-rate {DOWNLOAD_RATE}); gw1 fails 4 s in and \
          comes back 8 s later\n",
         DOWNLOAD_BYTES >> 20
     );
