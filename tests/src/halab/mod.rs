@@ -250,7 +250,7 @@ impl HaLab {
             // A master that comes back still holds its kernel's entry of a connection the other
             // carried on meanwhile: strict window tracking would find the new sequence numbers
             // out of window, call the packets invalid and leave them untranslated (without this,
-            // a download was reset just after a failback, once in three runs).
+            // a download was reset just after a failback, once in eight failovers).
             // (The sysctl exists once the NAT rules brought conntrack into the namespace.)
             gw.ns
                 .set_sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", "1")?;
