@@ -40,7 +40,8 @@ enum Command {
     /// Run `setup`, then the whole test suite in release mode. Kernel tests
     /// need root; without it they are skipped (and fail when CI=true).
     Test(test::Args),
-    /// Run `setup`, then the namespace demo lab for one scenario (needs root).
+    /// Run `setup`, then the namespace demo lab for one scenario, or with `--ha` the HA pair's
+    /// failovers (needs root).
     Demo(demo::Args),
     /// Format all crates with nightly rustfmt (rustfmt.toml uses nightly options).
     Fmt(fmt::Args),

@@ -10,6 +10,7 @@ mod bench;
 mod bpf_linker;
 mod bpffs;
 pub mod deb;
+mod ha;
 mod ops;
 mod pac;
 mod packages;
@@ -64,6 +65,9 @@ pub fn run() -> Result<()> {
         .for_each(|(item, status)| report(&item, status));
     report("curl", ops::ensure(root)?);
     deb::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
+    ha::ensure(root)?
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
