@@ -450,9 +450,8 @@ pub struct FlowValue {
     pub state: u32,
     /// The [`Config::generation`] that `rule` refers to.
     pub generation: u32,
-    /// Always zero.
-    #[expect(clippy::pub_underscore_fields, reason = "explicit padding, never read")]
-    pub _pad: u32,
+    /// How the flow was opened: one of the [`flow_opened`] values.
+    pub opened: u32,
     /// When the flow was opened (CLOCK_MONOTONIC_COARSE, ns).
     pub created_ns: u64,
     /// When a packet of the flow was last seen (CLOCK_MONOTONIC_COARSE, ns).
@@ -470,10 +469,28 @@ pub mod flow_state {
     pub const UDP: u32 = 0;
     /// TCP: a SYN went out, no SYN-ACK came back yet.
     pub const TCP_SYN_SENT: u32 = 1;
-    /// TCP: established (or picked up mid-stream from an allowed outbound packet).
+    /// TCP: established (the handshake seen, or a picked-up flow answered from outside).
     pub const TCP_ESTABLISHED: u32 = 2;
     /// TCP: a FIN or RST was seen.
     pub const TCP_CLOSING: u32 = 3;
+    /// TCP: picked up mid-stream from an allowed outbound packet without SYN (a connection
+    /// opened before the filter, or through another gateway before a failover) and not answered
+    /// yet. It has the transitory timeout until an inbound packet (without FIN or RST) shows
+    /// the far end takes part: a stray outbound segment does not hold an entry for
+    /// the established timeout.
+    pub const TCP_PICKED_UP: u32 = 4;
+}
+
+/// How a flow was opened ([`FlowValue::opened`]).
+pub mod flow_opened {
+    /// Not recorded: the flow was kept from a filter whose flows did not record it.
+    pub const UNRECORDED: u32 = 0;
+    /// TCP, by a SYN without ACK going out.
+    pub const SYN: u32 = 1;
+    /// TCP, picked up from an outbound packet without SYN (mid-stream).
+    pub const MID_STREAM: u32 = 2;
+    /// UDP, by its first outbound datagram.
+    pub const FIRST_PACKET: u32 = 3;
 }
 
 /// TCP flag bits (byte 13 of the header).
@@ -498,20 +515,26 @@ pub const fn flow_new(
     now: u64,
     len: u64,
 ) -> FlowValue {
-    let state = if proto != ipproto::TCP {
-        flow_state::UDP
+    let syn = flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0;
+    let (state, opened) = if proto != ipproto::TCP {
+        (flow_state::UDP, flow_opened::FIRST_PACKET)
     } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-        flow_state::TCP_CLOSING
-    } else if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 {
-        flow_state::TCP_SYN_SENT
+        let opened = if syn {
+            flow_opened::SYN
+        } else {
+            flow_opened::MID_STREAM
+        };
+        (flow_state::TCP_CLOSING, opened)
+    } else if syn {
+        (flow_state::TCP_SYN_SENT, flow_opened::SYN)
     } else {
-        flow_state::TCP_ESTABLISHED
+        (flow_state::TCP_PICKED_UP, flow_opened::MID_STREAM)
     };
     FlowValue {
         rule,
         state,
         generation,
-        _pad: 0,
+        opened,
         created_ns: now,
         last_seen_ns: now,
         packets: [0, 1],
@@ -588,12 +611,21 @@ pub fn flow_touch(value: &mut FlowValue, direction: Direction, flags: u8, now: u
         {
             // The SYN-ACK came in, or the handshake's last ACK went out.
             flow_state::TCP_ESTABLISHED
+        } else if value.state == flow_state::TCP_PICKED_UP
+            && direction as u32 == Direction::Ingress as u32
+        {
+            // The far end answered a flow picked up mid-stream. Any inbound packet counts (not
+            // only one with ACK): the flow cache is filled only after the table has seen an
+            // inbound packet of the flow, and must then find a state no later inbound packet
+            // without SYN/FIN/RST changes.
+            flow_state::TCP_ESTABLISHED
         } else if value.state == flow_state::TCP_CLOSING
             && direction as u32 == Direction::Egress as u32
             && flags & tcp_flags::SYN != 0
             && flags & tcp_flags::ACK == 0
         {
             // The same tuple reused for a new connection.
+            value.opened = flow_opened::SYN;
             flow_state::TCP_SYN_SENT
         } else {
             value.state
@@ -618,6 +650,70 @@ pub const META_CHUNK: usize = 16 * 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pickup_config() -> Config {
+        Config {
+            udp_timeout: 120,
+            tcp_established_timeout: 7200,
+            tcp_transitory_timeout: 30,
+            ..Config::default()
+        }
+    }
+
+    /// How each first outbound packet opens a flow, and the states a picked-up flow goes
+    /// through: only an inbound packet makes it established; outbound segments keep it picked up
+    /// on the transitory timeout; FIN or RST closes it either way.
+    #[test]
+    fn a_mid_stream_pickup_waits_for_an_answer() {
+        use tcp_flags::{ACK, FIN, RST, SYN};
+        let second = 1_000_000_000;
+        let opened = |proto, flags| {
+            let v = flow_new(1, 0, proto, flags, second, 60);
+            (v.state, v.opened)
+        };
+        assert_eq!(
+            opened(ipproto::UDP, 0),
+            (flow_state::UDP, flow_opened::FIRST_PACKET)
+        );
+        assert_eq!(
+            opened(ipproto::TCP, SYN),
+            (flow_state::TCP_SYN_SENT, flow_opened::SYN)
+        );
+        for flags in [ACK, ACK | 0x08, SYN | ACK] {
+            assert_eq!(
+                opened(ipproto::TCP, flags),
+                (flow_state::TCP_PICKED_UP, flow_opened::MID_STREAM),
+                "flags {flags:#x}"
+            );
+        }
+        for flags in [FIN | ACK, RST, RST | ACK] {
+            assert_eq!(
+                opened(ipproto::TCP, flags),
+                (flow_state::TCP_CLOSING, flow_opened::MID_STREAM),
+                "flags {flags:#x}"
+            );
+        }
+
+        let cfg = pickup_config();
+        let mut v = flow_new(1, 0, ipproto::TCP, ACK, second, 60);
+        flow_touch(&mut v, Direction::Egress, ACK, 2 * second, 60);
+        assert_eq!(v.state, flow_state::TCP_PICKED_UP, "an outbound segment");
+        assert!(flow_alive(&cfg, &v, 32 * second));
+        assert!(!flow_alive(&cfg, &v, 33 * second), "transitory timeout");
+        flow_touch(&mut v, Direction::Ingress, ACK, 3 * second, 60);
+        assert_eq!(v.state, flow_state::TCP_ESTABLISHED, "answered");
+        assert_eq!(v.opened, flow_opened::MID_STREAM, "the origin stays");
+        assert!(flow_alive(&cfg, &v, 3_000 * second));
+        let mut closed = flow_new(1, 0, ipproto::TCP, ACK, second, 60);
+        flow_touch(&mut closed, Direction::Ingress, RST | ACK, 2 * second, 60);
+        assert_eq!(closed.state, flow_state::TCP_CLOSING);
+        // A closed tuple reused by a new connection is SYN-opened from then on.
+        flow_touch(&mut closed, Direction::Egress, SYN, 3 * second, 60);
+        assert_eq!(
+            (closed.state, closed.opened),
+            (flow_state::TCP_SYN_SENT, flow_opened::SYN)
+        );
+    }
 
     #[test]
     fn log_tokens_follow_the_rate() {

@@ -154,10 +154,10 @@ pub enum Command {
         after_help = "EXAMPLES:\n  gotofw completions bash > /etc/bash_completion.d/gotofw\n  gotofw completions zsh > \"${fpath[1]}/_gotofw\"\n  gotofw completions fish > ~/.config/fish/completions/gotofw.fish"
     )]
     Completions(CompletionsArgs),
-    /// Write the man pages (gotofw.1 and one per command) into DIR; `cargo xtask man` runs it.
+    /// Write the man pages (gotofw.8 and one per command) into DIR; `cargo xtask man` runs it.
     #[command(
         hide = true,
-        after_help = "EXAMPLES:\n  gotofw man --out target/man\n  man -l target/man/gotofw-pac.1"
+        after_help = "EXAMPLES:\n  gotofw man --out target/man\n  man -l target/man/gotofw-pac.8"
     )]
     Man(ManArgs),
 }

@@ -243,8 +243,8 @@ fn man_pages_for_gotofw_and_every_subcommand() {
     );
     let mut expected: Vec<PathBuf> = visible_subcommands()
         .iter()
-        .map(|s| out_dir.join(format!("gotofw-{s}.1")))
-        .chain([out_dir.join("gotofw.1")])
+        .map(|s| out_dir.join(format!("gotofw-{s}.8")))
+        .chain([out_dir.join("gotofw.8")])
         .collect();
     expected.sort();
     let mut written: Vec<PathBuf> = fs::read_dir(&out_dir)
@@ -264,7 +264,7 @@ fn man_pages_for_gotofw_and_every_subcommand() {
         let stem = page.file_stem().unwrap().to_str().unwrap();
         assert!(
             roff.lines()
-                .any(|l| l.starts_with(&format!(".TH {stem} 1 "))),
+                .any(|l| l.starts_with(&format!(".TH {stem} 8 "))),
             "{stem}: no .TH header"
         );
         assert!(
@@ -278,7 +278,7 @@ fn man_pages_for_gotofw_and_every_subcommand() {
         eprintln!("man not installed: checked the roff headers only");
         return;
     };
-    let text = render(&man, &out_dir.join("gotofw-pac.1"));
+    let text = render(&man, &out_dir.join("gotofw-pac.8"));
     for needle in [
         "NAME",
         "gotofw-pac",
@@ -289,6 +289,6 @@ fn man_pages_for_gotofw_and_every_subcommand() {
     ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
-    let text = render(&man, &out_dir.join("gotofw.1"));
-    assert!(text.contains("gotofw-domains(1)"), "{text}");
+    let text = render(&man, &out_dir.join("gotofw.8"));
+    assert!(text.contains("gotofw-domains(8)"), "{text}");
 }

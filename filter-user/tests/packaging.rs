@@ -175,7 +175,7 @@ fn the_unit_runs_the_service_with_what_it_needs_and_little_else() {
     assert_eq!(one("Type"), "notify");
     assert_eq!(
         one("ExecStart"),
-        "/usr/local/sbin/gotofw run --config /etc/gotofw/gotofw.toml"
+        "/usr/sbin/gotofw run --config /etc/gotofw/gotofw.toml"
     );
     assert_eq!(one("ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(one("RestartPreventExitStatus"), "2");

@@ -133,6 +133,38 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Sends it `signal` (e.g. `libc::SIGTERM`, for a clean shutdown) and waits up to `timeout`
+    /// for it to exit; returns its exit status, or `None` when it still runs.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: libc::c_int,
+        timeout: Duration,
+    ) -> Result<Option<ExitStatus>> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
+        // SAFETY: kill has no memory effects; the pid is our unreaped child, so it cannot have
+        // been reused by another process.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            bail!(
+                "cannot signal {} (pid {pid}): {}",
+                self.name,
+                std::io::Error::last_os_error()
+            );
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(POLL);
+        }
+    }
+
     /// The last lines of its log.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();

@@ -29,6 +29,7 @@ pub mod dlab;
 pub mod flows;
 pub mod fuzz;
 mod gotofw;
+pub mod halab;
 pub mod harness;
 mod lab3;
 mod link;

@@ -648,8 +648,9 @@ fn flows_json_after_set_scenario_names_rules_or_null() {
         .collect();
     assert_eq!(current.len(), 1, "{list:?}");
     assert_eq!(current[0]["rule"], "https", "{}", current[0]);
-    // `rule` changed type (it may be null): the format's version says so.
-    assert_eq!(json("flows")["version"], 2);
+    // `rule` changed type (it may be null; version 2), flows gained `opened` and the
+    // `picked-up` state (version 3): the format's version says so.
+    assert_eq!(json("flows")["version"], 3);
     // The text table keeps saying what the JSON's null means.
     let text = expect_success(&lab.run(&["flows", lab.wan()]), "flows");
     assert!(text.contains("(earlier rule set"), "{text}");

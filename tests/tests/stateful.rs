@@ -912,3 +912,102 @@ fn issue10_ingress_only_judges_inbound_as_stateless_and_has_no_egress_program() 
         DEFAULT,
     );
 }
+
+/// (state, opened) of the flow to `remote` in the kernel's table and in the host model's.
+fn flow_states(s: &Stateful, remote: &str) -> ((u32, u32), (u32, u32)) {
+    let remote: SocketAddr = remote.parse().unwrap();
+    let matches = |k: &filter_common::FlowKey| {
+        k.remote_port == remote.port()
+            && match remote.ip() {
+                std::net::IpAddr::V4(ip) => k.remote[..4] == ip.octets(),
+                std::net::IpAddr::V6(ip) => k.remote == ip.octets(),
+            }
+    };
+    let map: aya::maps::HashMap<_, filter_common::FlowKey, filter_common::FlowValue> =
+        aya::maps::HashMap::try_from(s.ebpf.map("FLOWS").unwrap()).unwrap();
+    let kernel = map
+        .iter()
+        .map(Result::unwrap)
+        .find(|(k, _)| matches(k))
+        .map_or_else(
+            || panic!("no kernel flow to {remote}"),
+            |(_, v)| (v.state, v.opened),
+        );
+    let host = s.host_flows.iter().find(|(k, _)| matches(k)).map_or_else(
+        || panic!("no host flow to {remote}"),
+        |(_, v)| (v.state, v.opened),
+    );
+    (kernel, host)
+}
+
+/// A TCP connection picked up mid-stream (its first packet the filter sees is an outbound
+/// segment without SYN: opened before the filter, or through the other gateway of a pair) is
+/// `picked-up` with the transitory timeout until the far end answers, then established with
+/// the long one; a SYN-opened flow says so; kernel and host agree on state and origin.
+#[test]
+fn issue15_a_flow_picked_up_mid_stream_is_established_only_once_answered() {
+    use Direction::{Egress, Ingress};
+    use filter_common::{flow_opened, flow_state};
+    if !require_root_or_skip(
+        "issue15_a_flow_picked_up_mid_stream_is_established_only_once_answered",
+    ) {
+        return;
+    }
+    let mut s = Stateful::new(Scenario::UdpTurn);
+    let (answered, stray, handshake) = ("203.0.113.30:443", "203.0.113.31:443", "203.0.113.32:443");
+    for remote in [answered, stray] {
+        s.check(
+            "mid-stream ACK out",
+            Egress,
+            &tcp_frame(CLIENT, remote, TCP_ACK),
+            (ALLOW, "https"),
+        );
+        let want = (flow_state::TCP_PICKED_UP, flow_opened::MID_STREAM);
+        assert_eq!(
+            flow_states(&s, remote),
+            (want, want),
+            "{remote} after its first ACK out"
+        );
+    }
+    s.check(
+        "SYN out",
+        Egress,
+        &tcp_frame(CLIENT, handshake, TCP_SYN),
+        (ALLOW, "https"),
+    );
+    let want = (flow_state::TCP_SYN_SENT, flow_opened::SYN);
+    assert_eq!(flow_states(&s, handshake), (want, want), "after the SYN");
+    // More outbound segments do not confirm a picked-up flow; an answer does.
+    s.check(
+        "second ACK out",
+        Egress,
+        &tcp_frame(CLIENT, answered, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "the far end answers",
+        Ingress,
+        &tcp_frame(answered, CLIENT, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    let want = (flow_state::TCP_ESTABLISHED, flow_opened::MID_STREAM);
+    assert_eq!(flow_states(&s, answered), (want, want), "after the answer");
+    let want = (flow_state::TCP_PICKED_UP, flow_opened::MID_STREAM);
+    assert_eq!(flow_states(&s, stray), (want, want), "the unanswered one");
+    // Past the transitory timeout (1 s) and within the established one (3 s).
+    let pause = Duration::from_millis(1_600);
+    thread::sleep(pause);
+    s.advance(pause);
+    s.check(
+        "reply to the answered pickup",
+        Ingress,
+        &tcp_frame(answered, CLIENT, TCP_ACK),
+        (ALLOW, "https"),
+    );
+    s.check(
+        "late reply to the stray segment",
+        Ingress,
+        &tcp_frame(stray, CLIENT, TCP_ACK),
+        DEFAULT,
+    );
+}

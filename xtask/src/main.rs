@@ -6,6 +6,7 @@
 
 mod bench;
 mod build;
+mod deb;
 mod demo;
 mod exec;
 mod fmt;
@@ -39,7 +40,8 @@ enum Command {
     /// Run `setup`, then the whole test suite in release mode. Kernel tests
     /// need root; without it they are skipped (and fail when CI=true).
     Test(test::Args),
-    /// Run `setup`, then the namespace demo lab for one scenario (needs root).
+    /// Run `setup`, then the namespace demo lab for one scenario, or with `--ha` the HA pair's
+    /// failovers (needs root).
     Demo(demo::Args),
     /// Format all crates with nightly rustfmt (rustfmt.toml uses nightly options).
     Fmt(fmt::Args),
@@ -49,12 +51,15 @@ enum Command {
     /// (kernel against host, root) with --cases N, or the cargo-fuzz target
     /// with --coverage-guided [--seconds N].
     Fuzz(fuzz::Args),
-    /// Run `setup`, build gotofw, and write its man pages (gotofw.1 and one
+    /// Run `setup`, build gotofw, and write its man pages (gotofw.8 and one
     /// per command) to target/man, or to --out DIR.
     Man(man::Args),
     /// Run `setup`, build gotofw, then the benchmarks (root): write
     /// BENCHMARKS.md and benchmarks.json to the workspace root, or to --out DIR.
     Bench(bench::Args),
+    /// Run `setup`, build gotofw, and make the Debian package
+    /// target/debian/gotofw_VERSION_ARCH.deb with cargo-deb, checked by lintian; prints its path.
+    Deb,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => fuzz::run(args),
         Command::Man(args) => man::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Deb => deb::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,7 +31,7 @@ fn default_dir(root: &Path, target_dir: Option<OsString>) -> PathBuf {
         .join("man")
 }
 
-/// Runs set-up, builds gotofw, and has it write `gotofw.1` and `gotofw-COMMAND.1` into the
+/// Runs set-up, builds gotofw, and has it write `gotofw.8` and `gotofw-COMMAND.8` into the
 /// directory.
 pub fn run(args: &Args) -> Result<()> {
     setup::run()?;
@@ -47,7 +47,7 @@ pub fn run(args: &Args) -> Result<()> {
     eprintln!(
         "man pages in {}; read one with `man -l {}`",
         out.display(),
-        out.join("gotofw.1").display()
+        out.join("gotofw.8").display()
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use filter_common::{FlowKey, flow_state, ipproto};
+use filter_common::{FlowKey, flow_opened, flow_state, ipproto};
 use serde::Serialize;
 
 use crate::{
@@ -50,8 +50,12 @@ pub struct Flow {
     /// Opened (or last judged) under an earlier rule set (`set-scenario`, `attach --replace`,
     /// `reload`): its next packet is checked against the current rules, which keep or stop it.
     pub earlier_rule_set: bool,
-    /// `udp`, `syn-sent`, `established` or `closing`.
+    /// `udp`, `syn-sent`, `established`, `picked-up` (TCP picked up mid-stream, not answered
+    /// yet) or `closing`.
     pub state: &'static str,
+    /// How the flow was opened: `syn`, `mid-stream` (TCP from an outbound packet without SYN),
+    /// `first-packet` (UDP) or `unrecorded` (kept from a filter that did not record it).
+    pub opened: &'static str,
     /// Seconds since it was opened.
     pub age: f64,
     /// Seconds since its last packet.
@@ -107,8 +111,10 @@ fn flow(e: &FlowEntry, names: &[String], now: u64) -> Flow {
             flow_state::UDP => "udp",
             flow_state::TCP_SYN_SENT => "syn-sent",
             flow_state::TCP_ESTABLISHED => "established",
+            flow_state::TCP_PICKED_UP => "picked-up",
             _ => "closing",
         },
+        opened: opened_name(v.opened),
         age: secs(v.created_ns),
         idle: secs(v.last_seen_ns),
         alive: e.alive,
@@ -116,6 +122,16 @@ fn flow(e: &FlowEntry, names: &[String], now: u64) -> Flow {
         packets_out: v.packets[1],
         bytes_in: v.bytes[0],
         bytes_out: v.bytes[1],
+    }
+}
+
+/// The `opened` word of a [`flow_opened`] value.
+const fn opened_name(opened: u32) -> &'static str {
+    match opened {
+        flow_opened::SYN => "syn",
+        flow_opened::MID_STREAM => "mid-stream",
+        flow_opened::FIRST_PACKET => "first-packet",
+        _ => "unrecorded",
     }
 }
 
@@ -155,7 +171,7 @@ pub fn collect(iface: Option<&str>, all: bool) -> anyhow::Result<Flows> {
         });
     }
     Ok(Flows {
-        version: 2,
+        version: 3,
         interfaces,
     })
 }
@@ -175,7 +191,8 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
         let _ = writeln!(out, "{}: {} flows", i.interface, i.flows.len());
         let mut rows = vec![
             [
-                "PROTO", "LOCAL", "REMOTE", "RULE", "STATE", "AGE", "IDLE", "PKTS IN", "PKTS OUT",
+                "PROTO", "LOCAL", "REMOTE", "RULE", "STATE", "OPENED", "AGE", "IDLE", "PKTS IN",
+                "PKTS OUT",
             ]
             .map(String::from)
             .to_vec(),
@@ -193,6 +210,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{} (expired)", f.state)
                 },
+                f.opened.to_owned(),
                 format!("{:.0}s", f.age),
                 format!("{:.0}s", f.idle),
                 f.packets_in.to_string(),

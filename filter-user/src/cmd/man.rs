@@ -1,5 +1,7 @@
 //! `gotofw man` (hidden): writes the man pages, generated from the clap definitions, for
-//! `cargo xtask man`. The pages are `gotofw.1` and `gotofw-COMMAND.1` for every visible command.
+//! `cargo xtask man`. The pages are `gotofw.8` and `gotofw-COMMAND.8` for every visible command:
+//! section 8, system administration, as for nft(8) and ip(8), since gotofw is a root tool (the
+//! Debian package installs it as /usr/sbin/gotofw).
 
 use std::{
     fmt::Write as _,
@@ -14,12 +16,16 @@ use crate::{
     output::print,
 };
 
+/// The manual section of every page (and the file names' extension).
+pub const SECTION: &str = "8";
+
 /// Renders `cmd` and its visible subcommands, depth first, into `dir`; collects the paths.
 fn render(cmd: clap::Command, dir: &Path, pages: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for sub in cmd.get_subcommands().filter(|sub| !sub.is_hide_set()) {
         render(sub.clone(), dir, pages)?;
     }
     let page = clap_mangen::Man::new(cmd)
+        .section(SECTION)
         .source(format!("gotofw {}", env!("CARGO_PKG_VERSION")))
         .manual("gotofw manual");
     let path = page

@@ -1,13 +1,14 @@
 //! [`Attached`]: the guard that detaches what a test attached.
 
 use std::{
-    path::PathBuf,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
     process::{Command, Output},
 };
 
 use serde_json::Value;
 
-use super::{Gotofw, pin_dir};
+use super::{Gotofw, PIN_ROOT, pin_dir};
 use crate::Netns;
 
 /// A gotofw filter on an interface of a namespace; `Drop` runs `gotofw
@@ -46,9 +47,13 @@ impl<'ns> Attached<'ns> {
         self.ns
     }
 
-    /// Its pin directory.
+    /// Its pin directory: `IFACE:NETNS` (the namespace's nsfs inode), so that two namespaces
+    /// with an interface of the same name each find their own.
     pub fn pin_dir(&self) -> PathBuf {
-        pin_dir(&self.iface)
+        match std::fs::metadata(self.ns.path()) {
+            Ok(meta) => Path::new(PIN_ROOT).join(format!("{}:{}", self.iface, meta.ino())),
+            Err(_) => pin_dir(&self.iface),
+        }
     }
 
     /// Whether a gotofw filter is pinned for the interface.

@@ -50,6 +50,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
+pub(crate) use self::servers::{ServerPrograms, make_certificate, start_servers};
 pub use self::{
     counts::EndpointCounts,
     gotofw::{Explained, Mode, counter_packets, explain, stateful_support},
@@ -225,10 +226,6 @@ impl Lab3 {
 
     fn path(&self, file: &str) -> PathBuf {
         self.dir.0.join(file)
-    }
-
-    fn path_str(&self, file: &str) -> String {
-        self.path(file).display().to_string()
     }
 
     /// Logs of the lab's servers, for a failing test's message.

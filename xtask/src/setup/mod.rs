@@ -9,6 +9,8 @@
 mod bench;
 mod bpf_linker;
 mod bpffs;
+pub mod deb;
+mod ha;
 mod ops;
 mod pac;
 mod packages;
@@ -63,6 +65,12 @@ pub fn run() -> Result<()> {
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
     report("curl", ops::ensure(root)?);
+    deb::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
+    ha::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
     prometheus::ensure(root)?
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
