@@ -289,8 +289,12 @@ pub struct LogBucket {
     pub slot: u32,
     /// Its direction, as a [`Direction`] value.
     pub direction: u32,
+    /// Samples this CPU could not write into the ring buffer (it was full: its reader does not
+    /// keep up, or none reads it); the verdicts are not affected. Read back summed over CPUs
+    /// (`gotofw_log_samples_lost_total`).
+    pub lost: u64,
 }
-const _: () = assert!(size_of::<LogBucket>() == 24);
+const _: () = assert!(size_of::<LogBucket>() == 32);
 
 /// Takes a sample's worth of credit from `bucket` for a drop at `now`, after crediting the time
 /// since the last drop at `rate` per second (holding at most one second's worth, `rate`

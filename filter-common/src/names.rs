@@ -154,12 +154,14 @@ pub mod pin {
     pub const FLOW_CACHE: &str = "flow_cache";
     /// The pin of map `REMOTES`.
     pub const REMOTES: &str = "remotes";
+    /// The pin of map `LOG_BUCKET` (its `lost` counts the drop-log samples lost).
+    pub const LOG_BUCKET: &str = "log_bucket";
 
     /// The pinned maps, each with its file name (the map's name in lower case). Program arrays
     /// lose their entries when no user-space reference is left: pinned, they keep the drop-log
     /// programs for as long as the filter is attached (and the programs a killed `--replace` took
     /// the place of, for the next command to put back).
-    pub const MAPS: [(&str, &str); 15] = [
+    pub const MAPS: [(&str, &str); 16] = [
         (map::PORTS, PORTS),
         (map::CONFIG, CONFIG),
         (map::NETS_V4, NETS_V4),
@@ -175,5 +177,6 @@ pub mod pin {
         (map::DNS_STATS, DNS_STATS),
         (map::FLOW_CACHE, FLOW_CACHE),
         (map::REMOTES, REMOTES),
+        (map::LOG_BUCKET, LOG_BUCKET),
     ];
 }

@@ -597,8 +597,13 @@ fn log_drop(frame: &Frame) {
         event.sport = ports.be16(0);
         event.dport = ports.be16(2);
     }
-    // A full ring drops the sample, never the verdict.
-    let _ = LOG.output::<DropEvent>(&event, 0);
+    // A full ring drops the sample, never the verdict; the sample is counted as lost.
+    if LOG.output::<DropEvent>(&event, 0).is_err()
+        && let Some(bucket) = LOG_BUCKET.get_ptr_mut(0)
+    {
+        // SAFETY: this CPU's entry; programs do not nest on one CPU.
+        unsafe { (*bucket).lost += 1 };
+    }
 }
 
 /// Drop log, XDP side (tail-called from `gotofw_ingress`): logs, then drops.

@@ -58,14 +58,40 @@ pub struct Snapshot {
     pub interfaces: Vec<InterfaceStatus>,
     /// Interfaces in scope that have no filter.
     pub missing: Vec<String>,
+    /// The service's configuration file (`gotofw run` only).
+    pub reload: Option<ReloadState>,
 }
+
+/// Whether `gotofw run`'s last load of its configuration file (at start or on SIGHUP) took
+/// effect, as Prometheus's own `prometheus_config_last_reload_*` series say of its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReloadState {
+    /// The last load was applied whole: the file read and checked, every interface given its
+    /// rule set.
+    pub successful: bool,
+    /// Unix time of the last load that was.
+    pub success_at: u64,
+}
+
+impl ReloadState {
+    /// A load that succeeded now.
+    pub fn succeeded() -> Self {
+        Self {
+            successful: true,
+            success_at: system::unix_now(),
+        }
+    }
+}
+
+/// The reload state the service shares with its endpoint.
+pub type SharedReload = Arc<RwLock<Option<ReloadState>>>;
 
 /// Reads the filters in `scope` from their pins.
 pub fn gather(scope: &Scope) -> anyhow::Result<Snapshot> {
     match scope {
         Scope::All => Ok(Snapshot {
             interfaces: status_model::collect(None)?.interfaces,
-            missing: Vec::new(),
+            ..Snapshot::default()
         }),
         Scope::Only(names) => {
             let mut snapshot = Snapshot::default();
@@ -199,6 +225,20 @@ impl Collector for Snapshot {
             "Whether the filtered interface still exists (0: it has gone; run `gotofw detach`).",
             &each(&|s| u64::from(s.present)),
         )?;
+        let lost: Vec<(Labels<'_>, u64)> = self
+            .interfaces
+            .iter()
+            .filter_map(|s| {
+                s.log_samples_lost
+                    .map(|n| (vec![("interface", s.interface.as_str())], n))
+            })
+            .collect();
+        counters(
+            &mut encoder,
+            "gotofw_log_samples_lost",
+            "Drop-log samples the kernel could not write into the ring buffer (it was full: its gotofw log reader does not keep up, or none reads it); the verdicts are not affected.",
+            &lost,
+        )?;
         let rules: Vec<_> = self.interfaces.iter().flat_map(rule_labels).collect();
         let packets: Vec<(Labels<'_>, u64)> =
             rules.iter().map(|(l, c)| (l.clone(), c.packets)).collect();
@@ -244,7 +284,26 @@ impl Collector for Snapshot {
             "Most flows the table holds; when full, the least recently used go (stateful mode).",
             &flows(&|f| u64::from(f.table_size)),
         )?;
-        self.encode_dns(&mut encoder)
+        self.encode_dns(&mut encoder)?;
+        if let Some(reload) = self.reload {
+            for (name, help, value) in [
+                (
+                    "gotofw_config_last_reload_successful",
+                    "Whether gotofw run's last load of its configuration file (start or SIGHUP) took effect (1) or was refused or failed for an interface (0: the filters enforce the file as it was before).",
+                    u64::from(reload.successful),
+                ),
+                (
+                    "gotofw_config_last_reload_success_timestamp_seconds",
+                    "Unix time of gotofw run's last successful load of its configuration file.",
+                    reload.success_at,
+                ),
+            ] {
+                // One series without labels, as Prometheus's own prometheus_config_* are.
+                let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                ConstGauge::new(value).encode(family)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -382,6 +441,11 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 /// Serves `GET /metrics` (and a pointer to it at `/`) on `listener` until the task is dropped;
 /// each scrape reads the filters `scope` names at that moment.
 pub async fn serve(listener: TcpListener, scope: Arc<RwLock<Scope>>) {
+    serve_with(listener, scope, Arc::new(RwLock::new(None))).await;
+}
+
+/// [`serve`], with the service's reload state in each scrape.
+pub async fn serve_with(listener: TcpListener, scope: Arc<RwLock<Scope>>, reload: SharedReload) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -393,8 +457,11 @@ pub async fn serve(listener: TcpListener, scope: Arc<RwLock<Scope>>) {
             }
         };
         let scope = Arc::clone(&scope);
+        let reload = Arc::clone(&reload);
         tokio::spawn(async move {
-            let service = service_fn(move |request| respond(request, Arc::clone(&scope)));
+            let service = service_fn(move |request| {
+                respond(request, Arc::clone(&scope), Arc::clone(&reload))
+            });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -407,6 +474,7 @@ pub async fn serve(listener: TcpListener, scope: Arc<RwLock<Scope>>) {
 async fn respond(
     request: Request<Incoming>,
     scope: Arc<RwLock<Scope>>,
+    reload: SharedReload,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let readable = matches!(*request.method(), Method::GET | Method::HEAD);
     let reply = |code, kind, body: String| {
@@ -421,9 +489,22 @@ async fn respond(
     Ok(match request.uri().path() {
         "/metrics" if readable => {
             let scope = scope.read().map_or(Scope::All, |s| s.clone());
-            let scraped = tokio::task::spawn_blocking(move || gather(&scope).and_then(render))
-                .await
-                .unwrap_or_else(|e| Err(anyhow::anyhow!("the scrape task failed: {e}")));
+            // A poisoned lock (a panic while it was written) cannot say: report a failure.
+            let reload = reload.read().map_or(
+                Some(ReloadState {
+                    successful: false,
+                    success_at: 0,
+                }),
+                |r| *r,
+            );
+            let scraped = tokio::task::spawn_blocking(move || {
+                gather(&scope).and_then(|mut snapshot| {
+                    snapshot.reload = reload;
+                    render(snapshot)
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the scrape task failed: {e}")));
             match scraped {
                 Ok(body) => reply(StatusCode::OK, CONTENT_TYPE, body),
                 Err(e) => reply(
@@ -540,6 +621,7 @@ mod tests {
                 link: "ethernet",
                 egress_hook: Some(crate::loader::EgressHook::Tcx),
                 log_rate: 10,
+                log_samples_lost: Some(9),
                 attached_at: 1_795_000_000,
                 pin_dir: "/sys/fs/bpf/gotofw/wan0".into(),
                 flows: Some(FlowSummary {
@@ -556,6 +638,10 @@ mod tests {
                 dns: dns(),
             }],
             missing: vec!["eth9".into()],
+            reload: Some(ReloadState {
+                successful: false,
+                success_at: 1_795_000_100,
+            }),
         };
         let text = render(snapshot).unwrap();
         for line in [
@@ -563,6 +649,8 @@ mod tests {
             r#"gotofw_rule_packets_total{interface="wan\"0",rule="turn-udp",kind="scenario",action="allow",direction="ingress"} 7"#,
             r#"gotofw_rule_bytes_total{interface="wan\"0",rule="turn-udp",kind="scenario",action="allow",direction="egress"} 500"#,
             r#"gotofw_flow_table_live{interface="wan\"0"} 2"#,
+            "# TYPE gotofw_log_samples_lost counter",
+            r#"gotofw_log_samples_lost_total{interface="wan\"0"} 9"#,
             r#"gotofw_flow_table_size{interface="wan\"0"} 1024"#,
             r#"gotofw_filter_attached{interface="eth9"} 0"#,
             r#"gotofw_filtering{interface="wan\"0"} 1"#,
@@ -580,6 +668,8 @@ mod tests {
             r#"gotofw_dns_answers_refused_total{interface="wan\"0",reason="no-set"} 0"#,
             r#"gotofw_dns_learned_addresses{interface="wan\"0"} 1"#,
             r#"gotofw_dns_learned_table_size{interface="wan\"0"} 4096"#,
+            "gotofw_config_last_reload_successful 0",
+            "gotofw_config_last_reload_success_timestamp_seconds 1795000100",
             "# EOF",
         ] {
             assert!(

@@ -71,6 +71,11 @@ pub struct InterfaceStatus {
     pub egress_hook: Option<loader::EgressHook>,
     /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
     pub log_rate: u32,
+    /// Drop-log samples lost since the rule set was loaded: the ring buffer was full (its
+    /// reader does not keep up, or none reads it). Absent for a filter attached by a gotofw
+    /// from before the count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_samples_lost: Option<u64>,
     /// Unix time of the attach.
     pub attached_at: u64,
     /// Where the pins are.
@@ -321,6 +326,7 @@ fn interface_status(a: &Attached) -> anyhow::Result<InterfaceStatus> {
         link: crate::link_type::link_name(config.link),
         egress_hook: a.meta.egress_hook,
         log_rate: config.log_rate,
+        log_samples_lost: a.log_samples_lost()?,
         attached_at: a.meta.attached_at,
         pin_dir: a.dir.display().to_string(),
         flows,

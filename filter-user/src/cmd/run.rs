@@ -25,7 +25,7 @@ use crate::{
     config::{self, Config, OnStop, Overrides, Resolved},
     error::UsageError,
     liveness, loader,
-    metrics::{self, Scope},
+    metrics::{self, ReloadState, Scope, SharedReload},
     netlink::{LinkEvent, LinkMonitor},
     reconcile, system,
 };
@@ -81,7 +81,7 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
         .context("watching link events")?;
     let mut current = resolved.clone();
     let first = resolved.clone();
-    let mut managed = tokio::task::spawn_blocking(move || apply(&first, &[], true))
+    let (mut managed, _) = tokio::task::spawn_blocking(move || apply(&first, &[], true))
         .await
         .context("the attach task failed")?
         .map_err(|e| {
@@ -94,11 +94,17 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
             }
         })?;
     let scope = Arc::new(RwLock::new(Scope::Only(managed.clone())));
+    // The file was loaded whole (a failure at start stops the service).
+    let reload: SharedReload = Arc::new(RwLock::new(Some(ReloadState::succeeded())));
     let mut endpoint = listener.map(|(addr, listener)| {
         log(&format!("metrics: serving on http://{addr}/metrics"));
         Endpoint {
             addr,
-            task: tokio::spawn(metrics::serve(listener, Arc::clone(&scope))),
+            task: tokio::spawn(metrics::serve_with(
+                listener,
+                Arc::clone(&scope),
+                Arc::clone(&reload),
+            )),
         }
     });
     notify(&format!("READY=1\nSTATUS={}", summary(&resolved)));
@@ -124,20 +130,26 @@ async fn serve(path: PathBuf, mut config: Config, resolved: Resolved) -> anyhow:
                 notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
                 log(&format!("SIGHUP: re-reading {}", path.display()));
                 match read(&path) {
-                    Err(e) => log(&format!("reload refused, the filters stay as they are: {e:#}")),
+                    Err(e) => {
+                        log(&format!("reload refused, the filters stay as they are: {e:#}"));
+                        set_reload(&reload, false);
+                    }
                     Ok((new_config, new_resolved)) => {
                         for note in &new_resolved.notes {
                             log(&format!("note: {note}"));
                         }
                         let previous = managed.clone();
                         let next = new_resolved.clone();
-                        managed = tokio::task::spawn_blocking(move || apply(&next, &previous, false))
-                            .await
-                            .context("the reload task failed")??;
+                        let (now_managed, whole) =
+                            tokio::task::spawn_blocking(move || apply(&next, &previous, false))
+                                .await
+                                .context("the reload task failed")??;
+                        managed = now_managed;
+                        set_reload(&reload, whole);
                         if let Ok(mut s) = scope.write() {
                             *s = Scope::Only(managed.clone());
                         }
-                        if let Err(e) = update_endpoint(&mut endpoint, new_config.metrics_listen, &scope).await {
+                        if let Err(e) = update_endpoint(&mut endpoint, new_config.metrics_listen, &scope, &reload).await {
                             log(&format!("metrics: {e:#}"));
                         }
                         config = new_config;
@@ -282,11 +294,27 @@ fn repair(resolved: &Resolved, iface: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Records the outcome of a reload for the metrics (`gotofw_config_last_reload_*`).
+fn set_reload(reload: &SharedReload, successful: bool) {
+    if let Ok(mut state) = reload.write() {
+        let success_at = state.map_or(0, |s| s.success_at);
+        *state = Some(if successful {
+            ReloadState::succeeded()
+        } else {
+            ReloadState {
+                successful,
+                success_at,
+            }
+        });
+    }
+}
+
 /// Starts, moves or stops the metrics endpoint to match `listen`.
 async fn update_endpoint(
     endpoint: &mut Option<Endpoint>,
     listen: Option<SocketAddr>,
     scope: &Arc<RwLock<Scope>>,
+    reload: &SharedReload,
 ) -> anyhow::Result<()> {
     if endpoint.as_ref().map(|e| e.addr) == listen {
         return Ok(());
@@ -299,7 +327,11 @@ async fn update_endpoint(
     }
     if let Some(addr) = listen {
         let listener = metrics::bind(addr).await?;
-        let task = tokio::spawn(metrics::serve(listener, Arc::clone(scope)));
+        let task = tokio::spawn(metrics::serve_with(
+            listener,
+            Arc::clone(scope),
+            Arc::clone(reload),
+        ));
         log(&format!("metrics: serving on http://{addr}/metrics"));
         *endpoint = Some(Endpoint { addr, task });
     }
@@ -310,15 +342,22 @@ async fn update_endpoint(
 /// (as `attach --replace`) where the attached one differs, leaves an equal one alone (its
 /// counters and flows go on), and detaches the interfaces of `previous` the file no longer
 /// names. At start (`first`) any failure stops the service; on a reload a failing interface is
-/// reported and keeps its filter. Returns the interfaces now managed.
-fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Result<Vec<String>> {
+/// reported and keeps its filter. Returns the interfaces now managed, and whether every one
+/// got the file's rule set and every one dropped was detached.
+fn apply(
+    resolved: &Resolved,
+    previous: &[String],
+    first: bool,
+) -> anyhow::Result<(Vec<String>, bool)> {
     let mut managed = Vec::new();
+    let mut whole = true;
     for iface in &resolved.interfaces {
         match apply_one(resolved, iface) {
             Ok(()) => managed.push(iface.clone()),
             Err(e) if first => return Err(e.context(format!("attaching to {iface}"))),
             Err(e) => {
                 log(&format!("{iface}: {e:#}"));
+                whole = false;
                 if previous.contains(iface) {
                     managed.push(iface.clone());
                 }
@@ -328,10 +367,13 @@ fn apply(resolved: &Resolved, previous: &[String], first: bool) -> anyhow::Resul
     for iface in previous.iter().filter(|i| !resolved.interfaces.contains(i)) {
         match loader::detach(iface) {
             Ok(()) => log(&format!("{iface}: detached (the file no longer names it)")),
-            Err(e) => log(&format!("{iface}: detaching failed: {e:#}")),
+            Err(e) => {
+                log(&format!("{iface}: detaching failed: {e:#}"));
+                whole = false;
+            }
         }
     }
-    Ok(managed)
+    Ok((managed, whole))
 }
 
 /// [`reconcile::interface`], its lines logged.

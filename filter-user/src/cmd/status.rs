@@ -45,9 +45,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             ),
             s.xdp_mode.name(),
             s.link,
-            match s.log_rate {
-                0 => "drop log off".to_owned(),
-                rate => format!("drop log {rate}/s per CPU"),
+            match (s.log_rate, s.log_samples_lost) {
+                (0, _) => "drop log off".to_owned(),
+                (rate, Some(lost)) if lost > 0 =>
+                    format!("drop log {rate}/s per CPU ({lost} samples lost: ring full)"),
+                (rate, _) => format!("drop log {rate}/s per CPU"),
             },
             system::format_utc(s.attached_at),
         );

@@ -119,6 +119,27 @@ pub fn monotonic_coarse_ns() -> u64 {
 }
 
 impl Attached {
+    /// Drop-log samples the kernel could not write into the ring buffer (full), summed over
+    /// CPUs since the rule set was loaded; `None` for a filter attached by a gotofw from before
+    /// the count (no `log_bucket` pin), which cannot say.
+    pub fn log_samples_lost(&self) -> anyhow::Result<Option<u64>> {
+        let path = self.dir.join(pin::LOG_BUCKET);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let data =
+            MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+        let map: PerCpuArray<_, filter_common::LogBucket> =
+            PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))
+                .with_context(|| format!("{} is not the drop log's bucket map", path.display()))?;
+        let values = map
+            .get(&0, 0)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(
+            values.iter().fold(0u64, |sum, b| sum.wrapping_add(b.lost)),
+        ))
+    }
+
     /// The rule set's configuration, read back from the config map.
     pub fn config(&self) -> anyhow::Result<filter_common::Config> {
         pinned_config(&self.dir)

@@ -14,6 +14,7 @@ mod ha;
 mod ops;
 mod pac;
 mod packages;
+mod prometheus;
 mod toolchain;
 
 use std::fmt;
@@ -68,6 +69,9 @@ pub fn run() -> Result<()> {
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
     ha::ensure(root)?
+        .into_iter()
+        .for_each(|(item, status)| report(&item, status));
+    prometheus::ensure(root)?
         .into_iter()
         .for_each(|(item, status)| report(&item, status));
     report("bpffs /sys/fs/bpf", bpffs::ensure(root)?);
