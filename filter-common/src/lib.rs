@@ -289,12 +289,39 @@ pub struct LogBucket {
     pub slot: u32,
     /// Its direction, as a [`Direction`] value.
     pub direction: u32,
-    /// Samples this CPU could not write into the ring buffer (it was full: its reader does not
-    /// keep up, or none reads it); the verdicts are not affected. Read back summed over CPUs
-    /// (`gotofw_log_samples_lost_total`).
+    /// Samples this CPU could not write into the ring buffer while a reader was following the
+    /// log (the ring full although read within [`LOG_READER_WINDOW_NS`]: the reader does not
+    /// keep up); the verdicts are not affected. A ring nobody reads fills too, and what it
+    /// cannot take then is not counted: no one expected those samples. Read back summed over
+    /// CPUs (`gotofw_log_samples_lost_total`). See [`log_loss`].
     pub lost: u64,
+    /// The ring's consumer position this CPU saw at its last failed write.
+    pub consumer: u64,
+    /// When this CPU last saw the consumer position move (CLOCK_MONOTONIC_COARSE, ns; 0: never).
+    pub read_ns: u64,
 }
-const _: () = assert!(size_of::<LogBucket>() == 32);
+const _: () = assert!(size_of::<LogBucket>() == 48);
+
+/// How recently the drop log's ring must have been read for a sample it cannot take to count as
+/// lost: 10 s.
+pub const LOG_READER_WINDOW_NS: u64 = 10_000_000_000;
+
+/// A sample could not be written into the full ring at `now`, whose consumer position is
+/// `consumer`: notes whether the consumer moved since this CPU's last failed write, and counts
+/// the sample in [`LogBucket::lost`] when the ring was read within [`LOG_READER_WINDOW_NS`]
+/// (a reader follows the log but does not keep up). Returns whether it counted.
+#[inline(always)]
+pub fn log_loss(bucket: &mut LogBucket, consumer: u64, now: u64) -> bool {
+    if consumer != bucket.consumer {
+        bucket.consumer = consumer;
+        bucket.read_ns = now;
+    }
+    let read = bucket.read_ns != 0 && now.saturating_sub(bucket.read_ns) <= LOG_READER_WINDOW_NS;
+    if read {
+        bucket.lost += 1;
+    }
+    read
+}
 
 /// Takes a sample's worth of credit from `bucket` for a drop at `now`, after crediting the time
 /// since the last drop at `rate` per second (holding at most one second's worth, `rate`
@@ -713,6 +740,28 @@ mod tests {
             (closed.state, closed.opened),
             (flow_state::TCP_SYN_SENT, flow_opened::SYN)
         );
+    }
+
+    /// A full ring nobody reads loses nothing that counts; one whose consumer moved within the
+    /// window does, until the window passes without the consumer moving again.
+    #[test]
+    fn only_a_ring_someone_reads_loses_samples() {
+        let second = 1_000_000_000;
+        let mut b = LogBucket::default();
+        // Never read: the consumer stays at 0.
+        for t in 1..=30 {
+            assert!(!log_loss(&mut b, 0, t * second), "{t} s, never read");
+        }
+        assert_eq!(b.lost, 0);
+        // A reader took some samples and stopped: counted for the window after the move seen.
+        assert!(log_loss(&mut b, 4096, 40 * second));
+        assert!(log_loss(&mut b, 4096, 45 * second));
+        assert!(log_loss(&mut b, 4096, 50 * second));
+        assert!(!log_loss(&mut b, 4096, 50 * second + 1));
+        assert_eq!(b.lost, 3);
+        // It reads again (too slowly): counted again.
+        assert!(log_loss(&mut b, 8192, 70 * second));
+        assert_eq!(b.lost, 4);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use filter_common::{
         self, AddrKey, Datagram, DnsTables, DomainEntry, DomainKey, LearnedValue, QueryKey,
         QueryValue, Scratch, TrieKey, learned_merge, learned_sets, stat, udp_datagram,
     },
-    link_payload, log_token, nets,
+    link_payload, log_loss, log_token, nets,
     packet::Header,
     tail,
 };
@@ -597,12 +597,14 @@ fn log_drop(frame: &Frame) {
         event.sport = ports.be16(0);
         event.dport = ports.be16(2);
     }
-    // A full ring drops the sample, never the verdict; the sample is counted as lost.
+    // A full ring drops the sample, never the verdict; the sample counts as lost when a reader
+    // follows the ring (its consumer position moved lately), see `log_loss`.
     if LOG.output::<DropEvent>(&event, 0).is_err()
         && let Some(bucket) = LOG_BUCKET.get_ptr_mut(0)
     {
+        let consumer = LOG.query(u64::from(aya_ebpf::bindings::BPF_RB_CONS_POS));
         // SAFETY: this CPU's entry; programs do not nest on one CPU.
-        unsafe { (*bucket).lost += 1 };
+        let _ = log_loss(unsafe { &mut *bucket }, consumer, event.time_ns);
     }
 }
 

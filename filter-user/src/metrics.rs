@@ -236,7 +236,7 @@ impl Collector for Snapshot {
         counters(
             &mut encoder,
             "gotofw_log_samples_lost",
-            "Drop-log samples the kernel could not write into the ring buffer (it was full: its gotofw log reader does not keep up, or none reads it); the verdicts are not affected.",
+            "Drop-log samples the kernel could not write into the ring buffer while a reader followed the log (full although read within the last 10 s: the reader does not keep up); a ring nobody reads loses nothing that counts; the verdicts are not affected.",
             &lost,
         )?;
         let rules: Vec<_> = self.interfaces.iter().flat_map(rule_labels).collect();

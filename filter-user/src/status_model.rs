@@ -71,8 +71,9 @@ pub struct InterfaceStatus {
     pub egress_hook: Option<loader::EgressHook>,
     /// Drop-log samples per second and CPU (`gotofw log`); 0 when the log is off.
     pub log_rate: u32,
-    /// Drop-log samples lost since the rule set was loaded: the ring buffer was full (its
-    /// reader does not keep up, or none reads it). Absent for a filter attached by a gotofw
+    /// Drop-log samples lost since the rule set was loaded: the ring buffer was full while a
+    /// reader followed the log (read within the last 10 s, but not fast enough); what a ring
+    /// nobody reads cannot take is not counted. Absent for a filter attached by a gotofw
     /// from before the count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_samples_lost: Option<u64>,

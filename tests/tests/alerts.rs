@@ -8,8 +8,8 @@
 //!   evaluation interval, listens inside the test's gateway namespace and scrapes `gotofw
 //!   metrics` (a stateful filter on a veth) and `gotofw run` (a second veth), both on that
 //!   namespace's loopback, with the shipped rules loaded as they are. A flood of dropped packets
-//!   with no drop-log reader fills the ring: the kernel counts the samples lost and
-//!   GotofwDropLogSamplesLost fires. Every dashboard expression evaluates with series. Then the
+//!   with no drop-log reader fills the ring, and nothing counts as lost; with a reader that
+//!   stalls, the kernel counts the samples lost and GotofwDropLogSamplesLost fires. Every dashboard expression evaluates with series. Then the
 //!   world breaks as an operator's does: the filter's XDP link detached behind gotofw's back
 //!   (`bpftool link detach`) and a broken file reloaded into the service; GotofwNotFiltering
 //!   (after its `for:`) and GotofwReloadFailed fire, and clear once `gotofw attach` and a
@@ -442,9 +442,9 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
         .collect();
     assert_eq!(loaded.len(), alert_names().len(), "{rules}");
 
-    // Drops with nobody reading the drop log: the ring fills and the kernel counts the samples
-    // it could not write.
-    let lost = wait_for("drop-log samples lost", STARTUP, || {
+    // Drops with nobody reading the drop log: the ring fills (it holds about 4,000 samples),
+    // and what it cannot take is not counted as lost: nobody expected those samples.
+    let flood = || {
         udp_send_from(
             lab.inet(),
             SocketAddr::V4(SocketAddrV4::new(OUTSIDE, 40_000)),
@@ -452,11 +452,42 @@ fn a_real_prometheus_alerts_when_a_filter_stops_filtering_and_clears_when_repair
             5000,
         )
         .unwrap();
-        let status = gotofw.status_json(ns, &wan);
-        status["interfaces"][0]["log_samples_lost"]
+    };
+    let lost_now = || {
+        gotofw.status_json(ns, &wan)["interfaces"][0]["log_samples_lost"]
             .as_u64()
-            .filter(|&n| n > 0)
+            .expect("status --json has log_samples_lost")
+    };
+    for _ in 0..3 {
+        flood();
+    }
+    assert_eq!(
+        lost_now(),
+        0,
+        "samples of a ring nobody reads counted as lost"
+    );
+    // A reader that follows the log and then stalls (stopped): the ring it read fills again,
+    // and now the samples it cannot take are lost.
+    let reader = spawn(ns, &dir, "gotofw-log", gotofw.bin(), &["log", &wan]);
+    let reader_log = dir.path().join("gotofw-log.log");
+    wait_for("the drop-log reader to read the full ring", STARTUP, || {
+        (fs::read_to_string(&reader_log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 3000)
+            .then_some(())
     });
+    let reader_pid = libc::pid_t::try_from(reader.pid()).unwrap();
+    // SAFETY: kill(2) on our own child; no memory is involved.
+    assert_eq!(unsafe { libc::kill(reader_pid, libc::SIGSTOP) }, 0);
+    let lost = wait_for("drop-log samples lost", STARTUP, || {
+        flood();
+        Some(lost_now()).filter(|&n| n > 0)
+    });
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(reader_pid, libc::SIGCONT) }, 0);
+    drop(reader);
     println!("alerts: {lost} drop-log samples lost (status --json)");
     let samples_lost = wait_for("GotofwDropLogSamplesLost to fire", STARTUP, || {
         live.alert("GotofwDropLogSamplesLost", &[("interface", &wan)])

@@ -28,9 +28,6 @@
 mod daemons;
 mod failover;
 
-pub use self::daemons::ADVERT_INT;
-pub use self::failover::{DOWNLOAD_RATE, KEEPALIVE_SECS, MEDIA_RATE};
-
 use std::{
     fmt::Write as _,
     fs,
@@ -42,7 +39,13 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-pub use self::failover::{Download, FailoverReport, Failure, FlowSeen, Media};
+pub use self::{
+    daemons::ADVERT_INT,
+    failover::{
+        DOWNLOAD_RATE, Download, FailoverReport, Failure, FlowSeen, KEEPALIVE_SECS, MEDIA_RATE,
+        Media,
+    },
+};
 use crate::{
     Attached, Gotofw, Netns, ServerHandle, VethPair, addr_add,
     daemon::{Daemon, find_program},
