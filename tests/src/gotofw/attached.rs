@@ -48,8 +48,12 @@ impl<'ns> Attached<'ns> {
     }
 
     /// Its pin directory: `IFACE:NETNS` (the namespace's nsfs inode), so that two namespaces
-    /// with an interface of the same name each find their own.
+    /// with an interface of the same name each find their own; a guard made with such a key
+    /// (a filter named from another namespace) uses it as it is.
     pub fn pin_dir(&self) -> PathBuf {
+        if self.iface.contains(':') {
+            return Path::new(PIN_ROOT).join(&self.iface);
+        }
         match std::fs::metadata(self.ns.path()) {
             Ok(meta) => Path::new(PIN_ROOT).join(format!("{}:{}", self.iface, meta.ino())),
             Err(_) => pin_dir(&self.iface),
